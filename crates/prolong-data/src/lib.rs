@@ -1,0 +1,1 @@
+//! Corpus stages of the ProLong recipe: documents in, packed MDS out.

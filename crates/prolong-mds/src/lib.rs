@@ -1,0 +1,1 @@
+//! MDS v2 shards, byte-compatible with mosaicml-streaming.

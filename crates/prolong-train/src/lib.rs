@@ -1,0 +1,1 @@
+//! Llama continual pre-training on packed MDS shards.
