@@ -1,1 +1,33 @@
-//! MDS v2 shards, byte-compatible with mosaicml-streaming.
+//! MDS v2 shards, byte-compatible with mosaicml-streaming in both directions:
+//! [`MdsWriter`] writes what streaming's MDSWriter writes, [`MdsDataset`] reads
+//! what it reads (plain, zstd, and merged roots), [`merge_index`] joins
+//! sub-folders, [`verify`] checks every byte index.json vouches for.
+//!
+//! The format, byte by byte, is described in docs/mds-format.md.
+
+mod atomic;
+mod dtype;
+mod encoding;
+mod error;
+mod hash;
+mod index;
+mod merge;
+pub mod pyjson;
+mod reader;
+mod shard;
+mod value;
+mod verify;
+mod writer;
+
+pub use atomic::write_atomic;
+pub use dtype::Dtype;
+pub use encoding::Encoding;
+pub use error::{MdsError, Result};
+pub use hash::HashAlgo;
+pub use index::{Column, Compression, FileInfo, INDEX_FILE, Index, ShardEntry};
+pub use merge::merge_index;
+pub use reader::{MdsDataset, Sample};
+pub use shard::{ShardHeader, split_sample};
+pub use value::{Array, Scalar, Value, cast_or_copy};
+pub use verify::{VerifyReport, verify};
+pub use writer::{DEFAULT_SIZE_LIMIT, MdsWriter, WriterOptions};

@@ -1,0 +1,319 @@
+//! Random access to the samples of a dataset folder (plain or merged).
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::atomic::temp_path;
+use crate::error::{MdsError, Result};
+use crate::index::{Column, Compression, Index, ShardEntry, safe_relative};
+use crate::shard::{ShardHeader, split_sample};
+use crate::value::{Array, Value};
+
+/// An opened dataset. Shards are opened on first use: raw shards are mapped
+/// into memory, compressed ones decompressed once into a cache file beside
+/// them (or into memory when the folder is read-only).
+pub struct MdsDataset {
+    dir: PathBuf,
+    index: Index,
+    shards: Vec<ShardSlot>,
+    /// `starts[s]` = global index of shard s's first sample; one extra at the end.
+    starts: Vec<usize>,
+}
+
+struct ShardSlot {
+    columns: Vec<Column>,
+    raw_path: PathBuf,
+    zip_path: Option<PathBuf>,
+    entry: ShardEntry,
+    open: OnceLock<OpenShard>,
+}
+
+struct OpenShard {
+    data: ShardData,
+    header: ShardHeader,
+}
+
+pub(crate) enum ShardData {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for ShardData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ShardData::Mapped(m) => m,
+            ShardData::Owned(v) => v,
+        }
+    }
+}
+
+impl MdsDataset {
+    /// Opens `dir/index.json`. Shard basenames may point into sub-folders
+    /// (a merged root such as ProLong's `procNN-64/` layout).
+    pub fn open(dir: impl AsRef<Path>) -> Result<MdsDataset> {
+        let dir = dir.as_ref().to_path_buf();
+        let index = Index::load(&dir)?;
+        let mut shards = Vec::with_capacity(index.shards.len());
+        let mut starts = vec![0usize];
+        for entry in &index.shards {
+            // Paths and columns were checked when the index was parsed.
+            let rel = |b: &str| safe_relative(b).map(|p| dir.join(p)).unwrap_or_default();
+            shards.push(ShardSlot {
+                columns: entry.columns().unwrap_or_default(),
+                raw_path: rel(&entry.raw_data.basename),
+                zip_path: entry.zip_data.as_ref().map(|z| rel(&z.basename)),
+                entry: entry.clone(),
+                open: OnceLock::new(),
+            });
+            starts.push(starts.last().copied().unwrap_or(0) + entry.samples as usize);
+        }
+        Ok(MdsDataset {
+            dir,
+            index,
+            shards,
+            starts,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn num_shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The columns of the first shard (every shard of a dataset written by one
+    /// writer has the same).
+    pub fn columns(&self) -> &[Column] {
+        self.shards
+            .first()
+            .map(|s| s.columns.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Which shard holds global sample `i`, and its index within that shard.
+    pub fn locate(&self, i: usize) -> Result<(usize, usize)> {
+        if i >= self.len() {
+            return Err(MdsError::OutOfRange {
+                index: i,
+                len: self.len(),
+            });
+        }
+        let shard = self.starts.partition_point(|&s| s <= i) - 1;
+        Ok((shard, i - self.starts[shard]))
+    }
+
+    /// Sample `i`, reading only that sample's bytes.
+    pub fn get(&self, i: usize) -> Result<Sample<'_>> {
+        let (shard, local) = self.locate(i)?;
+        self.get_in_shard(shard, local)
+    }
+
+    /// Sample `local` of shard `shard`.
+    pub fn get_in_shard(&self, shard: usize, local: usize) -> Result<Sample<'_>> {
+        let slot = &self.shards[shard];
+        let open = self.open_shard(shard)?;
+        if local >= open.header.samples {
+            return Err(MdsError::OutOfRange {
+                index: local,
+                len: open.header.samples,
+            });
+        }
+        let bytes = open.header.sample(&open.data, local);
+        let fields = split_sample(&slot.columns, bytes).map_err(|reason| MdsError::BadSample {
+            path: slot.raw_path.clone(),
+            sample: local,
+            reason,
+        })?;
+        Ok(Sample {
+            columns: &slot.columns,
+            fields,
+            path: &slot.raw_path,
+            local,
+        })
+    }
+
+    /// Every sample in order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Sample<'_>>> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+
+    /// The raw (uncompressed) bytes of shard `shard`, its header checked.
+    pub fn shard_bytes(&self, shard: usize) -> Result<&[u8]> {
+        Ok(&self.open_shard(shard)?.data)
+    }
+
+    fn open_shard(&self, shard: usize) -> Result<&OpenShard> {
+        let slot = &self.shards[shard];
+        if let Some(open) = slot.open.get() {
+            return Ok(open);
+        }
+        let data = load_raw(slot)?;
+        let header = ShardHeader::parse(&data).map_err(|reason| MdsError::BadShard {
+            path: slot.raw_path.clone(),
+            reason,
+        })?;
+        if header.samples as u64 != slot.entry.samples {
+            return Err(MdsError::BadShard {
+                path: slot.raw_path.clone(),
+                reason: format!(
+                    "holds {} samples, index.json says {}",
+                    header.samples, slot.entry.samples
+                ),
+            });
+        }
+        // Another thread may have opened it meanwhile; either copy is the same.
+        let _ = slot.open.set(OpenShard { data, header });
+        Ok(slot.open.get().expect("just set"))
+    }
+}
+
+/// The raw bytes of a shard: mapped when a raw file of the right size exists,
+/// else decompressed from the zip file (and cached beside it when possible).
+fn load_raw(slot: &ShardSlot) -> Result<ShardData> {
+    let raw_bytes = slot.entry.raw_data.bytes;
+    let raw_ok = std::fs::metadata(&slot.raw_path).is_ok_and(|m| m.len() == raw_bytes);
+    let zip_path = match (&slot.zip_path, slot.entry.compression()) {
+        (Some(zip), Compression::Zstd { .. }) if !raw_ok => zip,
+        _ => return map_file(&slot.raw_path),
+    };
+    let zipped = std::fs::read(zip_path).map_err(|e| MdsError::io(zip_path, e))?;
+    let raw = decompress(&zipped, raw_bytes).map_err(|reason| MdsError::BadShard {
+        path: zip_path.clone(),
+        reason,
+    })?;
+    // Cache the raw shard for the next process; two racing processes write the
+    // same bytes to different temporary names and the last rename wins.
+    let tmp = temp_path(&slot.raw_path);
+    if std::fs::write(&tmp, &raw).is_ok() && std::fs::rename(&tmp, &slot.raw_path).is_ok() {
+        if let Ok(mapped) = map_file(&slot.raw_path) {
+            return Ok(mapped);
+        }
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Ok(ShardData::Owned(raw))
+}
+
+pub(crate) fn decompress(zipped: &[u8], raw_bytes: u64) -> Result<Vec<u8>, String> {
+    let raw =
+        zstd::bulk::decompress(zipped, raw_bytes as usize).map_err(|e| format!("zstd: {e}"))?;
+    if raw.len() as u64 != raw_bytes {
+        return Err(format!(
+            "decompresses to {} bytes, index.json says {raw_bytes}",
+            raw.len()
+        ));
+    }
+    Ok(raw)
+}
+
+fn map_file(path: &Path) -> Result<ShardData> {
+    let file = std::fs::File::open(path).map_err(|e| MdsError::io(path, e))?;
+    let len = file.metadata().map_err(|e| MdsError::io(path, e))?.len();
+    if len == 0 {
+        // mmap of an empty file fails on some systems; the header check reports it.
+        return Ok(ShardData::Owned(Vec::new()));
+    }
+    // SAFETY: shards are written once under a temporary name and renamed into
+    // place, never modified in place; a reader maps a finished file.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| MdsError::io(path, e))?;
+    Ok(ShardData::Mapped(map))
+}
+
+/// One sample: its columns' encoded bytes, borrowed from the shard.
+pub struct Sample<'a> {
+    columns: &'a [Column],
+    fields: Vec<&'a [u8]>,
+    path: &'a Path,
+    local: usize,
+}
+
+impl<'a> Sample<'a> {
+    fn field(&self, name: &str) -> Result<(&'a Column, &'a [u8])> {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| MdsError::NoColumn(name.into()))?;
+        Ok((&self.columns[i], self.fields[i]))
+    }
+
+    fn bad(&self, column: &str, reason: String) -> MdsError {
+        MdsError::BadSample {
+            path: self.path.to_path_buf(),
+            sample: self.local,
+            reason: format!("column {column:?}: {reason}"),
+        }
+    }
+
+    /// The column's value, decoded (byte payloads borrowed).
+    pub fn get(&self, name: &str) -> Result<Value<'a>> {
+        let (column, bytes) = self.field(name)?;
+        column.encoding.decode(bytes).map_err(|r| self.bad(name, r))
+    }
+
+    /// Whether the sample has this column.
+    pub fn has(&self, name: &str) -> bool {
+        self.columns.iter().any(|c| c.name == name)
+    }
+
+    /// An ndarray column.
+    pub fn array(&self, name: &str) -> Result<Array<'a>> {
+        match self.get(name)? {
+            Value::Array(a) => Ok(a),
+            other => Err(self.bad(name, format!("not an ndarray: {other:?}"))),
+        }
+    }
+
+    /// A uint32 ndarray column (input_ids, indices) as u32 values, without a
+    /// copy when the bytes are aligned.
+    pub fn u32s(&self, name: &str) -> Result<Cow<'a, [u32]>> {
+        let a = self.array(name)?;
+        let dtype = a.dtype;
+        match a.data {
+            Cow::Borrowed(b) if dtype == crate::Dtype::U32 => Ok(crate::value::cast_or_copy(b)),
+            _ => Err(self.bad(name, format!("expected uint32 values, got {dtype}"))),
+        }
+    }
+
+    /// An integer column, whichever integer encoding stores it.
+    pub fn integer(&self, name: &str) -> Result<i128> {
+        let v = self.get(name)?;
+        v.as_integer()
+            .ok_or_else(|| self.bad(name, "not an integer".into()))
+    }
+
+    /// A str column.
+    pub fn str(&self, name: &str) -> Result<&'a str> {
+        match self.get(name)? {
+            Value::Str(Cow::Borrowed(s)) => Ok(s),
+            _ => Err(self.bad(name, "not a str column".into())),
+        }
+    }
+
+    /// Every column decoded, in column order.
+    pub fn values(&self) -> Result<Vec<(&'a str, Value<'a>)>> {
+        self.columns
+            .iter()
+            .map(|c| Ok((c.name.as_str(), self.get(&c.name)?)))
+            .collect()
+    }
+
+    pub fn columns(&self) -> &'a [Column] {
+        self.columns
+    }
+}

@@ -1,0 +1,191 @@
+//! Checks a dataset folder against everything its index.json vouches for.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{MdsError, Result};
+use crate::hash::HashAlgo;
+use crate::index::{FileInfo, Index, ShardEntry, safe_relative};
+use crate::reader::decompress;
+use crate::shard::{ShardHeader, split_sample};
+use crate::value::Value;
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub shards: usize,
+    pub samples: u64,
+    /// Bytes of uncompressed shard data.
+    pub raw_bytes: u64,
+    /// Bytes of shard files on disk.
+    pub disk_bytes: u64,
+}
+
+/// Re-hashes every shard file, checks every header, offset table and config,
+/// decodes every column of every sample, and checks the packed-sequence
+/// invariants of ProLong's columns where present. Stops at the first problem,
+/// naming the shard (and sample).
+pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    let index = Index::load(dir)?;
+    let mut report = VerifyReport::default();
+    for entry in &index.shards {
+        verify_shard(dir, entry, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn verify_shard(dir: &Path, entry: &ShardEntry, report: &mut VerifyReport) -> Result<()> {
+    let raw_path = shard_path(dir, &entry.raw_data);
+    let raw = match &entry.zip_data {
+        Some(zip) => {
+            let zip_path = shard_path(dir, zip);
+            let zipped = read_checked(&zip_path, zip)?;
+            report.disk_bytes += zipped.len() as u64;
+            let raw =
+                decompress(&zipped, entry.raw_data.bytes).map_err(|reason| MdsError::BadShard {
+                    path: zip_path.clone(),
+                    reason,
+                })?;
+            // The reader prefers a cached raw copy: it must be the same bytes.
+            if let Ok(cached) = std::fs::read(&raw_path) {
+                if cached != raw {
+                    return Err(MdsError::BadShard {
+                        path: raw_path,
+                        reason: format!(
+                            "cached copy differs from {}; delete it",
+                            zip_path.display()
+                        ),
+                    });
+                }
+            }
+            raw
+        }
+        None => {
+            let raw = read_checked(&raw_path, &entry.raw_data)?;
+            report.disk_bytes += raw.len() as u64;
+            raw
+        }
+    };
+    check_hashes(&raw_path, &raw, &entry.raw_data)?;
+    let bad_shard = |reason: String| MdsError::BadShard {
+        path: raw_path.clone(),
+        reason,
+    };
+    let header = ShardHeader::parse(&raw).map_err(bad_shard)?;
+    if header.samples as u64 != entry.samples {
+        return Err(bad_shard(format!(
+            "holds {} samples, index.json says {}",
+            header.samples, entry.samples
+        )));
+    }
+    if header.config(&raw) != entry.config_json().as_bytes() {
+        return Err(bad_shard(
+            "config in the header differs from index.json".into(),
+        ));
+    }
+    let columns = entry.columns().map_err(bad_shard)?;
+    for i in 0..header.samples {
+        let bad_sample = |reason: String| MdsError::BadSample {
+            path: raw_path.clone(),
+            sample: i,
+            reason,
+        };
+        let fields = split_sample(&columns, header.sample(&raw, i)).map_err(bad_sample)?;
+        let mut values = Vec::with_capacity(fields.len());
+        for (column, bytes) in columns.iter().zip(fields) {
+            let value = column
+                .encoding
+                .decode(bytes)
+                .map_err(|r| bad_sample(format!("column {:?}: {r}", column.name)))?;
+            values.push((column.name.as_str(), value));
+        }
+        check_packed_sequence(&values).map_err(bad_sample)?;
+    }
+    report.shards += 1;
+    report.samples += entry.samples;
+    report.raw_bytes += raw.len() as u64;
+    Ok(())
+}
+
+fn shard_path(dir: &Path, info: &FileInfo) -> PathBuf {
+    dir.join(safe_relative(&info.basename).unwrap_or_default())
+}
+
+fn read_checked(path: &Path, info: &FileInfo) -> Result<Vec<u8>> {
+    let data = std::fs::read(path).map_err(|e| MdsError::io(path, e))?;
+    if data.len() as u64 != info.bytes {
+        return Err(MdsError::BadShard {
+            path: path.to_path_buf(),
+            reason: format!("{} bytes, index.json says {}", data.len(), info.bytes),
+        });
+    }
+    check_hashes(path, &data, info)?;
+    Ok(data)
+}
+
+/// Checks every hash index.json records for the file.
+fn check_hashes(path: &Path, data: &[u8], info: &FileInfo) -> Result<()> {
+    for (algo, expected) in &info.hashes {
+        let Some(h) = HashAlgo::from_name(algo) else {
+            return Err(MdsError::UnknownHash(algo.clone()));
+        };
+        let actual = h.hex(data);
+        if actual != *expected {
+            return Err(MdsError::HashMismatch {
+                path: path.to_path_buf(),
+                algo: algo.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// ProLong's packed columns: `length` equals the number of `input_ids`;
+/// `indices` are (n, 2) [start, end) pieces, in order, inside the sequence;
+/// `mask` has one 0/1 byte per token.
+fn check_packed_sequence(values: &[(&str, Value<'_>)]) -> Result<(), String> {
+    let get = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+    let Some(Value::Array(ids)) = get("input_ids") else {
+        return Ok(());
+    };
+    let tokens = ids.len();
+    if let Some(length) = get("length").and_then(Value::as_integer) {
+        if length != tokens as i128 {
+            return Err(format!("length {length} but {tokens} input_ids"));
+        }
+    }
+    if let Some(Value::Array(indices)) = get("indices") {
+        if indices.shape.len() != 2 || indices.shape[1] != 2 {
+            return Err(format!(
+                "indices of shape {:?}, expected (n, 2)",
+                indices.shape
+            ));
+        }
+        let mut prev_end = 0i128;
+        for piece in 0..indices.shape[0] {
+            let (start, end) = match (indices.get(2 * piece), indices.get(2 * piece + 1)) {
+                (Some(s), Some(e)) => (s.as_i128().unwrap_or(-1), e.as_i128().unwrap_or(-1)),
+                _ => return Err("indices are truncated".into()),
+            };
+            if start < prev_end || end < start || end > tokens as i128 {
+                return Err(format!(
+                    "indices piece {piece} [{start}, {end}) is out of order or outside {tokens} tokens"
+                ));
+            }
+            prev_end = end;
+        }
+    }
+    if let Some(Value::Array(mask)) = get("mask") {
+        if mask.len() != tokens {
+            return Err(format!(
+                "mask has {} values for {tokens} tokens",
+                mask.len()
+            ));
+        }
+        if mask.dtype == crate::Dtype::U8 && mask.data.iter().any(|&m| m > 1) {
+            return Err("mask holds a value other than 0 and 1".into());
+        }
+    }
+    Ok(())
+}
