@@ -105,13 +105,13 @@ impl Encoding {
 
     /// Decodes one value from exactly its encoded bytes, borrowing them.
     pub fn decode<'a>(&self, bytes: &'a [u8]) -> Result<Value<'a>, CodecError> {
-        if let Some(size) = self.fixed_size() {
-            if bytes.len() != size {
-                return Err(format!(
-                    "{self} value has {} bytes, expected {size}",
-                    bytes.len()
-                ));
-            }
+        if let Some(size) = self.fixed_size()
+            && bytes.len() != size
+        {
+            return Err(format!(
+                "{self} value has {} bytes, expected {size}",
+                bytes.len()
+            ));
         }
         Ok(match self {
             Encoding::Bytes => Value::Bytes(Cow::Borrowed(bytes)),

@@ -200,10 +200,11 @@ fn load_raw(slot: &ShardSlot) -> Result<ShardData> {
     // Cache the raw shard for the next process; two racing processes write the
     // same bytes to different temporary names and the last rename wins.
     let tmp = temp_path(&slot.raw_path);
-    if std::fs::write(&tmp, &raw).is_ok() && std::fs::rename(&tmp, &slot.raw_path).is_ok() {
-        if let Ok(mapped) = map_file(&slot.raw_path) {
-            return Ok(mapped);
-        }
+    if std::fs::write(&tmp, &raw).is_ok()
+        && std::fs::rename(&tmp, &slot.raw_path).is_ok()
+        && let Ok(mapped) = map_file(&slot.raw_path)
+    {
+        return Ok(mapped);
     }
     let _ = std::fs::remove_file(&tmp);
     Ok(ShardData::Owned(raw))

@@ -46,16 +46,13 @@ fn verify_shard(dir: &Path, entry: &ShardEntry, report: &mut VerifyReport) -> Re
                     reason,
                 })?;
             // The reader prefers a cached raw copy: it must be the same bytes.
-            if let Ok(cached) = std::fs::read(&raw_path) {
-                if cached != raw {
-                    return Err(MdsError::BadShard {
-                        path: raw_path,
-                        reason: format!(
-                            "cached copy differs from {}; delete it",
-                            zip_path.display()
-                        ),
-                    });
-                }
+            if let Ok(cached) = std::fs::read(&raw_path)
+                && cached != raw
+            {
+                return Err(MdsError::BadShard {
+                    path: raw_path,
+                    reason: format!("cached copy differs from {}; delete it", zip_path.display()),
+                });
             }
             raw
         }
@@ -150,10 +147,10 @@ fn check_packed_sequence(values: &[(&str, Value<'_>)]) -> Result<(), String> {
         return Ok(());
     };
     let tokens = ids.len();
-    if let Some(length) = get("length").and_then(Value::as_integer) {
-        if length != tokens as i128 {
-            return Err(format!("length {length} but {tokens} input_ids"));
-        }
+    if let Some(length) = get("length").and_then(Value::as_integer)
+        && length != tokens as i128
+    {
+        return Err(format!("length {length} but {tokens} input_ids"));
     }
     if let Some(Value::Array(indices)) = get("indices") {
         if indices.shape.len() != 2 || indices.shape[1] != 2 {

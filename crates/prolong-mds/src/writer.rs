@@ -108,10 +108,10 @@ impl MdsWriter {
                 options.hashes
             )));
         }
-        if let Some(limit) = options.size_limit {
-            if limit >= 1 << 32 {
-                return Err(invalid(format!("size_limit {limit} must be below 2^32")));
-            }
+        if let Some(limit) = options.size_limit
+            && limit >= 1 << 32
+        {
+            return Err(invalid(format!("size_limit {limit} must be below 2^32")));
         }
         let template = ShardEntry {
             column_encodings: columns.iter().map(|c| c.encoding.to_string()).collect(),
