@@ -1,1 +1,21 @@
 //! Llama continual pre-training on packed MDS shards.
+//!
+//! Modules:
+//! * [`config`] — HF `config.json` ([`LlamaConfig`]);
+//! * [`packed`] — a packed sequence with documents and labels ([`PackedSequence`]);
+//! * [`ops`] — differentiable ops, each with an explicit backward (the device seam);
+//! * [`model`] — the Llama ([`Llama`]): forward, blocked loss, backward with layer
+//!   recomputation;
+//! * [`checkpoint`] — HF-layout safetensors load/save (single file or sharded).
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod ops;
+pub mod packed;
+
+pub use config::LlamaConfig;
+pub use error::{Error, Result};
+pub use model::{LOSS_BLOCK_TOKENS, LayerParams, Llama, LlamaParams, LossOutput};
+pub use packed::PackedSequence;

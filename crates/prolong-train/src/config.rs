@@ -1,0 +1,195 @@
+//! The Llama configuration, read from (and written back to) HF `config.json`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The fields of HF `LlamaConfig` the model uses. Every other key of config.json is kept in
+/// `extra` and written back unchanged by [`LlamaConfig::save`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    /// Defaults to `num_attention_heads` (plain multi-head attention), as in HF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_key_value_heads: Option<usize>,
+    /// Defaults to `hidden_size / num_attention_heads`, as in HF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default)]
+    pub mlp_bias: bool,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    /// Unknown keys of config.json, kept for round trips.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_theta() -> f64 {
+    10_000.0
+}
+fn default_act() -> String {
+    "silu".into()
+}
+
+impl LlamaConfig {
+    /// Reads and validates `config.json`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_json(&text).map_err(|e| match e {
+            Error::Json { source, .. } => Error::Json {
+                path: path.into(),
+                source,
+            },
+            e => e,
+        })
+    }
+
+    /// Parses and validates a config.json text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let cfg: Self = serde_json::from_str(text).map_err(|source| Error::Json {
+            path: "config.json".into(),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Writes config.json (to a temporary name, then renamed).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
+            path: path.into(),
+            source,
+        })?;
+        crate::checkpoint::write_atomic(path, text.as_bytes())
+    }
+
+    pub fn n_kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Width of the query projection output (`num_attention_heads * head_dim`).
+    pub fn q_dim(&self) -> usize {
+        self.num_attention_heads * self.head_dim()
+    }
+
+    /// Width of the key/value projection outputs (`num_key_value_heads * head_dim`).
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads() * self.head_dim()
+    }
+
+    /// Checks the config describes a model this crate implements.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.n_kv_heads()),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be positive"));
+            }
+        }
+        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+            return bad(format!(
+                "num_attention_heads ({}) does not divide hidden_size ({})",
+                self.num_attention_heads, self.hidden_size
+            ));
+        }
+        let hd = self.head_dim();
+        if hd == 0 || hd % 2 != 0 {
+            return bad(format!(
+                "head_dim ({hd}) must be positive and even for RoPE"
+            ));
+        }
+        if self.num_attention_heads % self.n_kv_heads() != 0 {
+            return bad(format!(
+                "num_key_value_heads ({}) does not divide num_attention_heads ({})",
+                self.n_kv_heads(),
+                self.num_attention_heads
+            ));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
+            return bad(format!(
+                "rms_norm_eps ({}) must be positive",
+                self.rms_norm_eps
+            ));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return bad(format!("rope_theta ({}) must be > 1", self.rope_theta));
+        }
+        if self.hidden_act != "silu" {
+            return bad(format!(
+                "hidden_act `{}` is not supported (silu only)",
+                self.hidden_act
+            ));
+        }
+        if self.attention_bias || self.mlp_bias {
+            return bad("attention_bias / mlp_bias are not supported".into());
+        }
+        if matches!(&self.rope_scaling, Some(v) if !v.is_null()) {
+            return bad("rope_scaling is not supported (only plain RoPE with rope_theta)".into());
+        }
+        Ok(())
+    }
+
+    /// Every parameter of the model, by HF name, with its shape, in checkpoint order.
+    /// With tied embeddings there is no `lm_head.weight`.
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (c, f, v) = (self.hidden_size, self.intermediate_size, self.vocab_size);
+        let (q, kv) = (self.q_dim(), self.kv_dim());
+        let mut out = vec![("model.embed_tokens.weight".to_string(), vec![v, c])];
+        for l in 0..self.num_hidden_layers {
+            let p = format!("model.layers.{l}.");
+            for (n, s) in [
+                ("input_layernorm.weight", vec![c]),
+                ("self_attn.q_proj.weight", vec![q, c]),
+                ("self_attn.k_proj.weight", vec![kv, c]),
+                ("self_attn.v_proj.weight", vec![kv, c]),
+                ("self_attn.o_proj.weight", vec![c, q]),
+                ("post_attention_layernorm.weight", vec![c]),
+                ("mlp.gate_proj.weight", vec![f, c]),
+                ("mlp.up_proj.weight", vec![f, c]),
+                ("mlp.down_proj.weight", vec![c, f]),
+            ] {
+                out.push((format!("{p}{n}"), s));
+            }
+        }
+        out.push(("model.norm.weight".into(), vec![c]));
+        if !self.tie_word_embeddings {
+            out.push(("lm_head.weight".into(), vec![v, c]));
+        }
+        out
+    }
+}

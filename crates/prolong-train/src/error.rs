@@ -1,0 +1,59 @@
+//! Typed errors of the model library.
+
+use std::path::PathBuf;
+
+/// Everything the model, its ops and its checkpoint I/O can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tensor operation failed (shape mismatch inside an op, device error, ...).
+    #[error("tensor op: {0}")]
+    Candle(#[from] candle_core::Error),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// config.json parsed but describes a model we do not support or that is inconsistent.
+    #[error("invalid model config: {0}")]
+    Config(String),
+
+    /// A parameter is absent from the checkpoint (or from a parameter set).
+    #[error("missing tensor `{name}`")]
+    MissingTensor { name: String },
+
+    /// A parameter has the wrong shape.
+    #[error("tensor `{name}` has shape {actual:?}, expected {expected:?}")]
+    TensorShape {
+        name: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+
+    /// The sharded index names a file for a tensor, but the file lacks it or cannot be read.
+    #[error("sharded checkpoint {path}: {msg}")]
+    ShardIndex { path: PathBuf, msg: String },
+
+    /// A packed sequence is malformed (bad indices, mask length, ...).
+    #[error("invalid packed sequence: {0}")]
+    Sequence(String),
+
+    /// A token id is not below the vocabulary size.
+    #[error("token id {id} at position {pos} is out of range for vocabulary size {vocab}")]
+    TokenOutOfRange { pos: usize, id: u32, vocab: usize },
+
+    /// An op received inputs of inconsistent shapes.
+    #[error("shape error in {op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

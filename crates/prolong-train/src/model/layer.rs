@@ -1,0 +1,120 @@
+//! One decoder layer: forward keeping the activations its backward needs, and backward.
+//!
+//! ```text
+//! n1 = rmsnorm(x)            q, k, v = n1·Wqᵀ, n1·Wkᵀ, n1·Wvᵀ     (RoPE on q, k)
+//! x2 = x + attn(q, k, v)·Woᵀ
+//! n2 = rmsnorm(x2)           h = silu(n2·Wgᵀ) ⊙ (n2·Wuᵀ)
+//! y  = x2 + h·Wdᵀ
+//! ```
+//! The model keeps only each layer's input `x`; backward calls [`forward`] again on it
+//! (layer-wise activation checkpointing) and walks the ops in reverse.
+
+use std::ops::Range;
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::model::params::LayerParams;
+use crate::ops::attention::Heads;
+use crate::ops::rope::Rope;
+use crate::ops::{attention, linear, rmsnorm, silu_mul};
+
+/// What every layer of one forward pass shares.
+pub(crate) struct Ctx<'a> {
+    pub rope: Rope,
+    pub heads: Heads,
+    pub segments: &'a [Range<usize>],
+    pub eps: f64,
+}
+
+/// Activations of one layer (T tokens, C hidden, F FFN, H·D = q width, KV·D = kv width).
+pub(crate) struct Acts {
+    n1: Tensor,
+    rstd1: Tensor,
+    q: Tensor, // after RoPE
+    k: Tensor, // after RoPE
+    v: Tensor,
+    att: Tensor,
+    x2: Tensor,
+    n2: Tensor,
+    rstd2: Tensor,
+    g: Tensor,
+    u: Tensor,
+    h: Tensor,
+    pub y: Tensor,
+}
+
+/// Per-token FLOPs of the projections: 2·C·(H·D + 2·KV·D) + 2·H·D·C + 3·2·C·F.
+pub(crate) fn forward(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Acts> {
+    let (n1, rstd1) = rmsnorm::forward(x, &p.input_layernorm, ctx.eps)?;
+    let q = ctx.rope.forward(&linear::forward(&n1, &p.q_proj)?)?; // 2·T·C·H·D
+    let k = ctx.rope.forward(&linear::forward(&n1, &p.k_proj)?)?; // 2·T·C·KV·D
+    let v = linear::forward(&n1, &p.v_proj)?; // 2·T·C·KV·D
+    let att = attention::forward(&q, &k, &v, &ctx.heads, ctx.segments)?; // 4·H·D·Σ L²
+    let x2 = (x + linear::forward(&att, &p.o_proj)?)?; // 2·T·H·D·C
+    let (n2, rstd2) = rmsnorm::forward(&x2, &p.post_attention_layernorm, ctx.eps)?;
+    let g = linear::forward(&n2, &p.gate_proj)?; // 2·T·C·F
+    let u = linear::forward(&n2, &p.up_proj)?; // 2·T·C·F
+    let h = silu_mul::forward(&g, &u)?;
+    let y = (&x2 + linear::forward(&h, &p.down_proj)?)?; // 2·T·F·C
+    Ok(Acts {
+        n1,
+        rstd1,
+        q,
+        k,
+        v,
+        att,
+        x2,
+        n2,
+        rstd2,
+        g,
+        u,
+        h,
+        y,
+    })
+}
+
+/// Gradient of the layer input and of every layer parameter, for `dy` = gradient of `y`.
+/// `x` is the layer input, `a` the activations [`forward`] computed from it.
+/// FLOPs: twice the forward's matmuls, plus the attention backward (8·H·D·Σ L²).
+pub(crate) fn backward(
+    dy: &Tensor,
+    x: &Tensor,
+    a: &Acts,
+    p: &LayerParams,
+    ctx: &Ctx,
+) -> Result<(Tensor, LayerParams)> {
+    // MLP
+    let (dh, d_down) = linear::backward(dy, &a.h, &p.down_proj)?;
+    let (dg, du) = silu_mul::backward(&dh, &a.g, &a.u)?;
+    let (dn2_g, d_gate) = linear::backward(&dg, &a.n2, &p.gate_proj)?;
+    let (dn2_u, d_up) = linear::backward(&du, &a.n2, &p.up_proj)?;
+    let dn2 = (dn2_g + dn2_u)?;
+    let (dx2_n, d_post) = rmsnorm::backward(&dn2, &a.x2, &p.post_attention_layernorm, &a.rstd2)?;
+    let dx2 = (dy + dx2_n)?;
+    // attention
+    let (datt, d_o) = linear::backward(&dx2, &a.att, &p.o_proj)?;
+    let (dq, dk, dv) = attention::backward(&datt, &a.q, &a.k, &a.v, &ctx.heads, ctx.segments)?;
+    let dq = ctx.rope.backward(&dq)?;
+    let dk = ctx.rope.backward(&dk)?;
+    let (dn1_q, d_q) = linear::backward(&dq, &a.n1, &p.q_proj)?;
+    let (dn1_k, d_k) = linear::backward(&dk, &a.n1, &p.k_proj)?;
+    let (dn1_v, d_v) = linear::backward(&dv, &a.n1, &p.v_proj)?;
+    let dn1 = ((dn1_q + dn1_k)? + dn1_v)?;
+    let (dx_n, d_in) = rmsnorm::backward(&dn1, x, &p.input_layernorm, &a.rstd1)?;
+    let dx = (dx2 + dx_n)?;
+    Ok((
+        dx,
+        LayerParams {
+            input_layernorm: d_in,
+            q_proj: d_q,
+            k_proj: d_k,
+            v_proj: d_v,
+            o_proj: d_o,
+            post_attention_layernorm: d_post,
+            gate_proj: d_gate,
+            up_proj: d_up,
+            down_proj: d_down,
+        },
+    ))
+}

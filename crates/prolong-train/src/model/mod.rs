@@ -1,0 +1,242 @@
+//! The Llama model: forward, loss, and the backward pass with layer recomputation.
+//!
+//! Training step (llm.c style, explicit backward):
+//! 1. forward through the layers, keeping only each layer's input `[T, C]`;
+//! 2. final RMSNorm, then output projection + cross-entropy in blocks of
+//!    [`LOSS_BLOCK_TOKENS`] labeled tokens, producing `dh` and `d lm_head` block by block;
+//! 3. for each layer from the last: recompute its forward from the saved input, run the
+//!    explicit backward of each op;
+//! 4. embedding backward (plus the output projection's gradient when tied).
+//!
+//! Peak activation memory: `(layers + 1)·T·C` saved inputs plus one layer's activations.
+
+mod head;
+mod layer;
+pub mod params;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::LlamaConfig;
+use crate::error::{Error, Result};
+use crate::ops::attention::Heads;
+use crate::ops::rope::Rope;
+use crate::ops::{embedding, linear, rmsnorm};
+use crate::packed::PackedSequence;
+use layer::Ctx;
+pub use params::{LayerParams, LlamaParams};
+
+/// Labeled tokens per cross-entropy block (ProLong: 2,048).
+pub const LOSS_BLOCK_TOKENS: usize = 2048;
+
+/// Token-mean cross-entropy of one packed sequence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossOutput {
+    /// `loss_sum / label_tokens`; 0 when there are no labels.
+    pub loss: f64,
+    /// Sum of the per-token losses.
+    pub loss_sum: f64,
+    /// Number of label tokens.
+    pub label_tokens: usize,
+}
+
+/// A Llama decoder with its parameters.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    config: LlamaConfig,
+    params: LlamaParams,
+}
+
+impl Llama {
+    /// Checks the config and that every parameter has the shape the config asks for, and
+    /// that all parameters share one dtype and device.
+    pub fn new(config: LlamaConfig, params: LlamaParams) -> Result<Self> {
+        config.validate()?;
+        if config.tie_word_embeddings != params.lm_head.is_none() {
+            return Err(Error::Config(format!(
+                "tie_word_embeddings is {} but lm_head is {}",
+                config.tie_word_embeddings,
+                if params.lm_head.is_some() {
+                    "present"
+                } else {
+                    "absent"
+                }
+            )));
+        }
+        let expected = config.param_shapes();
+        let named = params.named();
+        if named.len() != expected.len() {
+            return Err(Error::Config(format!(
+                "{} parameter tensors for a config with {}",
+                named.len(),
+                expected.len()
+            )));
+        }
+        let (dtype, device) = (params.embed_tokens.dtype(), params.embed_tokens.device());
+        for ((name, t), (_, shape)) in named.iter().zip(&expected) {
+            if t.dims() != shape.as_slice() {
+                return Err(Error::TensorShape {
+                    name: name.clone(),
+                    expected: shape.clone(),
+                    actual: t.dims().to_vec(),
+                });
+            }
+            if t.dtype() != dtype || !t.device().same_device(device) {
+                return Err(Error::Config(format!(
+                    "tensor `{name}` is {:?} on {:?}, embeddings are {dtype:?} on {device:?}",
+                    t.dtype(),
+                    t.device()
+                )));
+            }
+        }
+        Ok(Self { config, params })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    pub fn params(&self) -> &LlamaParams {
+        &self.params
+    }
+
+    /// Mutable parameters (for an optimizer step; shapes must not change).
+    pub fn params_mut(&mut self) -> &mut LlamaParams {
+        &mut self.params
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.params.embed_tokens.dtype()
+    }
+
+    pub fn device(&self) -> &Device {
+        self.params.embed_tokens.device()
+    }
+
+    /// Logits `[T, V]` of every token. Materializes the full logits: for evaluation and
+    /// tests; training uses [`loss_and_grads`](Self::loss_and_grads).
+    pub fn logits(&self, seq: &PackedSequence) -> Result<Tensor> {
+        let (h, _) = self.trunk(seq, false)?;
+        let (h, _) = rmsnorm::forward(&h, &self.params.norm, self.config.rms_norm_eps)?;
+        linear::forward(&h, self.params.output_weight()) // 2·T·C·V FLOPs
+    }
+
+    /// Forward-only loss (blocked cross-entropy).
+    pub fn loss(&self, seq: &PackedSequence) -> Result<LossOutput> {
+        let (h, _) = self.trunk(seq, false)?;
+        let (h, _) = rmsnorm::forward(&h, &self.params.norm, self.config.rms_norm_eps)?;
+        let w = self.params.output_weight();
+        let (sum, _) = head::loss(&h, w, seq, LOSS_BLOCK_TOKENS, false)?;
+        Ok(loss_output(sum, seq.num_labels()))
+    }
+
+    /// Loss and the gradient of the token-mean loss for every parameter.
+    pub fn loss_and_grads(&self, seq: &PackedSequence) -> Result<(LossOutput, LlamaParams)> {
+        self.loss_and_grads_blocked(seq, LOSS_BLOCK_TOKENS)
+    }
+
+    /// [`loss_and_grads`](Self::loss_and_grads) with a chosen cross-entropy block size.
+    pub fn loss_and_grads_blocked(
+        &self,
+        seq: &PackedSequence,
+        block_tokens: usize,
+    ) -> Result<(LossOutput, LlamaParams)> {
+        let p = &self.params;
+        let eps = self.config.rms_norm_eps;
+        let (x_last, inputs) = self.trunk(seq, true)?;
+        let (h, rstd) = rmsnorm::forward(&x_last, &p.norm, eps)?;
+        let (sum, grads) = head::loss(&h, p.output_weight(), seq, block_tokens, true)?;
+        let (dh, d_head) = grads.ok_or_else(|| Error::Config("head returned no grads".into()))?;
+        let (mut dx, d_norm) = rmsnorm::backward(&dh, &x_last, &p.norm, &rstd)?;
+        drop((h, rstd, dh));
+
+        let ctx = self.ctx(seq)?;
+        let mut d_layers = Vec::with_capacity(p.layers.len());
+        for (x, lp) in inputs.iter().zip(&p.layers).rev() {
+            let acts = layer::forward(x, lp, &ctx)?; // recompute
+            let (d, g) = layer::backward(&dx, x, &acts, lp, &ctx)?;
+            dx = d;
+            d_layers.push(g);
+        }
+        d_layers.reverse();
+        let ids = self.ids(seq)?;
+        let mut d_embed = embedding::backward(&dx, &ids, self.config.vocab_size)?;
+        let lm_head = if p.lm_head.is_some() {
+            Some(d_head)
+        } else {
+            d_embed = (d_embed + d_head)?;
+            None
+        };
+        let grads = LlamaParams {
+            embed_tokens: d_embed,
+            layers: d_layers,
+            norm: d_norm,
+            lm_head,
+        };
+        Ok((loss_output(sum, seq.num_labels()), grads))
+    }
+
+    /// Embedding and decoder layers. Returns the last layer's output and, with `save`,
+    /// every layer's input.
+    fn trunk(&self, seq: &PackedSequence, save: bool) -> Result<(Tensor, Vec<Tensor>)> {
+        let ids = self.ids(seq)?;
+        let ctx = self.ctx(seq)?;
+        let mut x = embedding::forward(&ids, &self.params.embed_tokens)?;
+        let mut inputs = Vec::with_capacity(if save { self.params.layers.len() } else { 0 });
+        for lp in &self.params.layers {
+            let y = layer::forward(&x, lp, &ctx)?.y;
+            if save {
+                inputs.push(x);
+            }
+            x = y;
+        }
+        Ok((x, inputs))
+    }
+
+    fn ids(&self, seq: &PackedSequence) -> Result<Tensor> {
+        if seq.is_empty() {
+            return Err(Error::Sequence("empty sequence".into()));
+        }
+        let vocab = self.config.vocab_size;
+        if let Some((pos, &id)) = seq
+            .input_ids()
+            .iter()
+            .enumerate()
+            .find(|&(_, &id)| id as usize >= vocab)
+        {
+            return Err(Error::TokenOutOfRange { pos, id, vocab });
+        }
+        Ok(Tensor::new(seq.input_ids(), self.device())?)
+    }
+
+    fn ctx<'a>(&self, seq: &'a PackedSequence) -> Result<Ctx<'a>> {
+        let c = &self.config;
+        Ok(Ctx {
+            rope: Rope::new(
+                c.rope_theta,
+                c.head_dim(),
+                &seq.positions(),
+                self.dtype(),
+                self.device(),
+            )?,
+            heads: Heads {
+                n_head: c.num_attention_heads,
+                n_kv_head: c.n_kv_heads(),
+                head_dim: c.head_dim(),
+            },
+            segments: seq.segments(),
+            eps: c.rms_norm_eps,
+        })
+    }
+}
+
+fn loss_output(loss_sum: f64, label_tokens: usize) -> LossOutput {
+    LossOutput {
+        loss: if label_tokens == 0 {
+            0.0
+        } else {
+            loss_sum / label_tokens as f64
+        },
+        loss_sum,
+        label_tokens,
+    }
+}
