@@ -1,1 +1,2 @@
 //! Corpus stages of the ProLong recipe: documents in, packed MDS out.
+pub mod tokenize;

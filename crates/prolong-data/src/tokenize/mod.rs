@@ -1,0 +1,548 @@
+//! Tokenize plain text with a Hugging Face `tokenizer.json`.
+//!
+//! [`Tokenizer`] loads a tokenizer.json. When the tokenizer is a byte-level
+//! BPE (GPT-2, Llama-3, Qwen2-style pre-tokenizer, no normalizer) it encodes
+//! with a fast path of its own: a hand-written pre-tokenizer
+//! ([`pretok::PreTokenizer`]), then BPE per pre-token with a per-encoder
+//! cache. Every other tokenizer is served by the `tokenizers` crate.
+//!
+//! # The reference, and what "plain text" means
+//!
+//! The fast path's ids are identical to those of the `tokenizers` crate
+//! configured by [`reference_tokenizer`] and called as
+//! `encode_fast(text, false)`:
+//!
+//! - `add_special_tokens = false`: no BOS/EOS or template tokens are added.
+//! - `set_encode_special_tokens(true)`: special added tokens written in the
+//!   text (`<|end_of_text|>`, `<|begin_of_text|>`, ...) are NOT recognised;
+//!   they are encoded as the plain text they are (`<`, `|`, `end`, ...). The
+//!   corpus is text, and a document quoting a control token must not inject
+//!   one. (By default the tokenizers crate does match them, even with
+//!   `add_special_tokens = false`.) This is tiktoken's `encode_ordinary`.
+//! - No truncation and no padding, whatever tokenizer.json says.
+//!
+//! A tokenizer with non-special added tokens (which the reference still
+//! splits out of the text) takes the fallback, as does anything else the
+//! fast path does not model; [`Tokenizer::fallback_reason`] says why.
+
+mod bpe;
+pub mod pretok;
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use bpe::{Bpe, PieceCache};
+pub use pretok::{CharClass, Pattern, PreTokenizer, char_class};
+
+/// Errors from loading a tokenizer or from the reference encoder.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizeError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("tokenizer.json is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("tokenizer.json: {0}")]
+    Invalid(String),
+    #[error("tokenizers crate: {0}")]
+    Reference(String),
+}
+
+type Result<T> = std::result::Result<T, TokenizeError>;
+
+/// Smallest piece [`Tokenizer::encode_long`] cuts a document into.
+const MIN_LONG_CHUNK: usize = 1 << 16;
+
+/// A loaded tokenizer. `Sync`: share one between threads, and give each
+/// thread its own [`Encoder`] (or use the batch / long-document calls).
+pub struct Tokenizer {
+    kind: Kind,
+    vocab_size: usize,
+    added: Vec<(String, u32)>,
+}
+
+enum Kind {
+    Fast(Box<Fast>),
+    Reference {
+        tok: Box<tokenizers::Tokenizer>,
+        why: String,
+    },
+}
+
+struct Fast {
+    pre: PreTokenizer,
+    /// ByteLevel's `add_prefix_space`: a space goes before a text that does
+    /// not start with one.
+    prefix_space: bool,
+    bpe: Bpe,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Tokenizer");
+        match &self.kind {
+            Kind::Fast(fast) => d.field("fast", &fast.pre.pattern()),
+            Kind::Reference { why, .. } => d.field("fallback", why),
+        };
+        d.field("vocab_size", &self.vocab_size).finish()
+    }
+}
+
+/// The `tokenizers` crate tokenizer for `json`, configured as the reference
+/// the fast path is identical to (see the module docs); encode with
+/// `encode_fast(text, false)`.
+pub fn reference_tokenizer(json: &[u8]) -> Result<tokenizers::Tokenizer> {
+    let mut tok = tokenizers::Tokenizer::from_bytes(json)
+        .map_err(|e| TokenizeError::Reference(e.to_string()))?;
+    tok.set_encode_special_tokens(true);
+    tok.with_truncation(None)
+        .map_err(|e| TokenizeError::Reference(e.to_string()))?;
+    tok.with_padding(None);
+    Ok(tok)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| TokenizeError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl Tokenizer {
+    /// Loads a tokenizer.json; the fast path when it applies.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
+        Self::from_bytes(&read(path.as_ref())?)
+    }
+
+    /// Loads the contents of a tokenizer.json; the fast path when it applies.
+    pub fn from_bytes(json: &[u8]) -> Result<Tokenizer> {
+        let v: Value = serde_json::from_slice(json)?;
+        let (vocab_size, added) = sizes(&v);
+        let kind = match fast_from_json(&v)? {
+            Ok(fast) => Kind::Fast(Box::new(fast)),
+            Err(why) => Kind::Reference {
+                tok: Box::new(reference_tokenizer(json)?),
+                why,
+            },
+        };
+        Ok(Tokenizer {
+            kind,
+            vocab_size,
+            added,
+        })
+    }
+
+    /// Loads a tokenizer.json that always encodes with the `tokenizers`
+    /// crate (for comparisons).
+    pub fn reference_from_bytes(json: &[u8]) -> Result<Tokenizer> {
+        let v: Value = serde_json::from_slice(json)?;
+        let (vocab_size, added) = sizes(&v);
+        let tok = Box::new(reference_tokenizer(json)?);
+        Ok(Tokenizer {
+            kind: Kind::Reference {
+                tok,
+                why: "asked for".into(),
+            },
+            vocab_size,
+            added,
+        })
+    }
+
+    /// Whether the fast path encodes.
+    pub fn is_fast(&self) -> bool {
+        matches!(self.kind, Kind::Fast(_))
+    }
+
+    /// Why the `tokenizers` crate encodes instead of the fast path.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Fast(_) => None,
+            Kind::Reference { why, .. } => Some(why),
+        }
+    }
+
+    /// The pre-tokenizer of the fast path.
+    pub fn pre_tokenizer(&self) -> Option<PreTokenizer> {
+        match &self.kind {
+            Kind::Fast(f) => Some(f.pre),
+            Kind::Reference { .. } => None,
+        }
+    }
+
+    /// One more than the largest id (model vocabulary and added tokens).
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// The id of an added token such as `<|end_of_text|>`.
+    pub fn added_token_id(&self, content: &str) -> Option<u32> {
+        self.added
+            .iter()
+            .find(|(c, _)| c == content)
+            .map(|&(_, id)| id)
+    }
+
+    /// A new encoder; keep one per thread to reuse its cache.
+    pub fn encoder(&self) -> Encoder<'_> {
+        Encoder {
+            tok: self,
+            cache: PieceCache::default(),
+        }
+    }
+
+    /// Encodes one document as plain text.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.encoder().encode(text)
+    }
+
+    /// Encodes documents in parallel on rayon's pool, one encoder per job.
+    pub fn encode_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
+        texts
+            .par_iter()
+            .map_init(|| self.encoder(), |e, t| e.encode(t.as_ref()))
+            .collect()
+    }
+
+    /// Encodes one (long) document: cut where the ids provably do not change
+    /// (see [`PreTokenizer::split_point`]), the pieces encoded in parallel on
+    /// rayon's pool, concatenated. Same ids as [`Tokenizer::encode`]; linear
+    /// time. The fallback encodes the document whole.
+    pub fn encode_long(&self, text: &str) -> Result<Vec<u32>> {
+        let chunk = (text.len() / (4 * rayon::current_num_threads())).max(MIN_LONG_CHUNK);
+        self.encode_long_with(text, chunk)
+    }
+
+    /// [`Tokenizer::encode_long`] with pieces of about `chunk_bytes` bytes.
+    pub fn encode_long_with(&self, text: &str, chunk_bytes: usize) -> Result<Vec<u32>> {
+        let Kind::Fast(fast) = &self.kind else {
+            return self.encode(text);
+        };
+        let text = fast.with_prefix(text);
+        let cuts = cut_points(&fast.pre, &text, chunk_bytes);
+        if cuts.len() <= 2 {
+            return self.encode(&text);
+        }
+        let parts: Vec<Vec<u32>> = cuts
+            .par_windows(2)
+            .map_init(PieceCache::default, |cache, w| {
+                let mut out = Vec::with_capacity((w[1] - w[0]) / 3);
+                fast.encode_plain(cache, &text[w[0]..w[1]], &mut out);
+                out
+            })
+            .collect();
+        let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for p in parts {
+            out.extend_from_slice(&p);
+        }
+        Ok(out)
+    }
+
+    /// Where [`Tokenizer::encode_long_with`] cuts `text` (starting with 0,
+    /// ending with the length); `None` on the fallback.
+    pub fn long_cuts(&self, text: &str, chunk_bytes: usize) -> Option<Vec<usize>> {
+        match &self.kind {
+            Kind::Fast(f) => Some(cut_points(&f.pre, &f.with_prefix(text), chunk_bytes)),
+            Kind::Reference { .. } => None,
+        }
+    }
+}
+
+fn cut_points(pre: &PreTokenizer, text: &str, chunk_bytes: usize) -> Vec<usize> {
+    let mut cuts = vec![0];
+    let chunk = chunk_bytes.max(1);
+    let mut pos = 0usize;
+    while let Some(p) = pos
+        .checked_add(chunk)
+        .filter(|&t| t < text.len())
+        .and_then(|t| pre.split_point(text, t))
+    {
+        cuts.push(p);
+        pos = p;
+    }
+    cuts.push(text.len());
+    cuts
+}
+
+impl Fast {
+    fn with_prefix<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if self.prefix_space && !text.is_empty() && !text.starts_with(' ') {
+            Cow::Owned(format!(" {text}"))
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+
+    #[inline]
+    fn encode_plain(&self, cache: &mut PieceCache, text: &str, out: &mut Vec<u32>) {
+        let s = text.as_bytes();
+        self.pre
+            .for_each(text, |a, b| cache.encode_piece(&self.bpe, &s[a..b], out));
+    }
+}
+
+/// Encodes on one thread; owns a cache of merged pieces.
+pub struct Encoder<'a> {
+    tok: &'a Tokenizer,
+    cache: PieceCache,
+}
+
+impl Encoder<'_> {
+    /// Appends the ids of `text` to `out`.
+    pub fn encode_into(&mut self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        match &self.tok.kind {
+            Kind::Fast(fast) => {
+                out.reserve(text.len() / 4);
+                fast.encode_plain(&mut self.cache, &fast.with_prefix(text), out);
+                Ok(())
+            }
+            Kind::Reference { tok, .. } => {
+                let enc = tok
+                    .encode_fast(text, false)
+                    .map_err(|e| TokenizeError::Reference(e.to_string()))?;
+                out.extend_from_slice(enc.get_ids());
+                Ok(())
+            }
+        }
+    }
+
+    /// The ids of `text`.
+    pub fn encode(&mut self, text: &str) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        self.encode_into(text, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// (largest id + 1, added tokens) of a tokenizer.json.
+fn sizes(v: &Value) -> (usize, Vec<(String, u32)>) {
+    let mut max = 0u64;
+    if let Some(vocab) = v.pointer("/model/vocab").and_then(Value::as_object) {
+        max = vocab
+            .values()
+            .filter_map(Value::as_u64)
+            .map(|i| i + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let mut added = Vec::new();
+    for t in v
+        .get("added_tokens")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(c), Some(id)) = (
+            t.get("content").and_then(Value::as_str),
+            t.get("id").and_then(Value::as_u64),
+        ) {
+            max = max.max(id + 1);
+            added.push((c.to_owned(), id as u32));
+        }
+    }
+    (max as usize, added)
+}
+
+/// GPT-2's map from bytes to the chars that stand for them in byte-level
+/// vocabularies: printable Latin-1 bytes are themselves, the others are
+/// U+0100 onwards in byte order.
+fn byte_chars() -> [char; 256] {
+    let printable = |b: u32| {
+        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
+    };
+    let mut map = ['\0'; 256];
+    let mut n = 0;
+    for b in 0..256u32 {
+        map[b as usize] = if printable(b) {
+            char::from_u32(b).unwrap_or('\0')
+        } else {
+            n += 1;
+            char::from_u32(0xff + n).unwrap_or('\0')
+        };
+    }
+    map
+}
+
+/// The bytes a byte-level token string stands for; `None` if it holds a char
+/// outside the byte alphabet (such a token can never match a byte-level word).
+fn token_bytes(tok: &str, inverse: &[u16; 0x144]) -> Option<Vec<u8>> {
+    tok.chars()
+        .map(|c| {
+            inverse
+                .get(c as usize)
+                .copied()
+                .filter(|&b| b != u16::MAX)
+                .map(|b| b as u8)
+        })
+        .collect()
+}
+
+/// The fast path for a tokenizer.json, or why it does not apply (the outer
+/// error: the file is malformed).
+fn fast_from_json(v: &Value) -> Result<std::result::Result<Fast, String>> {
+    macro_rules! unsupported {
+        ($($t:tt)*) => { return Ok(Err(format!($($t)*))) };
+    }
+    // Normalizer: none.
+    match v.get("normalizer") {
+        None | Some(Value::Null) => {}
+        Some(n)
+            if n["type"] == "Sequence"
+                && n["normalizers"].as_array().is_some_and(Vec::is_empty) => {}
+        Some(n) => unsupported!("normalizer {}", n["type"]),
+    }
+    // Added tokens: special ones are plain text in the reference; others
+    // would still be split out.
+    for t in v
+        .get("added_tokens")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if t["special"] != Value::Bool(true) {
+            unsupported!("non-special added token {}", t["content"]);
+        }
+    }
+    // Pre-tokenizer.
+    let pre = &v["pre_tokenizer"];
+    let byte_level = |p: &Value, use_regex: bool| -> Option<bool> {
+        if p["type"] != "ByteLevel"
+            || p.get("use_regex").and_then(Value::as_bool).unwrap_or(true) != use_regex
+        {
+            return None;
+        }
+        Some(
+            p.get("add_prefix_space")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+        )
+    };
+    let (pattern, prefix_space) = if let Some(prefix) = byte_level(pre, true) {
+        (Pattern::Gpt2, prefix)
+    } else if pre["type"] == "Sequence" {
+        let steps = pre["pretokenizers"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let [split, bl] = steps else {
+            unsupported!("pre-tokenizer Sequence of {} steps", steps.len());
+        };
+        if split["type"] != "Split"
+            || split["behavior"] != "Isolated"
+            || split
+                .get("invert")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        {
+            unsupported!("pre-tokenizer step {}", split);
+        }
+        let Some(pattern) = split["pattern"]["Regex"]
+            .as_str()
+            .and_then(Pattern::from_regex)
+        else {
+            unsupported!("split pattern {}", split["pattern"]);
+        };
+        if byte_level(bl, false) != Some(false) {
+            unsupported!("pre-tokenizer step {}", bl);
+        }
+        (pattern, false)
+    } else {
+        unsupported!("pre-tokenizer {}", pre["type"]);
+    };
+    // Model: plain byte-level BPE.
+    let model = &v["model"];
+    if model["type"] != "BPE" {
+        unsupported!("model {}", model["type"]);
+    }
+    let dropout = model.get("dropout").and_then(Value::as_f64).unwrap_or(0.0);
+    if dropout != 0.0 {
+        unsupported!("BPE dropout {dropout}");
+    }
+    for affix in ["continuing_subword_prefix", "end_of_word_suffix"] {
+        if let Some(a) = model
+            .get(affix)
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+        {
+            unsupported!("BPE {affix} {a:?}");
+        }
+    }
+    let ignore_merges = model
+        .get("ignore_merges")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let Some(vocab) = model["vocab"].as_object() else {
+        return Err(TokenizeError::Invalid(
+            "model.vocab is not an object".into(),
+        ));
+    };
+    let id_of = |s: &str| -> Result<u32> {
+        vocab
+            .get(s)
+            .and_then(Value::as_u64)
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| {
+                TokenizeError::Invalid(format!("merge token {s:?} not in the vocabulary"))
+            })
+    };
+    let chars = byte_chars();
+    let mut inverse = [u16::MAX; 0x144];
+    let mut byte_ids = [0u32; 256];
+    for (b, c) in chars.iter().enumerate() {
+        inverse[*c as usize] = b as u16;
+        match vocab.get(c.to_string().as_str()).and_then(Value::as_u64) {
+            Some(id) => byte_ids[b] = id as u32,
+            None => unsupported!("byte {b:#04x} ({c:?}) is not in the vocabulary"),
+        }
+    }
+    let mut tokens = Vec::with_capacity(vocab.len());
+    for (s, id) in vocab {
+        let id = id
+            .as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| TokenizeError::Invalid(format!("vocab id of {s:?} is {id}")))?;
+        if let Some(bytes) = token_bytes(s, &inverse) {
+            tokens.push((bytes, id));
+        }
+    }
+    let Some(merge_list) = model["merges"].as_array() else {
+        return Err(TokenizeError::Invalid("model.merges is not a list".into()));
+    };
+    let mut merges = Vec::with_capacity(merge_list.len());
+    let mut joined = String::new();
+    for (rank, m) in merge_list.iter().enumerate() {
+        let (a, b) = match m {
+            Value::String(s) => {
+                let mut it = s.split(' ');
+                match (it.next(), it.next(), it.next()) {
+                    (Some(a), Some(b), None) => (a, b),
+                    _ => {
+                        return Err(TokenizeError::Invalid(format!(
+                            "merge {} is {s:?}",
+                            rank + 1
+                        )));
+                    }
+                }
+            }
+            Value::Array(p) if p.len() == 2 && p.iter().all(Value::is_string) => (
+                p[0].as_str().unwrap_or_default(),
+                p[1].as_str().unwrap_or_default(),
+            ),
+            _ => return Err(TokenizeError::Invalid(format!("merge {} is {m}", rank + 1))),
+        };
+        joined.clear();
+        joined.push_str(a);
+        joined.push_str(b);
+        merges.push((id_of(a)?, id_of(b)?, id_of(&joined)?));
+    }
+    let bpe = Bpe::new(byte_ids, tokens, &merges, ignore_merges);
+    Ok(Ok(Fast {
+        pre: PreTokenizer::new(pattern),
+        prefix_space,
+        bpe,
+    }))
+}
