@@ -1,0 +1,200 @@
+//! HF-layout checkpoints and config.json: round trips, sharding, and errors naming tensors.
+
+mod common;
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use common::{Rng, golden_dir, norm_rel_err, random_model, tiny_config};
+use prolong_train::{Error, Llama, LlamaConfig, PackedSequence};
+
+fn copy_config(to: &std::path::Path) {
+    std::fs::copy(
+        golden_dir().join("model/config.json"),
+        to.join("config.json"),
+    )
+    .unwrap();
+}
+
+fn golden_tensors() -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(golden_dir().join("model/model.safetensors"), &Device::Cpu)
+        .unwrap()
+}
+
+#[test]
+fn save_then_load_round_trips_weights_and_config() {
+    let model = Llama::load(golden_dir().join("model"), DType::F32, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let back = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(back.config(), model.config());
+    for ((n, a), (_, b)) in model.params().named().iter().zip(back.params().named()) {
+        assert_eq!(norm_rel_err(b, a), 0.0, "{n}");
+    }
+    // unknown HF keys survive
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["model_type"], "llama");
+    assert_eq!(cfg["transformers_version"], "4.57.6");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+}
+
+#[test]
+fn tied_model_saves_without_lm_head() {
+    let cfg = tiny_config(true);
+    let model = random_model(&cfg, &mut Rng::new(3), DType::F32);
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let saved =
+        candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu).unwrap();
+    assert!(!saved.contains_key("lm_head.weight"));
+    assert!(saved.contains_key("model.embed_tokens.weight"));
+    let back = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    assert!(back.params().lm_head.is_none());
+}
+
+#[test]
+fn sharded_checkpoint_loads_like_single_file() {
+    let tensors = golden_tensors();
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let mut names: Vec<_> = tensors.keys().cloned().collect();
+    names.sort();
+    let (a, b) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", a),
+        ("model-00002-of-00002.safetensors", b),
+    ] {
+        let shard: HashMap<_, _> = part
+            .iter()
+            .map(|n| (n.clone(), tensors[n].clone()))
+            .collect();
+        candle_core::safetensors::save(&shard, dir.path().join(file)).unwrap();
+        for n in part {
+            weight_map.insert(n.clone(), file.into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+
+    let sharded = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let single = Llama::load(golden_dir().join("model"), DType::F32, &Device::Cpu).unwrap();
+    let seq = PackedSequence::single((0..20).collect());
+    let (x, y) = (sharded.logits(&seq).unwrap(), single.logits(&seq).unwrap());
+    assert_eq!(norm_rel_err(&x, &y), 0.0);
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let mut tensors = golden_tensors();
+    tensors.remove("model.layers.1.mlp.up_proj.weight");
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+    let err = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingTensor { name } if name == "model.layers.1.mlp.up_proj.weight")
+    );
+    assert!(
+        err.to_string()
+            .contains("model.layers.1.mlp.up_proj.weight")
+    );
+}
+
+#[test]
+fn misshaped_tensor_is_named() {
+    let mut tensors = golden_tensors();
+    let bad = Tensor::zeros((64, 32), DType::F32, &Device::Cpu).unwrap();
+    tensors.insert("model.layers.0.self_attn.k_proj.weight".into(), bad);
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+    let err = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+    match err {
+        Error::TensorShape {
+            name,
+            expected,
+            actual,
+        } => {
+            assert_eq!(name, "model.layers.0.self_attn.k_proj.weight");
+            assert_eq!(expected, vec![32, 64]);
+            assert_eq!(actual, vec![64, 32]);
+        }
+        e => panic!("unexpected error {e}"),
+    }
+}
+
+#[test]
+fn missing_weights_file_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let err = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+}
+
+#[test]
+fn config_defaults_and_validation() {
+    let base = r#""vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+                  "num_hidden_layers": 1, "num_attention_heads": 2"#;
+    let cfg = LlamaConfig::from_json(&format!("{{{base}, \"some_hf_key\": [1, 2]}}")).unwrap();
+    assert_eq!(cfg.n_kv_heads(), 2);
+    assert_eq!(cfg.head_dim(), 4);
+    assert_eq!(cfg.rope_theta, 10_000.0);
+    assert!(!cfg.tie_word_embeddings);
+    assert!(cfg.extra.contains_key("some_hf_key"));
+
+    let golden = LlamaConfig::load(golden_dir().join("model/config.json")).unwrap();
+    assert_eq!((golden.n_kv_heads(), golden.head_dim()), (2, 16));
+    assert_eq!(golden.rope_theta, 8e6);
+    assert_eq!(golden.rms_norm_eps, 1e-5);
+
+    for bad in [
+        r#""vocab_size": 10, "hidden_size": 10, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 3"#,
+        &format!("{base}, \"num_key_value_heads\": 3"),
+        &format!("{base}, \"head_dim\": 3"),
+        &format!("{base}, \"hidden_act\": \"gelu\""),
+        &format!("{base}, \"rms_norm_eps\": 0"),
+        &format!("{base}, \"attention_bias\": true"),
+        &format!("{base}, \"rope_scaling\": {{\"rope_type\": \"llama3\"}}"),
+        r#""vocab_size": 0, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2"#,
+    ] {
+        let err = LlamaConfig::from_json(&format!("{{{bad}}}")).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{bad}: {err}");
+    }
+    assert!(matches!(
+        LlamaConfig::from_json("{"),
+        Err(Error::Json { .. })
+    ));
+    assert!(matches!(
+        LlamaConfig::from_json(r#"{"hidden_size": 8}"#),
+        Err(Error::Json { .. })
+    ));
+}
+
+#[test]
+fn out_of_range_token_is_an_error() {
+    let model = Llama::load(golden_dir().join("model"), DType::F32, &Device::Cpu).unwrap();
+    let seq = PackedSequence::single(vec![1, 2, 512, 3]);
+    let err = model.logits(&seq).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TokenOutOfRange {
+                pos: 2,
+                id: 512,
+                vocab: 512
+            }
+        ),
+        "{err}"
+    );
+}
