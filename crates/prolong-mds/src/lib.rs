@@ -9,6 +9,8 @@ mod atomic;
 mod dtype;
 mod encoding;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hash;
 mod index;
 mod merge;
@@ -27,7 +29,7 @@ pub use hash::HashAlgo;
 pub use index::{Column, Compression, FileInfo, INDEX_FILE, Index, ShardEntry};
 pub use merge::merge_index;
 pub use reader::{MdsDataset, Sample};
-pub use shard::{ShardHeader, split_sample};
+pub use shard::{ShardHeader, decode_shard, split_sample};
 pub use value::{Array, Scalar, Value, cast_or_copy};
 pub use verify::{VerifyReport, verify};
 pub use writer::{DEFAULT_SIZE_LIMIT, MdsWriter, WriterOptions};

@@ -1,6 +1,7 @@
 //! The bytes of one uncompressed shard: sample count, offsets, config, samples.
 
 use crate::index::Column;
+use crate::value::Value;
 
 /// Header of a raw shard, checked against the file length. Offsets are read
 /// from the bytes on demand, so opening a shard touches only its first page.
@@ -104,4 +105,28 @@ pub fn split_sample<'a>(columns: &[Column], sample: &'a [u8]) -> Result<Vec<&'a 
         ));
     }
     Ok(fields)
+}
+
+/// Decodes every column of every sample of a raw shard, handing each sample's
+/// values to `visit`. The error carries the sample it happened in, if any.
+pub fn decode_shard<'a>(
+    data: &'a [u8],
+    columns: &[Column],
+    mut visit: impl FnMut(usize, &[(&str, Value<'a>)]) -> Result<(), String>,
+) -> Result<ShardHeader, (Option<usize>, String)> {
+    let header = ShardHeader::parse(data).map_err(|e| (None, e))?;
+    let mut values = Vec::with_capacity(columns.len());
+    for i in 0..header.samples {
+        let fields = split_sample(columns, header.sample(data, i)).map_err(|e| (Some(i), e))?;
+        values.clear();
+        for (column, bytes) in columns.iter().zip(fields) {
+            let value = column
+                .encoding
+                .decode(bytes)
+                .map_err(|r| (Some(i), format!("column {:?}: {r}", column.name)))?;
+            values.push((column.name.as_str(), value));
+        }
+        visit(i, &values).map_err(|e| (Some(i), e))?;
+    }
+    Ok(header)
 }

@@ -6,7 +6,7 @@ use crate::error::{MdsError, Result};
 use crate::hash::HashAlgo;
 use crate::index::{FileInfo, Index, ShardEntry, safe_relative};
 use crate::reader::decompress;
-use crate::shard::{ShardHeader, split_sample};
+use crate::shard::decode_shard;
 use crate::value::Value;
 
 /// What a successful verification covered.
@@ -67,7 +67,17 @@ fn verify_shard(dir: &Path, entry: &ShardEntry, report: &mut VerifyReport) -> Re
         path: raw_path.clone(),
         reason,
     };
-    let header = ShardHeader::parse(&raw).map_err(bad_shard)?;
+    let columns = entry.columns().map_err(bad_shard)?;
+    let header = decode_shard(&raw, &columns, |_, values| check_packed_sequence(values)).map_err(
+        |(sample, reason)| match sample {
+            Some(sample) => MdsError::BadSample {
+                path: raw_path.clone(),
+                sample,
+                reason,
+            },
+            None => bad_shard(reason),
+        },
+    )?;
     if header.samples as u64 != entry.samples {
         return Err(bad_shard(format!(
             "holds {} samples, index.json says {}",
@@ -78,24 +88,6 @@ fn verify_shard(dir: &Path, entry: &ShardEntry, report: &mut VerifyReport) -> Re
         return Err(bad_shard(
             "config in the header differs from index.json".into(),
         ));
-    }
-    let columns = entry.columns().map_err(bad_shard)?;
-    for i in 0..header.samples {
-        let bad_sample = |reason: String| MdsError::BadSample {
-            path: raw_path.clone(),
-            sample: i,
-            reason,
-        };
-        let fields = split_sample(&columns, header.sample(&raw, i)).map_err(bad_sample)?;
-        let mut values = Vec::with_capacity(fields.len());
-        for (column, bytes) in columns.iter().zip(fields) {
-            let value = column
-                .encoding
-                .decode(bytes)
-                .map_err(|r| bad_sample(format!("column {:?}: {r}", column.name)))?;
-            values.push((column.name.as_str(), value));
-        }
-        check_packed_sequence(&values).map_err(bad_sample)?;
     }
     report.shards += 1;
     report.samples += entry.samples;
@@ -139,7 +131,7 @@ fn check_hashes(path: &Path, data: &[u8], info: &FileInfo) -> Result<()> {
 }
 
 /// ProLong's packed columns: `length` equals the number of `input_ids`;
-/// `indices` are (n, 2) [start, end) pieces, in order, inside the sequence;
+/// `indices` are (n, 2) [start, end) pieces that tile the sequence;
 /// `mask` has one 0/1 byte per token.
 fn check_packed_sequence(values: &[(&str, Value<'_>)]) -> Result<(), String> {
     let get = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
@@ -159,18 +151,24 @@ fn check_packed_sequence(values: &[(&str, Value<'_>)]) -> Result<(), String> {
                 indices.shape
             ));
         }
-        let mut prev_end = 0i128;
+        // A packer emits pieces that tile the sequence: [0, a), [a, b), ... [z, N).
+        let mut expected_start = 0i128;
         for piece in 0..indices.shape[0] {
-            let (start, end) = match (indices.get(2 * piece), indices.get(2 * piece + 1)) {
-                (Some(s), Some(e)) => (s.as_i128().unwrap_or(-1), e.as_i128().unwrap_or(-1)),
-                _ => return Err("indices are truncated".into()),
+            let bound = |k| indices.get(2 * piece + k).and_then(|s| s.as_i128());
+            let (Some(start), Some(end)) = (bound(0), bound(1)) else {
+                return Err("indices are not integers".into());
             };
-            if start < prev_end || end < start || end > tokens as i128 {
+            if start != expected_start || end < start {
                 return Err(format!(
-                    "indices piece {piece} [{start}, {end}) is out of order or outside {tokens} tokens"
+                    "indices piece {piece} is [{start}, {end}), expected it to start at {expected_start}"
                 ));
             }
-            prev_end = end;
+            expected_start = end;
+        }
+        if expected_start != tokens as i128 {
+            return Err(format!(
+                "indices end at {expected_start}, the sequence has {tokens} tokens"
+            ));
         }
     }
     if let Some(Value::Array(mask)) = get("mask") {

@@ -109,3 +109,29 @@ fn merged_root_is_byte_identical_to_merge_index() {
         assert!(ours[file] == *bytes, "merged/{file} differs");
     }
 }
+
+#[test]
+fn racing_readers_share_one_decompressed_cache() {
+    let copy = golden_copy("zstd-hashed");
+    let expected = expected("zstd-hashed");
+    // Each thread opens its own dataset, as separate processes would, and
+    // every one of them decompresses and caches the same shards at once.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let dataset = MdsDataset::open(copy.path()).unwrap();
+                for (i, want) in expected.samples.iter().enumerate() {
+                    let got = to_expected(&dataset.get(i).unwrap().get("input_ids").unwrap());
+                    assert_eq!(got, want["input_ids"]);
+                }
+            });
+        }
+    });
+    let names: Vec<String> = files(copy.path()).into_keys().collect();
+    assert!(names.contains(&"shard.00002.mds".to_string()), "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.contains(".tmp.")),
+        "temporary files left: {names:?}"
+    );
+    prolong_mds::verify(copy.path()).unwrap();
+}
