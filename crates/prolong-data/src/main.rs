@@ -1,1 +1,44 @@
-fn main() {}
+//! `prolong-data`: the corpus half of the ProLong recipe, one subcommand per
+//! stage. Library code lives in the crate; each command only parses its
+//! arguments, calls it, and prints a summary.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+#[derive(Parser)]
+#[command(
+    name = "prolong-data",
+    version,
+    about = "Build long-context training data: tokenize, pack and inspect MDS datasets",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Inspect(commands::inspect::Args),
+    Verify(commands::verify::Args),
+    Merge(commands::merge::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Verify(args) => commands::verify::run(args),
+        Command::Merge(args) => commands::merge::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -4,12 +4,10 @@ use std::path::PathBuf;
 /// comes from a file names it, and the sample when one is involved.
 #[derive(Debug, thiserror::Error)]
 pub enum MdsError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The io error is part of the message, not a `source`, so that error
+    // chains print it once.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}: not an MDS index: {reason}")]
     BadIndex { path: PathBuf, reason: String },
     #[error("{path}: bad shard: {reason}")]
@@ -49,7 +47,7 @@ impl MdsError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         MdsError::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
 }

@@ -1,0 +1,4 @@
+pub mod inspect;
+pub mod merge;
+mod progress;
+pub mod verify;
