@@ -1,2 +1,3 @@
 //! Corpus stages of the ProLong recipe: documents in, packed MDS out.
+pub mod summary;
 pub mod tokenize;
