@@ -1,3 +1,4 @@
 //! Corpus stages of the ProLong recipe: documents in, packed MDS out.
+pub mod pack;
 pub mod summary;
 pub mod tokenize;

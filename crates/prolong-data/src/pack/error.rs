@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+use prolong_mds::MdsError;
+
+/// Everything that can go wrong packing. Errors that come from an input name
+/// its file (and the sample, when one is involved); nothing panics on bad input.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("invalid pack settings: {0}")]
+    Settings(String),
+    #[error("{path}: {reason}")]
+    BadInput { path: PathBuf, reason: String },
+    #[error("{path}: sample {sample}: {reason}")]
+    BadSample {
+        path: PathBuf,
+        sample: usize,
+        reason: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: this task was completed with other settings ({found}); \
+         pack into a fresh folder or remove the old output"
+    )]
+    SettingsMismatch { path: PathBuf, found: String },
+    #[error(transparent)]
+    Mds(#[from] MdsError),
+}
+
+impl PackError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        PackError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn settings(reason: impl Into<String>) -> Self {
+        PackError::Settings(reason.into())
+    }
+}

@@ -1,0 +1,337 @@
+//! Reading tokenized MDS input sample by sample with bounded memory.
+//!
+//! `MdsDataset` keeps every shard it opened mapped until it is dropped, so a
+//! pass over a large dataset would grow the resident set with the input. Raw
+//! shards are therefore read here with plain sequential reads through one
+//! reusable buffer (memory: the larger of 8 MiB and the largest sample);
+//! compressed shards without a raw copy are decompressed one at a time
+//! through a short-lived `MdsDataset` (memory: one raw shard).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+use prolong_mds::{Column, Dtype, Encoding, Index, MdsDataset, ShardEntry, Value, split_sample};
+
+use super::error::PackError;
+
+pub const TOKENS_COLUMN: &str = "input_ids";
+pub const MASK_COLUMN: &str = "mask";
+
+/// One shard of one input dataset: the unit tasks are dealt (shard `i` of
+/// the concatenated inputs goes to task `i % world_size`).
+#[derive(Debug, Clone)]
+pub struct InputShard {
+    /// The dataset folder holding index.json.
+    pub dataset: PathBuf,
+    /// The shard's position in that index.json.
+    pub shard: usize,
+    pub raw_path: PathBuf,
+    pub entry: ShardEntry,
+    pub columns: Vec<Column>,
+    tokens: usize,
+    mask: Option<usize>,
+}
+
+impl InputShard {
+    pub fn samples(&self) -> u64 {
+        self.entry.samples
+    }
+
+    pub fn has_mask(&self) -> bool {
+        self.mask.is_some()
+    }
+}
+
+/// The shards of every input, in order, checked to have an `input_ids`
+/// column of uint32 (or dynamic-dtype) ndarrays, and an integer `mask`
+/// ndarray either in all shards or in none. Returns them and whether they
+/// carry masks.
+pub fn plan_inputs(inputs: &[PathBuf]) -> Result<(Vec<InputShard>, bool), PackError> {
+    if inputs.is_empty() {
+        return Err(PackError::settings("no input datasets"));
+    }
+    let mut shards = Vec::new();
+    for dir in inputs {
+        let index = Index::load(dir)?;
+        let index_path = dir.join(prolong_mds::INDEX_FILE);
+        for (i, entry) in index.shards.into_iter().enumerate() {
+            let bad = |reason: String| PackError::BadInput {
+                path: index_path.clone(),
+                reason: format!("shard {i} ({}): {reason}", entry.raw_data.basename),
+            };
+            let columns = entry.columns().map_err(&bad)?;
+            let find = |name: &str| columns.iter().position(|c| c.name == name);
+            let tokens =
+                find(TOKENS_COLUMN).ok_or_else(|| bad(format!("no {TOKENS_COLUMN:?} column")))?;
+            match &columns[tokens].encoding {
+                Encoding::NdArray {
+                    dtype: None | Some(Dtype::U32),
+                    ..
+                } => {}
+                other => {
+                    return Err(bad(format!(
+                        "column {TOKENS_COLUMN:?} is {other}, expected ndarray:uint32"
+                    )));
+                }
+            }
+            let mask = find(MASK_COLUMN);
+            if let Some(m) = mask {
+                match &columns[m].encoding {
+                    Encoding::NdArray { dtype, .. }
+                        if dtype.is_none_or(|d| d.name().contains("int")) => {}
+                    other => {
+                        return Err(bad(format!(
+                            "column {MASK_COLUMN:?} is {other}, expected an integer ndarray"
+                        )));
+                    }
+                }
+            }
+            let raw_path = safe_join(dir, &entry.raw_data.basename).ok_or_else(|| {
+                bad(format!(
+                    "basename {:?} leaves the dataset folder",
+                    entry.raw_data.basename
+                ))
+            })?;
+            shards.push(InputShard {
+                dataset: dir.clone(),
+                shard: i,
+                raw_path,
+                entry,
+                columns,
+                tokens,
+                mask,
+            });
+        }
+    }
+    let with_mask = shards.first().is_some_and(InputShard::has_mask);
+    if let Some(odd) = shards.iter().find(|s| s.has_mask() != with_mask) {
+        return Err(PackError::BadInput {
+            path: odd.raw_path.clone(),
+            reason: format!(
+                "has {}a {MASK_COLUMN:?} column but the first input shard {}",
+                if odd.has_mask() { "" } else { "no " },
+                if with_mask { "has one" } else { "does not" }
+            ),
+        });
+    }
+    Ok((shards, with_mask))
+}
+
+fn safe_join(dir: &Path, basename: &str) -> Option<PathBuf> {
+    let rel = Path::new(basename);
+    let ok = !basename.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
+    ok.then(|| dir.join(rel))
+}
+
+/// One document as the packer takes it: little-endian u32 token bytes and,
+/// when the input has one, its mask as bytes (borrowed when it is uint8).
+pub struct InputDoc<'a> {
+    pub tokens: &'a [u8],
+    pub mask: Option<Cow<'a, [u8]>>,
+}
+
+/// Calls `f(sample_index, doc)` for every sample of the shard, in order.
+pub fn for_each_doc(
+    shard: &InputShard,
+    mut f: impl FnMut(usize, InputDoc<'_>) -> Result<(), PackError>,
+) -> Result<(), PackError> {
+    let raw_ok =
+        std::fs::metadata(&shard.raw_path).is_ok_and(|m| m.len() == shard.entry.raw_data.bytes);
+    if raw_ok || shard.entry.zip_data.is_none() {
+        let mut reader = RawShardReader::open(&shard.raw_path, &shard.entry)?;
+        let mut i = 0;
+        while let Some(bytes) = reader.next_sample()? {
+            let doc = decode_doc(shard, i, bytes)?;
+            f(i, doc)?;
+            i += 1;
+        }
+        return Ok(());
+    }
+    // Compressed, and no raw copy: decompress this one shard (the dataset
+    // caches the raw bytes beside the zip file when it can), then drop it.
+    let dataset = MdsDataset::open(&shard.dataset)?;
+    let data = dataset.shard_bytes(shard.shard)?;
+    let header = prolong_mds::ShardHeader::parse(data).map_err(|reason| PackError::BadInput {
+        path: shard.raw_path.clone(),
+        reason: format!("bad shard: {reason}"),
+    })?;
+    for i in 0..header.samples {
+        let doc = decode_doc(shard, i, header.sample(data, i))?;
+        f(i, doc)?;
+    }
+    Ok(())
+}
+
+fn decode_doc<'a>(
+    shard: &InputShard,
+    i: usize,
+    bytes: &'a [u8],
+) -> Result<InputDoc<'a>, PackError> {
+    let bad = |reason: String| PackError::BadSample {
+        path: shard.raw_path.clone(),
+        sample: i,
+        reason,
+    };
+    let fields = split_sample(&shard.columns, bytes).map_err(&bad)?;
+    let array = |c: usize| match shard.columns[c].encoding.decode(fields[c]) {
+        Ok(Value::Array(a)) => Ok(a),
+        Ok(other) => Err(bad(format!(
+            "column {:?} is not an ndarray: {other:?}",
+            shard.columns[c].name
+        ))),
+        Err(reason) => Err(bad(format!("column {:?}: {reason}", shard.columns[c].name))),
+    };
+    let tokens = array(shard.tokens)?;
+    if tokens.dtype != Dtype::U32 || tokens.shape.len() != 1 {
+        return Err(bad(format!(
+            "column {TOKENS_COLUMN:?} holds {} values of shape {:?}, expected 1-D uint32",
+            tokens.dtype, tokens.shape
+        )));
+    }
+    let Cow::Borrowed(token_bytes) = tokens.data else {
+        return Err(bad("token bytes were not borrowed".into()));
+    };
+    let mask = match shard.mask {
+        None => None,
+        Some(m) => {
+            let mask = array(m)?;
+            if mask.len() != tokens.len() {
+                return Err(bad(format!(
+                    "column {MASK_COLUMN:?} has {} values for {} tokens",
+                    mask.len(),
+                    tokens.len()
+                )));
+            }
+            Some(match (mask.dtype, mask.data) {
+                (Dtype::U8, data) => data,
+                (dtype, data) => {
+                    if !dtype.name().contains("int") {
+                        return Err(bad(format!("column {MASK_COLUMN:?} holds {dtype} values")));
+                    }
+                    // Other integer widths: 1 where the value is non-zero.
+                    let size = dtype.size();
+                    Cow::Owned(
+                        data.chunks_exact(size)
+                            .map(|v| u8::from(v.iter().any(|&b| b != 0)))
+                            .collect(),
+                    )
+                }
+            })
+        }
+    };
+    Ok(InputDoc {
+        tokens: token_bytes,
+        mask,
+    })
+}
+
+/// Sequential reader of a raw shard's samples through one reusable buffer.
+struct RawShardReader {
+    path: PathBuf,
+    file: File,
+    offsets: Vec<u32>,
+    next: usize,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes of the file not yet read into `buf`.
+    left: u64,
+}
+
+const READ_CHUNK: usize = 8 << 20;
+
+impl RawShardReader {
+    fn open(path: &Path, entry: &ShardEntry) -> Result<RawShardReader, PackError> {
+        let io = |e| PackError::io(path, e);
+        let bad = |reason: String| PackError::BadInput {
+            path: path.to_path_buf(),
+            reason: format!("bad shard: {reason}"),
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len != entry.raw_data.bytes {
+            return Err(bad(format!(
+                "{len} bytes, index.json says {}",
+                entry.raw_data.bytes
+            )));
+        }
+        let mut word = [0u8; 4];
+        file.read_exact(&mut word)
+            .map_err(|_| bad("shorter than its 4-byte sample count".into()))?;
+        let n = u32::from_le_bytes(word) as usize;
+        if n as u64 != entry.samples {
+            return Err(bad(format!(
+                "holds {n} samples, index.json says {}",
+                entry.samples
+            )));
+        }
+        let table_end = 4 + 4 * (n as u64 + 1);
+        if len < table_end {
+            return Err(bad(format!(
+                "{len} bytes cannot hold the offsets of {n} samples"
+            )));
+        }
+        let mut table = vec![0u8; 4 * (n + 1)];
+        file.read_exact(&mut table).map_err(io)?;
+        let offsets: Vec<u32> = table
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        drop(table);
+        if u64::from(offsets[0]) < table_end {
+            return Err(bad(format!(
+                "first sample offset {} is inside the header",
+                offsets[0]
+            )));
+        }
+        if let Some(i) = offsets.windows(2).position(|w| w[1] < w[0]) {
+            return Err(bad(format!("offset {} is before offset {i}", i + 1)));
+        }
+        if u64::from(offsets[n]) != len {
+            return Err(bad(format!(
+                "last offset {} does not match the shard's {len} bytes",
+                offsets[n]
+            )));
+        }
+        file.seek(SeekFrom::Start(u64::from(offsets[0])))
+            .map_err(io)?;
+        let left = len - u64::from(offsets[0]);
+        Ok(RawShardReader {
+            path: path.to_path_buf(),
+            file,
+            offsets,
+            next: 0,
+            buf: vec![0; READ_CHUNK.min(left as usize)],
+            start: 0,
+            end: 0,
+            left,
+        })
+    }
+
+    fn next_sample(&mut self) -> Result<Option<&[u8]>, PackError> {
+        if self.next + 1 >= self.offsets.len() {
+            return Ok(None);
+        }
+        let size = (self.offsets[self.next + 1] - self.offsets[self.next]) as usize;
+        self.next += 1;
+        if self.end - self.start < size {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() < size {
+                self.buf.resize(size, 0);
+            }
+            let want = ((self.buf.len() - self.end) as u64).min(self.left) as usize;
+            self.file
+                .read_exact(&mut self.buf[self.end..self.end + want])
+                .map_err(|e| PackError::io(&self.path, e))?;
+            self.end += want;
+            self.left -= want as u64;
+        }
+        let sample = &self.buf[self.start..self.start + size];
+        self.start += size;
+        Ok(Some(sample))
+    }
+}

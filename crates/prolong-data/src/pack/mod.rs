@@ -1,0 +1,31 @@
+//! The pack stage: tokenized documents in, fixed-length sequences out, as
+//! ProLong packed its data (docs/recipe.md, "Tokens and packing").
+//!
+//! - [`Packer`]: the algorithm, free of I/O (documents pushed one at a time,
+//!   sequences handed to a callback; one N-token buffer per output subset).
+//! - [`run_task`] / [`run_all`]: a `--rank R --world-size W` task over MDS
+//!   inputs, writing `OUT/{subset}/procR-W/`, a stats file and a completion
+//!   marker, and merging the root index.json once every task is done.
+//!
+//! Output columns: `domain` str (the subset name: "." without splitting,
+//! `{target}-{N}` with it), `indices` ndarray:uint32 (n, 2), `input_ids`
+//! ndarray:uint32 (N), `length` int, and `mask` ndarray:uint8 (N) when the
+//! input has a mask (0 at the BOS/EOS the packer inserts, the input's mask
+//! elsewhere).
+
+mod error;
+mod input;
+mod options;
+mod packer;
+mod stats;
+mod task;
+
+pub use error::PackError;
+pub use input::{InputDoc, InputShard, MASK_COLUMN, TOKENS_COLUMN, for_each_doc, plan_inputs};
+pub use options::{LLAMA3_BOS, LLAMA3_EOS, PackOptions};
+pub use packer::{OwnedSequence, Packer, Sequence, le_u32s, pack_u32, u32s_le};
+pub use stats::{Dropped, LengthBucket, PackStats};
+pub use task::{
+    Progress, TaskRecord, TaskReport, all_complete, marker_path, merge_if_complete, read_all_stats,
+    run_all, run_task, stats_path, task_name,
+};
