@@ -65,13 +65,13 @@ pub fn load_tensors(dir: impl AsRef<Path>) -> Result<HashMap<String, Tensor>> {
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
-        .ok_or_else(|| Error::ShardIndex {
+        .ok_or_else(|| Error::Checkpoint {
             path: index.clone(),
             msg: "no `weight_map` object".into(),
         })?;
     let mut files = BTreeSet::new();
     for (name, file) in map {
-        let file = file.as_str().ok_or_else(|| Error::ShardIndex {
+        let file = file.as_str().ok_or_else(|| Error::Checkpoint {
             path: index.clone(),
             msg: format!("file of tensor `{name}` is not a string"),
         })?;
@@ -83,7 +83,7 @@ pub fn load_tensors(dir: impl AsRef<Path>) -> Result<HashMap<String, Tensor>> {
     }
     for (name, file) in map {
         if !tensors.contains_key(name) {
-            return Err(Error::ShardIndex {
+            return Err(Error::Checkpoint {
                 path: index,
                 msg: format!("tensor `{name}` is not in its shard {file}"),
             });
@@ -99,7 +99,7 @@ fn load_file(path: &Path) -> Result<HashMap<String, Tensor>> {
             source: std::io::ErrorKind::NotFound.into(),
         });
     }
-    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::ShardIndex {
+    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Checkpoint {
         path: path.into(),
         msg: e.to_string(),
     })

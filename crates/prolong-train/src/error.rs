@@ -39,9 +39,10 @@ pub enum Error {
         actual: Vec<usize>,
     },
 
-    /// The sharded index names a file for a tensor, but the file lacks it or cannot be read.
-    #[error("sharded checkpoint {path}: {msg}")]
-    ShardIndex { path: PathBuf, msg: String },
+    /// A safetensors file cannot be parsed, or a sharded index is malformed or names a
+    /// tensor its shard lacks.
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint { path: PathBuf, msg: String },
 
     /// A packed sequence is malformed (bad indices, mask length, ...).
     #[error("invalid packed sequence: {0}")]

@@ -80,8 +80,12 @@ impl PackedSequence {
     /// The whole sequence as one document.
     pub fn single(input_ids: Vec<u32>) -> Self {
         let t = input_ids.len();
-        // One piece covering everything cannot fail validation.
-        Self::new(input_ids, &[[0, t]], None).unwrap_or_else(|_| unreachable!())
+        Self {
+            segments: std::iter::once(0..t).filter(|r| !r.is_empty()).collect(),
+            label_positions: (0..t.saturating_sub(1) as u32).collect(),
+            label_targets: input_ids.iter().skip(1).copied().collect(),
+            input_ids,
+        }
     }
 
     pub fn len(&self) -> usize {

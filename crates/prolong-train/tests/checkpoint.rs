@@ -95,6 +95,41 @@ fn sharded_checkpoint_loads_like_single_file() {
 }
 
 #[test]
+fn shard_index_naming_a_tensor_its_shard_lacks_is_an_error() {
+    let tensors = golden_tensors();
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let file = "model-00001-of-00001.safetensors";
+    candle_core::safetensors::save(&tensors, dir.path().join(file)).unwrap();
+    let mut weight_map: serde_json::Map<_, _> =
+        tensors.keys().map(|n| (n.clone(), file.into())).collect();
+    weight_map.insert("model.layers.7.mlp.up_proj.weight".into(), file.into());
+    let index = serde_json::json!({ "weight_map": weight_map });
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let err = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("model.layers.7.mlp.up_proj.weight"),
+        "{err}"
+    );
+
+    // an index pointing at a shard that does not exist
+    let index = serde_json::json!({ "weight_map": { "model.norm.weight": "nope.safetensors" } });
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let err = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+}
+
+#[test]
 fn missing_tensor_is_named() {
     let mut tensors = golden_tensors();
     tensors.remove("model.layers.1.mlp.up_proj.weight");

@@ -1,67 +1,63 @@
 //! Output projection + cross-entropy, in blocks of labeled tokens, so the `[T, V]` logits
-//! never exist at once (only `[block, V]`).
+//! never exist at once (only `[block, V]`). Only labeled positions are projected.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use crate::error::Result;
 use crate::ops::{cross_entropy, linear};
 use crate::packed::PackedSequence;
 
-/// Sum of the label losses, and with `grad` the gradients `(dh [T, C], dw [V, C])` of the
-/// token-mean loss (`sum / N`) w.r.t. the final hidden states `h` and the weight `w`.
-pub(crate) fn loss(
+/// Sum of the label losses of the final hidden states `h [T, C]` under `w [V, C]`.
+pub(crate) fn loss(h: &Tensor, w: &Tensor, seq: &PackedSequence, block: usize) -> Result<f64> {
+    let mut loss_sum = 0.0;
+    for (pos, tgt) in blocks(seq, block) {
+        let hb = h.index_select(&Tensor::new(pos, h.device())?, 0)?; // [B, C]
+        let logits = linear::forward(&hb, w)?; // [B, V]: 2·B·C·V FLOPs
+        let losses = cross_entropy::forward(&logits, &Tensor::new(tgt, h.device())?)?;
+        loss_sum += sum_f64(&losses)?;
+    }
+    Ok(loss_sum)
+}
+
+/// Sum of the label losses, and the gradients `(dh [T, C], dw [V, C])` of the token-mean
+/// loss (`sum / N`).
+pub(crate) fn loss_and_grads(
     h: &Tensor,
     w: &Tensor,
     seq: &PackedSequence,
     block: usize,
-    grad: bool,
-) -> Result<(f64, Option<(Tensor, Tensor)>)> {
-    let n = seq.num_labels();
-    let dev = h.device();
-    let dloss = 1.0 / n.max(1) as f64;
+) -> Result<(f64, Tensor, Tensor)> {
+    let dloss = 1.0 / seq.num_labels().max(1) as f64;
     let mut loss_sum = 0.0;
-    let mut dw: Option<Tensor> = None;
+    let mut dw = w.zeros_like()?;
     let mut dh_rows = Vec::new();
-    let positions = seq.label_positions().chunks(block.max(1));
-    let targets = seq.label_targets().chunks(block.max(1));
-    for (pos, tgt) in positions.zip(targets) {
-        let pos = Tensor::new(pos, dev)?;
-        let tgt = Tensor::new(tgt, dev)?;
-        let hb = h.index_select(&pos, 0)?; // [B, C]
+    for (pos, tgt) in blocks(seq, block) {
+        let hb = h.index_select(&Tensor::new(pos, h.device())?, 0)?; // [B, C]
         let logits = linear::forward(&hb, w)?; // [B, V]: 2·B·C·V FLOPs
-        if !grad {
-            let losses = cross_entropy::forward(&logits, &tgt)?;
-            loss_sum += losses
-                .to_dtype(candle_core::DType::F64)?
-                .sum_all()?
-                .to_scalar::<f64>()?;
-            continue;
-        }
+        let tgt = Tensor::new(tgt, h.device())?;
         let (losses, dlogits) = cross_entropy::forward_backward(&logits, &tgt, dloss)?;
-        loss_sum += losses
-            .to_dtype(candle_core::DType::F64)?
-            .sum_all()?
-            .to_scalar::<f64>()?;
+        loss_sum += sum_f64(&losses)?;
         let (dhb, dwb) = linear::backward(&dlogits, &hb, w)?; // 4·B·V·C FLOPs
-        dw = Some(match dw {
-            None => dwb,
-            Some(acc) => (acc + dwb)?,
-        });
+        dw = (dw + dwb)?;
         dh_rows.push(dhb);
     }
-    if !grad {
-        return Ok((loss_sum, None));
+    let mut dh = h.zeros_like()?;
+    if !dh_rows.is_empty() {
+        // one scatter of all labeled rows (positions are distinct)
+        let pos = Tensor::new(seq.label_positions(), h.device())?;
+        dh = dh.index_add(&pos, &Tensor::cat(&dh_rows, 0)?, 0)?;
     }
-    let dw = match dw {
-        Some(dw) => dw,
-        None => w.zeros_like()?,
-    };
-    let dh = h.zeros_like()?;
-    let dh = if dh_rows.is_empty() {
-        dh
-    } else {
-        let pos = Tensor::new(seq.label_positions(), dev)?;
-        dh.index_add(&pos, &Tensor::cat(&dh_rows, 0)?, 0)?
-    };
-    Ok((loss_sum, Some((dh, dw))))
+    Ok((loss_sum, dh, dw))
+}
+
+/// `(positions, targets)` of the labels, `block` at a time.
+fn blocks(seq: &PackedSequence, block: usize) -> impl Iterator<Item = (&[u32], &[u32])> {
+    let block = block.max(1);
+    seq.label_positions()
+        .chunks(block)
+        .zip(seq.label_targets().chunks(block))
+}
+
+fn sum_f64(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?)
 }

@@ -6,7 +6,7 @@
 //! n2 = rmsnorm(x2)           h = silu(n2·Wgᵀ) ⊙ (n2·Wuᵀ)
 //! y  = x2 + h·Wdᵀ
 //! ```
-//! The model keeps only each layer's input `x`; backward calls [`forward`] again on it
+//! The model keeps only each layer's input `x`; backward calls [`activations`] again on it
 //! (layer-wise activation checkpointing) and walks the ops in reverse.
 
 use std::ops::Range;
@@ -27,7 +27,8 @@ pub(crate) struct Ctx<'a> {
     pub eps: f64,
 }
 
-/// Activations of one layer (T tokens, C hidden, F FFN, H·D = q width, KV·D = kv width).
+/// Activations of one layer that its backward reads (T tokens, C hidden, F FFN,
+/// H·D = q width, KV·D = kv width). The output `y` is not among them.
 pub(crate) struct Acts {
     n1: Tensor,
     rstd1: Tensor,
@@ -41,11 +42,18 @@ pub(crate) struct Acts {
     g: Tensor,
     u: Tensor,
     h: Tensor,
-    pub y: Tensor,
 }
 
-/// Per-token FLOPs of the projections: 2·C·(H·D + 2·KV·D) + 2·H·D·C + 3·2·C·F.
-pub(crate) fn forward(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Acts> {
+/// The layer output `y [T, C]`.
+pub(crate) fn forward(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Tensor> {
+    let a = activations(x, p, ctx)?;
+    Ok((&a.x2 + linear::forward(&a.h, &p.down_proj)?)?) // 2·T·F·C
+}
+
+/// Everything up to `h`, the input of the down projection (the backward pass recomputes
+/// this from the layer input; it never needs `y`).
+/// Per-token FLOPs of the projections here: 2·C·(H·D + 2·KV·D) + 2·H·D·C + 2·2·C·F.
+pub(crate) fn activations(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Acts> {
     let (n1, rstd1) = rmsnorm::forward(x, &p.input_layernorm, ctx.eps)?;
     let q = ctx.rope.forward(&linear::forward(&n1, &p.q_proj)?)?; // 2·T·C·H·D
     let k = ctx.rope.forward(&linear::forward(&n1, &p.k_proj)?)?; // 2·T·C·KV·D
@@ -56,7 +64,6 @@ pub(crate) fn forward(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Acts> {
     let g = linear::forward(&n2, &p.gate_proj)?; // 2·T·C·F
     let u = linear::forward(&n2, &p.up_proj)?; // 2·T·C·F
     let h = silu_mul::forward(&g, &u)?;
-    let y = (&x2 + linear::forward(&h, &p.down_proj)?)?; // 2·T·F·C
     Ok(Acts {
         n1,
         rstd1,
@@ -70,12 +77,11 @@ pub(crate) fn forward(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Acts> {
         g,
         u,
         h,
-        y,
     })
 }
 
 /// Gradient of the layer input and of every layer parameter, for `dy` = gradient of `y`.
-/// `x` is the layer input, `a` the activations [`forward`] computed from it.
+/// `x` is the layer input, `a` the [`activations`] computed from it.
 /// FLOPs: twice the forward's matmuls, plus the attention backward (8·H·D·Σ L²).
 pub(crate) fn backward(
     dy: &Tensor,

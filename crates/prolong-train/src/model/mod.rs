@@ -125,7 +125,7 @@ impl Llama {
         let (h, _) = self.trunk(seq, false)?;
         let (h, _) = rmsnorm::forward(&h, &self.params.norm, self.config.rms_norm_eps)?;
         let w = self.params.output_weight();
-        let (sum, _) = head::loss(&h, w, seq, LOSS_BLOCK_TOKENS, false)?;
+        let sum = head::loss(&h, w, seq, LOSS_BLOCK_TOKENS)?;
         Ok(loss_output(sum, seq.num_labels()))
     }
 
@@ -144,17 +144,20 @@ impl Llama {
         let eps = self.config.rms_norm_eps;
         let (x_last, inputs) = self.trunk(seq, true)?;
         let (h, rstd) = rmsnorm::forward(&x_last, &p.norm, eps)?;
-        let (sum, grads) = head::loss(&h, p.output_weight(), seq, block_tokens, true)?;
-        let (dh, d_head) = grads.ok_or_else(|| Error::Config("head returned no grads".into()))?;
+        let (sum, dh, d_head) = head::loss_and_grads(&h, p.output_weight(), seq, block_tokens)?;
         let (mut dx, d_norm) = rmsnorm::backward(&dh, &x_last, &p.norm, &rstd)?;
-        drop((h, rstd, dh));
+        drop((h, rstd, dh, x_last));
 
         let ctx = self.ctx(seq)?;
+        let mut inputs = inputs;
         let mut d_layers = Vec::with_capacity(p.layers.len());
-        for (x, lp) in inputs.iter().zip(&p.layers).rev() {
-            let acts = layer::forward(x, lp, &ctx)?; // recompute
-            let (d, g) = layer::backward(&dx, x, &acts, lp, &ctx)?;
-            dx = d;
+        for lp in p.layers.iter().rev() {
+            let x = inputs
+                .pop()
+                .ok_or_else(|| Error::Config("missing layer input".into()))?;
+            let acts = layer::activations(&x, lp, &ctx)?; // recompute from the saved input
+            let (d, g) = layer::backward(&dx, &x, &acts, lp, &ctx)?;
+            dx = d; // `x` and `acts` are freed here
             d_layers.push(g);
         }
         d_layers.reverse();
@@ -183,7 +186,7 @@ impl Llama {
         let mut x = embedding::forward(&ids, &self.params.embed_tokens)?;
         let mut inputs = Vec::with_capacity(if save { self.params.layers.len() } else { 0 });
         for lp in &self.params.layers {
-            let y = layer::forward(&x, lp, &ctx)?.y;
+            let y = layer::forward(&x, lp, &ctx)?;
             if save {
                 inputs.push(x);
             }
