@@ -149,12 +149,8 @@ impl Llama {
         drop((h, rstd, dh, x_last));
 
         let ctx = self.ctx(seq)?;
-        let mut inputs = inputs;
         let mut d_layers = Vec::with_capacity(p.layers.len());
-        for lp in p.layers.iter().rev() {
-            let x = inputs
-                .pop()
-                .ok_or_else(|| Error::Config("missing layer input".into()))?;
+        for (x, lp) in inputs.into_iter().rev().zip(p.layers.iter().rev()) {
             let acts = layer::activations(&x, lp, &ctx)?; // recompute from the saved input
             let (d, g) = layer::backward(&dx, &x, &acts, lp, &ctx)?;
             dx = d; // `x` and `acts` are freed here
