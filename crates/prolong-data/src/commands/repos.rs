@@ -1,0 +1,127 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use prolong_data::repos::{DEFAULT_MAX_FILE_BYTES, DEFAULT_SOURCE, ReposOptions, TaskReport};
+
+/// Turn a folder of code repositories into documents, one per repository.
+///
+/// Each entry of INPUT_DIR is a repository: a git repository (read from its
+/// HEAD commit, bare or not; nothing is checked out) or a plain folder
+/// (walked honouring its .gitignore files). Its kept files, in byte order of
+/// their paths, each after a header line `==> PATH <==` and separated by a
+/// blank line, make the document's text. Binary, oversized, vendored and
+/// generated files, and those failing the BigCode line filters, are skipped
+/// and counted by reason; symbolic links and submodules are never followed.
+///
+/// Task R of N (--rank/--world-size, by default SLURM_ARRAY_TASK_ID /
+/// SLURM_ARRAY_TASK_COUNT, else 0 of 1) takes entries R, R+N, ... in sorted
+/// order and writes OUT_DIR/part-RRRRR-of-NNNNN.jsonl.zst, then its
+/// .stats.json, then its .done marker; a completed task is skipped on re-run.
+///
+/// Example: prolong-data repos data/repos --out data/docs/code --dedup-files
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Folder whose entries are the repositories.
+    input: PathBuf,
+    /// Output folder for the JSONL.zst part, stats and marker.
+    #[arg(long)]
+    out: PathBuf,
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// Keep one copy of files byte-identical across repositories (the first
+    /// repository in sorted order keeps it; within one task).
+    #[arg(long)]
+    dedup_files: bool,
+    /// The documents' `source` field.
+    #[arg(long, default_value = DEFAULT_SOURCE)]
+    source: String,
+    /// This task's rank.
+    #[arg(long, env = "SLURM_ARRAY_TASK_ID", default_value_t = 0)]
+    rank: usize,
+    /// Number of tasks.
+    #[arg(long, env = "SLURM_ARRAY_TASK_COUNT", default_value_t = 1)]
+    world_size: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let options = ReposOptions {
+        max_file_bytes: args.max_file_bytes,
+        dedup_files: args.dedup_files,
+        source: args.source.clone(),
+    };
+    let bar = super::progress::bar(0, "repos");
+    let report = prolong_data::repos::run_task(
+        &args.input,
+        &args.out,
+        &options,
+        args.rank,
+        args.world_size,
+        &mut |p| {
+            bar.set_length(p.repos_total);
+            bar.set_position(p.repos_done);
+        },
+    )
+    .with_context(|| format!("repos {}", args.input.display()))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", summary_json(&report));
+    } else {
+        print_summary(&report);
+    }
+    Ok(())
+}
+
+fn summary_json(report: &TaskReport) -> serde_json::Value {
+    serde_json::json!({
+        "part": report.part,
+        "already_done": report.skipped,
+        "stats": report.stats,
+    })
+}
+
+fn reasons(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".to_string();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_summary(report: &TaskReport) {
+    let s = &report.stats;
+    let state = if report.skipped {
+        " (already done, not redone)"
+    } else {
+        ""
+    };
+    println!("repos {}{state}: {}", s.task, report.part.display());
+    println!(
+        "  repositories: {} in, {} documents, skipped: {}",
+        s.repos_in,
+        s.repos_out,
+        reasons(&s.repos_skipped)
+    );
+    println!(
+        "  files kept:   {} ({} bytes; {} bytes of text)",
+        s.files_kept, s.bytes_kept, s.text_bytes
+    );
+    println!("  files skipped: {}", reasons(&s.files_skipped));
+    let problems = s.problems.len() as u64 + s.problems_not_listed;
+    if problems > 0 {
+        println!("  problems: {problems} (all in the stats file); first ones:");
+        for p in s.problems.iter().take(5) {
+            match &p.path {
+                Some(path) => println!("    {}/{path}: {} ({})", p.repo, p.reason, p.error),
+                None => println!("    {}: {} ({})", p.repo, p.reason, p.error),
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Errors that stop a `repos` task. Problems with one repository or one file
+//! are not errors: they are counted by reason and reported in the stats.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReposError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("bad settings: {0}")]
+    Settings(String),
+    #[error(
+        "{path} was made with other settings ({found}); use another output folder or remove it"
+    )]
+    SettingsMismatch { path: PathBuf, found: String },
+}
+
+impl ReposError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> ReposError {
+        ReposError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

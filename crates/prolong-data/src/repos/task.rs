@@ -1,0 +1,294 @@
+//! One `repos` task of a `--rank R --world-size N` run, and the layout of
+//! the output folder:
+//!
+//! ```text
+//! OUT/part-{R:05}-of-{N:05}.jsonl.zst    task R's documents, one JSON object a line
+//! OUT/part-{R:05}-of-{N:05}.stats.json   task R's TaskStats (settings and counts)
+//! OUT/part-{R:05}-of-{N:05}.done         completion marker, written last
+//! ```
+//!
+//! The entries of the input folder are sorted by the bytes of their names;
+//! task R takes entries R, R+N, R+2N, ... and writes one document per
+//! repository, in that order. Every file is written under a temporary name
+//! and renamed into place; the marker comes last, so a killed task leaves no
+//! marker and is redone from scratch by the next run, which gives
+//! byte-identical output (zstd level [`ZSTD_LEVEL`], one thread, with a
+//! content checksum). A task whose marker exists is skipped, after checking
+//! that it was made with the same settings.
+//!
+//! `--dedup-files` compares files across the repositories of one task only:
+//! with `--world-size 1` it is global.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ReposError;
+use super::source::{Problem, ReposOptions, read_repository};
+
+/// The zstd level of the output (fixed: part of the byte-identical promise).
+pub const ZSTD_LEVEL: i32 = 6;
+/// Problems listed in the stats at most (all are counted).
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// `part-{rank:05}-of-{world_size:05}`.
+pub fn part_name(rank: usize, world_size: usize) -> String {
+    format!("part-{rank:05}-of-{world_size:05}")
+}
+
+pub fn part_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {
+    out.join(format!("{}.jsonl.zst", part_name(rank, world_size)))
+}
+
+pub fn stats_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {
+    out.join(format!("{}.stats.json", part_name(rank, world_size)))
+}
+
+pub fn marker_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {
+    out.join(format!("{}.done", part_name(rank, world_size)))
+}
+
+/// What a task's stats file holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStats {
+    pub task: String,
+    pub rank: usize,
+    pub world_size: usize,
+    pub options: ReposOptions,
+    /// Entries of the input folder this task took.
+    pub repos_in: u64,
+    /// Documents written.
+    pub repos_out: u64,
+    /// Entries that gave no document, by reason.
+    pub repos_skipped: BTreeMap<String, u64>,
+    pub files_kept: u64,
+    /// Bytes of the kept files' content.
+    pub bytes_kept: u64,
+    /// Bytes of the documents' text (with headers and separators).
+    pub text_bytes: u64,
+    /// Files left out, by reason, over all entries.
+    pub files_skipped: BTreeMap<String, u64>,
+    /// Files and entries skipped because something went wrong, with the
+    /// error (the first [`MAX_PROBLEMS`]).
+    pub problems: Vec<Problem>,
+    /// Problems beyond [`MAX_PROBLEMS`], counted only.
+    pub problems_not_listed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskReport {
+    pub stats: TaskStats,
+    /// The output file of the task.
+    pub part: PathBuf,
+    /// The task had been completed before and was not redone.
+    pub skipped: bool,
+}
+
+/// Progress of a running task, for progress bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub repos_done: u64,
+    pub repos_total: u64,
+    pub files_kept: u64,
+}
+
+/// The entries of the input folder, sorted by the bytes of their names.
+pub fn list_inputs(input: &Path) -> Result<Vec<PathBuf>, ReposError> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(input).map_err(|e| ReposError::io(input, e))? {
+        let entry = entry.map_err(|e| ReposError::io(input, e))?;
+        entries.push(entry.path());
+    }
+    entries.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(entries)
+}
+
+fn check_rank(rank: usize, world_size: usize) -> Result<(), ReposError> {
+    if world_size == 0 || rank >= world_size {
+        return Err(ReposError::Settings(format!(
+            "rank {rank} is not below world size {world_size}"
+        )));
+    }
+    Ok(())
+}
+
+/// A name beside `path` that no other process picks: `.NAME.tmp.PID.N`.
+fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp.{}.{n}", std::process::id()))
+}
+
+/// Writes a file through a temporary name: `fill` writes the content, then
+/// the file is synced and renamed to `path`.
+fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), ReposError> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut writer = BufWriter::new(std::fs::File::create(&tmp)?);
+        fill(&mut writer)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ReposError::io(path, e)
+    })
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), ReposError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReposError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the temporary files a killed attempt of this task left behind.
+fn remove_stale_temps(out: &Path, finals: &[&Path]) -> Result<(), ReposError> {
+    let prefixes: Vec<String> = finals
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| format!(".{}.tmp.", n.to_string_lossy()))
+        .collect();
+    for entry in std::fs::read_dir(out).map_err(|e| ReposError::io(out, e))? {
+        let entry = entry.map_err(|e| ReposError::io(out, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            remove_if_exists(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn read_stats(path: &Path) -> Result<TaskStats, ReposError> {
+    let bytes = std::fs::read(path).map_err(|e| ReposError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|source| ReposError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Runs task `rank` of `world_size` over the entries of `input` (see the
+/// module docs). `progress` is called after each entry.
+pub fn run_task(
+    input: &Path,
+    out: &Path,
+    options: &ReposOptions,
+    rank: usize,
+    world_size: usize,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TaskReport, ReposError> {
+    check_rank(rank, world_size)?;
+    let part = part_path(out, rank, world_size);
+    let stats_file = stats_path(out, rank, world_size);
+    let marker = marker_path(out, rank, world_size);
+
+    if marker.is_file() {
+        let stats = read_stats(&stats_file)?;
+        if stats.options != *options || stats.rank != rank || stats.world_size != world_size {
+            return Err(ReposError::SettingsMismatch {
+                path: stats_file,
+                found: serde_json::to_string(&stats.options).unwrap_or_default(),
+            });
+        }
+        return Ok(TaskReport {
+            stats,
+            part,
+            skipped: true,
+        });
+    }
+
+    let entries = list_inputs(input)?;
+    let mine: Vec<&PathBuf> = entries.iter().skip(rank).step_by(world_size).collect();
+
+    // Start from scratch: nothing of an earlier attempt survives.
+    std::fs::create_dir_all(out).map_err(|e| ReposError::io(out, e))?;
+    remove_if_exists(&stats_file)?;
+    remove_if_exists(&part)?;
+    remove_stale_temps(out, &[&part, &stats_file, &marker])?;
+
+    let mut stats = TaskStats {
+        task: part_name(rank, world_size),
+        rank,
+        world_size,
+        options: options.clone(),
+        repos_in: mine.len() as u64,
+        repos_out: 0,
+        repos_skipped: BTreeMap::new(),
+        files_kept: 0,
+        bytes_kept: 0,
+        text_bytes: 0,
+        files_skipped: BTreeMap::new(),
+        problems: Vec::new(),
+        problems_not_listed: 0,
+    };
+    let mut p = Progress {
+        repos_total: mine.len() as u64,
+        ..Progress::default()
+    };
+    progress(p);
+
+    let mut seen: HashSet<u128> = HashSet::new();
+    write_atomic(&part, |writer| {
+        let mut encoder = zstd::stream::write::Encoder::new(writer, ZSTD_LEVEL)?;
+        encoder.include_checksum(true)?;
+        for path in &mine {
+            let result = read_repository(path, options, Some(&seen));
+            for (reason, n) in &result.skipped {
+                *stats.files_skipped.entry(reason.clone()).or_default() += n;
+            }
+            for problem in result.problems {
+                if stats.problems.len() < MAX_PROBLEMS {
+                    stats.problems.push(problem);
+                } else {
+                    stats.problems_not_listed += 1;
+                }
+            }
+            match result.outcome {
+                Ok(doc) => {
+                    serde_json::to_writer(&mut encoder, &doc)?;
+                    encoder.write_all(b"\n")?;
+                    stats.repos_out += 1;
+                    stats.files_kept += doc.metadata.files;
+                    stats.bytes_kept += doc.metadata.bytes;
+                    stats.text_bytes += doc.text.len() as u64;
+                    seen.extend(result.kept_hashes);
+                }
+                Err(reason) => {
+                    *stats
+                        .repos_skipped
+                        .entry(reason.as_str().to_string())
+                        .or_default() += 1;
+                }
+            }
+            p.repos_done += 1;
+            p.files_kept = stats.files_kept;
+            progress(p);
+        }
+        encoder.finish()?;
+        Ok(())
+    })?;
+
+    let json = serde_json::to_string_pretty(&stats).map_err(|source| ReposError::Json {
+        path: stats_file.clone(),
+        source,
+    })? + "\n";
+    write_atomic(&stats_file, |w| w.write_all(json.as_bytes()))?;
+    write_atomic(&marker, |w| w.write_all(b"done\n"))?;
+    Ok(TaskReport {
+        stats,
+        part,
+        skipped: false,
+    })
+}
