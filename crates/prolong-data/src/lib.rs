@@ -1,4 +1,5 @@
 //! Corpus stages of the ProLong recipe: documents in, packed MDS out.
 pub mod pack;
+pub mod repos;
 pub mod summary;
 pub mod tokenize;

@@ -25,6 +25,7 @@ enum Command {
     Inspect(commands::inspect::Args),
     Verify(commands::verify::Args),
     Merge(commands::merge::Args),
+    Repos(commands::repos::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Merge(args) => commands::merge::run(args),
+        Command::Repos(args) => commands::repos::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

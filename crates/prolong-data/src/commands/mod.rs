@@ -1,4 +1,5 @@
 pub mod inspect;
 pub mod merge;
 mod progress;
+pub mod repos;
 pub mod verify;
