@@ -25,6 +25,7 @@ enum Command {
     Inspect(commands::inspect::Args),
     Verify(commands::verify::Args),
     Merge(commands::merge::Args),
+    Pack(commands::pack::Args),
     Repos(commands::repos::Args),
 }
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Merge(args) => commands::merge::run(args),
+        Command::Pack(args) => commands::pack::run(args),
         Command::Repos(args) => commands::repos::run(args),
     };
     match result {

@@ -49,7 +49,9 @@ fn read_all(dir: &Path) -> Vec<Seq> {
                 mask: s.has("mask").then(|| {
                     let m = s.array("mask").unwrap();
                     let values = match m.dtype {
-                        prolong_mds::Dtype::U8 => m.as_u8().unwrap().iter().map(|&v| v as u32).collect(),
+                        prolong_mds::Dtype::U8 => {
+                            m.as_u8().unwrap().iter().map(|&v| v as u32).collect()
+                        }
                         _ => m.as_u32().unwrap().into_owned(),
                     };
                     (m.dtype.name().to_string(), values)
@@ -77,7 +79,10 @@ fn check_tokens_and_indices(name: &str, ours: &[Seq], theirs: &[Seq], n: usize) 
         assert_eq!(a.input_ids.len(), n, "{name} #{i}: length");
         assert_eq!(a.input_ids, b.input_ids, "{name} #{i}: input_ids");
         assert_eq!(a.indices, b.indices, "{name} #{i}: indices");
-        assert_eq!(a.indices_shape, b.indices_shape, "{name} #{i}: indices shape");
+        assert_eq!(
+            a.indices_shape, b.indices_shape,
+            "{name} #{i}: indices shape"
+        );
         assert_eq!(a.indices_shape[1], 2);
         assert_eq!(a.domain, b.domain, "{name} #{i}: domain");
         assert_eq!(a.length, n as i128, "{name} #{i}: length column");
@@ -162,7 +167,10 @@ fn mask_follows_our_rule() {
         let (dtype, mask) = a.mask.as_ref().expect("our output has a mask");
         assert_eq!(dtype, "uint8");
         let (ref_dtype, ref_mask) = b.mask.as_ref().unwrap();
-        assert_eq!(ref_dtype, "uint32", "the reference's defect is what we expect to see");
+        assert_eq!(
+            ref_dtype, "uint32",
+            "the reference's defect is what we expect to see"
+        );
         assert_eq!(mask.len(), 1024);
         for (j, (&m, &r)) in mask.iter().zip(ref_mask).enumerate() {
             if r == bos || r == eos {
@@ -187,7 +195,13 @@ fn mask_follows_our_rule() {
     );
     assert_eq!(
         shard.column_encodings,
-        ["str", "ndarray:uint32", "ndarray:uint32", "int", "ndarray:uint8"]
+        [
+            "str",
+            "ndarray:uint32",
+            "ndarray:uint32",
+            "int",
+            "ndarray:uint8"
+        ]
     );
 }
 
@@ -213,8 +227,15 @@ fn stats_account_for_every_token() {
     ] {
         let (input, options) = settings(name);
         let tmp = tempfile::tempdir().unwrap();
-        let report = run_task(&[golden().join(input)], tmp.path(), &options, 0, 1, &mut |_| {})
-            .unwrap();
+        let report = run_task(
+            &[golden().join(input)],
+            tmp.path(),
+            &options,
+            0,
+            1,
+            &mut |_| {},
+        )
+        .unwrap();
         let s = &report.record.stats;
         assert_eq!(s.documents_in, docs.len() as u64);
         assert_eq!(s.tokens_in, docs.iter().sum::<u64>());

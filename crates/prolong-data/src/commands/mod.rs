@@ -1,5 +1,6 @@
 pub mod inspect;
 pub mod merge;
+pub mod pack;
 mod progress;
 pub mod repos;
 pub mod verify;

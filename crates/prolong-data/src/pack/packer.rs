@@ -219,7 +219,7 @@ impl Packer {
     where
         F: FnMut(Sequence<'_>) -> Result<(), PackError>,
     {
-        if tokens.len() % 4 != 0 {
+        if tokens.len() & 3 != 0 {
             return Err(PackError::settings(format!(
                 "{} token bytes are not whole u32 values",
                 tokens.len()

@@ -196,7 +196,7 @@ pub fn run_task(
                     other => other,
                 })?;
             p.samples_done += 1;
-            if p.samples_done % 1024 == 0 {
+            if p.samples_done & 1023 == 0 {
                 p.tokens_in = packer.stats().tokens_in;
                 p.sequences = packer.stats().sequences;
                 progress(p);

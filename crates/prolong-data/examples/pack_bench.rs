@@ -1,0 +1,238 @@
+//! Throughput and memory of the pack stage.
+//!
+//! ```text
+//! cargo run --release -p prolong-data --example pack_bench -- [--dir DIR] [--gb 2] [--len 524288] [--keep] [--clean]
+//! ```
+//!
+//! Generates `--gb` GiB of token bytes as a tokenized MDS dataset in DIR
+//! (once: an existing dataset of that size is reused; default a folder under
+//! the temp dir; `--clean` deletes it at the end), then measures, each with its own peak RSS (VmHWM, reset
+//! through /proc/self/clear_refs before each phase):
+//! - `memcpy`: copying the same number of bytes, 64 MiB at a time (baseline);
+//! - `read+pack`: reading the input and packing it to `--len`, sequences
+//!   discarded (what the packer itself costs);
+//! - `pack task`: the full `run_task` (read, pack, write MDS shards, fsync).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use prolong_data::pack::{PackOptions, Packer, for_each_doc, plan_inputs, run_task};
+use prolong_mds::{Array, Dtype, MdsDataset, MdsWriter, Value, WriterOptions};
+
+struct Args {
+    dir: Option<PathBuf>,
+    gib: f64,
+    len: usize,
+    keep: bool,
+    clean: bool,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        dir: None,
+        gib: 2.0,
+        len: 524_288,
+        keep: false,
+        clean: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--dir" => args.dir = it.next().map(PathBuf::from),
+            "--gb" => args.gib = it.next().and_then(|v| v.parse().ok()).unwrap_or(2.0),
+            "--len" => args.len = it.next().and_then(|v| v.parse().ok()).unwrap_or(524_288),
+            "--keep" => args.keep = true,
+            "--clean" => args.clean = true,
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    args
+}
+
+fn status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets VmHWM to the current RSS (Linux 4.0+); returns whether it worked.
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn peak_mib() -> f64 {
+    status_kib("VmHWM:") as f64 / 1024.0
+}
+
+/// Writes documents of log-uniform lengths (64 .. 128K tokens) until
+/// `bytes` of token bytes are written.
+fn generate(dir: &Path, bytes: u64) -> u64 {
+    let mut w = MdsWriter::create(
+        dir,
+        &[
+            ("domain", "str"),
+            ("input_ids", "ndarray:uint32"),
+            ("length", "int"),
+        ],
+        WriterOptions::default(),
+    )
+    .expect("create input");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut tokens: Vec<u8> = Vec::new();
+    let mut written = 0u64;
+    while written < bytes {
+        let u = (next() % 1_000_000) as f64 / 1_000_000.0;
+        let len = (64.0 * 2048f64.powf(u)) as usize;
+        tokens.clear();
+        for _ in 0..len {
+            tokens.extend_from_slice(&((next() % 128_000) as u32).to_le_bytes());
+        }
+        w.write(&[
+            ("domain", Value::Str("bench".into())),
+            (
+                "input_ids",
+                Value::Array(Array {
+                    dtype: Dtype::U32,
+                    shape: vec![len],
+                    data: (&tokens[..]).into(),
+                }),
+            ),
+            ("length", Value::Int(len as i64)),
+        ])
+        .expect("write input");
+        written += 4 * len as u64;
+    }
+    w.finish().expect("finish input");
+    written / 4
+}
+
+fn input_tokens(dir: &Path) -> Option<u64> {
+    let ds = MdsDataset::open(dir).ok()?;
+    let mut tokens = 0u64;
+    for i in 0..ds.len() {
+        tokens += ds.get(i).ok()?.integer("length").ok()? as u64;
+    }
+    Some(tokens)
+}
+
+fn main() {
+    let args = parse_args();
+    let root = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("prolong-pack-bench"));
+    let input = root.join("tokenized");
+    let want = (args.gib * (1u64 << 30) as f64) as u64;
+    let t = Instant::now();
+    let tokens = match input_tokens(&input) {
+        Some(t) if 4 * t >= want => {
+            println!("input     {} ({t} tokens, reused)", input.display());
+            t
+        }
+        _ => {
+            let _ = std::fs::remove_dir_all(&input);
+            let t = generate(&input, want);
+            println!("input     {} ({t} tokens, generated)", input.display());
+            t
+        }
+    };
+    let bytes = 4 * tokens;
+    println!(
+        "          {:.1} s to open/generate",
+        t.elapsed().as_secs_f64()
+    );
+    let resettable = reset_peak();
+    if !resettable {
+        println!("(cannot reset VmHWM: peaks below include earlier phases)");
+    }
+
+    // memcpy baseline: the same bytes, 64 MiB at a time.
+    let chunk = 64usize << 20;
+    let src = vec![1u8; chunk];
+    let mut dst = vec![0u8; chunk];
+    let t = Instant::now();
+    let mut left = bytes;
+    while left > 0 {
+        let n = (left as usize).min(chunk);
+        dst[..n].copy_from_slice(&src[..n]);
+        std::hint::black_box(&mut dst);
+        left -= n as u64;
+    }
+    let memcpy_s = t.elapsed().as_secs_f64();
+    drop((src, dst));
+    println!(
+        "memcpy    {:>8.2} GB/s  {:>7.0} M tok/s  peak {:>6.0} MiB",
+        bytes as f64 / memcpy_s / 1e9,
+        tokens as f64 / memcpy_s / 1e6,
+        peak_mib()
+    );
+
+    // Read + pack, sequences discarded.
+    reset_peak();
+    let options = PackOptions::new(args.len);
+    let t = Instant::now();
+    let (shards, with_mask) = plan_inputs(std::slice::from_ref(&input)).expect("plan");
+    let mut packer = Packer::new(&options, with_mask).expect("packer");
+    let mut sink = |s: prolong_data::pack::Sequence<'_>| {
+        std::hint::black_box(s.input_ids);
+        Ok(())
+    };
+    for shard in &shards {
+        for_each_doc(shard, |_, doc| {
+            packer.push(doc.tokens, doc.mask.as_deref(), &mut sink)
+        })
+        .expect("pack");
+    }
+    let stats = packer.finish();
+    let pack_s = t.elapsed().as_secs_f64();
+    println!(
+        "read+pack {:>8.2} GB/s  {:>7.0} M tok/s  peak {:>6.0} MiB  ({} sequences, {:.2}x memcpy time)",
+        bytes as f64 / pack_s / 1e9,
+        tokens as f64 / pack_s / 1e6,
+        peak_mib(),
+        stats.sequences,
+        pack_s / memcpy_s
+    );
+
+    // The full task, writing shards.
+    reset_peak();
+    let out = root.join(format!("packed-{}", args.len));
+    let _ = std::fs::remove_dir_all(&out);
+    let t = Instant::now();
+    let report = run_task(
+        std::slice::from_ref(&input),
+        &out,
+        &options,
+        0,
+        1,
+        &mut |_| {},
+    )
+    .expect("pack task");
+    let task_s = t.elapsed().as_secs_f64();
+    println!(
+        "pack task {:>8.2} GB/s  {:>7.0} M tok/s  peak {:>6.0} MiB  ({} sequences, {:.2}x memcpy time)",
+        bytes as f64 / task_s / 1e9,
+        tokens as f64 / task_s / 1e6,
+        peak_mib(),
+        report.record.stats.sequences,
+        task_s / memcpy_s
+    );
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    if args.clean {
+        let _ = std::fs::remove_dir_all(&input);
+    }
+}

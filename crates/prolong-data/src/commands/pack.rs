@@ -1,0 +1,263 @@
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use prolong_data::pack::{
+    LLAMA3_BOS, LLAMA3_EOS, PackOptions, PackStats, Progress, TaskReport, read_all_stats, run_all,
+    run_task,
+};
+
+use super::progress;
+
+/// Pack tokenized documents into fixed-length sequences (ProLong's packer).
+///
+/// BOS and EOS are added around each document; documents are appended to a
+/// buffer and every N tokens become one sequence, with `indices` marking the
+/// document pieces in it. A document that does not fit continues in the next
+/// sequence; the last partial buffer is dropped.
+///
+/// Output: OUT/[SUBSET/]procR-W/ per task (SUBSET = `{target}-{N}` with
+/// --split-by-lengths), OUT/procR-W.stats.json and OUT/procR-W.done, and the
+/// merged OUT/index.json once every task is done. A completed task is
+/// skipped on a re-run; an interrupted one is redone from scratch.
+///
+/// Examples:
+///   prolong-data pack data/tok/book --out data/packed-64k --len 65536
+///   prolong-data pack data/tok/book --out data/book-split --len 524288 --split-by-lengths 65536,524288
+///   prolong-data pack data/tok/* --out data/packed --len 65536 --rank $SLURM_ARRAY_TASK_ID --world-size 64
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Tokenized MDS datasets (input_ids ndarray:uint32, optional mask),
+    /// packed as one stream in the order given.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+    /// Output folder.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Tokens per sequence (N).
+    #[arg(long, value_name = "N")]
+    len: usize,
+    /// Drop a document's tail carried into the next sequence when it is
+    /// shorter than this.
+    #[arg(long, value_name = "M", default_value_t = 1)]
+    min_length: usize,
+    /// Cut documents into chunks of these lengths (the largest that fits),
+    /// each packed into its own sub-dataset `{length}-{N}`.
+    #[arg(long, value_name = "L1,L2,..", value_delimiter = ',')]
+    split_by_lengths: Vec<usize>,
+    /// Every sequence starts at a document start (overflow is dropped).
+    #[arg(long)]
+    intact: bool,
+    /// BOS id added before each document (Llama-3's by default).
+    #[arg(long, value_name = "ID", default_value_t = LLAMA3_BOS)]
+    bos: u32,
+    /// EOS id added after each document (Llama-3's by default).
+    #[arg(long, value_name = "ID", default_value_t = LLAMA3_EOS)]
+    eos: u32,
+    /// Add no BOS.
+    #[arg(long)]
+    no_bos: bool,
+    /// Add no EOS.
+    #[arg(long)]
+    no_eos: bool,
+    /// Write into OUT/DOMAIN/ and set the domain column to it (default: the
+    /// output root, domain ".", as ProLong's packer does).
+    #[arg(long)]
+    domain: Option<String>,
+    /// Output shard compression (zstd, zstd:LEVEL); none by default.
+    #[arg(long)]
+    compression: Option<String>,
+    /// Output shard size limit in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
+    size_limit: u64,
+    /// Run only task R (input shards R, R+W, ...); default: every task.
+    #[arg(long, value_name = "R")]
+    rank: Option<usize>,
+    /// Number of tasks W of the whole run.
+    #[arg(long, value_name = "W", default_value_t = 1)]
+    world_size: usize,
+    /// Tasks run at once when --rank is not given.
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    threads: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let options = PackOptions {
+        seq_len: args.len,
+        min_length: args.min_length,
+        split_by_lengths: args.split_by_lengths.clone(),
+        intact: args.intact,
+        bos: (!args.no_bos).then_some(args.bos),
+        eos: (!args.no_eos).then_some(args.eos),
+        domain: args.domain.clone(),
+        size_limit: Some(args.size_limit),
+        compression: args.compression.clone(),
+    };
+    let start = Instant::now();
+    let bar = progress::bar(0, "pack");
+    let reports: Vec<TaskReport> = match args.rank {
+        Some(rank) => {
+            let mut on_progress = |p: Progress| {
+                bar.set_length(p.samples_total);
+                bar.set_position(p.samples_done);
+            };
+            vec![
+                run_task(
+                    &args.inputs,
+                    &args.out,
+                    &options,
+                    rank,
+                    args.world_size,
+                    &mut on_progress,
+                )
+                .with_context(|| format!("pack task {rank} of {}", args.world_size))?,
+            ]
+        }
+        None => {
+            let per_task = Mutex::new(vec![(0u64, 0u64); args.world_size]);
+            let on_progress = |rank: usize, p: Progress| {
+                if let Ok(mut all) = per_task.lock() {
+                    all[rank] = (p.samples_done, p.samples_total);
+                    bar.set_length(all.iter().map(|a| a.1).sum());
+                    bar.set_position(all.iter().map(|a| a.0).sum());
+                }
+            };
+            run_all(
+                &args.inputs,
+                &args.out,
+                &options,
+                args.world_size,
+                args.threads,
+                &on_progress,
+            )
+            .context("pack")?
+        }
+    };
+    bar.finish_and_clear();
+    let elapsed = start.elapsed().as_secs_f64();
+
+    let run_records = read_all_stats(&args.out, args.world_size)?;
+    let merged = reports.iter().any(|r| r.merged);
+    let here = PackStats::sum(
+        reports
+            .iter()
+            .filter(|r| !r.skipped)
+            .map(|r| &r.record.stats),
+    );
+    let total = PackStats::sum(run_records.iter().map(|r| &r.stats));
+    if args.json {
+        let out = serde_json::json!({
+            "out": args.out,
+            "options": options,
+            "tasks_run": reports.iter().filter(|r| !r.skipped).map(|r| &r.record.task).collect::<Vec<_>>(),
+            "tasks_skipped": reports.iter().filter(|r| r.skipped).map(|r| &r.record.task).collect::<Vec<_>>(),
+            "tasks_complete": run_records.len(),
+            "world_size": args.world_size,
+            "merged": merged,
+            "seconds": elapsed,
+            "this_run": here,
+            "total": total,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+
+    let run_n = reports.iter().filter(|r| !r.skipped).count();
+    println!(
+        "pack     {} -> {}",
+        describe_inputs(&args.inputs),
+        args.out.display()
+    );
+    println!(
+        "settings N={} min_length={} split={} intact={} bos={} eos={}",
+        options.seq_len,
+        options.min_length,
+        if options.split_by_lengths.is_empty() {
+            "-".to_string()
+        } else {
+            options
+                .split_by_lengths
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+        options.intact,
+        options.bos.map_or("-".into(), |b| b.to_string()),
+        options.eos.map_or("-".into(), |e| e.to_string()),
+    );
+    println!(
+        "tasks    {} run, {} skipped (already complete); {} of {} complete",
+        run_n,
+        reports.len() - run_n,
+        run_records.len(),
+        args.world_size
+    );
+    if run_n > 0 {
+        println!(
+            "speed    {:.1} s, {:.1} M tokens/s",
+            elapsed,
+            here.tokens_in as f64 / elapsed.max(1e-9) / 1e6
+        );
+    }
+    let t = &total;
+    println!(
+        "documents {} in, {} with tokens in a sequence",
+        t.documents_in, t.documents_out
+    );
+    println!(
+        "tokens   {} in + {} BOS/EOS = {} out + {} dropped ({:.2}%)",
+        t.tokens_in,
+        t.special_tokens_added,
+        t.tokens_out,
+        t.tokens_dropped,
+        100.0 * t.tokens_dropped as f64 / (t.tokens_in + t.special_tokens_added).max(1) as f64
+    );
+    println!(
+        "dropped  min_length {}, intact {}, split remainder {}, last buffer {}",
+        t.dropped.min_length, t.dropped.intact, t.dropped.split_remainder, t.dropped.last_buffer
+    );
+    println!(
+        "sequences {} of {} tokens ({:.2} document pieces each)",
+        t.sequences,
+        options.seq_len,
+        t.pieces as f64 / t.sequences.max(1) as f64
+    );
+    for (subset, n) in &t.sequences_per_subset {
+        println!("  {subset:<30} {n:>10}");
+    }
+    if !t.length_histogram.is_empty() {
+        println!("document lengths (tokens):");
+        for b in &t.length_histogram {
+            println!(
+                "  {:>9} ..{:>9} {:>10} docs {:>14} tokens",
+                b.min, b.max, b.documents, b.tokens
+            );
+        }
+    }
+    if merged {
+        println!(
+            "index    {}",
+            args.out.join(prolong_mds::INDEX_FILE).display()
+        );
+    } else {
+        println!(
+            "index    not merged yet: waiting for {} more task(s)",
+            args.world_size - run_records.len()
+        );
+    }
+    Ok(())
+}
+
+fn describe_inputs(inputs: &[PathBuf]) -> String {
+    match inputs {
+        [one] => one.display().to_string(),
+        [first, ..] => format!("{} and {} more", first.display(), inputs.len() - 1),
+        [] => String::new(),
+    }
+}

@@ -1,0 +1,116 @@
+//! `prolong-data pack` end to end.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/pack-golden")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        .arg("pack")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pack_split_reproduces_the_reference_and_reruns_skip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("split");
+    let input = golden("tokenized");
+    let args = [
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--len",
+        "1024",
+        "--split-by-lengths",
+        "256,1024",
+        "--json",
+    ];
+    let (ok, stdout, err) = run(&args);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["merged"], true);
+    assert_eq!(v["total"]["sequences"], 79);
+    assert_eq!(v["tasks_run"], serde_json::json!(["proc0-1"]));
+    for sub in ["256-1024", "1024-1024"] {
+        let rel = format!("{sub}/proc0-1/shard.00000.mds");
+        assert_eq!(
+            std::fs::read(out.join(&rel)).unwrap(),
+            std::fs::read(golden("packed-split-256-1024").join(&rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    let (ok, stdout, err) = run(&args);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["tasks_skipped"], serde_json::json!(["proc0-1"]));
+    assert_eq!(v["total"]["sequences"], 79);
+}
+
+#[test]
+fn pack_by_rank_merges_after_the_last_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ranked");
+    let input = golden("tokenized");
+    let base = [
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--len",
+        "512",
+        "--min-length",
+        "64",
+    ];
+    let mut a = base.to_vec();
+    a.extend(["--rank", "1", "--world-size", "2"]);
+    let (ok, stdout, err) = run(&a);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("waiting for 1 more task"), "{stdout}");
+    assert!(!out.join("index.json").exists());
+    let mut b = base.to_vec();
+    b.extend(["--rank", "0", "--world-size", "2"]);
+    let (ok, stdout, err) = run(&b);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("2 of 2 complete"), "{stdout}");
+    assert!(
+        stdout.contains("tokens   88356 in + 130 BOS/EOS"),
+        "{stdout}"
+    );
+    let ds = prolong_mds::MdsDataset::open(&out).unwrap();
+    assert!(ds.len() > 150);
+}
+
+#[test]
+fn pack_reports_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = golden("packed-1024"); // no mask issue: packed data has input_ids too
+    let (ok, _, err) = run(&[
+        tmp.path().join("nothing").to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+        "--len",
+        "16",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("nothing"), "{err}");
+    let (ok, _, err) = run(&[
+        input.to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+        "--len",
+        "0",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("sequence length"), "{err}");
+}
