@@ -24,9 +24,10 @@ use prolong_data::repos::{DEFAULT_MAX_FILE_BYTES, DEFAULT_SOURCE, ReposOptions, 
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Folder whose entries are the repositories.
+    #[arg(value_name = "INPUT_DIR")]
     input: PathBuf,
     /// Output folder for the JSONL.zst part, stats and marker.
-    #[arg(long)]
+    #[arg(long, value_name = "OUT_DIR")]
     out: PathBuf,
     /// Skip files larger than this many bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_FILE_BYTES)]
