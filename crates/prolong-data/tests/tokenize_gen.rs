@@ -11,14 +11,14 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
     pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len())]
@@ -154,7 +154,7 @@ pub fn random_text(rng: &mut Rng, max_parts: usize) -> String {
                     s.push_str(frag);
                 }
             }
-            _ => s.push_str(*rng.pick(FRAGMENTS)),
+            _ => s.push_str(FRAGMENTS[rng.below(FRAGMENTS.len())]),
         }
     }
     s

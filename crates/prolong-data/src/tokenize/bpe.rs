@@ -179,10 +179,10 @@ impl Bpe {
                     heap.push(Reverse(((m >> 32) as u32, p as u32, m as u32)));
                 }
             }
-            if r.next != NONE {
-                if let Some(m) = self.pair(new_id, sym[r.next as usize].id) {
-                    heap.push(Reverse(((m >> 32) as u32, pos as u32, m as u32)));
-                }
+            if r.next != NONE
+                && let Some(m) = self.pair(new_id, sym[r.next as usize].id)
+            {
+                heap.push(Reverse(((m >> 32) as u32, pos as u32, m as u32)));
             }
         }
         let mut i = 0;

@@ -267,10 +267,10 @@ impl PreTokenizer {
         let n = s.len();
         let b0 = s[i];
         // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-        if b0 == b'\'' {
-            if let Some(l) = contraction_ci(s, i + 1) {
-                return i + 1 + l;
-            }
+        if b0 == b'\''
+            && let Some(l) = contraction_ci(s, i + 1)
+        {
+            return i + 1 + l;
         }
         let (c0, l0) = self.class(s, i);
         let j = i + l0;
@@ -353,10 +353,10 @@ impl PreTokenizer {
         let n = s.len();
         let b0 = s[i];
         // 's|'t|'re|'ve|'m|'ll|'d
-        if b0 == b'\'' {
-            if let Some(l) = contraction_cs(s, i + 1) {
-                return i + 1 + l;
-            }
+        if b0 == b'\''
+            && let Some(l) = contraction_cs(s, i + 1)
+        {
+            return i + 1 + l;
         }
         let (c0, l0) = self.class(s, i);
         let j = i + l0;
@@ -424,8 +424,7 @@ impl PreTokenizer {
                 Pattern::Llama3 { .. } => s[k..n - 1].iter().position(|&b| is_newline(b)),
                 Pattern::Gpt2 => s[k..n - 1].iter().position(|&b| b == b'\n'),
             };
-            let Some(off) = nl else { return None };
-            let q = k + off; // the newline
+            let q = k + nl?; // the newline
             let p = q + 1;
             k = p;
             if p < from || self.class(s, p).0 == SPACE {

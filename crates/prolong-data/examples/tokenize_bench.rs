@@ -1,0 +1,186 @@
+//! Tokens per second of the fast tokenizer against the tokenizers crate on
+//! the fixture texts (Llama-3 tokenizer), after checking the ids are equal.
+//!
+//!   cargo run --release -p prolong-data --example tokenize_bench [-- TOKENIZER_JSON [TEXT...]]
+//!
+//! Defaults: fixtures/cache/tokenizer.json and the fixture texts
+//! (gutenberg/*.txt, kjv.txt, enwiki.xml). The texts are cut into documents
+//! of about 16 KiB at line ends, the same list for every encoder. Threads:
+//! rayon's pool (RAYON_NUM_THREADS, default all cores).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use prolong_data::tokenize::{Tokenizer, reference_tokenizer};
+use rayon::prelude::*;
+
+const DOC_BYTES: usize = 16 << 10;
+
+fn docs_of(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + DOC_BYTES).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        let end = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
+        docs.push(&text[start..end]);
+        start = end;
+    }
+    docs
+}
+
+/// Best of a few runs of `f` (which returns the tokens it made): tokens/s.
+fn rate(mut f: impl FnMut() -> usize) -> f64 {
+    let mut best = f64::INFINITY;
+    let mut tokens = 0;
+    let started = Instant::now();
+    for i in 0.. {
+        let t = Instant::now();
+        tokens = f();
+        best = best.min(t.elapsed().as_secs_f64());
+        if i >= 2 && started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    tokens as f64 / best
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cache");
+    let json_path = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("tokenizer.json"));
+    let Ok(json) = std::fs::read(&json_path) else {
+        println!(
+            "tokenize bench: {} is absent (run scripts/fetch-fixtures.sh); nothing measured",
+            json_path.display()
+        );
+        return;
+    };
+    let mut text_paths: Vec<PathBuf> = args.iter().skip(1).map(PathBuf::from).collect();
+    if text_paths.is_empty() {
+        for name in ["alice29.txt", "asyoulik.txt", "lcet10.txt", "plrabn12.txt"] {
+            text_paths.push(root.join("gutenberg").join(name));
+        }
+        text_paths.push(root.join("kjv.txt"));
+        text_paths.push(root.join("enwiki.xml"));
+    }
+    let texts: Vec<(String, String)> = text_paths
+        .iter()
+        .filter_map(|p| {
+            let b = std::fs::read(p).ok()?;
+            Some((
+                p.file_name()?.to_string_lossy().into_owned(),
+                String::from_utf8_lossy(&b).into_owned(),
+            ))
+        })
+        .collect();
+    if texts.is_empty() {
+        println!("tokenize bench: no texts found; nothing measured");
+        return;
+    }
+
+    let t = Instant::now();
+    let fast = Tokenizer::from_bytes(&json).expect("tokenizer.json");
+    let load_fast = t.elapsed();
+    let t = Instant::now();
+    let reference = reference_tokenizer(&json).expect("tokenizer.json");
+    let load_ref = t.elapsed();
+    assert!(fast.is_fast(), "no fast path: {:?}", fast.fallback_reason());
+    let threads = rayon::current_num_threads();
+    println!(
+        "tokenizer {} (load: fast {:.2}s, tokenizers crate {:.2}s); {threads} threads",
+        json_path.display(),
+        load_fast.as_secs_f64(),
+        load_ref.as_secs_f64()
+    );
+
+    let all: Vec<&str> = texts.iter().flat_map(|(_, t)| docs_of(t)).collect();
+    let bytes: usize = all.iter().map(|d| d.len()).sum();
+    // Identical ids first.
+    let ours = fast.encode_batch(&all).unwrap();
+    let theirs = reference.encode_batch_fast(all.clone(), false).unwrap();
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a.as_slice(), b.get_ids(), "ids differ in document {i}");
+    }
+    let tokens: usize = ours.iter().map(Vec::len).sum();
+    println!(
+        "{} texts, {} documents, {bytes} bytes, {tokens} tokens; ids identical",
+        texts.len(),
+        all.len()
+    );
+
+    let fast_1 = rate(|| {
+        let mut enc = fast.encoder();
+        let mut out = Vec::new();
+        let mut n = 0;
+        for d in &all {
+            out.clear();
+            enc.encode_into(d, &mut out).unwrap();
+            n += out.len();
+        }
+        n
+    });
+    let fast_n = rate(|| fast.encode_batch(&all).unwrap().iter().map(Vec::len).sum());
+    let joined: String = texts
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let long_n = rate(|| fast.encode_long(&joined).unwrap().len());
+    let ref_1 = rate(|| {
+        all.iter()
+            .map(|d| reference.encode_fast(*d, false).unwrap().len())
+            .sum()
+    });
+    let ref_n = rate(|| {
+        let enc = reference.encode_batch_fast(all.clone(), false).unwrap();
+        enc.par_iter().map(|e| e.len()).sum()
+    });
+
+    let m = |r: f64| r / 1e6;
+    println!("{:<44} {:>10}", "encoder", "M tokens/s");
+    println!(
+        "{:<44} {:>10.2}",
+        "tokenizers crate encode_fast, 1 thread",
+        m(ref_1)
+    );
+    println!(
+        "{:<44} {:>10.2}",
+        format!("tokenizers crate encode_batch_fast, {threads} threads"),
+        m(ref_n)
+    );
+    println!("{:<44} {:>10.2}", "fast encode, 1 thread", m(fast_1));
+    println!(
+        "{:<44} {:>10.2}",
+        format!("fast encode_batch, {threads} threads"),
+        m(fast_n)
+    );
+    println!(
+        "{:<44} {:>10.2}",
+        format!("fast encode_long (one text), {threads} threads"),
+        m(long_n)
+    );
+    println!(
+        "ratio fast/tokenizers crate: 1 thread {:.2}x, {threads} threads {:.2}x",
+        fast_1 / ref_1,
+        fast_n / ref_n
+    );
+    for (name, text) in &texts {
+        let ids = fast.encode(text).unwrap().len();
+        let r = rate(|| fast.encoder().encode(text).unwrap().len());
+        println!(
+            "  {name:<16} {:>9} bytes {:>8} tokens  fast 1 thread {:>6.2} M tokens/s",
+            text.len(),
+            ids,
+            m(r)
+        );
+    }
+}
