@@ -1,17 +1,22 @@
 //! Throughput and memory of the pack stage.
 //!
 //! ```text
-//! cargo run --release -p prolong-data --example pack_bench -- [--dir DIR] [--gb 2] [--len 524288] [--keep] [--clean]
+//! cargo run --release -p prolong-data --example pack_bench -- [--dir DIR] [--gb 2] [--len 524288]
+//!     [--split 65536,524288] [--keep] [--clean] [--out PACKED_DIR]
 //! ```
 //!
 //! Generates `--gb` GiB of token bytes as a tokenized MDS dataset in DIR
 //! (once: an existing dataset of that size is reused; default a folder under
-//! the temp dir; `--clean` deletes it at the end), then measures, each with its own peak RSS (VmHWM, reset
-//! through /proc/self/clear_refs before each phase):
+//! the temp dir; `--clean` deletes it at the end), then measures three
+//! phases, each with its own peak RSS (VmHWM, reset through
+//! /proc/self/clear_refs before each phase). Rates are given per wall-clock
+//! second and per CPU second (user + system time of this process: what one
+//! core does, whatever else the machine runs).
 //! - `memcpy`: copying the same number of bytes, 64 MiB at a time (baseline);
 //! - `read+pack`: reading the input and packing it to `--len`, sequences
 //!   discarded (what the packer itself costs);
-//! - `pack task`: the full `run_task` (read, pack, write MDS shards, fsync).
+//! - `pack task`: the full `run_task` (read, pack, write MDS shards, fsync),
+//!   into `--out` (default DIR/packed-LEN; put it on tmpfs to leave the disk out).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,6 +30,8 @@ struct Args {
     len: usize,
     keep: bool,
     clean: bool,
+    out: Option<PathBuf>,
+    split: Vec<usize>,
 }
 
 fn parse_args() -> Args {
@@ -34,6 +41,8 @@ fn parse_args() -> Args {
         len: 524_288,
         keep: false,
         clean: false,
+        out: None,
+        split: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -43,6 +52,15 @@ fn parse_args() -> Args {
             "--len" => args.len = it.next().and_then(|v| v.parse().ok()).unwrap_or(524_288),
             "--keep" => args.keep = true,
             "--clean" => args.clean = true,
+            "--out" => args.out = it.next().map(PathBuf::from),
+            "--split" => {
+                args.split = it
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|v| v.parse().ok())
+                    .collect()
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -64,6 +82,33 @@ fn status_kib(key: &str) -> u64 {
 /// Resets VmHWM to the current RSS (Linux 4.0+); returns whether it worked.
 fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// User + system CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let ticks = (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64;
+    ticks / 100.0 // USER_HZ
+}
+
+/// One result line: wall and CPU rates, peak RSS.
+fn report(what: &str, bytes: u64, wall: f64, cpu: f64, extra: &str) {
+    let tokens = bytes as f64 / 4.0;
+    println!(
+        "{what:<9} {:>6.2} GB/s {:>6.0} M tok/s wall | {:>6.0} M tok/s per CPU-s ({:.1} s wall, {:.1} s CPU) | peak {:>4.0} MiB{extra}",
+        bytes as f64 / wall / 1e9,
+        tokens / wall / 1e6,
+        tokens / cpu.max(1e-9) / 1e6,
+        wall,
+        cpu,
+        peak_mib()
+    );
 }
 
 fn peak_mib() -> f64 {
@@ -162,7 +207,7 @@ fn main() {
     let chunk = 64usize << 20;
     let src = vec![1u8; chunk];
     let mut dst = vec![0u8; chunk];
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_seconds());
     let mut left = bytes;
     while left > 0 {
         let n = (left as usize).min(chunk);
@@ -171,18 +216,14 @@ fn main() {
         left -= n as u64;
     }
     let memcpy_s = t.elapsed().as_secs_f64();
+    let memcpy_cpu = cpu_seconds() - c;
     drop((src, dst));
-    println!(
-        "memcpy    {:>8.2} GB/s  {:>7.0} M tok/s  peak {:>6.0} MiB",
-        bytes as f64 / memcpy_s / 1e9,
-        tokens as f64 / memcpy_s / 1e6,
-        peak_mib()
-    );
+    report("memcpy", bytes, memcpy_s, memcpy_cpu, "");
 
     // Read + pack, sequences discarded.
     reset_peak();
-    let options = PackOptions::new(args.len);
-    let t = Instant::now();
+    let options = PackOptions::new(args.len).split_by_lengths(args.split.clone());
+    let (t, c) = (Instant::now(), cpu_seconds());
     let (shards, with_mask) = plan_inputs(std::slice::from_ref(&input)).expect("plan");
     let mut packer = Packer::new(&options, with_mask).expect("packer");
     let mut sink = |s: prolong_data::pack::Sequence<'_>| {
@@ -196,22 +237,28 @@ fn main() {
         .expect("pack");
     }
     let stats = packer.finish();
-    let pack_s = t.elapsed().as_secs_f64();
-    println!(
-        "read+pack {:>8.2} GB/s  {:>7.0} M tok/s  peak {:>6.0} MiB  ({} sequences, {:.2}x memcpy time)",
-        bytes as f64 / pack_s / 1e9,
-        tokens as f64 / pack_s / 1e6,
-        peak_mib(),
-        stats.sequences,
-        pack_s / memcpy_s
+    let pack_cpu = cpu_seconds() - c;
+    report(
+        "read+pack",
+        bytes,
+        t.elapsed().as_secs_f64(),
+        pack_cpu,
+        &format!(
+            " | {} sequences, {:.2}x memcpy CPU",
+            stats.sequences,
+            pack_cpu / memcpy_cpu.max(1e-9)
+        ),
     );
 
     // The full task, writing shards.
     reset_peak();
-    let out = root.join(format!("packed-{}", args.len));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join(format!("packed-{}", args.len)));
     let _ = std::fs::remove_dir_all(&out);
-    let t = Instant::now();
-    let report = run_task(
+    let (t, c) = (Instant::now(), cpu_seconds());
+    let task = run_task(
         std::slice::from_ref(&input),
         &out,
         &options,
@@ -220,14 +267,17 @@ fn main() {
         &mut |_| {},
     )
     .expect("pack task");
-    let task_s = t.elapsed().as_secs_f64();
-    println!(
-        "pack task {:>8.2} GB/s  {:>7.0} M tok/s  peak {:>6.0} MiB  ({} sequences, {:.2}x memcpy time)",
-        bytes as f64 / task_s / 1e9,
-        tokens as f64 / task_s / 1e6,
-        peak_mib(),
-        report.record.stats.sequences,
-        task_s / memcpy_s
+    let task_cpu = cpu_seconds() - c;
+    report(
+        "pack task",
+        bytes,
+        t.elapsed().as_secs_f64(),
+        task_cpu,
+        &format!(
+            " | {} sequences, {:.2}x memcpy CPU",
+            task.record.stats.sequences,
+            task_cpu / memcpy_cpu.max(1e-9)
+        ),
     );
     if !args.keep {
         let _ = std::fs::remove_dir_all(&out);
