@@ -9,7 +9,7 @@
 //!
 //! Both directions share one Python process (importing streaming takes most
 //! of its run time). When `python3` (or `$PYTHON`) cannot import streaming,
-//! each test prints one line saying it skipped, and passes.
+//! the run prints one line saying it skipped, and both tests pass.
 
 mod common;
 
@@ -122,8 +122,10 @@ fn run_python() -> Option<PythonRun> {
     let our_samples = write_ours(&ours);
 
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let columns: serde_json::Map<String, Json> =
-        COLUMNS.iter().map(|(n, e)| (n.to_string(), json!(e))).collect();
+    let columns: serde_json::Map<String, Json> = COLUMNS
+        .iter()
+        .map(|(n, e)| (n.to_string(), json!(e)))
+        .collect();
     let mut cmd = Command::new(&python);
     cmd.arg(&script)
         .arg(&ours)
@@ -400,10 +402,9 @@ fn we_read_and_rewrite_what_streaming_writes() {
     let dataset = MdsDataset::open(&run.theirs).unwrap();
     assert_eq!(dataset.len(), written.len());
     let mut got = Vec::new();
-    for i in 0..dataset.len() {
+    for (i, want) in written.iter().enumerate() {
         let sample = dataset.get(i).unwrap();
         // The typed accessors agree with the generic decode.
-        let want = &written[i];
         assert_eq!(
             sample.integer("length").unwrap(),
             want["length"].as_i64().unwrap() as i128
@@ -414,7 +415,10 @@ fn we_read_and_rewrite_what_streaming_writes() {
             "sample {i}"
         );
         let ids = sample.u32s("input_ids").unwrap();
-        assert_eq!(ids.len(), want["input_ids"]["values"].as_array().unwrap().len());
+        assert_eq!(
+            ids.len(),
+            want["input_ids"]["values"].as_array().unwrap().len()
+        );
         got.push(Json::Object(
             sample
                 .values()
