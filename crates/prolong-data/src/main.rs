@@ -27,6 +27,7 @@ enum Command {
     Merge(commands::merge::Args),
     Pack(commands::pack::Args),
     Repos(commands::repos::Args),
+    Tokenize(commands::tokenize::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => commands::merge::run(args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Repos(args) => commands::repos::run(args),
+        Command::Tokenize(args) => commands::tokenize::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

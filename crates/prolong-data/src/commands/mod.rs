@@ -3,4 +3,5 @@ pub mod merge;
 pub mod pack;
 mod progress;
 pub mod repos;
+pub mod tokenize;
 pub mod verify;

@@ -27,6 +27,7 @@
 
 mod bpe;
 pub mod pretok;
+pub mod stage;
 
 use std::borrow::Cow;
 use std::path::Path;

@@ -1,0 +1,124 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use prolong_data::task::TaskSpec;
+use prolong_data::tokenize::Tokenizer;
+use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task};
+
+use super::progress;
+
+/// Tokenize documents into MDS {domain, input_ids, length}, no BOS/EOS.
+///
+/// Inputs are JSONL (plain, .gz, .zst; the text in --text-field) and .txt
+/// files (one document each), or folders holding them. Byte-level BPE
+/// tokenizers (Llama-3, GPT-2, Qwen) use the fast encoder, with ids identical
+/// to the tokenizers crate; any other tokenizer.json uses the tokenizers crate.
+/// Bad records are counted by reason (with file and line) and skipped.
+///
+/// Example:
+///   prolong-data tokenize fixtures/cache/gutenberg --out data/tok/books \
+///       --tokenizer fixtures/cache/tokenizer.json --domain book
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Input files or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output dataset folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// HF tokenizer.json.
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// The domain column of every document (default: the output folder's name).
+    #[arg(long)]
+    domain: Option<String>,
+    /// JSON field holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// JSON field holding the id (used in reports).
+    #[arg(long)]
+    id_field: Option<String>,
+    /// MDS shard size limit in bytes.
+    #[arg(long, default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
+    size_limit: u64,
+    /// This task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
+    #[arg(long)]
+    rank: Option<usize>,
+    /// Number of tasks (default: SLURM_ARRAY_TASK_COUNT, else 1).
+    #[arg(long)]
+    world_size: Option<usize>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let task = TaskSpec::resolve(args.rank, args.world_size)?;
+    let tokenizer = Tokenizer::from_file(&args.tokenizer)?;
+    let files = input_files(&args.inputs)?;
+    let domain = args.domain.clone().unwrap_or_else(|| {
+        args.out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let options = TokenizeOptions {
+        domain,
+        text_field: args.text_field,
+        id_field: args.id_field,
+        size_limit: args.size_limit,
+    };
+    let total: u64 = task
+        .take(&files)
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let bar = progress::bytes_bar(total, "tokenize");
+    let stats = tokenize_task(&tokenizer, &files, &args.out, task, &options, &mut |done| {
+        bar.set_position(done)
+    })
+    .with_context(|| format!("tokenize into {}", args.out.display()))?;
+    bar.finish_and_clear();
+    let Some(stats) = stats.or_else(|| task.read_stats(&args.out)) else {
+        anyhow::bail!(
+            "{}: task {} is marked done but its stats are unreadable",
+            args.out.display(),
+            task.name()
+        );
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(());
+    }
+    println!("tokenize {} → {}", task.name(), args.out.display());
+    println!(
+        "encoder    {}",
+        if stats.fast_encoder {
+            "fast byte-level BPE"
+        } else {
+            "tokenizers crate"
+        }
+    );
+    println!("files      {}", stats.files.len());
+    println!(
+        "documents  {} in, {} out",
+        stats.documents_in, stats.documents_out
+    );
+    println!(
+        "tokens     {} ({} bytes of text)",
+        stats.tokens, stats.text_bytes
+    );
+    for (reason, n) in &stats.skipped.by_reason {
+        println!("skipped    {n} {reason}");
+    }
+    for example in stats.skipped.examples.iter().take(5) {
+        println!("  e.g. {example}");
+    }
+    for b in &stats.length_histogram.buckets {
+        println!(
+            "length {:>9}..{:<9} {:>8} documents {:>12} tokens",
+            b.min, b.max, b.documents, b.tokens
+        );
+    }
+    Ok(())
+}

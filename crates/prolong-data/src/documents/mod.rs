@@ -1,0 +1,210 @@
+//! Documents in: JSONL (plain, .gz, .zst) and plain-text files, read one
+//! record at a time. A bad record is skipped and counted by reason with its
+//! file and line; only an input that cannot be read at all is an error.
+
+mod jsonl;
+mod mediawiki;
+mod text;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// One document: an id (from `--id-field`, else `FILE:LINE`) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub id: String,
+    pub text: String,
+}
+
+/// Why a record was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    MalformedJson,
+    InvalidUtf8,
+    MissingTextField,
+    TextNotAString,
+    EmptyDocument,
+    /// A compressed stream that breaks off or is corrupt: the rest of the file is lost.
+    CorruptStream,
+    /// A MediaWiki redirect page.
+    Redirect,
+}
+
+impl SkipReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            SkipReason::MalformedJson => "malformed_json",
+            SkipReason::InvalidUtf8 => "invalid_utf8",
+            SkipReason::MissingTextField => "missing_text_field",
+            SkipReason::TextNotAString => "text_not_a_string",
+            SkipReason::EmptyDocument => "empty_document",
+            SkipReason::CorruptStream => "corrupt_stream",
+            SkipReason::Redirect => "redirect",
+        }
+    }
+}
+
+/// A skipped record: what, where, and the detail of the error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub reason: SkipReason,
+    pub file: PathBuf,
+    /// 1-based line of a JSONL record; 0 for a whole file.
+    pub line: u64,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: {} ({})",
+            self.file.display(),
+            self.line,
+            self.reason.name(),
+            self.detail
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("{path}: {err}")]
+    Open { path: PathBuf, err: std::io::Error },
+    #[error("{path}: unsupported input (expected .jsonl, .jsonl.gz, .jsonl.zst, .json, .txt, .md, .xml)")]
+    UnknownFormat { path: PathBuf },
+}
+
+/// Which fields of a JSON record hold the text and the id.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    pub text: String,
+    pub id: Option<String>,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields {
+            text: "text".into(),
+            id: None,
+        }
+    }
+}
+
+pub type Record = Result<Document, Skipped>;
+
+/// How an input file is read, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    JsonlGz,
+    JsonlZst,
+    Text,
+    /// A MediaWiki XML dump (`.xml`).
+    MediaWiki,
+}
+
+impl Format {
+    pub fn of(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        let jsonl = |stem: &str| {
+            stem.ends_with(".jsonl") || stem.ends_with(".json") || stem.ends_with(".ndjson")
+        };
+        if let Some(stem) = name.strip_suffix(".gz") {
+            jsonl(stem).then_some(Format::JsonlGz)
+        } else if let Some(stem) = name.strip_suffix(".zst").or(name.strip_suffix(".zstd")) {
+            jsonl(stem).then_some(Format::JsonlZst)
+        } else if jsonl(&name) {
+            Some(Format::Jsonl)
+        } else if name.ends_with(".txt") || name.ends_with(".md") {
+            Some(Format::Text)
+        } else if name.ends_with(".xml") {
+            Some(Format::MediaWiki)
+        } else {
+            None
+        }
+    }
+}
+
+/// Opens one input file and yields its records in order.
+pub fn read_documents(
+    path: &Path,
+    fields: &Fields,
+) -> Result<Box<dyn Iterator<Item = Record> + Send>, DocumentError> {
+    let format =
+        Format::of(path).ok_or_else(|| DocumentError::UnknownFormat { path: path.into() })?;
+    let open = |p: &Path| {
+        std::fs::File::open(p).map_err(|err| DocumentError::Open {
+            path: p.into(),
+            err,
+        })
+    };
+    Ok(match format {
+        Format::Text => Box::new(std::iter::once(text::read_text(path).map_err(|err| {
+            DocumentError::Open {
+                path: path.into(),
+                err,
+            }
+        })?)),
+        Format::MediaWiki => Box::new(mediawiki::MediaWikiPages::new(path, open(path)?)),
+        Format::Jsonl => Box::new(jsonl::JsonlRecords::new(path, open(path)?, fields.clone())),
+        Format::JsonlGz => Box::new(jsonl::JsonlRecords::new(
+            path,
+            flate2::read::MultiGzDecoder::new(open(path)?),
+            fields.clone(),
+        )),
+        Format::JsonlZst => {
+            let decoder = zstd::stream::read::Decoder::new(open(path)?).map_err(|err| {
+                DocumentError::Open {
+                    path: path.into(),
+                    err,
+                }
+            })?;
+            Box::new(jsonl::JsonlRecords::new(path, decoder, fields.clone()))
+        }
+    })
+}
+
+/// Skips counted by reason, with the first few kept as examples.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SkipCounts {
+    pub by_reason: BTreeMap<String, u64>,
+    /// The first skips, as `file:line: reason (detail)`.
+    pub examples: Vec<String>,
+}
+
+impl SkipCounts {
+    const EXAMPLES: usize = 20;
+
+    pub fn add(&mut self, skipped: &Skipped) {
+        *self
+            .by_reason
+            .entry(skipped.reason.name().into())
+            .or_default() += 1;
+        if self.examples.len() < Self::EXAMPLES {
+            self.examples.push(skipped.to_string());
+        }
+    }
+
+    pub fn add_reason(&mut self, reason: &str) {
+        *self.by_reason.entry(reason.into()).or_default() += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_reason.values().sum()
+    }
+
+    pub fn merge(&mut self, other: &SkipCounts) {
+        for (reason, n) in &other.by_reason {
+            *self.by_reason.entry(reason.clone()).or_default() += n;
+        }
+        for e in &other.examples {
+            if self.examples.len() < Self::EXAMPLES {
+                self.examples.push(e.clone());
+            }
+        }
+    }
+}

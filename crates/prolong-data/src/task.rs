@@ -1,0 +1,204 @@
+//! One task of a `--rank R --world-size N` run of a stage, as a Slurm job
+//! array runs them: task R takes inputs R, R+N, R+2N, ...; writes its own
+//! output, then its stats file, then its completion marker, last. A re-run
+//! skips a task whose marker exists and redoes one without from scratch.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Which task of how many this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub rank: usize,
+    pub world_size: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("--rank {rank} must be below --world-size {world_size} (and world size at least 1)")]
+    BadRank { rank: usize, world_size: usize },
+    #[error("{var}={value:?} is not a number")]
+    BadEnv { var: &'static str, value: String },
+}
+
+impl TaskSpec {
+    pub fn new(rank: usize, world_size: usize) -> Result<TaskSpec, TaskError> {
+        if world_size == 0 || rank >= world_size {
+            return Err(TaskError::BadRank { rank, world_size });
+        }
+        Ok(TaskSpec { rank, world_size })
+    }
+
+    /// The given values, else SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT,
+    /// else task 0 of 1.
+    pub fn resolve(rank: Option<usize>, world_size: Option<usize>) -> Result<TaskSpec, TaskError> {
+        fn env(var: &'static str) -> Result<Option<usize>, TaskError> {
+            match std::env::var(var) {
+                Ok(value) => value
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| TaskError::BadEnv { var, value }),
+                Err(_) => Ok(None),
+            }
+        }
+        let rank = match rank {
+            Some(r) => r,
+            None => env("SLURM_ARRAY_TASK_ID")?.unwrap_or(0),
+        };
+        let world_size = match world_size {
+            Some(w) => w,
+            None => env("SLURM_ARRAY_TASK_COUNT")?.unwrap_or(1),
+        };
+        TaskSpec::new(rank, world_size)
+    }
+
+    /// `proc{rank}-{world_size}`, rank zero-padded to the width of world_size
+    /// (`proc0-1`, `proc07-64`): ProLong's names.
+    pub fn name(&self) -> String {
+        let width = self.world_size.to_string().len();
+        format!("proc{:0width$}-{}", self.rank, self.world_size)
+    }
+
+    /// This task's share of `items`: R, R+N, R+2N, ...
+    pub fn take<'a, T>(&self, items: &'a [T]) -> impl Iterator<Item = &'a T> + 'a {
+        items.iter().skip(self.rank).step_by(self.world_size)
+    }
+
+    pub fn stats_path(&self, out: &Path) -> PathBuf {
+        out.join(format!("{}.stats.json", self.name()))
+    }
+
+    pub fn marker_path(&self, out: &Path) -> PathBuf {
+        out.join(format!("{}.done", self.name()))
+    }
+
+    pub fn is_done(&self, out: &Path) -> bool {
+        self.marker_path(out).is_file()
+    }
+
+    /// Whether every task of this run has its marker.
+    pub fn all_done(&self, out: &Path) -> bool {
+        (0..self.world_size).all(|rank| TaskSpec { rank, ..*self }.is_done(out))
+    }
+
+    /// Writes the stats file, then the completion marker: in that order, so a
+    /// marker always has its stats beside it.
+    pub fn complete<S: Serialize>(
+        &self,
+        out: &Path,
+        stats: &S,
+    ) -> Result<(), prolong_mds::MdsError> {
+        let json = serde_json::to_vec_pretty(stats).expect("stats are plain data");
+        prolong_mds::write_atomic(&self.stats_path(out), &json)?;
+        prolong_mds::write_atomic(&self.marker_path(out), b"")
+    }
+
+    /// The stats a completed task wrote.
+    pub fn read_stats<S: for<'de> Deserialize<'de>>(&self, out: &Path) -> Option<S> {
+        let bytes = std::fs::read(self.stats_path(out)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Documents by length in power-of-two buckets [2^k, 2^(k+1)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LengthHistogram {
+    pub buckets: Vec<LengthBucket>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LengthBucket {
+    /// Lengths in [min, max].
+    pub min: u64,
+    pub max: u64,
+    pub documents: u64,
+    pub tokens: u64,
+}
+
+impl LengthHistogram {
+    pub fn add(&mut self, length: u64) {
+        let (min, max) = match length {
+            0 => (0, 0),
+            n => {
+                let k = 63 - n.leading_zeros();
+                (1u64 << k, (1u64 << k).saturating_mul(2) - 1)
+            }
+        };
+        let at = self.buckets.partition_point(|b| b.min < min);
+        if self.buckets.get(at).is_none_or(|b| b.min != min) {
+            self.buckets.insert(
+                at,
+                LengthBucket {
+                    min,
+                    max,
+                    ..Default::default()
+                },
+            );
+        }
+        self.buckets[at].documents += 1;
+        self.buckets[at].tokens += length;
+    }
+
+    pub fn merge(&mut self, other: &LengthHistogram) {
+        for b in &other.buckets {
+            let at = self.buckets.partition_point(|x| x.min < b.min);
+            if self.buckets.get(at).is_none_or(|x| x.min != b.min) {
+                self.buckets.insert(
+                    at,
+                    LengthBucket {
+                        documents: 0,
+                        tokens: 0,
+                        ..b.clone()
+                    },
+                );
+            }
+            self.buckets[at].documents += b.documents;
+            self.buckets[at].tokens += b.tokens;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_take_every_nth_input_and_name_like_prolong() {
+        let inputs: Vec<u32> = (0..10).collect();
+        let t = TaskSpec::new(2, 4).unwrap();
+        assert_eq!(t.take(&inputs).copied().collect::<Vec<_>>(), vec![2, 6]);
+        assert_eq!(t.name(), "proc2-4");
+        assert_eq!(TaskSpec::new(7, 64).unwrap().name(), "proc07-64");
+        assert!(TaskSpec::new(4, 4).is_err());
+        assert!(TaskSpec::new(0, 0).is_err());
+    }
+
+    #[test]
+    fn histogram_buckets_by_powers_of_two() {
+        let mut h = LengthHistogram::default();
+        for n in [1, 2, 3, 4, 1000, 1023, 1024, 0] {
+            h.add(n);
+        }
+        let got: Vec<(u64, u64, u64)> = h
+            .buckets
+            .iter()
+            .map(|b| (b.min, b.max, b.documents))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 1),
+                (1, 1, 1),
+                (2, 3, 2),
+                (4, 7, 1),
+                (512, 1023, 2),
+                (1024, 2047, 1)
+            ]
+        );
+        let mut twice = h.clone();
+        twice.merge(&h);
+        assert_eq!(twice.buckets.iter().map(|b| b.documents).sum::<u64>(), 16);
+    }
+}

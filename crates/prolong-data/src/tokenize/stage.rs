@@ -1,0 +1,251 @@
+//! The tokenize stage: documents (JSONL, JSONL.gz, JSONL.zst, .txt) in,
+//! tokenized MDS out: `{domain str, input_ids ndarray:uint32, length int}`,
+//! no BOS/EOS (packing adds them).
+//!
+//! Output layout of a `--rank R --world-size N` run (see [`crate::task`]):
+//!
+//! ```text
+//! OUT/procR-N/index.json, shard.*.mds    task R's documents, in input order
+//! OUT/procR-N.stats.json                 TokenizeStats
+//! OUT/procR-N.done                       completion marker, last
+//! OUT/index.json                         merged once every task is done
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
+use serde::{Deserialize, Serialize};
+
+use super::{TokenizeError, Tokenizer};
+use crate::documents::{DocumentError, Fields, SkipCounts, read_documents};
+use crate::task::{LengthHistogram, TaskSpec};
+
+/// Documents longer than this are encoded alone, split at pre-tokenizer
+/// boundaries over all threads; shorter ones are encoded a batch at a time,
+/// one document per thread.
+const LONG_DOCUMENT_BYTES: usize = 1 << 20;
+/// Text gathered before a batch is encoded.
+const BATCH_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenizeOptions {
+    /// The `domain` of every output document.
+    pub domain: String,
+    pub text_field: String,
+    pub id_field: Option<String>,
+    /// MDS shard size limit in bytes.
+    pub size_limit: u64,
+}
+
+impl Default for TokenizeOptions {
+    fn default() -> Self {
+        TokenizeOptions {
+            domain: String::new(),
+            text_field: "text".into(),
+            id_field: None,
+            size_limit: prolong_mds::DEFAULT_SIZE_LIMIT,
+        }
+    }
+}
+
+/// What one task did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TokenizeStats {
+    pub task: String,
+    pub files: Vec<PathBuf>,
+    pub documents_in: u64,
+    pub documents_out: u64,
+    pub tokens: u64,
+    pub text_bytes: u64,
+    pub skipped: SkipCountsRecord,
+    pub length_histogram: LengthHistogram,
+    /// Whether the fast byte-level BPE encoder was used.
+    pub fast_encoder: bool,
+}
+
+/// Skip counts as stored in the stats file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SkipCountsRecord {
+    pub by_reason: std::collections::BTreeMap<String, u64>,
+    pub examples: Vec<String>,
+}
+
+impl From<&SkipCounts> for SkipCountsRecord {
+    fn from(s: &SkipCounts) -> Self {
+        SkipCountsRecord {
+            by_reason: s.by_reason.clone(),
+            examples: s.examples.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizeStageError {
+    #[error(transparent)]
+    Documents(#[from] DocumentError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizeError),
+    #[error(transparent)]
+    Mds(#[from] prolong_mds::MdsError),
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("no input files (expected .jsonl, .jsonl.gz, .jsonl.zst, .json, .txt) under {0:?}")]
+    NoInputs(Vec<PathBuf>),
+}
+
+/// Expands folders into the input files under them, in sorted path order.
+pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, TokenizeStageError> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            for entry in walkdir::WalkDir::new(input).sort_by_file_name() {
+                let entry = entry.map_err(|e| TokenizeStageError::Io {
+                    path: e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| input.clone()),
+                    err: e.into(),
+                })?;
+                if entry.file_type().is_file()
+                    && crate::documents::Format::of(entry.path()).is_some()
+                {
+                    files.push(entry.into_path());
+                }
+            }
+        } else {
+            files.push(input.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(TokenizeStageError::NoInputs(inputs.to_vec()));
+    }
+    Ok(files)
+}
+
+/// Progress of a task, for progress bars: bytes of input files finished.
+pub type OnProgress<'a> = dyn FnMut(u64) + 'a;
+
+/// Runs task `task` over `files` (already expanded by [`input_files`]).
+/// Returns `None` when the task had been completed before.
+pub fn tokenize_task(
+    tokenizer: &Tokenizer,
+    files: &[PathBuf],
+    out: &Path,
+    task: TaskSpec,
+    options: &TokenizeOptions,
+    on_progress: &mut OnProgress<'_>,
+) -> Result<Option<TokenizeStats>, TokenizeStageError> {
+    if task.is_done(out) {
+        return Ok(None);
+    }
+    let dir = out.join(task.name());
+    // A task without its marker is redone from scratch.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|err| TokenizeStageError::Io {
+            path: dir.clone(),
+            err,
+        })?;
+    }
+    let mut writer = MdsWriter::create(
+        &dir,
+        &[
+            ("domain", "str"),
+            ("input_ids", "ndarray:uint32"),
+            ("length", "int"),
+        ],
+        WriterOptions::default().size_limit(options.size_limit),
+    )?;
+    let fields = Fields {
+        text: options.text_field.clone(),
+        id: options.id_field.clone(),
+    };
+    let mut stats = TokenizeStats {
+        task: task.name(),
+        fast_encoder: tokenizer.is_fast(),
+        ..Default::default()
+    };
+    let mut skipped = SkipCounts::default();
+    let mut batch: Vec<String> = Vec::new();
+    let mut batch_bytes = 0;
+    let mut done_bytes = 0;
+    for file in task.take(files) {
+        stats.files.push(file.clone());
+        for record in read_documents(file, &fields)? {
+            stats.documents_in += 1;
+            match record {
+                Err(skip) => skipped.add(&skip),
+                Ok(doc) => {
+                    batch_bytes += doc.text.len();
+                    batch.push(doc.text);
+                    if batch_bytes >= BATCH_BYTES {
+                        encode_batch(
+                            tokenizer,
+                            &mut batch,
+                            &mut writer,
+                            options,
+                            &mut stats,
+                            &mut skipped,
+                        )?;
+                        batch_bytes = 0;
+                    }
+                }
+            }
+        }
+        done_bytes += std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        on_progress(done_bytes);
+    }
+    encode_batch(
+        tokenizer,
+        &mut batch,
+        &mut writer,
+        options,
+        &mut stats,
+        &mut skipped,
+    )?;
+    writer.finish()?;
+    stats.skipped = (&skipped).into();
+    task.complete(out, &stats)?;
+    if task.all_done(out) {
+        prolong_mds::merge_index(out)?;
+    }
+    Ok(Some(stats))
+}
+
+/// Encodes a batch in input order and writes it; documents that encode to
+/// no tokens are skipped as empty.
+fn encode_batch(
+    tokenizer: &Tokenizer,
+    batch: &mut Vec<String>,
+    writer: &mut MdsWriter,
+    options: &TokenizeOptions,
+    stats: &mut TokenizeStats,
+    skipped: &mut SkipCounts,
+) -> Result<(), TokenizeStageError> {
+    let (long, short): (Vec<usize>, Vec<usize>) =
+        (0..batch.len()).partition(|&i| batch[i].len() >= LONG_DOCUMENT_BYTES);
+    let short_texts: Vec<&str> = short.iter().map(|&i| batch[i].as_str()).collect();
+    let mut encoded: Vec<Vec<u32>> = vec![Vec::new(); batch.len()];
+    for (&i, ids) in short.iter().zip(tokenizer.encode_batch(&short_texts)?) {
+        encoded[i] = ids;
+    }
+    for &i in &long {
+        encoded[i] = tokenizer.encode_long(&batch[i])?;
+    }
+    for (text, ids) in batch.iter().zip(encoded) {
+        stats.text_bytes += text.len() as u64;
+        if ids.is_empty() {
+            skipped.add_reason("no_tokens");
+            continue;
+        }
+        writer.write(&[
+            ("domain", Value::Str(options.domain.as_str().into())),
+            ("input_ids", Value::Array(Array::from_u32(&ids))),
+            ("length", Value::Int(ids.len() as i64)),
+        ])?;
+        stats.documents_out += 1;
+        stats.tokens += ids.len() as u64;
+        stats.length_histogram.add(ids.len() as u64);
+    }
+    batch.clear();
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! The tokenize stage: documents in, tokenized MDS out, bad records counted
+//! by reason with file and line, tasks sharded by rank, outputs deterministic
+//! and safe to kill.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use prolong_data::task::TaskSpec;
+use prolong_data::tokenize::Tokenizer;
+use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task};
+use prolong_mds::MdsDataset;
+
+fn options() -> TokenizeOptions {
+    TokenizeOptions {
+        domain: "web".into(),
+        ..Default::default()
+    }
+}
+
+fn run(
+    tok: &Tokenizer,
+    inputs: &[PathBuf],
+    out: &Path,
+    task: TaskSpec,
+) -> Option<prolong_data::tokenize::stage::TokenizeStats> {
+    let files = input_files(inputs).unwrap();
+    tokenize_task(tok, &files, out, task, &options(), &mut |_| {}).unwrap()
+}
+
+/// Token ids of every document of a dataset, with its domain.
+fn read_all(dir: &Path) -> Vec<(String, Vec<u32>)> {
+    let ds = MdsDataset::open(dir).unwrap();
+    (0..ds.len())
+        .map(|i| {
+            let s = ds.get(i).unwrap();
+            let ids = s.u32s("input_ids").unwrap().into_owned();
+            assert_eq!(s.integer("length").unwrap(), ids.len() as i128);
+            (s.str("domain").unwrap().to_string(), ids)
+        })
+        .collect()
+}
+
+#[test]
+fn bad_records_are_counted_by_reason_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    let mut f = std::fs::File::create(&input).unwrap();
+    f.write_all(b"{\"text\": \"hello\"}\n").unwrap(); // line 1: ok
+    f.write_all(b"{\"text\": \"broken\"\n").unwrap(); // 2: malformed
+    f.write_all(b"{\"text\": \"caf\xe9\"}\n").unwrap(); // 3: invalid UTF-8
+    f.write_all(b"{\"body\": \"no text field\"}\n").unwrap(); // 4: missing text
+    f.write_all(b"{\"text\": \"   \"}\n").unwrap(); // 5: empty
+    f.write_all(b"\n").unwrap(); // 6: blank line, not a record
+    f.write_all(b"{\"text\": 42}\n").unwrap(); // 7: not a string
+    f.write_all(b"{\"text\": \"world\\nagain\"}").unwrap(); // 8: ok, no final newline
+    drop(f);
+    let out = tmp.path().join("out");
+    let stats = run(&tok, &[input], &out, TaskSpec::new(0, 1).unwrap()).unwrap();
+    assert_eq!((stats.documents_in, stats.documents_out), (7, 2));
+    let reasons: Vec<(&str, u64)> = stats
+        .skipped
+        .by_reason
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("empty_document", 1),
+            ("invalid_utf8", 1),
+            ("malformed_json", 1),
+            ("missing_text_field", 1),
+            ("text_not_a_string", 1)
+        ]
+    );
+    let lines: Vec<&str> = stats
+        .skipped
+        .examples
+        .iter()
+        .map(|e| e.split(": ").next().unwrap())
+        .collect();
+    for (line, example) in [2, 3, 4, 5, 7].iter().zip(&lines) {
+        assert!(
+            example.ends_with(&format!("docs.jsonl:{line}")),
+            "{example}"
+        );
+    }
+    let docs = read_all(&out);
+    assert_eq!(
+        docs,
+        vec![
+            (
+                "web".to_string(),
+                b"hello".iter().map(|&b| b as u32).collect()
+            ),
+            (
+                "web".to_string(),
+                b"world\nagain".iter().map(|&b| b as u32).collect()
+            ),
+        ]
+    );
+    // Stats and marker are written, and the root index merged.
+    assert!(out.join("proc0-1.done").exists() && out.join("index.json").exists());
+}
+
+#[test]
+fn compressed_inputs_read_like_plain_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let text: String = (0..200)
+        .map(|i| format!("{{\"text\": \"document number {i}\"}}\n"))
+        .collect();
+    let plain = tmp.path().join("a.jsonl");
+    std::fs::write(&plain, &text).unwrap();
+    let zst = tmp.path().join("a.jsonl.zst");
+    std::fs::write(&zst, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+    let gz = tmp.path().join("a.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(text.as_bytes()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let mut outputs = Vec::new();
+    for (name, input) in [("plain", plain), ("zst", zst), ("gz", gz)] {
+        let out = tmp.path().join(name);
+        run(&tok, &[input], &out, TaskSpec::new(0, 1).unwrap()).unwrap();
+        outputs.push(read_all(&out));
+    }
+    assert_eq!(outputs[0].len(), 200);
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+
+    // A zstd stream cut short is counted, not fatal.
+    let cut = tmp.path().join("cut.jsonl.zst");
+    let full = zstd::encode_all(text.repeat(50).as_bytes(), 3).unwrap();
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    let stats = run(
+        &tok,
+        &[cut],
+        &tmp.path().join("cut"),
+        TaskSpec::new(0, 1).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stats.skipped.by_reason.get("corrupt_stream"), Some(&1));
+}
+
+#[test]
+fn tasks_shard_inputs_and_merge_when_all_are_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    for i in 0..5 {
+        std::fs::write(
+            inputs.join(format!("f{i}.txt")),
+            format!("text of file {i}"),
+        )
+        .unwrap();
+    }
+    std::fs::write(inputs.join("ignored.bin"), b"\0\0").unwrap();
+    let out = tmp.path().join("out");
+    let t0 = TaskSpec::new(0, 2).unwrap();
+    let t1 = TaskSpec::new(1, 2).unwrap();
+    let s1 = run(&tok, std::slice::from_ref(&inputs), &out, t1).unwrap();
+    assert_eq!(
+        s1.files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["f1.txt", "f3.txt"]
+    );
+    assert!(
+        !out.join("index.json").exists(),
+        "merged before every task was done"
+    );
+    run(&tok, std::slice::from_ref(&inputs), &out, t0).unwrap();
+    assert!(out.join("index.json").exists());
+    let docs = read_all(&out);
+    let texts: Vec<String> = docs
+        .iter()
+        .map(|(_, ids)| ids.iter().map(|&b| b as u8 as char).collect())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "text of file 0",
+            "text of file 2",
+            "text of file 4",
+            "text of file 1",
+            "text of file 3"
+        ]
+    );
+    // A completed task is skipped; one without its marker is redone, identically.
+    assert!(run(&tok, std::slice::from_ref(&inputs), &out, t0).is_none());
+    let before = files(&out);
+    std::fs::remove_file(out.join("proc0-2.done")).unwrap();
+    std::fs::write(out.join("proc0-2/shard.00000.mds"), b"half-written").unwrap();
+    assert!(run(&tok, std::slice::from_ref(&inputs), &out, t0).is_some());
+    assert_eq!(files(&out), before);
+}
+
+#[test]
+fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokenizer = write_byte_tokenizer(tmp.path());
+    let input = tmp.path().join("big.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    for i in 0..40_000 {
+        writeln!(
+            f,
+            "{{\"text\": \"document {i}: {}\"}}",
+            "the quick brown fox jumps over the lazy dog ".repeat(i % 50 + 1)
+        )
+        .unwrap();
+    }
+    drop(f);
+    let bin = env!("CARGO_BIN_EXE_prolong-data");
+    let args = |out: &Path| {
+        let mut c = std::process::Command::new(bin);
+        c.args([
+            "tokenize",
+            input.to_str().unwrap(),
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--size-limit",
+            "1000000",
+            "--domain",
+            "web",
+            "--out",
+        ])
+        .arg(out)
+        .stdout(std::process::Stdio::null());
+        c
+    };
+    let clean = tmp.path().join("clean");
+    assert!(args(&clean).status().unwrap().success());
+    let killed = tmp.path().join("killed");
+    for delay_ms in [50, 150, 400] {
+        let mut child = args(&killed).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if !killed.join("proc0-1.done").exists() {
+            assert!(
+                !killed.join("index.json").exists(),
+                "a killed run left a finished-looking index"
+            );
+        }
+    }
+    assert!(args(&killed).status().unwrap().success());
+    let (a, b) = (files(&clean), files(&killed));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        if name.ends_with(".stats.json") {
+            continue; // names the output folder
+        }
+        assert!(b[name] == *bytes, "{name} differs after kill and rerun");
+    }
+}
+
+#[test]
+fn kjv_tokenizes_to_the_same_ids_as_one_whole_document_encode() {
+    let (Some(kjv), Some(tokenizer)) = (
+        fixture("kjv.txt", "kjv tokenize"),
+        fixture("tokenizer.json", "kjv tokenize"),
+    ) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = Tokenizer::from_file(&tokenizer).unwrap();
+    let out = tmp.path().join("out");
+    run(
+        &tok,
+        std::slice::from_ref(&kjv),
+        &out,
+        TaskSpec::new(0, 1).unwrap(),
+    )
+    .unwrap();
+    let docs = read_all(&out);
+    assert_eq!(docs.len(), 1);
+    let reference =
+        prolong_data::tokenize::reference_tokenizer(&std::fs::read(&tokenizer).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&kjv).unwrap();
+    let want = reference
+        .encode_fast(text.as_str(), false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    assert_eq!(docs[0].1.len(), want.len());
+    assert!(docs[0].1 == want);
+}
