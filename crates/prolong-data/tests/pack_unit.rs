@@ -275,6 +275,9 @@ fn length_histogram_buckets_by_powers_of_two() {
 mod reference {
     use super::{BOS, EOS};
 
+    /// One sequence: tokens and (start, end) spans.
+    pub type Emitted = (Vec<u32>, Vec<(u32, u32)>);
+
     pub struct Buf {
         n: usize,
         min: usize,
@@ -291,7 +294,7 @@ mod reference {
                 pieces: vec![],
             }
         }
-        pub fn process(&mut self, t: Vec<u32>, out: &mut Vec<(Vec<u32>, Vec<(u32, u32)>)>) {
+        pub fn process(&mut self, t: Vec<u32>, out: &mut Vec<Emitted>) {
             self.pieces.push(t);
             while self.pieces.iter().map(Vec::len).sum::<usize>() >= self.n {
                 let all: Vec<u32> = self.pieces.concat();
@@ -327,6 +330,9 @@ mod reference {
         v
     }
 }
+
+/// A sequence with its domain.
+type Labelled = (String, Vec<u32>, Vec<(u32, u32)>);
 
 #[test]
 fn agrees_with_a_literal_transcription_of_the_reference() {
@@ -371,7 +377,7 @@ fn agrees_with_a_literal_transcription_of_the_reference() {
             .split_by_lengths(split.clone());
         // The reference, as in datatools pack_fn (min_length 0 read as 1).
         let min_ref = min.max(1);
-        let mut expect: Vec<(String, Vec<u32>, Vec<(u32, u32)>)> = vec![];
+        let mut expect: Vec<Labelled> = vec![];
         let mut sorted = split.clone();
         sorted.sort_by(|a, b| b.cmp(a));
         let mut bufs: Vec<reference::Buf> = (0..sorted.len().max(1))
@@ -407,7 +413,7 @@ fn agrees_with_a_literal_transcription_of_the_reference() {
             }
         }
         let (got, _) = pack(&docs, &o);
-        let got: Vec<(String, Vec<u32>, Vec<(u32, u32)>)> = got
+        let got: Vec<Labelled> = got
             .into_iter()
             .map(|s| (s.domain, s.input_ids, s.indices))
             .collect();
