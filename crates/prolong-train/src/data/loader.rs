@@ -1,0 +1,432 @@
+//! [`MixtureLoader`]: a stage's sequences drawn from a [`Mixture`] of MDS
+//! streams in a seeded, resumable order.
+
+use std::path::{Path, PathBuf};
+
+use prolong_mds::{Array, Dtype, MdsDataset, MdsError, Sample};
+use serde::{Deserialize, Serialize};
+
+use super::error::DataError;
+use super::mixture::Mixture;
+use super::rng::{SplitMix64, derive_seed};
+
+// Purpose tags of the seeds derived from the loader's seed.
+const TAG_ALLOCATION: u64 = 1;
+const TAG_ORDER: u64 = 2;
+const TAG_PERMUTATION: u64 = 3;
+
+/// One packed sequence as the trainer consumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedSequence {
+    /// Which stream of the mixture it came from (index into `Mixture::streams`).
+    pub stream: usize,
+    /// Exactly `seq_len` tokens.
+    pub input_ids: Vec<u32>,
+    /// Document pieces `[start, end)`, sorted and disjoint, within `[0, seq_len]`;
+    /// `[[0, seq_len]]` when the dataset has no `indices` column.
+    pub indices: Vec<[usize; 2]>,
+    /// One 0/1 byte per token when the dataset has a `mask` column (SFT data).
+    pub mask: Option<Vec<u8>>,
+}
+
+/// What [`MixtureLoader::restore`] needs to continue where a loader was: the
+/// seed, the position and the allocation (plus the sizes of the streams, to
+/// notice a changed dataset). Permutations are recomputed from the seed, so the
+/// state stays small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoaderState {
+    pub seed: u64,
+    pub total_sequences: u64,
+    /// Sequences handed out so far.
+    pub position: u64,
+    /// Sequences per stream over the whole stage.
+    pub allocation: Vec<u64>,
+    /// Samples in each stream's dataset.
+    pub stream_samples: Vec<u64>,
+}
+
+/// Splits `total` sequences over streams with `proportions` (normalised, e.g.
+/// by [`Mixture::normalized_proportions`]): each stream gets
+/// `floor(total × p)`, and the remainder `total − Σ floor` goes one each to
+/// distinct streams chosen by an RNG seeded with `seed` (mosaicml-streaming's
+/// rule). Streams of proportion 0 get nothing.
+pub fn allocate(proportions: &[f64], total: u64, seed: u64) -> Vec<u64> {
+    let mut allocation: Vec<u64> = proportions
+        .iter()
+        .map(|&p| (total as f64 * p).floor().max(0.0) as u64)
+        .collect();
+    let eligible: Vec<usize> = (0..proportions.len())
+        .filter(|&j| proportions[j] > 0.0)
+        .collect();
+    if eligible.is_empty() {
+        return allocation;
+    }
+    // Rounding can in principle push Σ floor over total: take back from the
+    // largest shares (deterministically) before handing out the remainder.
+    while allocation.iter().sum::<u64>() > total {
+        let j = (0..allocation.len())
+            .max_by_key(|&j| (allocation[j], std::cmp::Reverse(j)))
+            .expect("non-empty");
+        allocation[j] -= 1;
+    }
+    let mut remainder = total - allocation.iter().sum::<u64>();
+    let mut rng = SplitMix64::new(derive_seed(seed, &[TAG_ALLOCATION]));
+    let mut chosen = eligible;
+    rng.shuffle(&mut chosen);
+    // The remainder is below the number of eligible streams; cycle just in case.
+    for &j in chosen.iter().cycle() {
+        if remainder == 0 {
+            break;
+        }
+        allocation[j] += 1;
+        remainder -= 1;
+    }
+    allocation
+}
+
+struct LoadedStream {
+    path: PathBuf,
+    dataset: MdsDataset,
+    len: usize,
+    /// Sequences drawn from this stream so far.
+    cursor: u64,
+    /// The sample order of epoch `perm_epoch`.
+    perm: Vec<usize>,
+    perm_epoch: Option<u64>,
+}
+
+/// Hands out a stage's `total_sequences` sequences from a mixture.
+///
+/// * Allocation: [`allocate`] over the normalised proportions.
+/// * Within a stream, samples come in a seeded random permutation; a stream that
+///   must give more sequences than it holds continues with a fresh permutation
+///   (the next epoch).
+/// * Globally, the order of streams is a seeded shuffle of the multiset
+///   `{j × allocation[j]}`.
+///
+/// Everything derives from `seed`: the same mixture, total and seed always give
+/// the same sequences in the same order. [`state`](Self::state) /
+/// [`restore`](Self::restore) resume exactly. Memory: 4 bytes per sequence of the
+/// stage for the order, and one permutation per stream in use.
+///
+/// Every sample is checked as it is read: `input_ids` (uint32) of exactly
+/// `seq_len` tokens; `indices` (optional, any integer dtype, shape (n, 2)) sorted
+/// disjoint pieces within the sequence; `mask` (optional, any integer dtype) one
+/// 0/1 value per token. `length` and other columns are not read.
+pub struct MixtureLoader {
+    streams: Vec<LoadedStream>,
+    seq_len: usize,
+    seed: u64,
+    total: u64,
+    allocation: Vec<u64>,
+    /// Stream of each global position.
+    order: Vec<u32>,
+    position: u64,
+}
+
+impl MixtureLoader {
+    /// Validates the mixture, opens every stream, checks the first sample of
+    /// each against `seq_len`, and lays out the order of the stage.
+    pub fn new(
+        mixture: &Mixture,
+        total_sequences: u64,
+        seq_len: usize,
+        seed: u64,
+    ) -> Result<MixtureLoader, DataError> {
+        mixture.validate()?;
+        let proportions = mixture.normalized_proportions()?;
+        let allocation = allocate(&proportions, total_sequences, seed);
+
+        let mut streams = Vec::with_capacity(mixture.streams.len());
+        for (j, s) in mixture.streams.iter().enumerate() {
+            let dataset = MdsDataset::open(&s.path).map_err(|e| DataError::NotMds {
+                path: s.path.clone(),
+                reason: e.to_string(),
+            })?;
+            let stream = LoadedStream {
+                path: s.path.clone(),
+                len: dataset.len(),
+                dataset,
+                cursor: 0,
+                perm: Vec::new(),
+                perm_epoch: None,
+            };
+            if stream.len == 0 {
+                if allocation[j] > 0 {
+                    return Err(DataError::EmptyStream {
+                        path: s.path.clone(),
+                        needed: allocation[j],
+                    });
+                }
+            } else {
+                read_sequence(&stream, j, 0, seq_len)?;
+            }
+            streams.push(stream);
+        }
+
+        let mut order = Vec::with_capacity(total_sequences as usize);
+        for (j, &n) in allocation.iter().enumerate() {
+            order.extend(std::iter::repeat_n(j as u32, n as usize));
+        }
+        SplitMix64::new(derive_seed(seed, &[TAG_ORDER])).shuffle(&mut order);
+
+        Ok(MixtureLoader {
+            streams,
+            seq_len,
+            seed,
+            total: total_sequences,
+            allocation,
+            order,
+            position: 0,
+        })
+    }
+
+    /// The next sequence, or `None` once `total_sequences` have been handed out.
+    /// On error the position does not advance.
+    pub fn next_sequence(&mut self) -> Result<Option<LoadedSequence>, DataError> {
+        if self.position >= self.total {
+            return Ok(None);
+        }
+        let j = self.order[self.position as usize] as usize;
+        let seed = self.seed;
+        let stream = &mut self.streams[j];
+        let len = stream.len as u64;
+        let epoch = stream.cursor / len;
+        if stream.perm_epoch != Some(epoch) {
+            stream.perm.clear();
+            stream.perm.extend(0..stream.len);
+            let key = derive_seed(seed, &[TAG_PERMUTATION, j as u64, epoch]);
+            SplitMix64::new(key).shuffle(&mut stream.perm);
+            stream.perm_epoch = Some(epoch);
+        }
+        let sample = stream.perm[(stream.cursor % len) as usize];
+        let sequence = read_sequence(stream, j, sample, self.seq_len)?;
+        stream.cursor += 1;
+        self.position += 1;
+        Ok(Some(sequence))
+    }
+
+    /// Sequences handed out so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Sequences per stream over the whole stage (sums to `total_sequences`).
+    pub fn allocation(&self) -> &[u64] {
+        &self.allocation
+    }
+
+    pub fn total_sequences(&self) -> u64 {
+        self.total
+    }
+
+    pub fn seq_len(&self) -> usize {
+        self.seq_len
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The dataset folder of stream `j`.
+    pub fn stream_path(&self, j: usize) -> &Path {
+        &self.streams[j].path
+    }
+
+    /// Samples in stream `j`'s dataset.
+    pub fn stream_samples(&self, j: usize) -> usize {
+        self.streams[j].len
+    }
+
+    /// The state to save with a checkpoint.
+    pub fn state(&self) -> LoaderState {
+        LoaderState {
+            seed: self.seed,
+            total_sequences: self.total,
+            position: self.position,
+            allocation: self.allocation.clone(),
+            stream_samples: self.streams.iter().map(|s| s.len as u64).collect(),
+        }
+    }
+
+    /// Continues exactly where the loader that saved `state` was. The loader
+    /// must have been built from the same mixture (same streams, same dataset
+    /// sizes), total and seed; anything else is an error and leaves the loader
+    /// unchanged.
+    pub fn restore(&mut self, state: &LoaderState) -> Result<(), DataError> {
+        let mismatch = |what: &str, saved: String, here: String| {
+            Err(DataError::State(format!(
+                "the state has {what} {saved}, this loader {here}"
+            )))
+        };
+        if state.seed != self.seed {
+            return mismatch("seed", state.seed.to_string(), self.seed.to_string());
+        }
+        if state.total_sequences != self.total {
+            return mismatch(
+                "total_sequences",
+                state.total_sequences.to_string(),
+                self.total.to_string(),
+            );
+        }
+        let samples: Vec<u64> = self.streams.iter().map(|s| s.len as u64).collect();
+        if state.stream_samples != samples {
+            return mismatch(
+                "stream sizes",
+                format!("{:?}", state.stream_samples),
+                format!("{samples:?} (streams: {})", self.stream_list()),
+            );
+        }
+        if state.allocation != self.allocation {
+            return mismatch(
+                "allocation",
+                format!("{:?}", state.allocation),
+                format!("{:?} (streams: {})", self.allocation, self.stream_list()),
+            );
+        }
+        if state.position > self.total {
+            return Err(DataError::State(format!(
+                "position {} is past the {} sequences of the stage",
+                state.position, self.total
+            )));
+        }
+        for s in &mut self.streams {
+            s.cursor = 0;
+        }
+        for &j in &self.order[..state.position as usize] {
+            self.streams[j as usize].cursor += 1;
+        }
+        self.position = state.position;
+        Ok(())
+    }
+
+    fn stream_list(&self) -> String {
+        self.streams
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Reads and checks sample `sample` of `stream`.
+fn read_sequence(
+    stream: &LoadedStream,
+    j: usize,
+    sample: usize,
+    seq_len: usize,
+) -> Result<LoadedSequence, DataError> {
+    let path = &stream.path;
+    let mds = |source: MdsError| DataError::Mds {
+        path: path.clone(),
+        source,
+    };
+    let bad = |reason: String| DataError::BadSample {
+        path: path.clone(),
+        sample,
+        reason,
+    };
+    let s: Sample<'_> = stream.dataset.get(sample).map_err(mds)?;
+    if !s.has("input_ids") {
+        return Err(bad("the dataset has no input_ids column".into()));
+    }
+    let input_ids = s.u32s("input_ids").map_err(mds)?;
+    if input_ids.len() != seq_len {
+        return Err(DataError::SequenceLength {
+            path: path.clone(),
+            sample,
+            len: input_ids.len(),
+            expected: seq_len,
+        });
+    }
+    let input_ids = input_ids.into_owned();
+
+    let indices = if s.has("indices") {
+        let a = s.array("indices").map_err(mds)?;
+        read_indices(&a, seq_len).map_err(bad)?
+    } else {
+        vec![[0, seq_len]]
+    };
+    let mask = if s.has("mask") {
+        let a = s.array("mask").map_err(mds)?;
+        Some(read_mask(&a, seq_len).map_err(bad)?)
+    } else {
+        None
+    };
+    Ok(LoadedSequence {
+        stream: j,
+        input_ids,
+        indices,
+        mask,
+    })
+}
+
+fn integers(a: &Array<'_>, column: &str) -> Result<Vec<i128>, String> {
+    if a.dtype.is_float() {
+        return Err(format!(
+            "{column} has dtype {}, not an integer type",
+            a.dtype
+        ));
+    }
+    Ok((0..a.len())
+        .map(|i| a.get(i).and_then(|v| v.as_i128()).unwrap_or(-1))
+        .collect())
+}
+
+fn read_indices(a: &Array<'_>, seq_len: usize) -> Result<Vec<[usize; 2]>, String> {
+    if a.shape.len() != 2 || a.shape[1] != 2 {
+        return Err(format!("indices has shape {:?}, expected (n, 2)", a.shape));
+    }
+    let values: Vec<usize> = match a.as_u32() {
+        Some(v) => v.iter().map(|&x| x as usize).collect(),
+        None => integers(a, "indices")?
+            .into_iter()
+            .map(|x| usize::try_from(x).map_err(|_| format!("indices holds {x}")))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut pieces = Vec::with_capacity(values.len() / 2);
+    let mut prev_end = 0;
+    for (i, pair) in values.chunks_exact(2).enumerate() {
+        let (start, end) = (pair[0], pair[1]);
+        if start > end || end > seq_len {
+            return Err(format!(
+                "indices piece {i} [{start}, {end}) is not within [0, {seq_len})"
+            ));
+        }
+        if start < prev_end {
+            return Err(format!(
+                "indices piece {i} [{start}, {end}) overlaps or precedes the previous piece (ends at {prev_end})"
+            ));
+        }
+        prev_end = end;
+        pieces.push([start, end]);
+    }
+    Ok(pieces)
+}
+
+fn read_mask(a: &Array<'_>, seq_len: usize) -> Result<Vec<u8>, String> {
+    if a.len() != seq_len {
+        return Err(format!("mask has {} values for {seq_len} tokens", a.len()));
+    }
+    let check = |t: usize, v: i128| {
+        if v == 0 || v == 1 {
+            Ok(v as u8)
+        } else {
+            Err(format!("mask[{t}] = {v}, expected 0 or 1"))
+        }
+    };
+    match a.dtype {
+        Dtype::U8 => {
+            let v = a.as_u8().expect("u8");
+            if let Some(t) = v.iter().position(|&x| x > 1) {
+                return Err(format!("mask[{t}] = {}, expected 0 or 1", v[t]));
+            }
+            Ok(v.into_owned())
+        }
+        _ => integers(a, "mask")?
+            .into_iter()
+            .enumerate()
+            .map(|(t, v)| check(t, v))
+            .collect(),
+    }
+}

@@ -1,0 +1,198 @@
+//! A mixture of MDS streams with proportions: from a manifest or from
+//! `path@proportion` arguments.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::error::DataError;
+
+/// One stream of a mixture: an MDS dataset folder (plain or a merged root with
+/// `procNN-64/` sub-folders) and its (unnormalised) proportion of sequences.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    pub path: PathBuf,
+    pub proportion: f64,
+}
+
+/// The streams of a training stage and their proportions.
+///
+/// # Manifest format
+///
+/// The manifest (written by `prolong-data mix`) is a TOML file holding a list of
+/// `[[stream]]` tables, each with a `path` (a string; a relative path is taken
+/// relative to the folder holding the manifest) and a `proportion` (a number,
+/// float or integer, finite and ≥ 0). Proportions need not sum to 1: they are
+/// normalised. Other keys, at the top level or in a stream table, are ignored
+/// (room for metadata such as token counts).
+///
+/// ```toml
+/// [[stream]]
+/// path = "thestackv1_concat_by_repo-65536"
+/// proportion = 0.3
+///
+/// [[stream]]
+/// path = "book-65536"
+/// proportion = 0.3
+///
+/// [[stream]]
+/// path = "/data/prolong-data-64K/fineweb-edu"
+/// proportion = 0.1
+/// ```
+///
+/// # Arguments
+///
+/// [`Mixture::from_args`] takes ProLong's script syntax, one `path@proportion`
+/// per argument (`book-65536@0.3`); the split is at the last `@` (so a path that
+/// itself holds an `@` needs an explicit proportion), and paths are used as
+/// given (relative to the working directory). Either every argument has a
+/// proportion or none has; without proportions every stream gets 1 (an even
+/// split).
+///
+/// Both constructors check the proportions (finite, ≥ 0, positive sum) and that
+/// every path is an MDS dataset folder (holds an `index.json`), failing with one
+/// error that names the offending path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mixture {
+    pub streams: Vec<Stream>,
+}
+
+#[derive(Deserialize)]
+struct ManifestFile {
+    #[serde(default)]
+    stream: Vec<ManifestStream>,
+}
+
+#[derive(Deserialize)]
+struct ManifestStream {
+    path: String,
+    proportion: f64,
+}
+
+impl Mixture {
+    /// Reads a manifest (see the type's documentation for the format).
+    pub fn from_manifest(path: &Path) -> Result<Mixture, DataError> {
+        let text = std::fs::read_to_string(path).map_err(|err| DataError::Io {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        let manifest: ManifestFile = toml::from_str(&text).map_err(|e| DataError::Manifest {
+            path: path.to_path_buf(),
+            reason: e.to_string().trim_end().to_string(),
+        })?;
+        if manifest.stream.is_empty() {
+            return Err(DataError::NoStreams {
+                origin: path.display().to_string(),
+            });
+        }
+        let base = path.parent().unwrap_or(Path::new(""));
+        let streams = manifest
+            .stream
+            .into_iter()
+            .map(|s| Stream {
+                path: base.join(s.path),
+                proportion: s.proportion,
+            })
+            .collect();
+        let mixture = Mixture { streams };
+        mixture.validate()?;
+        Ok(mixture)
+    }
+
+    /// Parses `path@proportion` arguments (see the type's documentation).
+    pub fn from_args(args: &[String]) -> Result<Mixture, DataError> {
+        if args.is_empty() {
+            return Err(DataError::NoStreams {
+                origin: "arguments".into(),
+            });
+        }
+        let mut streams = Vec::with_capacity(args.len());
+        let mut with_proportion = 0;
+        for arg in args {
+            let bad = |reason: &str| DataError::Argument {
+                arg: arg.clone(),
+                reason: reason.into(),
+            };
+            let (path, proportion) = match arg.rsplit_once('@') {
+                Some((path, p)) => {
+                    with_proportion += 1;
+                    let p: f64 = p
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad("the text after the last '@' is not a number"))?;
+                    (path, p)
+                }
+                None => (arg.as_str(), 1.0),
+            };
+            if path.is_empty() {
+                return Err(bad("empty path"));
+            }
+            streams.push(Stream {
+                path: PathBuf::from(path),
+                proportion,
+            });
+        }
+        if with_proportion != 0 && with_proportion != args.len() {
+            return Err(DataError::Argument {
+                arg: args.join(" "),
+                reason: "either every stream has an @proportion or none has".into(),
+            });
+        }
+        let mixture = Mixture { streams };
+        mixture.validate()?;
+        Ok(mixture)
+    }
+
+    /// Checks the proportions (each finite and ≥ 0, a positive sum) and that
+    /// every path holds an `index.json`.
+    pub fn validate(&self) -> Result<(), DataError> {
+        self.normalized_proportions()?;
+        for s in &self.streams {
+            let index = s.path.join(prolong_mds::INDEX_FILE);
+            if !index.is_file() {
+                let reason = if s.path.is_dir() {
+                    "the folder has no index.json".to_string()
+                } else if s.path.exists() {
+                    "not a folder".to_string()
+                } else {
+                    "no such folder".to_string()
+                };
+                return Err(DataError::NotMds {
+                    path: s.path.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The proportions divided by their sum, after checking them.
+    pub fn normalized_proportions(&self) -> Result<Vec<f64>, DataError> {
+        if self.streams.is_empty() {
+            return Err(DataError::NoStreams {
+                origin: "mixture".into(),
+            });
+        }
+        for s in &self.streams {
+            if !s.proportion.is_finite() || s.proportion < 0.0 {
+                return Err(DataError::Proportion {
+                    path: s.path.clone(),
+                    proportion: s.proportion,
+                });
+            }
+        }
+        let sum: f64 = self.streams.iter().map(|s| s.proportion).sum();
+        if !(sum > 0.0 && sum.is_finite()) {
+            return Err(DataError::ProportionSum {
+                sum,
+                streams: self
+                    .streams
+                    .iter()
+                    .map(|s| format!("{}@{}", s.path.display(), s.proportion))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(self.streams.iter().map(|s| s.proportion / sum).collect())
+    }
+}
