@@ -17,9 +17,16 @@
 //! input_ids bytes (10^9 bytes per GB). The zstd path is measured twice:
 //! *cold* (decompressed copies removed first, so every shard is read,
 //! decompressed and cached on first use) and *warm* (the cached copies
-//! mapped). When `python3` (or `$PYTHON`) imports streaming,
+//! mapped). Uncompressed and warm are the best of `--passes`; memcpy copies
+//! the same byte count, one sample at a time, from a pre-faulted heap buffer
+//! into a reused sample-sized one.
+//!
+//! When `python3` (or `$PYTHON`) imports streaming,
 //! scripts/bench_mds_streaming.py reads the same folders through
-//! StreamingDataset in the same run, and its checksums must match ours.
+//! StreamingDataset in the same run, two ways: iterating it (`iter`, what a
+//! training loop does) and `dataset[i]` for every i (`[i]`, which skips the
+//! iterator's polling threads); its checksums must match ours. Each
+//! prolong-mds row is compared with both.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
