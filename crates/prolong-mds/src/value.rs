@@ -190,12 +190,13 @@ impl<'a> Array<'a> {
 pub fn cast_or_copy<T: bytemuck::Pod>(bytes: &[u8]) -> Cow<'_, [T]> {
     match bytemuck::try_cast_slice(bytes) {
         Ok(slice) => Cow::Borrowed(slice),
-        Err(_) => Cow::Owned(
-            bytes
-                .chunks_exact(std::mem::size_of::<T>())
-                .map(bytemuck::pod_read_unaligned)
-                .collect(),
-        ),
+        Err(_) => {
+            // One memcpy into an aligned buffer; a trailing partial value is dropped.
+            let mut values = vec![T::zeroed(); bytes.len() / std::mem::size_of::<T>()];
+            let whole = values.len() * std::mem::size_of::<T>();
+            bytemuck::cast_slice_mut::<T, u8>(&mut values).copy_from_slice(&bytes[..whole]);
+            Cow::Owned(values)
+        }
     }
 }
 
