@@ -262,8 +262,7 @@ fn main() {
         std::slice::from_ref(&input),
         &out,
         &options,
-        0,
-        1,
+        prolong_data::task::TaskSpec::new(0, 1).expect("task"),
         &mut |_| {},
     )
     .expect("pack task");

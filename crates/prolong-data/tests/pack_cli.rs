@@ -114,3 +114,48 @@ fn pack_reports_bad_input() {
     assert!(!ok);
     assert!(err.contains("sequence length"), "{err}");
 }
+
+#[test]
+fn pack_all_tasks_in_one_process_or_from_slurm_variables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = golden("tokenized");
+    let out = tmp.path().join("all");
+    let (ok, stdout, err) = run(&[
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--len",
+        "1024",
+        "--world-size",
+        "3",
+        "--all",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["tasks_run"],
+        serde_json::json!(["proc0-3", "proc1-3", "proc2-3"])
+    );
+    assert_eq!(v["merged"], true);
+
+    let slurm = tmp.path().join("slurm");
+    let output = Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        .args([
+            "pack",
+            input.to_str().unwrap(),
+            "--out",
+            slurm.to_str().unwrap(),
+        ])
+        .args(["--len", "1024", "--json"])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "2")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(v["tasks_run"], serde_json::json!(["proc1-2"]));
+    assert_eq!(v["merged"], false);
+}

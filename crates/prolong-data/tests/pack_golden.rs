@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use prolong_data::pack::{PackOptions, run_task};
+use prolong_data::task::TaskSpec;
 use prolong_mds::{Index, MdsDataset};
 
 fn golden() -> PathBuf {
@@ -65,7 +66,14 @@ fn pack_like(name: &str) -> (tempfile::TempDir, Vec<Seq>, Vec<Seq>) {
     let (input, options) = settings(name);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join(name);
-    let report = run_task(&[golden().join(input)], &out, &options, 0, 1, &mut |_| {}).unwrap();
+    let report = run_task(
+        &[golden().join(input)],
+        &out,
+        &options,
+        TaskSpec::new(0, 1).unwrap(),
+        &mut |_| {},
+    )
+    .unwrap();
     assert!(report.merged && !report.skipped);
     let ours = read_all(&out);
     let theirs = read_all(&golden().join(name));
@@ -231,8 +239,7 @@ fn stats_account_for_every_token() {
             &[golden().join(input)],
             tmp.path(),
             &options,
-            0,
-            1,
+            TaskSpec::new(0, 1).unwrap(),
             &mut |_| {},
         )
         .unwrap();
@@ -247,7 +254,11 @@ fn stats_account_for_every_token() {
         );
         assert_eq!(s.tokens_out, s.sequences * options.seq_len as u64);
         assert_eq!(
-            s.length_histogram.iter().map(|b| b.documents).sum::<u64>(),
+            s.length_histogram
+                .buckets
+                .iter()
+                .map(|b| b.documents)
+                .sum::<u64>(),
             docs.len() as u64
         );
         match name {

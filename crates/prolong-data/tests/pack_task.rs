@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use prolong_data::pack::{
-    PackError, PackOptions, marker_path, run_all, run_task, stats_path, task_name,
-};
+use prolong_data::pack::{PackError, PackOptions, run_all, run_task};
+use prolong_data::task::TaskSpec;
 use prolong_mds::{Array, INDEX_FILE, MdsDataset, MdsWriter, Value, WriterOptions};
 
 fn tokenized() -> PathBuf {
@@ -40,14 +39,20 @@ fn run(
     rank: usize,
     world: usize,
 ) -> Result<prolong_data::pack::TaskReport, PackError> {
-    run_task(inputs, out, o, rank, world, &mut |_| {})
+    // Bad ranks must come back as errors, so no TaskSpec::new here.
+    let task = TaskSpec {
+        rank,
+        world_size: world,
+    };
+    run_task(inputs, out, o, task, &mut |_| {})
 }
 
 #[test]
 fn task_names_follow_prolong() {
-    assert_eq!(task_name(0, 1), "proc0-1");
-    assert_eq!(task_name(7, 64), "proc07-64");
-    assert_eq!(task_name(12, 100), "proc012-100");
+    let name = |rank, world_size| TaskSpec { rank, world_size }.name();
+    assert_eq!(name(0, 1), "proc0-1");
+    assert_eq!(name(7, 64), "proc07-64");
+    assert_eq!(name(12, 100), "proc012-100");
 }
 
 #[test]
@@ -78,8 +83,9 @@ fn rerun_skips_and_killed_task_is_redone_identically() {
 
     // A task killed mid-way: no marker, a truncated shard, a temporary file,
     // a stale extra shard. Re-running redoes it and gives the same bytes.
-    std::fs::remove_file(marker_path(&out, 0, 1)).unwrap();
-    std::fs::remove_file(stats_path(&out, 0, 1)).unwrap();
+    let task = TaskSpec::new(0, 1).unwrap();
+    std::fs::remove_file(task.marker_path(&out)).unwrap();
+    std::fs::remove_file(task.stats_path(&out)).unwrap();
     let shard = out.join("1024-512/proc0-1/shard.00000.mds");
     let len = std::fs::metadata(&shard).unwrap().len();
     std::fs::OpenOptions::new()

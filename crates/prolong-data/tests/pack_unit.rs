@@ -139,7 +139,7 @@ fn empty_document_contributes_nothing() {
     assert_eq!(seqs[0].indices, [(0, 4)]);
     assert_eq!(stats.documents_in, 2);
     assert_eq!(stats.documents_out, 1);
-    assert_eq!(stats.length_histogram[0].min, 0);
+    assert_eq!(stats.length_histogram.buckets[0].min, 0);
 }
 
 #[test]
@@ -264,6 +264,7 @@ fn length_histogram_buckets_by_powers_of_two() {
     );
     let h: Vec<(u64, u64, u64)> = stats
         .length_histogram
+        .buckets
         .iter()
         .map(|b| (b.min, b.max, b.documents))
         .collect();

@@ -7,6 +7,7 @@ use prolong_data::pack::{
     LLAMA3_BOS, LLAMA3_EOS, PackOptions, PackStats, Progress, TaskReport, read_all_stats, run_all,
     run_task,
 };
+use prolong_data::task::TaskSpec;
 
 use super::progress;
 
@@ -25,7 +26,8 @@ use super::progress;
 /// Examples:
 ///   prolong-data pack data/tok/book --out data/packed-64k --len 65536
 ///   prolong-data pack data/tok/book --out data/book-split --len 524288 --split-by-lengths 65536,524288
-///   prolong-data pack data/tok/* --out data/packed --len 65536 --rank $SLURM_ARRAY_TASK_ID --world-size 64
+///   prolong-data pack data/tok/* --out data/packed --len 65536 --world-size 64   # in a Slurm array
+///   prolong-data pack data/tok/* --out data/packed --len 65536 --world-size 8 --all --threads 2
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -72,13 +74,18 @@ pub struct Args {
     /// Output shard size limit in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
     size_limit: u64,
-    /// Run only task R (input shards R, R+W, ...); default: every task.
-    #[arg(long, value_name = "R")]
+    /// This task's rank R: it reads input shards R, R+W, ... (default:
+    /// SLURM_ARRAY_TASK_ID, else 0).
+    #[arg(long, value_name = "R", conflicts_with = "all")]
     rank: Option<usize>,
-    /// Number of tasks W of the whole run.
-    #[arg(long, value_name = "W", default_value_t = 1)]
-    world_size: usize,
-    /// Tasks run at once when --rank is not given.
+    /// Number of tasks W of the whole run (default: SLURM_ARRAY_TASK_COUNT,
+    /// else 1).
+    #[arg(long, value_name = "W")]
+    world_size: Option<usize>,
+    /// Run every task of the run in this process (--threads at a time).
+    #[arg(long)]
+    all: bool,
+    /// Tasks run at once with --all.
     #[arg(long, value_name = "T", default_value_t = 1)]
     threads: usize,
     /// Print the summary as JSON.
@@ -100,26 +107,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let start = Instant::now();
     let bar = progress::bar(0, "pack");
-    let reports: Vec<TaskReport> = match args.rank {
-        Some(rank) => {
+    let task = TaskSpec::resolve(args.rank, args.world_size)?;
+    let world_size = task.world_size;
+    let reports: Vec<TaskReport> = match args.all {
+        false => {
             let mut on_progress = |p: Progress| {
                 bar.set_length(p.samples_total);
                 bar.set_position(p.samples_done);
             };
             vec![
-                run_task(
-                    &args.inputs,
-                    &args.out,
-                    &options,
-                    rank,
-                    args.world_size,
-                    &mut on_progress,
-                )
-                .with_context(|| format!("pack task {rank} of {}", args.world_size))?,
+                run_task(&args.inputs, &args.out, &options, task, &mut on_progress)
+                    .with_context(|| format!("pack task {}", task.name()))?,
             ]
         }
-        None => {
-            let per_task = Mutex::new(vec![(0u64, 0u64); args.world_size]);
+        true => {
+            let per_task = Mutex::new(vec![(0u64, 0u64); world_size]);
             let on_progress = |rank: usize, p: Progress| {
                 if let Ok(mut all) = per_task.lock() {
                     all[rank] = (p.samples_done, p.samples_total);
@@ -131,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 &args.inputs,
                 &args.out,
                 &options,
-                args.world_size,
+                world_size,
                 args.threads,
                 &on_progress,
             )
@@ -141,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
 
-    let run_records = read_all_stats(&args.out, args.world_size)?;
+    let run_records = read_all_stats(&args.out, world_size)?;
     let merged = reports.iter().any(|r| r.merged);
     let here = PackStats::sum(
         reports
@@ -157,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "tasks_run": reports.iter().filter(|r| !r.skipped).map(|r| &r.record.task).collect::<Vec<_>>(),
             "tasks_skipped": reports.iter().filter(|r| r.skipped).map(|r| &r.record.task).collect::<Vec<_>>(),
             "tasks_complete": run_records.len(),
-            "world_size": args.world_size,
+            "world_size": world_size,
             "merged": merged,
             "seconds": elapsed,
             "this_run": here,
@@ -196,7 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         run_n,
         reports.len() - run_n,
         run_records.len(),
-        args.world_size
+        world_size
     );
     if run_n > 0 {
         println!(
@@ -231,9 +233,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (subset, n) in &t.sequences_per_subset {
         println!("  {subset:<30} {n:>10}");
     }
-    if !t.length_histogram.is_empty() {
+    if !t.length_histogram.buckets.is_empty() {
         println!("document lengths (tokens):");
-        for b in &t.length_histogram {
+        for b in &t.length_histogram.buckets {
             println!(
                 "  {:>9} ..{:>9} {:>10} docs {:>14} tokens",
                 b.min, b.max, b.documents, b.tokens
@@ -248,7 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         println!(
             "index    not merged yet: waiting for {} more task(s)",
-            args.world_size - run_records.len()
+            world_size - run_records.len()
         );
     }
     Ok(())

@@ -24,8 +24,7 @@ pub use error::PackError;
 pub use input::{InputDoc, InputShard, MASK_COLUMN, TOKENS_COLUMN, for_each_doc, plan_inputs};
 pub use options::{LLAMA3_BOS, LLAMA3_EOS, PackOptions};
 pub use packer::{OwnedSequence, Packer, Sequence, le_u32s, pack_u32, u32s_le};
-pub use stats::{Dropped, LengthBucket, PackStats};
+pub use stats::{Dropped, PackStats};
 pub use task::{
-    Progress, TaskRecord, TaskReport, all_complete, marker_path, merge_if_complete, read_all_stats,
-    run_all, run_task, stats_path, task_name,
+    Progress, TaskRecord, TaskReport, merge_if_complete, read_all_stats, run_all, run_task,
 };

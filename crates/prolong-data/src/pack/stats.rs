@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::task::LengthHistogram;
+
 /// What one pack task (or a whole run, summed) did. Token counts hold:
 /// `tokens_in + special_tokens_added == tokens_out + tokens_dropped`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,12 +23,8 @@ pub struct PackStats {
     pub pieces: u64,
     pub sequences_per_subset: BTreeMap<String, u64>,
     /// Input documents by length (tokens without BOS/EOS), in power-of-two
-    /// buckets `[min, max]`; empty buckets are left out.
-    pub length_histogram: Vec<LengthBucket>,
-    /// (documents, tokens) per bucket while packing; turned into
-    /// `length_histogram` (and emptied) by `finish`.
-    #[serde(skip)]
-    buckets: Vec<(u64, u64)>,
+    /// buckets, as every stage reports them.
+    pub length_histogram: LengthHistogram,
 }
 
 /// Where dropped tokens went (they include dropped BOS/EOS).
@@ -42,28 +40,11 @@ pub struct Dropped {
     pub last_buffer: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LengthBucket {
-    pub min: u64,
-    pub max: u64,
-    pub documents: u64,
-    pub tokens: u64,
-}
-
 impl PackStats {
     pub(crate) fn add_document(&mut self, tokens: usize) {
         self.documents_in += 1;
         self.tokens_in += tokens as u64;
-        let bucket = if tokens == 0 {
-            0
-        } else {
-            64 - (tokens as u64).leading_zeros() as usize
-        };
-        if self.buckets.len() <= bucket {
-            self.buckets.resize(bucket + 1, (0, 0));
-        }
-        self.buckets[bucket].0 += 1;
-        self.buckets[bucket].1 += tokens as u64;
+        self.length_histogram.add(tokens as u64);
     }
 
     pub(crate) fn add_sequence(&mut self, subset: &str, seq_len: usize, pieces: usize) {
@@ -79,32 +60,11 @@ impl PackStats {
     pub(crate) fn finish(&mut self) {
         let d = &self.dropped;
         self.tokens_dropped = d.min_length + d.intact + d.split_remainder + d.last_buffer;
-        self.length_histogram = self
-            .buckets
-            .iter()
-            .enumerate()
-            .filter(|(_, (docs, _))| *docs > 0)
-            .map(|(k, &(documents, tokens))| {
-                let (min, max) = match k {
-                    0 => (0, 0),
-                    64 => (1 << 63, u64::MAX),
-                    k => (1u64 << (k - 1), (1u64 << k) - 1),
-                };
-                LengthBucket {
-                    min,
-                    max,
-                    documents,
-                    tokens,
-                }
-            })
-            .collect();
-        self.buckets = Vec::new();
     }
 
     /// Sums the statistics of several tasks.
     pub fn sum<'a>(all: impl IntoIterator<Item = &'a PackStats>) -> PackStats {
         let mut total = PackStats::default();
-        let mut hist: BTreeMap<(u64, u64), (u64, u64)> = BTreeMap::new();
         for s in all {
             total.documents_in += s.documents_in;
             total.documents_out += s.documents_out;
@@ -121,21 +81,8 @@ impl PackStats {
             for (k, v) in &s.sequences_per_subset {
                 *total.sequences_per_subset.entry(k.clone()).or_default() += v;
             }
-            for b in &s.length_histogram {
-                let e = hist.entry((b.min, b.max)).or_default();
-                e.0 += b.documents;
-                e.1 += b.tokens;
-            }
+            total.length_histogram.merge(&s.length_histogram);
         }
-        total.length_histogram = hist
-            .into_iter()
-            .map(|((min, max), (documents, tokens))| LengthBucket {
-                min,
-                max,
-                documents,
-                tokens,
-            })
-            .collect();
         total
     }
 }

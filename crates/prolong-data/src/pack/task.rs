@@ -10,7 +10,8 @@
 //!
 //! `{subset}` is "." (the root itself) without splitting, `{t}-{N}` per split
 //! target, under `--domain` when given; R is zero-padded to the width of W
-//! (`proc0-1`, `proc07-64`): ProLong's own names. Task R reads input shards
+//! (`proc0-1`, `proc07-64`): ProLong's own names, as every stage's
+//! [`TaskSpec`] gives them. Task R reads input shards
 //! R, R+W, R+2W, ... of the concatenated inputs, in order, and packs them as
 //! one stream. A task whose marker exists is skipped (after checking that it
 //! was made with the same settings); one without is redone from scratch,
@@ -28,13 +29,7 @@ use super::input::{InputShard, for_each_doc, plan_inputs};
 use super::options::PackOptions;
 use super::packer::{Packer, Sequence};
 use super::stats::PackStats;
-
-/// The name of task `rank` of `world_size`: `proc{rank}-{world_size}`, rank
-/// zero-padded to the width of world_size.
-pub fn task_name(rank: usize, world_size: usize) -> String {
-    let width = world_size.to_string().len();
-    format!("proc{rank:0width$}-{world_size}")
-}
+use crate::task::TaskSpec;
 
 /// What a task's stats file holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,14 +64,6 @@ pub struct Progress {
     pub sequences: u64,
 }
 
-pub fn stats_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {
-    out.join(format!("{}.stats.json", task_name(rank, world_size)))
-}
-
-pub fn marker_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {
-    out.join(format!("{}.done", task_name(rank, world_size)))
-}
-
 fn subset_dir(out: &Path, subset: &str) -> PathBuf {
     if subset == "." {
         out.to_path_buf()
@@ -85,34 +72,25 @@ fn subset_dir(out: &Path, subset: &str) -> PathBuf {
     }
 }
 
-fn check_rank(rank: usize, world_size: usize) -> Result<(), PackError> {
-    if world_size == 0 || rank >= world_size {
-        return Err(PackError::settings(format!(
-            "rank {rank} is not below world size {world_size}"
-        )));
-    }
-    Ok(())
-}
-
-/// Runs task `rank` of `world_size` (see the module docs), then merges the
-/// indices if it finds every task complete. `progress` is called now and then.
+/// Runs one task (see the module docs), then merges the indices if it finds
+/// every task complete. `progress` is called now and then.
 pub fn run_task(
     inputs: &[PathBuf],
     out: &Path,
     options: &PackOptions,
-    rank: usize,
-    world_size: usize,
+    task: TaskSpec,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TaskReport, PackError> {
     options.check()?;
-    check_rank(rank, world_size)?;
+    let task = TaskSpec::new(task.rank, task.world_size)
+        .map_err(|e| PackError::settings(e.to_string()))?;
+    let (rank, world_size) = (task.rank, task.world_size);
     let (shards, with_mask) = plan_inputs(inputs)?;
-    let mine: Vec<&InputShard> = shards.iter().skip(rank).step_by(world_size).collect();
-    let name = task_name(rank, world_size);
-    let stats_file = stats_path(out, rank, world_size);
-    let marker = marker_path(out, rank, world_size);
+    let mine: Vec<&InputShard> = task.take(&shards).collect();
+    let name = task.name();
+    let stats_file = task.stats_path(out);
 
-    if marker.is_file() {
+    if task.is_done(out) {
         let record = read_record(&stats_file)?;
         let same = record.options == *options
             && record.with_mask == with_mask
@@ -222,9 +200,7 @@ pub fn run_task(
         input_shards: mine.len(),
         stats,
     };
-    let json = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
-    write_atomic(&stats_file, json.as_bytes())?;
-    write_atomic(&marker, b"done\n")?;
+    task.complete(out, &record)?;
     let merged = merge_if_complete(out, options, world_size)?;
     Ok(TaskReport {
         record,
@@ -243,7 +219,7 @@ pub fn run_all(
     threads: usize,
     progress: &(dyn Fn(usize, Progress) + Sync),
 ) -> Result<Vec<TaskReport>, PackError> {
-    check_rank(0, world_size)?;
+    TaskSpec::new(0, world_size).map_err(|e| PackError::settings(e.to_string()))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()
@@ -253,9 +229,8 @@ pub fn run_all(
         (0..world_size)
             .into_par_iter()
             .map(|rank| {
-                run_task(inputs, out, options, rank, world_size, &mut |p| {
-                    progress(rank, p)
-                })
+                let task = TaskSpec { rank, world_size };
+                run_task(inputs, out, options, task, &mut |p| progress(rank, p))
             })
             .collect()
     });
@@ -322,16 +297,21 @@ fn merged_dirs(out: &Path, options: &PackOptions) -> Vec<PathBuf> {
     dirs
 }
 
-/// Whether every task of the run has its completion marker.
-pub fn all_complete(out: &Path, world_size: usize) -> bool {
-    (0..world_size).all(|r| marker_path(out, r, world_size).is_file())
+fn all_complete(out: &Path, world_size: usize) -> bool {
+    world_size > 0
+        && TaskSpec {
+            rank: 0,
+            world_size,
+        }
+        .all_done(out)
 }
 
-/// Sums the statistics of every completed task of the run.
+/// The records of every completed task of the run.
 pub fn read_all_stats(out: &Path, world_size: usize) -> Result<Vec<TaskRecord>, PackError> {
     (0..world_size)
-        .filter(|&r| marker_path(out, r, world_size).is_file())
-        .map(|r| read_record(&stats_path(out, r, world_size)))
+        .map(|rank| TaskSpec { rank, world_size })
+        .filter(|t| t.is_done(out))
+        .map(|t| read_record(&t.stats_path(out)))
         .collect()
 }
 
