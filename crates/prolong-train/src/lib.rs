@@ -6,15 +6,22 @@
 //! * [`ops`] — differentiable ops, each with an explicit backward (the device seam);
 //! * [`model`] — the Llama ([`Llama`]): forward, blocked loss, backward with layer
 //!   recomputation;
-//! * [`checkpoint`] — HF-layout safetensors load/save (single file or sharded).
+//! * [`checkpoint`] — HF-layout safetensors load/save (single file or sharded);
+//! * [`optim`] — AdamW (fp32 master weights and moments), clipping, LR schedule;
+//! * [`stage`] — stage recipes (TOML); [`train`] — the training loop, trainer
+//!   checkpoints and exact resume; [`metrics`] — per-step records, loss SVG, FLOPs.
 
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod optim;
 pub mod packed;
+pub mod stage;
+pub mod train;
 
 pub use config::LlamaConfig;
 pub use error::{Error, Result};

@@ -1,1 +1,69 @@
-fn main() {}
+//! `prolong-train`: train a stage recipe, or run a model forward on one packed sequence.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "prolong-train",
+    version,
+    about = "Llama long-context training on packed MDS shards (the ProLong recipe)",
+    after_help = "Examples:\n  \
+        prolong-train train --config pipelines/tiny-stage1.toml\n  \
+        prolong-train train --config pipelines/tiny-stage1.toml --resume\n  \
+        prolong-train train --config pipelines/stage1-64k.toml --out runs/stage1-64k\n  \
+        prolong-train forward --model fixtures/hf-llama/model \\\n      \
+        --batch fixtures/hf-llama/reference.safetensors --out logits.safetensors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run (or --resume) one training stage from a TOML recipe.
+    #[command(after_help = "Examples:\n  \
+        prolong-train train --config pipelines/tiny-stage1.toml\n  \
+        prolong-train train --config pipelines/tiny-stage1.toml --resume   # after a crash or kill\n  \
+        prolong-train train --config pipelines/stage2-512k.toml --out runs/s2 --quiet\n\n\
+        Writes OUT/metrics.jsonl (one record per step), OUT/checkpoints/step-N/ every\n\
+        checkpoint.every steps, OUT/final/ (HF weights + optimizer + loader state) and OUT/loss.svg.")]
+    Train(commands::train::TrainArgs),
+    /// Logits and loss of one packed sequence (input_ids, indices[, mask] in a safetensors file).
+    #[command(after_help = "Example:\n  \
+        prolong-train forward --model fixtures/hf-llama/model \\\n      \
+        --batch fixtures/hf-llama/reference.safetensors --out logits.safetensors")]
+    Forward(commands::forward::ForwardArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => {
+            commands::train::prepare(&args).and_then(|cfg| commands::train::main(args, cfg))
+        }
+        Command::Forward(args) => commands::forward::main(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {}", one_line(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause already in the text.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out.replace('\n', " ")
+}

@@ -1,0 +1,4 @@
+//! The subcommands of the `prolong-train` binary.
+
+pub mod forward;
+pub mod train;

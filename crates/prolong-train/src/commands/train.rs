@@ -1,0 +1,85 @@
+//! `prolong-train train`: run or resume one stage recipe.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use prolong_train::metrics::human;
+use prolong_train::stage::StageConfig;
+use prolong_train::train::{TrainOptions, run};
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// The stage recipe (TOML), e.g. pipelines/tiny-stage1.toml.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Continue from the newest complete checkpoint in the output directory (starts
+    /// afresh when there is none).
+    #[arg(long)]
+    pub resume: bool,
+    /// Output directory (default: the recipe's checkpoint.out).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Reads the recipe and fixes the matmul thread count before any tensor op runs.
+pub fn prepare(args: &TrainArgs) -> Result<StageConfig> {
+    let cfg = StageConfig::load(&args.config)?;
+    if let Some(n) = cfg.train.threads {
+        // SAFETY: called from main before any other thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+    Ok(cfg)
+}
+
+pub fn main(args: TrainArgs, cfg: StageConfig) -> Result<()> {
+    let opts = TrainOptions {
+        resume: args.resume,
+        out: args.out.clone(),
+        progress: !args.quiet,
+    };
+    let s = run(&args.config, &cfg, &opts)
+        .with_context(|| format!("stage {}", args.config.display()))?;
+    if s.steps_run == 0 {
+        println!(
+            "{}: already complete ({} steps) in {}",
+            s.name,
+            s.steps,
+            s.out.display()
+        );
+        return Ok(());
+    }
+    let resumed = s
+        .resumed_from
+        .map(|r| format!(", resumed from step {r}"))
+        .unwrap_or_default();
+    println!(
+        "{}: {} steps ({} this run{resumed}), {} tokens, {} parameters",
+        s.name,
+        s.steps,
+        s.steps_run,
+        human(s.tokens as f64),
+        human(s.params as f64)
+    );
+    if let (Some(a), Some(b)) = (s.first_loss, s.final_loss) {
+        println!("loss {a:.4} → {b:.4}");
+    }
+    println!(
+        "{} tokens/s over {:.1} s on {} thread(s); model FLOPs {}; MFU {:.1}% of {:.3} TFLOP/s ({})",
+        human(s.tokens_per_s()),
+        s.run_seconds,
+        s.threads,
+        human(s.run_flops),
+        100.0 * s.mfu(),
+        s.peak_tflops,
+        if s.peak_measured {
+            "measured matmul peak"
+        } else {
+            "device.peak_tflops"
+        }
+    );
+    println!("out: {} (final/, metrics.jsonl, loss.svg)", s.out.display());
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Training metrics: one record per optimizer step (`metrics.jsonl`), the loss-curve SVG
+//! and the FLOP count behind the MFU estimate.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::LlamaConfig;
+
+/// One optimizer step, as a line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// 1-based optimizer step.
+    pub step: u64,
+    /// Mean over the step's micro-batches of each micro-batch's token-mean loss.
+    pub loss: f64,
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Tokens trained on so far (all positions of every packed sequence).
+    pub tokens: u64,
+    /// Throughput of this step.
+    pub tokens_per_s: f64,
+}
+
+/// Model FLOPs of one training pass (forward + backward, no recomputation: MFU, not HFU)
+/// over a packed sequence with these documents: `6·N` per token, `N` the parameters of
+/// the matmuls (layers and output projection; the embedding lookup is free), plus the
+/// attention scores and values, `6·2·q_dim·Σ len²/2 · layers` for causal attention
+/// within each document.
+pub fn train_flops(cfg: &LlamaConfig, segments: &[Range<usize>]) -> f64 {
+    let c = cfg.hidden_size as f64;
+    let (q, kv) = (cfg.q_dim() as f64, cfg.kv_dim() as f64);
+    let f = cfg.intermediate_size as f64;
+    let per_layer = c * q + 2.0 * c * kv + q * c + 3.0 * c * f;
+    let n = per_layer * cfg.num_hidden_layers as f64 + cfg.vocab_size as f64 * c;
+    let tokens: usize = segments.iter().map(|s| s.len()).sum();
+    let sq: f64 = segments
+        .iter()
+        .map(|s| (s.len() as f64).powi(2) / 2.0)
+        .sum();
+    6.0 * n * tokens as f64 + 6.0 * 2.0 * q * sq * cfg.num_hidden_layers as f64
+}
+
+/// Writes a self-contained SVG line chart of the loss per step.
+pub fn loss_svg(records: &[StepRecord], title: &str) -> String {
+    let (w, h) = (720.0f64, 400.0f64);
+    let (ml, mr, mt, mb) = (64.0, 20.0, 36.0, 44.0);
+    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let pts: Vec<(f64, f64)> = records
+        .iter()
+        .filter(|r| r.loss.is_finite())
+        .map(|r| (r.step as f64, r.loss))
+        .collect();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+        w / 2.0,
+        escape(title)
+    );
+    if pts.is_empty() {
+        s.push_str("</svg>\n");
+        return s;
+    }
+    let (x0, x1) = (
+        pts[0].0.min(1.0),
+        pts.last().map_or(1.0, |p| p.0).max(pts[0].0 + 1.0),
+    );
+    let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let (y0, y1) = (lo - pad, hi + pad);
+    let sx = |x: f64| ml + (x - x0) / (x1 - x0) * pw;
+    let sy = |y: f64| mt + (1.0 - (y - y0) / (y1 - y0)) * ph;
+    let _ = writeln!(
+        s,
+        r##"<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##
+    );
+    for i in 0..=4 {
+        let v = y0 + (y1 - y0) * i as f64 / 4.0;
+        let y = sy(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{ml}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.3}</text>"##,
+            ml + pw,
+            ml - 6.0,
+            y + 4.0
+        );
+        let xv = x0 + (x1 - x0) * i as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{xv:.0}</text>"#,
+            sx(xv),
+            mt + ph + 18.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">optimizer step</text><text x="16" y="{:.1}" transform="rotate(-90 16 {:.1})" text-anchor="middle">loss</text>"#,
+        ml + pw / 2.0,
+        h - 8.0,
+        mt + ph / 2.0,
+        mt + ph / 2.0
+    );
+    let path: Vec<String> = pts
+        .iter()
+        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+        .collect();
+    let _ = writeln!(
+        s,
+        r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##,
+        path.join(" ")
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Human-readable count: 1.2K, 3.4M, 5.6B.
+pub fn human(n: f64) -> String {
+    let a = n.abs();
+    if a >= 1e12 {
+        format!("{:.2}T", n / 1e12)
+    } else if a >= 1e9 {
+        format!("{:.2}B", n / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", n / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1}K", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}

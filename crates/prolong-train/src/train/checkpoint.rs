@@ -1,0 +1,231 @@
+//! Trainer checkpoints: everything needed to continue a stage bit for bit.
+//!
+//! ```text
+//! DIR/config.json                    HF config (with the stage's rope_theta)
+//! DIR/model.safetensors              weights, HF names, compute dtype
+//! DIR/optimizer/exp_avg.safetensors  Adam first moments, fp32, HF names
+//! DIR/optimizer/exp_avg_sq.safetensors
+//! DIR/optimizer/master.safetensors   fp32 master weights (only when compute dtype ≠ fp32)
+//! DIR/optimizer/state.json           Adam's step count and hyper-parameters
+//! DIR/trainer_state.json             step, loader state, RNG, metrics so far (written last)
+//! ```
+//!
+//! A checkpoint is written to `.NAME.tmp/` beside its final name and renamed into place,
+//! so a killed run never leaves a directory that looks complete and is not.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use super::init::InitRng;
+use crate::data::LoaderState;
+use crate::metrics::StepRecord;
+use crate::model::Llama;
+use crate::optim::AdamW;
+use crate::stage::StageConfig;
+
+pub const STATE_FILE: &str = "trainer_state.json";
+pub const OPTIMIZER_DIR: &str = "optimizer";
+const EXP_AVG: &str = "exp_avg.safetensors";
+const EXP_AVG_SQ: &str = "exp_avg_sq.safetensors";
+const MASTER: &str = "master.safetensors";
+const OPT_STATE: &str = "state.json";
+
+/// `trainer_state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainerState {
+    pub format: u32,
+    /// Optimizer steps done.
+    pub step: u64,
+    pub total_steps: u64,
+    /// Tokens and sequences trained on so far, and their model FLOPs.
+    pub tokens: u64,
+    pub sequences: u64,
+    pub flops: f64,
+    /// Wall time spent training so far (all runs together).
+    pub elapsed_s: f64,
+    pub loader: LoaderState,
+    /// The trainer's RNG (seeded from `train.seed`; nothing draws from it during training
+    /// today, it is saved so that anything that does later resumes exactly).
+    pub rng: InitRng,
+    /// Matmul threads of the run (results are bit-identical only for the same count).
+    pub threads: usize,
+    pub stage: StageConfig,
+    pub metrics: Vec<StepRecord>,
+}
+
+/// `optimizer/state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OptimizerMeta {
+    /// Adam's `t` (updates applied).
+    pub step: u64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// HF names of the parameters that get weight decay.
+    pub decay: Vec<String>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+fn save_tensors(map: &HashMap<String, Tensor>, path: &Path) -> Result<(), TrainError> {
+    candle_core::safetensors::save(map, path).map_err(|e| TrainError::Checkpoint {
+        path: path.into(),
+        msg: e.to_string(),
+    })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::Checkpoint {
+        path: path.into(),
+        msg: e.to_string(),
+    })?;
+    std::fs::write(path, text).map_err(io(path))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+        path: path.into(),
+        msg: e.to_string(),
+    })
+}
+
+/// Writes a complete checkpoint to `dir` (through `.NAME.tmp/` and a rename).
+pub fn save(
+    dir: &Path,
+    model: &Llama,
+    opt: &AdamW,
+    state: &TrainerState,
+) -> Result<(), TrainError> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    let tmp = parent.join(format!(".{name}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    model.save(&tmp)?;
+    let odir = tmp.join(OPTIMIZER_DIR);
+    std::fs::create_dir_all(&odir).map_err(io(&odir))?;
+    let (m, v) = opt.moments();
+    save_tensors(&m, &odir.join(EXP_AVG))?;
+    save_tensors(&v, &odir.join(EXP_AVG_SQ))?;
+    if model.dtype() != DType::F32 {
+        save_tensors(&opt.masters(), &odir.join(MASTER))?;
+    }
+    let c = opt.config;
+    write_json(
+        &odir.join(OPT_STATE),
+        &OptimizerMeta {
+            step: opt.step,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            decay: opt
+                .params
+                .iter()
+                .filter(|p| p.decay)
+                .map(|p| p.name.clone())
+                .collect(),
+        },
+    )?;
+    write_json(&tmp.join(STATE_FILE), state)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io(dir))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(io(dir))
+}
+
+/// Loads the Adam moments, Adam's step count and (when saved) the fp32 master weights of
+/// the checkpoint in `dir` into `opt`.
+pub fn load_optimizer(dir: &Path, opt: &mut AdamW) -> Result<(), TrainError> {
+    let odir = dir.join(OPTIMIZER_DIR);
+    if !odir.join(OPT_STATE).exists() {
+        return Err(TrainError::Checkpoint {
+            path: odir,
+            msg: "no optimizer state (model.keep_optimizer needs a stage checkpoint)".into(),
+        });
+    }
+    let meta: OptimizerMeta = read_json(&odir.join(OPT_STATE))?;
+    let load = |file: &str| -> Result<HashMap<String, Tensor>, TrainError> {
+        let path = odir.join(file);
+        candle_core::safetensors::load(&path, &candle_core::Device::Cpu).map_err(|e| {
+            TrainError::Checkpoint {
+                path: path.clone(),
+                msg: e.to_string(),
+            }
+        })
+    };
+    let (mut m, mut v) = (load(EXP_AVG)?, load(EXP_AVG_SQ)?);
+    opt.load_moments(&mut m, &mut v, meta.step)?;
+    if odir.join(MASTER).exists() {
+        opt.load_masters(&mut load(MASTER)?)?;
+    }
+    Ok(())
+}
+
+pub fn load_state(dir: &Path) -> Result<TrainerState, TrainError> {
+    read_json(&dir.join(STATE_FILE))
+}
+
+/// Directory of the periodic checkpoint after `step`.
+pub fn periodic_dir(out: &Path, step: u64) -> PathBuf {
+    out.join("checkpoints").join(format!("step-{step:07}"))
+}
+
+/// Every complete checkpoint under `out` (periodic ones and `final/`), as `(step, dir)`,
+/// ascending by step (`final/` after a periodic one of the same step).
+pub fn list(out: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
+    let mut found = Vec::new();
+    let ckpts = out.join("checkpoints");
+    if ckpts.is_dir() {
+        for entry in std::fs::read_dir(&ckpts).map_err(io(&ckpts))? {
+            let entry = entry.map_err(io(&ckpts))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name
+                .strip_prefix("step-")
+                .and_then(|n| n.parse::<u64>().ok())
+                && entry.path().join(STATE_FILE).is_file()
+            {
+                found.push((n, 0, entry.path()));
+            }
+        }
+    }
+    let fin = out.join("final");
+    if fin.join(STATE_FILE).is_file() {
+        found.push((load_state(&fin)?.step, 1, fin));
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(s, _, p)| (s, p)).collect())
+}
+
+/// Removes leftovers of checkpoints that were being written when a run died.
+pub fn remove_partial(out: &Path) -> Result<(), TrainError> {
+    for dir in [out.to_path_buf(), out.join("checkpoints")] {
+        if !dir.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                std::fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,461 @@
+//! The training loop of one stage: micro-batch gradient accumulation, clipping, AdamW,
+//! the schedule, checkpoints, exact resume, metrics.
+//!
+//! Loss and gradient of a step (HF Trainer's rule, which ProLong uses): each micro-batch
+//! is one packed sequence; its loss is the mean over its label tokens (pre-training: every
+//! token but the first of each document; SFT: only the tokens with `mask == 1`, which the
+//! model's labels already handle). The step's loss and gradient are the mean over the
+//! `tokens_per_step / seq_len` micro-batches of those per-micro-batch means (HF divides
+//! each micro-batch loss by the accumulation steps). A micro-batch without labels counts
+//! with loss 0 and zero gradient.
+//!
+//! Determinism: the data order, the initial weights, the accumulation order and every
+//! reduction are fixed, so on CPU the same recipe and thread count give bit-identical
+//! losses and weights, with or without a kill and `--resume` in between.
+
+pub mod checkpoint;
+pub mod init;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::LlamaConfig;
+use crate::data::{DataError, Mixture, MixtureLoader};
+use crate::metrics::{StepRecord, train_flops};
+use crate::model::Llama;
+use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
+use crate::packed::PackedSequence;
+use crate::stage::{StageConfig, StageError};
+use checkpoint::TrainerState;
+use init::InitRng;
+
+/// Everything a stage can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error("model: {0}")]
+    Model(#[from] crate::Error),
+    #[error("data: {0}")]
+    Data(#[from] DataError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint { path: PathBuf, msg: String },
+    #[error("cannot resume: {0}")]
+    Resume(String),
+    #[error("step {step}: {msg}")]
+    Diverged { step: u64, msg: String },
+}
+
+impl From<candle_core::Error> for TrainError {
+    fn from(e: candle_core::Error) -> Self {
+        Self::Model(e.into())
+    }
+}
+
+/// How to run a stage.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the newest complete checkpoint under the output directory.
+    pub resume: bool,
+    /// Output directory (default: the recipe's `checkpoint.out`).
+    pub out: Option<PathBuf>,
+    /// Show a progress bar (when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What a finished stage reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub name: String,
+    pub out: PathBuf,
+    pub params: usize,
+    pub steps: u64,
+    /// Steps run by this invocation (fewer than `steps` after a resume).
+    pub steps_run: u64,
+    pub resumed_from: Option<u64>,
+    pub tokens: u64,
+    pub first_loss: Option<f64>,
+    pub final_loss: Option<f64>,
+    /// Tokens and model FLOPs of this invocation, and its wall time.
+    pub run_tokens: u64,
+    pub run_flops: f64,
+    pub run_seconds: f64,
+    pub threads: usize,
+    /// Device peak for the MFU (TFLOP/s) and whether it was measured.
+    pub peak_tflops: f64,
+    pub peak_measured: bool,
+}
+
+impl TrainSummary {
+    pub fn tokens_per_s(&self) -> f64 {
+        self.run_tokens as f64 / self.run_seconds.max(1e-9)
+    }
+    pub fn mfu(&self) -> f64 {
+        self.run_flops / self.run_seconds.max(1e-9) / (self.peak_tflops * 1e12)
+    }
+}
+
+/// The device the stage runs on. CPU today; the ops are written against candle's device
+/// abstraction, so a CUDA build only changes this function.
+pub fn device() -> Device {
+    Device::Cpu
+}
+
+fn compute_dtype(cfg: &StageConfig) -> DType {
+    if cfg.model.dtype == "bf16" {
+        DType::BF16
+    } else {
+        DType::F32
+    }
+}
+
+/// The mixture of a recipe's `[data]` table.
+pub fn mixture(cfg: &StageConfig) -> Result<Mixture, DataError> {
+    match (&cfg.data.manifest, &cfg.data.streams) {
+        (Some(m), _) => Mixture::from_manifest(m),
+        (None, Some(s)) => Mixture::from_args(s),
+        (None, None) => Mixture::from_args(&[]),
+    }
+}
+
+/// The stage's starting model (no optimizer state).
+pub fn initial_model(
+    cfg: &StageConfig,
+    llama: &LlamaConfig,
+    dtype: DType,
+    dev: &Device,
+) -> Result<Llama, TrainError> {
+    match (&cfg.model.init, &cfg.model.random) {
+        (Some(dir), _) => {
+            let m = Llama::load(dir, dtype, dev)?;
+            Ok(Llama::new(llama.clone(), m.params().clone())?)
+        }
+        (None, Some(r)) => Ok(init::random_llama(llama, r.seed, r.init_std, dtype, dev)?),
+        (None, None) => Err(TrainError::Resume("no model to start from".into())),
+    }
+}
+
+/// One optimizer step's forward/backward over its micro-batches: the mean of the
+/// micro-batch losses and the mean of their gradients (fp32), accumulated in order.
+pub fn accumulate(
+    model: &Llama,
+    seqs: &[PackedSequence],
+    loss_block: usize,
+) -> Result<(f64, Gradients), TrainError> {
+    let mut grads = Gradients::default();
+    let mut loss = 0.0;
+    for seq in seqs {
+        let (out, g) = model.loss_and_grads_blocked(seq, loss_block)?;
+        loss += out.loss;
+        grads.add(&g)?;
+    }
+    let n = seqs.len().max(1) as f64;
+    grads.scale(1.0 / n)?;
+    Ok((loss / n, grads))
+}
+
+/// Runs (or resumes) the stage described by `cfg` (read from `cfg_path`).
+pub fn run(
+    cfg_path: &Path,
+    cfg: &StageConfig,
+    opts: &TrainOptions,
+) -> Result<TrainSummary, TrainError> {
+    cfg.validate(cfg_path)?;
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| cfg.checkpoint.out.clone());
+    let name = cfg.name.clone().unwrap_or_else(|| {
+        cfg_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "stage".into())
+    });
+    let llama_cfg = cfg.llama_config(cfg_path)?;
+    let dtype = compute_dtype(cfg);
+    let dev = device();
+    let micro = cfg.micro_batches();
+    let steps = cfg.train.steps;
+    let threads = candle_core::utils::get_num_threads();
+
+    // Data first: a mixture that does not fit the recipe (seq_len, empty stream) fails
+    // before any model is loaded.
+    let mixture = mixture(cfg)?;
+    let mut loader = MixtureLoader::new(&mixture, steps * micro, cfg.data.seq_len, cfg.train.seed)?;
+
+    checkpoint::remove_partial(&out)?;
+    let existing = checkpoint::list(&out)?;
+    let adam_cfg = AdamWConfig {
+        beta1: cfg.train.beta1,
+        beta2: cfg.train.beta2,
+        eps: cfg.train.eps,
+        weight_decay: cfg.train.weight_decay,
+    };
+
+    let (mut model, mut opt, mut state, resumed_from) = match existing.last() {
+        Some((_, dir)) if opts.resume => {
+            let state = checkpoint::load_state(dir)?;
+            check_same_recipe(&state.stage, cfg)?;
+            if state.threads != threads {
+                eprintln!(
+                    "warning: the checkpoint was written with {} matmul threads, this run has {threads}; \
+                     the continuation will not be bit-identical (set train.threads or RAYON_NUM_THREADS)",
+                    state.threads
+                );
+            }
+            let model = Llama::load(dir, dtype, &dev)?;
+            let mut opt = AdamW::new(adam_cfg, model.params())?;
+            checkpoint::load_optimizer(dir, &mut opt)?;
+            loader.restore(&state.loader)?;
+            let from = state.step;
+            (model, opt, state, Some(from))
+        }
+        Some((_, dir)) => {
+            return Err(TrainError::Resume(format!(
+                "{} already holds a checkpoint ({}); pass --resume to continue it or --out to start elsewhere",
+                out.display(),
+                dir.display()
+            )));
+        }
+        None => {
+            let model = initial_model(cfg, &llama_cfg, dtype, &dev)?;
+            let mut opt = AdamW::new(adam_cfg, model.params())?;
+            if cfg.model.keep_optimizer {
+                let dir = cfg.model.init.as_deref().unwrap_or(Path::new("."));
+                checkpoint::load_optimizer(dir, &mut opt)?;
+            }
+            let state = TrainerState {
+                format: 1,
+                step: 0,
+                total_steps: steps,
+                tokens: 0,
+                sequences: 0,
+                flops: 0.0,
+                elapsed_s: 0.0,
+                loader: loader.state(),
+                rng: InitRng::new(cfg.train.seed),
+                threads,
+                stage: cfg.clone(),
+                metrics: Vec::new(),
+            };
+            (model, opt, state, None)
+        }
+    };
+
+    std::fs::create_dir_all(&out).map_err(|source| TrainError::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let metrics_path = out.join("metrics.jsonl");
+    // The metrics file is exactly the checkpoint's records: steps after it are redone.
+    let mut text = String::new();
+    for r in &state.metrics {
+        text.push_str(&serde_json::to_string(r).unwrap_or_default());
+        text.push('\n');
+    }
+    crate::checkpoint::write_atomic(&metrics_path, text.as_bytes())?;
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|source| TrainError::Io {
+            path: metrics_path.clone(),
+            source,
+        })?;
+
+    let schedule = CosineSchedule::new(
+        cfg.train.peak_lr,
+        cfg.train.warmup,
+        steps,
+        cfg.train.min_lr_ratio,
+    );
+    let bar = progress_bar(opts.progress, steps, state.step, &name);
+    let (mut run_tokens, mut run_flops) = (0u64, 0.0f64);
+    let run_start = Instant::now();
+    let start_step = state.step;
+
+    while state.step < steps {
+        let t0 = Instant::now();
+        let mut seqs = Vec::with_capacity(micro as usize);
+        let (mut step_tokens, mut step_flops) = (0u64, 0.0f64);
+        for _ in 0..micro {
+            let s = loader
+                .next_sequence()?
+                .ok_or_else(|| TrainError::Diverged {
+                    step: state.step + 1,
+                    msg: "the loader ran out of sequences".into(),
+                })?;
+            let seq = PackedSequence::new(s.input_ids, &s.indices, s.mask.as_deref())?;
+            step_flops += train_flops(&llama_cfg, seq.segments());
+            step_tokens += seq.len() as u64;
+            seqs.push(seq);
+        }
+        let (loss, mut grads) = accumulate(&model, &seqs, cfg.train.loss_block)?;
+        drop(seqs);
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged {
+                step: state.step + 1,
+                msg: format!("loss is {loss}"),
+            });
+        }
+        let grad_norm = grads.clip(cfg.train.clip)?;
+        let lr = schedule.lr(state.step);
+        opt.update(model.params_mut(), &grads, lr)?;
+        drop(grads);
+
+        let dt = t0.elapsed().as_secs_f64();
+        state.step += 1;
+        state.tokens += step_tokens;
+        state.sequences += micro;
+        state.elapsed_s += dt;
+        state.flops += step_flops;
+        run_tokens += step_tokens;
+        run_flops += step_flops;
+        let rec = StepRecord {
+            step: state.step,
+            loss,
+            lr,
+            grad_norm,
+            tokens: state.tokens,
+            tokens_per_s: step_tokens as f64 / dt.max(1e-9),
+        };
+        let line = serde_json::to_string(&rec).unwrap_or_default();
+        writeln!(metrics_file, "{line}").map_err(|source| TrainError::Io {
+            path: metrics_path.clone(),
+            source,
+        })?;
+        bar.set_position(state.step);
+        bar.set_message(format!(
+            "loss {loss:.4}  lr {lr:.2e}  gnorm {grad_norm:.3}  {}/s",
+            crate::metrics::human(rec.tokens_per_s)
+        ));
+        state.metrics.push(rec);
+        state.loader = loader.state();
+
+        let every = cfg.checkpoint.every;
+        if state.step == steps {
+            checkpoint::save(&out.join("final"), &model, &opt, &state)?;
+        } else if every > 0 && state.step % every == 0 {
+            checkpoint::save(
+                &checkpoint::periodic_dir(&out, state.step),
+                &model,
+                &opt,
+                &state,
+            )?;
+            prune(&out, cfg.checkpoint.keep)?;
+        }
+    }
+    bar.finish_and_clear();
+
+    let svg = crate::metrics::loss_svg(&state.metrics, &format!("{name}: training loss"));
+    crate::checkpoint::write_atomic(&out.join("loss.svg"), svg.as_bytes())?;
+
+    let (peak_tflops, peak_measured) = match cfg.device.peak_tflops {
+        Some(p) => (p, false),
+        None => (measure_peak_tflops(dtype, &dev)?, true),
+    };
+    Ok(TrainSummary {
+        name,
+        out,
+        params: model
+            .params()
+            .named()
+            .iter()
+            .map(|(_, t)| t.elem_count())
+            .sum(),
+        steps,
+        steps_run: state.step - start_step,
+        resumed_from,
+        tokens: state.tokens,
+        first_loss: state.metrics.first().map(|r| r.loss),
+        final_loss: state.metrics.last().map(|r| r.loss),
+        run_tokens,
+        run_flops,
+        run_seconds: run_start.elapsed().as_secs_f64(),
+        threads,
+        peak_tflops,
+        peak_measured,
+    })
+}
+
+/// A resumed run must train the same recipe (the output directory and the device table
+/// may differ).
+fn check_same_recipe(saved: &StageConfig, now: &StageConfig) -> Result<(), TrainError> {
+    let differs = |what: &str| {
+        Err(TrainError::Resume(format!(
+            "the recipe's [{what}] differs from the checkpoint's; resume with the recipe it was started with"
+        )))
+    };
+    if saved.model != now.model {
+        return differs("model");
+    }
+    if saved.data != now.data {
+        return differs("data");
+    }
+    if saved.train != now.train {
+        return differs("train");
+    }
+    Ok(())
+}
+
+/// Keeps the newest `keep` periodic checkpoints (0: all).
+fn prune(out: &Path, keep: usize) -> Result<(), TrainError> {
+    if keep == 0 {
+        return Ok(());
+    }
+    let periodic: Vec<PathBuf> = checkpoint::list(out)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| p.parent().is_some_and(|d| d.ends_with("checkpoints")))
+        .collect();
+    for p in periodic.iter().take(periodic.len().saturating_sub(keep)) {
+        std::fs::remove_dir_all(p).map_err(|source| TrainError::Io {
+            path: p.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn progress_bar(show: bool, steps: u64, pos: u64, name: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ({elapsed} < {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    bar.set_position(pos);
+    bar
+}
+
+/// Best of a few square matmuls in the compute dtype, in TFLOP/s: the device peak the MFU
+/// is measured against when the recipe does not give one.
+pub fn measure_peak_tflops(dtype: DType, dev: &Device) -> Result<f64, TrainError> {
+    let n = 512usize;
+    let a = Tensor::ones((n, n), dtype, dev)?;
+    let b = Tensor::ones((n, n), dtype, dev)?;
+    let _ = a.matmul(&b)?; // warm up
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        dev.synchronize()?;
+        drop(c);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (n as f64).powi(3) / best.max(1e-9) / 1e12)
+}

@@ -1,0 +1,113 @@
+//! Exact resume: a run of the `prolong-train` binary killed with SIGKILL (twice, at
+//! arbitrary moments) and resumed gives the same loss curve and byte-identical final
+//! weights and optimizer state as an uninterrupted run.
+
+#[path = "train_util.rs"]
+mod util;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn train(cfg: &Path, resume: bool) -> Command {
+    let mut c = Command::new(util::bin());
+    c.args(["train", "--quiet", "--config"]).arg(cfg);
+    if resume {
+        c.arg("--resume");
+    }
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+fn lines(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Starts a run and SIGKILLs it once `metrics.jsonl` has at least `after` lines.
+/// Returns whether the kill landed before the run finished.
+fn run_and_kill(cfg: &Path, out: &Path, resume: bool, after: usize) -> bool {
+    let mut child = train(cfg, resume).spawn().unwrap();
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "the run failed before the kill");
+            return false;
+        }
+        if lines(out) >= after {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return true;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "run too slow");
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// `(step, loss, lr, grad_norm, tokens)` of every record (throughput differs run to run).
+fn curve(out: &Path) -> Vec<(u64, String, String, String, u64)> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["step"].as_u64().unwrap(),
+                v["loss"].to_string(),
+                v["lr"].to_string(),
+                v["grad_norm"].to_string(),
+                v["tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn killed_and_resumed_run_is_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    util::write_packed(&data, &util::random_samples(24, 256, 64, 11));
+    let steps = 30;
+    let recipe = |out: &Path| util::recipe(&data, out, 256, 3, steps, 4, 64, 3e-3);
+
+    let a = tmp.path().join("a");
+    let cfg_a = util::write(&tmp.path().join("a.toml"), &recipe(&a));
+    let o = train(&cfg_a, false).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let b = tmp.path().join("b");
+    let cfg_b = util::write(&tmp.path().join("b.toml"), &recipe(&b));
+    // first kill between checkpoints 4 and 8, second one later; resume each time
+    let killed1 = run_and_kill(&cfg_b, &b, false, 6);
+    let killed2 = run_and_kill(&cfg_b, &b, true, 19);
+    let o = train(&cfg_b, true).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        killed1 && killed2,
+        "the runs finished before they could be killed"
+    );
+
+    let (ca, cb) = (curve(&a), curve(&b));
+    assert_eq!(ca.len(), steps as usize);
+    assert_eq!(ca, cb);
+    for f in [
+        "final/model.safetensors",
+        "final/optimizer/exp_avg.safetensors",
+        "final/optimizer/exp_avg_sq.safetensors",
+        "final/optimizer/state.json",
+    ] {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
+        assert!(x == y, "{f} differs");
+    }
+    // nothing half-written is left behind
+    for dir in [b.clone(), b.join("checkpoints")] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".tmp"), "{name}");
+        }
+    }
+}
