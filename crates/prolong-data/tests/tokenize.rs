@@ -483,3 +483,32 @@ fn llama3_encode_long_equals_encode_on_a_big_text() {
         &whole,
     );
 }
+
+#[test]
+fn thread_local_caches_keep_tokenizers_apart() {
+    // Same thread, two tokenizers with different vocabularies, interleaved:
+    // each must keep its own cached pieces.
+    let a = Tokenizer::from_bytes(&bytes(
+        &tiny_json(split_seq(pretok::LLAMA3_REGEX), true, false).0,
+    ))
+    .unwrap();
+    let (mut v, _) = tiny_json(split_seq(pretok::LLAMA3_REGEX), true, false);
+    v["model"]["merges"] = json!([]);
+    let b = Tokenizer::from_bytes(&bytes(&v)).unwrap();
+    let texts = edge_cases();
+    for _ in 0..2 {
+        for t in &texts {
+            assert_eq!(
+                a.encode(t).unwrap(),
+                a.encoder().encode(t).unwrap(),
+                "{t:?}"
+            );
+            assert_eq!(
+                b.encode(t).unwrap(),
+                b.encoder().encode(t).unwrap(),
+                "{t:?}"
+            );
+        }
+    }
+    assert_ne!(a.encode(ENGLISH).unwrap(), b.encode(ENGLISH).unwrap());
+}

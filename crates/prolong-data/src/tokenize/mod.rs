@@ -30,7 +30,9 @@ pub mod pretok;
 pub mod stage;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde_json::Value;
@@ -76,6 +78,8 @@ enum Kind {
 }
 
 struct Fast {
+    /// Tells this tokenizer's thread-local caches from another's.
+    id: u64,
     pre: PreTokenizer,
     /// ByteLevel's `add_prefix_space`: a space goes before a text that does
     /// not start with one.
@@ -188,7 +192,7 @@ impl Tokenizer {
             .map(|&(_, id)| id)
     }
 
-    /// A new encoder; keep one per thread to reuse its cache.
+    /// A new encoder with a cache of its own (rather than the thread's).
     pub fn encoder(&self) -> Encoder<'_> {
         Encoder {
             tok: self,
@@ -196,17 +200,31 @@ impl Tokenizer {
         }
     }
 
-    /// Encodes one document as plain text.
+    /// Encodes one document as plain text. The fast path keeps its cache of
+    /// merged pieces in a thread-local (one per thread, for the last
+    /// tokenizer used on that thread), so it stays warm from one document to
+    /// the next.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        self.encoder().encode(text)
+        let mut out = Vec::new();
+        self.encode_into(text, &mut out)?;
+        Ok(out)
     }
 
-    /// Encodes documents in parallel on rayon's pool, one encoder per job.
+    /// Appends the ids of `text` to `out`; see [`Tokenizer::encode`].
+    pub fn encode_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        match &self.kind {
+            Kind::Fast(fast) => {
+                out.reserve(text.len() / 4);
+                fast.with_local_cache(|c| fast.encode_plain(c, &fast.with_prefix(text), out));
+                Ok(())
+            }
+            Kind::Reference { tok, .. } => reference_encode(tok, text, out),
+        }
+    }
+
+    /// Encodes documents in parallel on rayon's pool.
     pub fn encode_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
-        texts
-            .par_iter()
-            .map_init(|| self.encoder(), |e, t| e.encode(t.as_ref()))
-            .collect()
+        texts.par_iter().map(|t| self.encode(t.as_ref())).collect()
     }
 
     /// Encodes one (long) document: cut where the ids provably do not change
@@ -225,14 +243,11 @@ impl Tokenizer {
         };
         let text = fast.with_prefix(text);
         let cuts = cut_points(&fast.pre, &text, chunk_bytes);
-        if cuts.len() <= 2 {
-            return self.encode(&text);
-        }
         let parts: Vec<Vec<u32>> = cuts
             .par_windows(2)
-            .map_init(PieceCache::default, |cache, w| {
+            .map(|w| {
                 let mut out = Vec::with_capacity((w[1] - w[0]) / 3);
-                fast.encode_plain(cache, &text[w[0]..w[1]], &mut out);
+                fast.with_local_cache(|c| fast.encode_plain(c, &text[w[0]..w[1]], &mut out));
                 out
             })
             .collect();
@@ -269,7 +284,35 @@ fn cut_points(pre: &PreTokenizer, text: &str, chunk_bytes: usize) -> Vec<usize> 
     cuts
 }
 
+static NEXT_FAST_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// (id of the tokenizer, its cache) for [`Tokenizer::encode`] and friends.
+    static LOCAL_CACHE: RefCell<(u64, PieceCache)> = RefCell::new((0, PieceCache::default()));
+}
+
+fn reference_encode(tok: &tokenizers::Tokenizer, text: &str, out: &mut Vec<u32>) -> Result<()> {
+    let enc = tok
+        .encode_fast(text, false)
+        .map_err(|e| TokenizeError::Reference(e.to_string()))?;
+    out.extend_from_slice(enc.get_ids());
+    Ok(())
+}
+
 impl Fast {
+    /// Runs `f` with this thread's cache for this tokenizer.
+    fn with_local_cache<R>(&self, f: impl FnOnce(&mut PieceCache) -> R) -> R {
+        LOCAL_CACHE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut c) => {
+                if c.0 != self.id {
+                    *c = (self.id, PieceCache::default());
+                }
+                f(&mut c.1)
+            }
+            Err(_) => f(&mut PieceCache::default()),
+        })
+    }
+
     fn with_prefix<'t>(&self, text: &'t str) -> Cow<'t, str> {
         if self.prefix_space && !text.is_empty() && !text.starts_with(' ') {
             Cow::Owned(format!(" {text}"))
@@ -301,13 +344,7 @@ impl Encoder<'_> {
                 fast.encode_plain(&mut self.cache, &fast.with_prefix(text), out);
                 Ok(())
             }
-            Kind::Reference { tok, .. } => {
-                let enc = tok
-                    .encode_fast(text, false)
-                    .map_err(|e| TokenizeError::Reference(e.to_string()))?;
-                out.extend_from_slice(enc.get_ids());
-                Ok(())
-            }
+            Kind::Reference { tok, .. } => reference_encode(tok, text, out),
         }
     }
 
@@ -542,6 +579,7 @@ fn fast_from_json(v: &Value) -> Result<std::result::Result<Fast, String>> {
     }
     let bpe = Bpe::new(byte_ids, tokens, &merges, ignore_merges);
     Ok(Ok(Fast {
+        id: NEXT_FAST_ID.fetch_add(1, Ordering::Relaxed),
         pre: PreTokenizer::new(pattern),
         prefix_space,
         bpe,
