@@ -148,3 +148,70 @@ fn stage_two_keeps_adam_state_with_a_fresh_schedule() {
     .to_string();
     assert!(e.contains("no optimizer state"), "{e}");
 }
+
+/// bf16 compute keeps fp32 master weights in the optimizer state, saves them, and a
+/// resumed run continues from them.
+#[test]
+fn bf16_compute_keeps_fp32_masters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    util::write_packed(&data, &repetitive(8, 64));
+    let out = tmp.path().join("out");
+    let text = util::recipe(&data, &out, 64, 1, 12, 6, 64, 1e-2)
+        .replace("[model]\n", "[model]\ndtype = \"bf16\"\n");
+    let path = util::write(&tmp.path().join("r.toml"), &text);
+    let cfg = StageConfig::load(&path).unwrap();
+    run(&path, &cfg, &TrainOptions::default()).unwrap();
+    let r = records(&out);
+    assert!(r.iter().all(|x| x.loss.is_finite()));
+    assert!(
+        r[11].loss < 0.5 * r[0].loss,
+        "{} → {}",
+        r[0].loss,
+        r[11].loss
+    );
+    let master = out.join("final/optimizer/master.safetensors");
+    let t = candle_core::safetensors::load(&master, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(t["lm_head.weight"].dtype(), candle_core::DType::F32);
+    let w = candle_core::safetensors::load(
+        out.join("final/model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(w["lm_head.weight"].dtype(), candle_core::DType::BF16);
+
+    // resume from step 6 in a copy: same curve
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(copy.join("checkpoints")).unwrap();
+    let src = out.join("checkpoints/step-0000006");
+    let dst = copy.join("checkpoints/step-0000006");
+    copy_dir(&src, &dst);
+    let text2 = text.replace(&out.display().to_string(), &copy.display().to_string());
+    let p2 = util::write(&tmp.path().join("r2.toml"), &text2);
+    let resume = TrainOptions {
+        resume: true,
+        ..Default::default()
+    };
+    let s = run(&p2, &StageConfig::load(&p2).unwrap(), &resume).unwrap();
+    assert_eq!((s.resumed_from, s.steps_run), (Some(6), 6));
+    let r2 = records(&copy);
+    for (a, b) in r.iter().zip(&r2) {
+        assert_eq!((a.step, a.loss, a.grad_norm), (b.step, b.loss, b.grad_norm));
+    }
+    assert!(
+        std::fs::read(out.join("final/model.safetensors")).unwrap()
+            == std::fs::read(copy.join("final/model.safetensors")).unwrap()
+    );
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+}
