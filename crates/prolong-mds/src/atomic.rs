@@ -17,13 +17,30 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp.{}.{n}", std::process::id()))
 }
 
-/// Writes `bytes` to a temporary name beside `path`, then renames it into place.
+/// Writes `bytes` to a temporary name beside `path`, syncs it, then renames
+/// it into place. For small files that vouch for others (index.json, markers).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_parts(path, &[bytes], true)
+}
+
+/// Writes `parts` back to back to a temporary name beside `path`, then
+/// renames it into place, without syncing: a killed process leaves either no
+/// file or the whole file (the page cache survives the process). Bulk data
+/// (shards) uses this; the index.json written after it is synced.
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
+    write_parts(path, parts, false)
+}
+
+fn write_parts(path: &Path, parts: &[&[u8]], sync: bool) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
+        for part in parts {
+            file.write_all(part)?;
+        }
+        if sync {
+            file.sync_data()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     result.map_err(|e| {

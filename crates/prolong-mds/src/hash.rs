@@ -55,18 +55,69 @@ impl HashAlgo {
 
     /// Lowercase hex digest, as Python's `hexdigest()` prints it.
     pub fn hex(self, data: &[u8]) -> String {
-        use xxhash_rust::{xxh3, xxh32, xxh64};
+        let mut h = Hasher::new(self);
+        h.update(data);
+        h.finish_hex()
+    }
+}
+
+/// An incremental hash, for data written in pieces.
+pub enum Hasher {
+    Md5(md5::Md5),
+    Sha1(sha1::Sha1),
+    Sha224(sha2::Sha224),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+    Xxh32(xxhash_rust::xxh32::Xxh32),
+    Xxh64(xxhash_rust::xxh64::Xxh64),
+    Xxh3_64(Box<xxhash_rust::xxh3::Xxh3>),
+    Xxh3_128(Box<xxhash_rust::xxh3::Xxh3>),
+}
+
+impl Hasher {
+    pub fn new(algo: HashAlgo) -> Hasher {
+        use xxhash_rust::{xxh3::Xxh3, xxh32::Xxh32, xxh64::Xxh64};
+        match algo {
+            HashAlgo::Md5 => Hasher::Md5(Default::default()),
+            HashAlgo::Sha1 => Hasher::Sha1(Default::default()),
+            HashAlgo::Sha224 => Hasher::Sha224(Default::default()),
+            HashAlgo::Sha256 => Hasher::Sha256(Default::default()),
+            HashAlgo::Sha384 => Hasher::Sha384(Default::default()),
+            HashAlgo::Sha512 => Hasher::Sha512(Default::default()),
+            HashAlgo::Xxh32 => Hasher::Xxh32(Xxh32::new(0)),
+            HashAlgo::Xxh64 => Hasher::Xxh64(Xxh64::new(0)),
+            HashAlgo::Xxh3_64 => Hasher::Xxh3_64(Box::new(Xxh3::new())),
+            HashAlgo::Xxh3_128 | HashAlgo::Xxh128 => Hasher::Xxh3_128(Box::new(Xxh3::new())),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
         match self {
-            HashAlgo::Md5 => hex(&md5::Md5::digest(data)),
-            HashAlgo::Sha1 => hex(&sha1::Sha1::digest(data)),
-            HashAlgo::Sha224 => hex(&sha2::Sha224::digest(data)),
-            HashAlgo::Sha256 => hex(&sha2::Sha256::digest(data)),
-            HashAlgo::Sha384 => hex(&sha2::Sha384::digest(data)),
-            HashAlgo::Sha512 => hex(&sha2::Sha512::digest(data)),
-            HashAlgo::Xxh32 => format!("{:08x}", xxh32::xxh32(data, 0)),
-            HashAlgo::Xxh64 => format!("{:016x}", xxh64::xxh64(data, 0)),
-            HashAlgo::Xxh3_64 => format!("{:016x}", xxh3::xxh3_64(data)),
-            HashAlgo::Xxh3_128 | HashAlgo::Xxh128 => format!("{:032x}", xxh3::xxh3_128(data)),
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Sha224(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+            Hasher::Xxh32(h) => h.update(data),
+            Hasher::Xxh64(h) => h.update(data),
+            Hasher::Xxh3_64(h) | Hasher::Xxh3_128(h) => h.update(data),
+        }
+    }
+
+    pub fn finish_hex(self) -> String {
+        match self {
+            Hasher::Md5(h) => hex(&h.finalize()),
+            Hasher::Sha1(h) => hex(&h.finalize()),
+            Hasher::Sha224(h) => hex(&h.finalize()),
+            Hasher::Sha256(h) => hex(&h.finalize()),
+            Hasher::Sha384(h) => hex(&h.finalize()),
+            Hasher::Sha512(h) => hex(&h.finalize()),
+            Hasher::Xxh32(h) => format!("{:08x}", h.digest()),
+            Hasher::Xxh64(h) => format!("{:016x}", h.digest()),
+            Hasher::Xxh3_64(h) => format!("{:016x}", h.digest()),
+            Hasher::Xxh3_128(h) => format!("{:032x}", h.digest128()),
         }
     }
 }

@@ -21,7 +21,7 @@ mod value;
 mod verify;
 mod writer;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_parts};
 pub use dtype::Dtype;
 pub use encoding::Encoding;
 pub use error::{MdsError, Result};

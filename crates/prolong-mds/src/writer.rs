@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::write_atomic;
+use crate::atomic::{write_atomic, write_atomic_parts};
 use crate::encoding::Encoding;
 use crate::error::{MdsError, Result};
-use crate::hash::HashAlgo;
+use crate::hash::{HashAlgo, Hasher};
 use crate::index::{Column, Compression, FileInfo, INDEX_FILE, Index, ShardEntry};
 use crate::value::Value;
 
@@ -65,7 +65,6 @@ pub struct MdsWriter {
     samples: Vec<u8>,
     sizes: Vec<u32>,
     shards: Vec<ShardEntry>,
-    scratch: Vec<u8>,
 }
 
 impl MdsWriter {
@@ -154,7 +153,6 @@ impl MdsWriter {
             samples: Vec::new(),
             sizes: Vec::new(),
             shards: Vec::new(),
-            scratch: Vec::new(),
         })
     }
 
@@ -177,20 +175,26 @@ impl MdsWriter {
                 });
             }
         }
-        let mut encoded = std::mem::take(&mut self.scratch);
-        encoded.clear();
-        let result = self.encode(sample, &mut encoded);
-        let result = result.and_then(|()| self.push_encoded(&encoded));
-        self.scratch = encoded;
-        result
+        // Encode straight into the open shard's buffer: a sample is copied
+        // once, from the caller's slices to the shard.
+        let start = self.samples.len();
+        let mut samples = std::mem::take(&mut self.samples);
+        let encoded = self.encode(sample, &mut samples);
+        self.samples = samples;
+        if let Err(e) = encoded {
+            self.samples.truncate(start);
+            return Err(e);
+        }
+        self.close_sample(start)
     }
 
     fn encode(&self, sample: &[(&str, Value<'_>)], out: &mut Vec<u8>) -> Result<()> {
         let variable: Vec<usize> = (0..self.columns.len())
             .filter(|&i| self.columns[i].encoding.fixed_size().is_none())
             .collect();
-        out.resize(4 * variable.len(), 0);
-        let mut next = 0;
+        let base = out.len();
+        out.resize(base + 4 * variable.len(), 0);
+        let mut next = base;
         for column in &self.columns {
             let value = sample
                 .iter()
@@ -222,30 +226,33 @@ impl MdsWriter {
                         column: column.name.clone(),
                         reason: format!("{len} bytes do not fit a u32 size"),
                     })?;
-                    out[4 * next..4 * next + 4].copy_from_slice(&len.to_le_bytes());
-                    next += 1;
+                    out[next..next + 4].copy_from_slice(&len.to_le_bytes());
+                    next += 4;
                 }
             }
         }
         Ok(())
     }
 
-    /// Appends an already-encoded sample, flushing the open shard first when the
-    /// sample would take it past the size limit (streaming's rule).
-    fn push_encoded(&mut self, encoded: &[u8]) -> Result<()> {
+    /// Ends the sample encoded at `samples[start..]`. When it takes the shard
+    /// past the size limit (streaming's rule), the shard before it is flushed
+    /// first and the sample opens the next one.
+    fn close_sample(&mut self, start: usize) -> Result<()> {
+        let len = self.samples.len() - start;
+        let size = u32::try_from(len).map_err(|_| {
+            self.samples.truncate(start);
+            MdsError::InvalidSettings(format!("a sample of {len} bytes does not fit a shard"))
+        })?;
         if let Some(limit) = self.template.size_limit {
-            let shard_size = 8 + self.config.len() + self.samples.len() + 4 * self.sizes.len();
-            if !self.sizes.is_empty() && limit < (shard_size + encoded.len() + 4) as u64 {
+            let shard_size =
+                8 + self.config.len() + self.samples.len() + 4 * (self.sizes.len() + 1);
+            if !self.sizes.is_empty() && limit < shard_size as u64 {
+                // The buffer keeps its capacity for the next shard.
+                let next = self.samples.split_off(start);
                 self.flush_shard()?;
+                self.samples.extend_from_slice(&next);
             }
         }
-        let size = u32::try_from(encoded.len()).map_err(|_| {
-            MdsError::InvalidSettings(format!(
-                "a sample of {} bytes does not fit a shard",
-                encoded.len()
-            ))
-        })?;
-        self.samples.extend_from_slice(encoded);
         self.sizes.push(size);
         Ok(())
     }
@@ -262,31 +269,32 @@ impl MdsWriter {
                 "a shard of {total} bytes overflows its u32 offsets"
             )));
         }
-        let mut raw = Vec::with_capacity(total);
-        raw.extend_from_slice(&(n as u32).to_le_bytes());
+        let mut header = Vec::with_capacity(header_len);
+        header.extend_from_slice(&(n as u32).to_le_bytes());
         let mut offset = header_len as u32;
-        raw.extend_from_slice(&offset.to_le_bytes());
+        header.extend_from_slice(&offset.to_le_bytes());
         for size in &self.sizes {
             offset += size;
-            raw.extend_from_slice(&offset.to_le_bytes());
+            header.extend_from_slice(&offset.to_le_bytes());
         }
-        raw.extend_from_slice(&self.config);
-        raw.extend_from_slice(&self.samples);
+        header.extend_from_slice(&self.config);
+        let raw = [header.as_slice(), self.samples.as_slice()];
 
         let raw_basename = format!("shard.{:05}.mds", self.shards.len());
         let mut entry = self.template.clone();
         entry.samples = n as u64;
         entry.raw_data = self.file_info(&raw_basename, &raw);
         match self.compression {
-            Compression::None => write_atomic(&self.dir.join(&raw_basename), &raw)?,
+            Compression::None => write_atomic_parts(&self.dir.join(&raw_basename), &raw)?,
             Compression::Zstd { level } => {
                 // One frame that records its content size: older Python zstd
                 // packages cannot decompress frames without it.
+                let whole = raw.concat();
                 let zipped =
-                    zstd::bulk::compress(&raw, level).map_err(|e| MdsError::io(&self.dir, e))?;
+                    zstd::bulk::compress(&whole, level).map_err(|e| MdsError::io(&self.dir, e))?;
                 let zip_basename = format!("{raw_basename}.zstd");
-                write_atomic(&self.dir.join(&zip_basename), &zipped)?;
-                entry.zip_data = Some(self.file_info(&zip_basename, &zipped));
+                write_atomic_parts(&self.dir.join(&zip_basename), &[&zipped])?;
+                entry.zip_data = Some(self.file_info(&zip_basename, &[&zipped]));
             }
         }
         self.shards.push(entry);
@@ -295,15 +303,17 @@ impl MdsWriter {
         Ok(())
     }
 
-    fn file_info(&self, basename: &str, data: &[u8]) -> FileInfo {
+    /// Size and hashes of a file written as `parts` back to back.
+    fn file_info(&self, basename: &str, parts: &[&[u8]]) -> FileInfo {
+        let hash = |algo: &HashAlgo| {
+            let mut h = Hasher::new(*algo);
+            parts.iter().for_each(|p| h.update(p));
+            (algo.name().to_string(), h.finish_hex())
+        };
         FileInfo {
             basename: basename.into(),
-            bytes: data.len() as u64,
-            hashes: self
-                .hash_algos
-                .iter()
-                .map(|h| (h.name().to_string(), h.hex(data)))
-                .collect(),
+            bytes: parts.iter().map(|p| p.len() as u64).sum(),
+            hashes: self.hash_algos.iter().map(hash).collect(),
         }
     }
 
