@@ -4,6 +4,8 @@
 
 mod jsonl;
 mod mediawiki;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod text;
 
 use std::collections::BTreeMap;
@@ -74,7 +76,9 @@ impl std::fmt::Display for Skipped {
 pub enum DocumentError {
     #[error("{path}: {err}")]
     Open { path: PathBuf, err: std::io::Error },
-    #[error("{path}: unsupported input (expected .jsonl, .jsonl.gz, .jsonl.zst, .json, .txt, .md, .xml)")]
+    #[error(
+        "{path}: unsupported input (expected .jsonl, .jsonl.gz, .jsonl.zst, .json, .txt, .md, .xml, .parquet)"
+    )]
     UnknownFormat { path: PathBuf },
 }
 
@@ -105,6 +109,9 @@ pub enum Format {
     Text,
     /// A MediaWiki XML dump (`.xml`).
     MediaWiki,
+    /// Apache Parquet (`.parquet`), one document a row; read with the
+    /// `parquet` feature (default-on), else an error.
+    Parquet,
 }
 
 impl Format {
@@ -123,6 +130,8 @@ impl Format {
             Some(Format::Text)
         } else if name.ends_with(".xml") {
             Some(Format::MediaWiki)
+        } else if name.ends_with(".parquet") {
+            Some(Format::Parquet)
         } else {
             None
         }
@@ -150,6 +159,18 @@ pub fn read_documents(
             }
         })?)),
         Format::MediaWiki => Box::new(mediawiki::MediaWikiPages::new(path, open(path)?)),
+        #[cfg(feature = "parquet")]
+        Format::Parquet => Box::new(self::parquet::ParquetRecords::open(path, fields)?),
+        #[cfg(not(feature = "parquet"))]
+        Format::Parquet => {
+            return Err(DocumentError::Open {
+                path: path.into(),
+                err: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "Parquet input needs prolong-data built with the `parquet` feature",
+                ),
+            });
+        }
         Format::Jsonl => Box::new(jsonl::JsonlRecords::new(path, open(path)?, fields.clone())),
         Format::JsonlGz => Box::new(jsonl::JsonlRecords::new(
             path,
