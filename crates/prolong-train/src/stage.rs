@@ -202,7 +202,9 @@ pub struct TrainSection {
     /// Labeled tokens per cross-entropy block.
     #[serde(default = "default_loss_block")]
     pub loss_block: usize,
-    /// CPU threads of the matmuls (fixed so runs are reproducible; default: all cores).
+    /// CPU threads of the matmuls (the CLI sets RAYON_NUM_THREADS from it; default: the
+    /// environment's, else all cores). Recorded in checkpoints: exact resume is guaranteed
+    /// for the same count (candle's gemm also gave identical bits for 2 and 16 threads).
     #[serde(default)]
     pub threads: Option<usize>,
 }

@@ -208,7 +208,7 @@ pub fn run(
             if state.threads != threads {
                 eprintln!(
                     "warning: the checkpoint was written with {} matmul threads, this run has {threads}; \
-                     the continuation will not be bit-identical (set train.threads or RAYON_NUM_THREADS)",
+                     bit-identity with an uninterrupted run is only checked for equal counts (set train.threads)",
                     state.threads
                 );
             }
