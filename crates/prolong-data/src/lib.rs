@@ -1,7 +1,10 @@
 //! Corpus stages of the ProLong recipe: documents in, packed MDS out.
 pub mod documents;
+pub mod filter;
+pub mod mix;
 pub mod pack;
 pub mod repos;
+pub mod sample;
 pub mod summary;
 pub mod task;
 pub mod tokenize;

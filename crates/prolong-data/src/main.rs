@@ -28,6 +28,9 @@ enum Command {
     Pack(commands::pack::Args),
     Repos(commands::repos::Args),
     Tokenize(commands::tokenize::Args),
+    Filter(commands::filter::Args),
+    Sample(commands::sample::Args),
+    Mix(commands::mix::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,9 @@ fn main() -> ExitCode {
         Command::Pack(args) => commands::pack::run(args),
         Command::Repos(args) => commands::repos::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
+        Command::Filter(args) => commands::filter::run(args),
+        Command::Sample(args) => commands::sample::run(args),
+        Command::Mix(args) => commands::mix::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,10 @@
+pub mod filter;
 pub mod inspect;
 pub mod merge;
+pub mod mix;
 pub mod pack;
 mod progress;
 pub mod repos;
+pub mod sample;
 pub mod tokenize;
 pub mod verify;

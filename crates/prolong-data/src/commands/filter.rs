@@ -1,0 +1,114 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use prolong_data::filter::{FilterOptions, filter_task};
+use prolong_data::task::TaskSpec;
+
+use super::progress;
+
+/// Keep the tokenized documents whose length is within [--min-tokens, --max-tokens].
+///
+/// Inputs are tokenized MDS datasets ({domain, input_ids[, mask], length});
+/// the output has the same columns, encodings, compression and hashes. Task R
+/// of --world-size N takes input shards R, R+N, ... (of all inputs in order)
+/// and writes OUT/procR-N/, then OUT/procR-N.stats.json and OUT/procR-N.done;
+/// the last task to finish merges OUT/index.json. A re-run skips completed
+/// tasks and redoes the others. The recipe keeps books and code repositories
+/// of at least 64K tokens (--min-tokens 65536).
+///
+/// Example:
+///   prolong-data filter data/tok/books --min-tokens 65536 --out data/long/books
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Input tokenized MDS datasets.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output dataset folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Drop documents shorter than this (reason too_short).
+    #[arg(long, default_value_t = 0)]
+    min_tokens: u64,
+    /// Drop documents longer than this (reason too_long; default: no bound).
+    #[arg(long)]
+    max_tokens: Option<u64>,
+    /// MDS shard size limit in bytes (default: the input's).
+    #[arg(long)]
+    size_limit: Option<u64>,
+    /// This task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
+    #[arg(long)]
+    rank: Option<usize>,
+    /// Number of tasks (default: SLURM_ARRAY_TASK_COUNT, else 1).
+    #[arg(long)]
+    world_size: Option<usize>,
+    /// Print the stats as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let task = TaskSpec::resolve(args.rank, args.world_size)?;
+    let options = FilterOptions {
+        min_tokens: args.min_tokens,
+        max_tokens: args.max_tokens,
+        size_limit: args.size_limit,
+    };
+    let bar = progress::bar(0, "filter");
+    let outcome = filter_task(
+        &args.inputs,
+        &args.out,
+        task,
+        &options,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )
+    .with_context(|| format!("filter into {}", args.out.display()))?;
+    bar.finish_and_clear();
+    let stats = &outcome.stats;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(stats)?);
+        return Ok(());
+    }
+    let max = stats.max_tokens.map_or("∞".to_string(), |m| m.to_string());
+    println!(
+        "filter {} → {}{}",
+        task.name(),
+        args.out.display(),
+        if outcome.skipped {
+            " (already done)"
+        } else {
+            ""
+        }
+    );
+    println!("keep       {} ≤ length ≤ {max}", stats.min_tokens);
+    println!("shards     {}", stats.shards.len());
+    println!(
+        "documents  {} in, {} out",
+        stats.documents_in, stats.documents_out
+    );
+    println!(
+        "tokens     {} in, {} out",
+        stats.tokens_in, stats.tokens_out
+    );
+    for (reason, d) in &stats.dropped {
+        println!(
+            "dropped    {} documents ({} tokens) {reason}",
+            d.documents, d.tokens
+        );
+    }
+    for b in &stats.length_histogram.buckets {
+        println!(
+            "kept length {:>9}..{:<9} {:>8} documents {:>12} tokens",
+            b.min, b.max, b.documents, b.tokens
+        );
+    }
+    if outcome.merged {
+        println!("merged     {}", args.out.join("index.json").display());
+    } else {
+        println!("waiting    for the other tasks before merging");
+    }
+    Ok(())
+}

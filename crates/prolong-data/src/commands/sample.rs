@@ -1,0 +1,108 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use prolong_data::sample::{SampleOptions, Source, sample};
+
+use super::progress;
+
+/// Draw documents from tokenized sources to token shares of a total budget.
+///
+/// Each SOURCE is [NAME=]DIR@SHARE (NAME defaults to DIR's folder name).
+/// Each source's target is round(TOTAL × share / Σ shares) tokens. Documents
+/// are visited in a seeded random order and taken whole while they fit; the
+/// first one that would overshoot is taken only if that lands closer to the
+/// target, so each source is within half a document of its target. Nothing
+/// is truncated or repeated: a source smaller than its target is taken whole
+/// and its shortfall reported. Writes OUT/NAME/ (MDS, the input's columns, in
+/// input order) per source and OUT/sample.json (requested and achieved tokens
+/// and shares), last. Same inputs and seed: byte-identical outputs.
+///
+/// Example (ShortMix):
+///   prolong-data sample --tokens 8000000000 --seed 0 --out data/shortmix \
+///       data/tok/fineweb@25 data/tok/fineweb-edu@25 data/tok/wikipedia@10 \
+///       data/tok/tulu-v2@10 data/tok/stackexchange@10 data/tok/arxiv@10 \
+///       data/tok/openwebmath@10
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Sources, [NAME=]DIR@SHARE.
+    #[arg(required = true, value_name = "SOURCE")]
+    sources: Vec<String>,
+    /// Total token budget.
+    #[arg(long)]
+    tokens: u64,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// MDS shard size limit in bytes (default: the input's).
+    #[arg(long)]
+    size_limit: Option<u64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let sources = args
+        .sources
+        .iter()
+        .map(|a| Source::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = SampleOptions {
+        total_tokens: args.tokens,
+        seed: args.seed,
+        size_limit: args.size_limit,
+    };
+    let bar = progress::bar(0, "sample");
+    let outcome = sample(&sources, &args.out, &options, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .with_context(|| format!("sample into {}", args.out.display()))?;
+    bar.finish_and_clear();
+    let report = &outcome.report;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    println!(
+        "sample → {}{} (seed {})",
+        args.out.display(),
+        if outcome.skipped {
+            " (already done)"
+        } else {
+            ""
+        },
+        report.seed
+    );
+    println!(
+        "{:<16} {:>9} {:>9} {:>14} {:>14} {:>10} {:>10}",
+        "source", "share", "achieved", "target", "tokens", "deviation", "documents"
+    );
+    for s in &report.sources {
+        println!(
+            "{:<16} {:>8.3}% {:>8.3}% {:>14} {:>14} {:>+10} {:>10}",
+            s.name,
+            100.0 * s.requested_share,
+            100.0 * s.achieved_share,
+            s.target_tokens,
+            s.achieved_tokens,
+            s.deviation_tokens,
+            s.documents
+        );
+    }
+    println!(
+        "total {} tokens of {} requested",
+        report.achieved_tokens, report.total_tokens
+    );
+    for s in report.sources.iter().filter(|s| s.shortfall_tokens > 0) {
+        eprintln!(
+            "warning: {} holds {} tokens, {} short of its target {}: taken whole",
+            s.name, s.available_tokens, s.shortfall_tokens, s.target_tokens
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Tokenized MDS input read one shard at a time, and samples copied to a
+//! writer with the input's columns and encodings.
+//!
+//! Shared by `filter` and `sample`. Memory is one raw shard (read with plain
+//! reads, or decompressed when only the `.zstd` file exists; nothing is written
+//! beside the input). A sample is split into its columns' bytes; only its
+//! length is interpreted (the `length` column when there is one, else the
+//! shape of `input_ids`), and copying re-emits the borrowed column values, so
+//! the output carries exactly the input's values.
+
+use std::path::{Component, Path, PathBuf};
+
+use prolong_mds::{
+    Column, Index, MdsError, MdsWriter, ShardEntry, ShardHeader, Value, WriterOptions, split_sample,
+};
+
+pub const TOKENS_COLUMN: &str = "input_ids";
+pub const LENGTH_COLUMN: &str = "length";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error(transparent)]
+    Mds(#[from] MdsError),
+    #[error("{path}: {reason}")]
+    BadInput { path: PathBuf, reason: String },
+    #[error("{path}: sample {sample}: {reason}")]
+    BadSample {
+        path: PathBuf,
+        sample: usize,
+        reason: String,
+    },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+}
+
+/// Where a document's length comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LengthFrom {
+    /// The `length` column (any integer encoding).
+    Column(usize),
+    /// The element count of `input_ids`.
+    Tokens(usize),
+}
+
+/// One shard of one input dataset: the unit that tasks are dealt.
+#[derive(Debug, Clone)]
+pub struct InputShard {
+    /// The dataset folder holding index.json.
+    pub dataset: PathBuf,
+    /// The shard's position in that index.json.
+    pub shard: usize,
+    pub entry: ShardEntry,
+    pub columns: Vec<Column>,
+    length: LengthFrom,
+}
+
+impl InputShard {
+    pub fn samples(&self) -> u64 {
+        self.entry.samples
+    }
+
+    /// `dataset/basename`, for reports.
+    pub fn label(&self) -> String {
+        format!(
+            "{}/{}",
+            self.dataset.display(),
+            self.entry.raw_data.basename
+        )
+    }
+
+    fn path(&self, basename: &str) -> Result<PathBuf, InputError> {
+        let rel = Path::new(basename);
+        if basename.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(InputError::BadInput {
+                path: self.dataset.join(prolong_mds::INDEX_FILE),
+                reason: format!("shard basename {basename:?} leaves the dataset folder"),
+            });
+        }
+        Ok(self.dataset.join(rel))
+    }
+
+    fn raw_path(&self) -> PathBuf {
+        self.dataset.join(&self.entry.raw_data.basename)
+    }
+}
+
+/// The shards of every input dataset, in order (datasets as given, shards in
+/// index order), checked to share one set of columns and encodings and to
+/// have a `length` or an `input_ids` column.
+pub fn plan_shards(inputs: &[PathBuf]) -> Result<Vec<InputShard>, InputError> {
+    let mut shards: Vec<InputShard> = Vec::new();
+    for dir in inputs {
+        let index = Index::load(dir)?;
+        let index_path = dir.join(prolong_mds::INDEX_FILE);
+        for (i, entry) in index.shards.into_iter().enumerate() {
+            let bad = |reason: String| InputError::BadInput {
+                path: index_path.clone(),
+                reason: format!("shard {i} ({}): {reason}", entry.raw_data.basename),
+            };
+            let columns = entry.columns().map_err(&bad)?;
+            let find = |name: &str| columns.iter().position(|c| c.name == name);
+            let length = match (find(LENGTH_COLUMN), find(TOKENS_COLUMN)) {
+                (Some(c), _) => LengthFrom::Column(c),
+                (None, Some(c)) => LengthFrom::Tokens(c),
+                (None, None) => {
+                    return Err(bad(format!(
+                        "neither a {LENGTH_COLUMN:?} nor an {TOKENS_COLUMN:?} column"
+                    )));
+                }
+            };
+            if let Some(first) = shards.first()
+                && (first.entry.column_names != entry.column_names
+                    || first.entry.column_encodings != entry.column_encodings)
+            {
+                return Err(bad(format!(
+                    "columns {} differ from those of the first input shard ({}: {})",
+                    describe(&entry),
+                    first.label(),
+                    describe(&first.entry)
+                )));
+            }
+            shards.push(InputShard {
+                dataset: dir.clone(),
+                shard: i,
+                entry,
+                columns,
+                length,
+            });
+        }
+    }
+    Ok(shards)
+}
+
+fn describe(entry: &ShardEntry) -> String {
+    entry
+        .column_names
+        .iter()
+        .zip(&entry.column_encodings)
+        .map(|(n, e)| format!("{n}:{e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a shard's raw bytes into `buf` (the raw file when it is complete,
+/// else the decompressed `.zstd` file) and checks its header.
+pub fn read_shard(shard: &InputShard, buf: &mut Vec<u8>) -> Result<ShardHeader, InputError> {
+    let raw_path = shard.path(&shard.entry.raw_data.basename)?;
+    let raw_bytes = shard.entry.raw_data.bytes;
+    let raw_ok = std::fs::metadata(&raw_path).is_ok_and(|m| m.len() == raw_bytes);
+    let io = |path: &Path, err| InputError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    match (&shard.entry.zip_data, raw_ok) {
+        (Some(zip), false) => {
+            let zip_path = shard.path(&zip.basename)?;
+            let zipped = std::fs::read(&zip_path).map_err(|e| io(&zip_path, e))?;
+            *buf = zstd::bulk::decompress(&zipped, raw_bytes as usize).map_err(|e| {
+                InputError::BadInput {
+                    path: zip_path.clone(),
+                    reason: format!("zstd: {e}"),
+                }
+            })?;
+        }
+        _ => {
+            use std::io::Read;
+            buf.clear();
+            let mut file = std::fs::File::open(&raw_path).map_err(|e| io(&raw_path, e))?;
+            file.read_to_end(buf).map_err(|e| io(&raw_path, e))?;
+        }
+    }
+    if buf.len() as u64 != raw_bytes {
+        return Err(InputError::BadInput {
+            path: raw_path,
+            reason: format!("{} raw bytes, index.json says {raw_bytes}", buf.len()),
+        });
+    }
+    let header = ShardHeader::parse(buf).map_err(|reason| InputError::BadInput {
+        path: raw_path.clone(),
+        reason: format!("bad shard: {reason}"),
+    })?;
+    if header.samples as u64 != shard.entry.samples {
+        return Err(InputError::BadInput {
+            path: raw_path,
+            reason: format!(
+                "holds {} samples, index.json says {}",
+                header.samples, shard.entry.samples
+            ),
+        });
+    }
+    Ok(header)
+}
+
+/// One sample: its columns' encoded bytes and its length in tokens.
+pub struct Doc<'a> {
+    pub fields: Vec<&'a [u8]>,
+    pub length: u64,
+}
+
+/// Calls `f(sample_index, doc)` for every sample of the shard, in order;
+/// `buf` holds the shard meanwhile.
+pub fn for_each_doc(
+    shard: &InputShard,
+    buf: &mut Vec<u8>,
+    mut f: impl FnMut(usize, &Doc<'_>) -> Result<(), InputError>,
+) -> Result<(), InputError> {
+    let header = read_shard(shard, buf)?;
+    let data: &[u8] = buf;
+    for i in 0..header.samples {
+        let bad = |reason: String| InputError::BadSample {
+            path: shard.raw_path(),
+            sample: i,
+            reason,
+        };
+        let fields = split_sample(&shard.columns, header.sample(data, i)).map_err(&bad)?;
+        let length = match shard.length {
+            LengthFrom::Column(c) => {
+                let value = shard.columns[c].encoding.decode(fields[c]).map_err(&bad)?;
+                value
+                    .as_integer()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| bad(format!("{LENGTH_COLUMN:?} is not a length: {value:?}")))?
+            }
+            LengthFrom::Tokens(c) => match shard.columns[c].encoding.decode(fields[c]) {
+                Ok(Value::Array(a)) => a.len() as u64,
+                Ok(other) => return Err(bad(format!("{TOKENS_COLUMN:?} is {other:?}"))),
+                Err(reason) => return Err(bad(reason)),
+            },
+        };
+        f(i, &Doc { fields, length })?;
+    }
+    Ok(())
+}
+
+/// A writer with the columns, encodings, compression and hashes of `like`'s
+/// dataset; `size_limit` defaults to the input's.
+pub fn create_writer(
+    dir: &Path,
+    like: &InputShard,
+    size_limit: Option<u64>,
+) -> Result<MdsWriter, InputError> {
+    let columns: Vec<(&str, &str)> = like
+        .entry
+        .column_names
+        .iter()
+        .zip(&like.entry.column_encodings)
+        .map(|(n, e)| (n.as_str(), e.as_str()))
+        .collect();
+    let options = WriterOptions {
+        compression: like.entry.compression.clone(),
+        hashes: like.entry.hashes.clone(),
+        size_limit: size_limit.or(like.entry.size_limit),
+    };
+    Ok(MdsWriter::create(dir, &columns, options)?)
+}
+
+/// Writes `doc` (a sample of `shard`) as is.
+pub fn copy_doc(
+    writer: &mut MdsWriter,
+    shard: &InputShard,
+    index: usize,
+    doc: &Doc<'_>,
+) -> Result<(), InputError> {
+    let mut values = Vec::with_capacity(shard.columns.len());
+    for (column, bytes) in shard.columns.iter().zip(&doc.fields) {
+        let value = column
+            .encoding
+            .decode(bytes)
+            .map_err(|reason| InputError::BadSample {
+                path: shard.raw_path(),
+                sample: index,
+                reason: format!("column {:?}: {reason}", column.name),
+            })?;
+        values.push((column.name.as_str(), value));
+    }
+    Ok(writer.write(&values)?)
+}

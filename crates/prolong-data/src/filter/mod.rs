@@ -1,0 +1,356 @@
+//! The filter stage: keeps the tokenized documents whose length lies in
+//! `[min_tokens, max_tokens]` (the recipe keeps books, and code repositories,
+//! of at least 64K = 65,536 tokens). Samples are copied with the input's
+//! columns, encodings, compression and hashes; only their length is read.
+//!
+//! Tasks are dealt input *shards*, not input datasets: shard `i` of the
+//! concatenated inputs (datasets in the order given, shards in index order)
+//! goes to task `i % N`, so one large dataset still spreads over every task.
+//! Output layout of a `--rank R --world-size N` run (see [`crate::task`]):
+//!
+//! ```text
+//! OUT/procR-N/index.json, shard.*.mds    task R's kept documents, in input order
+//! OUT/procR-N.stats.json                 FilterStats
+//! OUT/procR-N.done                       completion marker, last
+//! OUT/index.json                         merged once every task is done
+//! ```
+//!
+//! A task whose marker exists is skipped (after checking that it was run
+//! with the same bounds and inputs); one without is redone from scratch,
+//! which gives byte-identical output.
+
+pub mod input;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::{LengthHistogram, TaskSpec};
+use input::{InputError, copy_doc, create_writer, for_each_doc, plan_shards};
+
+/// The recipe's minimum length of long documents (books, code repositories).
+pub const LONG_MIN_TOKENS: u64 = 65_536;
+
+/// Drop reasons, as they appear in the stats.
+pub const TOO_SHORT: &str = "too_short";
+pub const TOO_LONG: &str = "too_long";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterOptions {
+    /// Documents shorter than this are dropped (`too_short`).
+    pub min_tokens: u64,
+    /// Documents longer than this are dropped (`too_long`); `None`: no bound.
+    pub max_tokens: Option<u64>,
+    /// MDS shard size limit in bytes; `None`: the input's.
+    pub size_limit: Option<u64>,
+}
+
+impl FilterOptions {
+    /// `None` when a document of `length` tokens is kept, else the reason.
+    pub fn drop_reason(&self, length: u64) -> Option<&'static str> {
+        if length < self.min_tokens {
+            Some(TOO_SHORT)
+        } else if self.max_tokens.is_some_and(|max| length > max) {
+            Some(TOO_LONG)
+        } else {
+            None
+        }
+    }
+}
+
+/// Documents and tokens of one drop reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    pub documents: u64,
+    pub tokens: u64,
+}
+
+/// What one task did: its stats file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterStats {
+    pub task: String,
+    pub rank: usize,
+    pub world_size: usize,
+    pub min_tokens: u64,
+    pub max_tokens: Option<u64>,
+    /// The input datasets, as given.
+    pub inputs: Vec<PathBuf>,
+    /// This task's input shards, `dataset/basename`.
+    pub shards: Vec<String>,
+    pub documents_in: u64,
+    pub documents_out: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// By reason: `too_short`, `too_long` (both always present).
+    pub dropped: BTreeMap<String, Dropped>,
+    /// Lengths of the kept documents.
+    pub length_histogram: LengthHistogram,
+    /// Lengths of every input document.
+    pub length_histogram_in: LengthHistogram,
+}
+
+impl FilterStats {
+    /// Sums the stats of several tasks (for a run's summary).
+    pub fn merge(&mut self, other: &FilterStats) {
+        self.shards.extend(other.shards.iter().cloned());
+        self.documents_in += other.documents_in;
+        self.documents_out += other.documents_out;
+        self.tokens_in += other.tokens_in;
+        self.tokens_out += other.tokens_out;
+        for (reason, d) in &other.dropped {
+            let e = self.dropped.entry(reason.clone()).or_default();
+            e.documents += d.documents;
+            e.tokens += d.tokens;
+        }
+        self.length_histogram.merge(&other.length_histogram);
+        self.length_histogram_in.merge(&other.length_histogram_in);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Mds(#[from] prolong_mds::MdsError),
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error(
+        "{out}: task {task} was completed with other settings or inputs ({reason}); \
+         use a fresh output folder or remove that one"
+    )]
+    Changed {
+        out: PathBuf,
+        task: String,
+        reason: String,
+    },
+    #[error(
+        "{out}: holds {found}, from a run with another --world-size; \
+         use a fresh output folder per world size"
+    )]
+    OtherWorldSize { out: PathBuf, found: String },
+}
+
+/// What [`filter_task`] did.
+#[derive(Debug, Clone)]
+pub struct FilterOutcome {
+    pub stats: FilterStats,
+    /// The task had been completed before and was not redone.
+    pub skipped: bool,
+    /// Every task of the run is complete and `OUT/index.json` was merged.
+    pub merged: bool,
+}
+
+/// Progress of a running task: samples read of the task's total.
+pub type OnProgress<'a> = dyn FnMut(u64, u64) + 'a;
+
+/// Runs task `task` of a filter run over `inputs` (tokenized MDS datasets)
+/// into `out`; see the module docs.
+pub fn filter_task(
+    inputs: &[PathBuf],
+    out: &Path,
+    task: TaskSpec,
+    options: &FilterOptions,
+    on_progress: &mut OnProgress<'_>,
+) -> Result<FilterOutcome, FilterError> {
+    if inputs.is_empty() {
+        return Err(FilterError::Settings("no input datasets".into()));
+    }
+    if let Some(max) = options.max_tokens
+        && max < options.min_tokens
+    {
+        return Err(FilterError::Settings(format!(
+            "--max-tokens {max} is below --min-tokens {}",
+            options.min_tokens
+        )));
+    }
+    check_world_size(out, task)?;
+    if task.is_done(out) {
+        let stats: FilterStats = task.read_stats(out).ok_or_else(|| FilterError::Changed {
+            out: out.to_path_buf(),
+            task: task.name(),
+            reason: "its stats file is unreadable".into(),
+        })?;
+        let changed = |reason: String| FilterError::Changed {
+            out: out.to_path_buf(),
+            task: task.name(),
+            reason,
+        };
+        if (stats.min_tokens, stats.max_tokens) != (options.min_tokens, options.max_tokens) {
+            return Err(changed(format!(
+                "it kept [{}, {}], this run asks [{}, {}]",
+                stats.min_tokens,
+                bound(stats.max_tokens),
+                options.min_tokens,
+                bound(options.max_tokens)
+            )));
+        }
+        if stats.inputs != inputs {
+            return Err(changed(format!("it read {:?}", stats.inputs)));
+        }
+        let merged = merge_if_complete(out, task)?;
+        return Ok(FilterOutcome {
+            stats,
+            skipped: true,
+            merged,
+        });
+    }
+
+    let shards = plan_shards(inputs)?;
+    let Some(first) = shards.first() else {
+        return Err(FilterError::Settings(format!(
+            "the inputs {inputs:?} hold no shards"
+        )));
+    };
+    // Redo from scratch; a root index from an earlier complete run would
+    // vouch for shards being rewritten.
+    let root_index = out.join(prolong_mds::INDEX_FILE);
+    remove_file(&root_index)?;
+    remove_stale_temps(out, &[&task.name(), prolong_mds::INDEX_FILE])?;
+    let dir = out.join(task.name());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|err| FilterError::Io {
+            path: dir.clone(),
+            err,
+        })?;
+    }
+    let mut writer = create_writer(&dir, first, options.size_limit)?;
+    let mut stats = FilterStats {
+        task: task.name(),
+        rank: task.rank,
+        world_size: task.world_size,
+        min_tokens: options.min_tokens,
+        max_tokens: options.max_tokens,
+        inputs: inputs.to_vec(),
+        dropped: [TOO_SHORT, TOO_LONG]
+            .into_iter()
+            .map(|r| (r.to_string(), Dropped::default()))
+            .collect(),
+        ..Default::default()
+    };
+    let mine: Vec<_> = task.take(&shards).collect();
+    let total: u64 = mine.iter().map(|s| s.samples()).sum();
+    let mut done = 0;
+    let mut buf = Vec::new();
+    on_progress(0, total);
+    for shard in mine {
+        stats.shards.push(shard.label());
+        for_each_doc(shard, &mut buf, |i, doc| {
+            stats.documents_in += 1;
+            stats.tokens_in += doc.length;
+            stats.length_histogram_in.add(doc.length);
+            match options.drop_reason(doc.length) {
+                Some(reason) => {
+                    let d = stats.dropped.entry(reason.into()).or_default();
+                    d.documents += 1;
+                    d.tokens += doc.length;
+                }
+                None => {
+                    copy_doc(&mut writer, shard, i, doc)?;
+                    stats.documents_out += 1;
+                    stats.tokens_out += doc.length;
+                    stats.length_histogram.add(doc.length);
+                }
+            }
+            Ok(())
+        })?;
+        done += shard.samples();
+        on_progress(done, total);
+    }
+    writer.finish()?;
+    task.complete(out, &stats)?;
+    let merged = merge_if_complete(out, task)?;
+    Ok(FilterOutcome {
+        stats,
+        skipped: false,
+        merged,
+    })
+}
+
+fn bound(max: Option<u64>) -> String {
+    max.map_or("∞".into(), |m| m.to_string())
+}
+
+fn remove_file(path: &Path) -> Result<(), FilterError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FilterError::Io {
+            path: path.to_path_buf(),
+            err: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the temporary files (`.NAME.tmp.PID.N`, see
+/// [`prolong_mds::write_atomic`]) that a killed process left in `out` for
+/// the names starting with one of `prefixes`. Only files of processes that no
+/// longer run are removed; where that cannot be told (no `/proc`), none.
+fn remove_stale_temps(out: &Path, prefixes: &[&str]) -> Result<(), FilterError> {
+    if !Path::new("/proc/self").exists() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((stem, pid)) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(rest, _n)| rest.rsplit_once(".tmp."))
+        else {
+            continue;
+        };
+        let ours = prefixes.iter().any(|p| stem.starts_with(p));
+        let dead =
+            pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new("/proc").join(pid).exists();
+        if ours && dead && entry.file_type().is_ok_and(|t| t.is_file()) {
+            remove_file(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn merge_if_complete(out: &Path, task: TaskSpec) -> Result<bool, FilterError> {
+    if !task.all_done(out) {
+        return Ok(false);
+    }
+    if !out.join(prolong_mds::INDEX_FILE).is_file() {
+        remove_stale_temps(out, &[prolong_mds::INDEX_FILE])?;
+        prolong_mds::merge_index(out)?;
+    }
+    Ok(true)
+}
+
+/// Refuses an output folder holding task folders or markers of another world
+/// size: the merged index would pick them up.
+fn check_world_size(out: &Path, task: TaskSpec) -> Result<(), FilterError> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    let world_size = task.world_size.to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stem = name.strip_suffix(".done").unwrap_or(&name);
+        let Some(rest) = stem.strip_prefix("proc") else {
+            continue;
+        };
+        let Some((rank, world)) = rest.split_once('-') else {
+            continue;
+        };
+        if !rank.is_empty()
+            && rank.bytes().all(|b| b.is_ascii_digit())
+            && world.bytes().all(|b| b.is_ascii_digit())
+            && world != world_size
+        {
+            return Err(FilterError::OtherWorldSize {
+                out: out.to_path_buf(),
+                found: name,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,462 @@
+//! The mix stage: packed MDS folders and their proportions of sequences →
+//! the mixture manifest `prolong-train` reads (see
+//! `prolong_train::data::Mixture::from_manifest`).
+//!
+//! ```toml
+//! # Mixture manifest written by prolong-data mix (preset prolong-64k).
+//! # prolong-train reads [[stream]] path and proportion; other keys are metadata.
+//! sequence_length = 65536
+//! total_samples = 1200
+//! preset = "prolong-64k"
+//! missing = []
+//!
+//! [[stream]]
+//! name = "thestackv1_concat_by_repo-65536"
+//! path = "../packed/thestackv1_concat_by_repo-65536"
+//! proportion = 0.3
+//! samples = 600
+//! ```
+//!
+//! Rules: every stream is an MDS dataset with at least one sample whose
+//! first sample's `input_ids` has the same length as every other stream's;
+//! proportions are finite, ≥ 0 and sum to > 0, and are written normalised
+//! (summing to 1). Paths are written relative to the manifest's folder.
+//! The file is written atomically.
+
+use std::path::{Component, Path, PathBuf};
+
+use prolong_mds::MdsDataset;
+use serde::Serialize;
+
+use crate::filter::input::TOKENS_COLUMN;
+
+/// The released ProLong training mixtures (recipe.md), per-folder
+/// proportions of sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Prolong64k,
+    Prolong512k,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 2] = [Preset::Prolong64k, Preset::Prolong512k];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Prolong64k => "prolong-64k",
+            Preset::Prolong512k => "prolong-512k",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// (folder, proportion), in recipe.md's order.
+    pub fn folders(self) -> &'static [(&'static str, f64)] {
+        match self {
+            Preset::Prolong64k => &[
+                ("thestackv1_concat_by_repo-65536", 0.30),
+                ("book-65536", 0.30),
+                ("fineweb-edu", 0.10),
+                ("fineweb-2023-50", 0.10),
+                ("stackexchange", 0.04),
+                ("dolmawiki", 0.04),
+                ("tuluv2", 0.03),
+                ("arxiv", 0.03),
+                ("openwebmath", 0.03),
+                ("textbooks", 0.03),
+            ],
+            Preset::Prolong512k => &[
+                ("thestackv1_concat_by_repo-65536", 0.15),
+                ("thestackv1_concat_by_repo-524288", 0.15),
+                ("book-65536", 0.25),
+                ("book-524288", 0.05),
+                ("fineweb-edu", 0.10),
+                ("fineweb-2023-50", 0.10),
+                ("stackexchange", 0.04),
+                ("dolmawiki", 0.04),
+                ("tuluv2", 0.03),
+                ("arxiv", 0.03),
+                ("openwebmath", 0.03),
+                ("textbooks", 0.03),
+            ],
+        }
+    }
+}
+
+/// One stream as asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamSpec {
+    pub name: String,
+    pub path: PathBuf,
+    pub proportion: f64,
+}
+
+impl StreamSpec {
+    /// `[NAME=]DIR@PROPORTION`; the name defaults to DIR's last component.
+    /// The split is at the last `@`.
+    pub fn parse(arg: &str) -> Result<StreamSpec, MixError> {
+        let bad = |reason: &str| MixError::Argument {
+            arg: arg.into(),
+            reason: reason.into(),
+        };
+        let (rest, p) = arg
+            .rsplit_once('@')
+            .ok_or_else(|| bad("expected [NAME=]DIR@PROPORTION"))?;
+        let proportion: f64 = p
+            .trim()
+            .parse()
+            .map_err(|_| bad("the text after the last '@' is not a number"))?;
+        let (name, path) = match rest.split_once('=') {
+            Some((name, path)) if !name.contains(['/', '\\']) => (name.to_string(), path),
+            _ => (
+                Path::new(rest)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| rest.to_string()),
+                rest,
+            ),
+        };
+        if path.is_empty() {
+            return Err(bad("empty path"));
+        }
+        Ok(StreamSpec {
+            name,
+            path: PathBuf::from(path),
+            proportion,
+        })
+    }
+}
+
+/// A preset's streams under `root` (`root/<folder>`). A folder is missing
+/// when it holds no index.json. Missing folders are an error (listing them
+/// all) unless `allow_missing`, which drops them and returns their names; the
+/// proportions of the rest are renormalised when the manifest is built.
+pub fn preset_streams(
+    preset: Preset,
+    root: &Path,
+    allow_missing: bool,
+) -> Result<(Vec<StreamSpec>, Vec<String>), MixError> {
+    let mut present = Vec::new();
+    let mut missing = Vec::new();
+    for &(folder, proportion) in preset.folders() {
+        let path = root.join(folder);
+        if path.join(prolong_mds::INDEX_FILE).is_file() {
+            present.push(StreamSpec {
+                name: folder.into(),
+                path,
+                proportion,
+            });
+        } else {
+            missing.push(folder.to_string());
+        }
+    }
+    if !missing.is_empty() && (!allow_missing || present.is_empty()) {
+        return Err(MixError::Missing {
+            preset: preset.name(),
+            root: root.to_path_buf(),
+            missing,
+            none_left: present.is_empty(),
+        });
+    }
+    Ok((present, missing))
+}
+
+/// One stream of the manifest, checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ManifestStream {
+    pub name: String,
+    /// As given (relative to the working directory, or absolute).
+    pub path: PathBuf,
+    /// Normalised: the manifest's proportions sum to 1.
+    pub proportion: f64,
+    /// The proportion as given (before normalising).
+    pub given_proportion: f64,
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Manifest {
+    pub sequence_length: u64,
+    pub total_samples: u64,
+    pub preset: Option<String>,
+    /// Preset folders left out by `--allow-missing`.
+    pub missing: Vec<String>,
+    pub streams: Vec<ManifestStream>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MixError {
+    #[error("{arg:?}: {reason}")]
+    Argument { arg: String, reason: String },
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error(
+        "preset {preset}: {} under {root}: {}{}",
+        if missing.len() == 1 { "this folder is missing" } else { "these folders are missing" },
+        missing.join(", "),
+        if *none_left { " (none is present)" } else { " (--allow-missing drops them and renormalises the rest)" }
+    )]
+    Missing {
+        preset: &'static str,
+        root: PathBuf,
+        missing: Vec<String>,
+        none_left: bool,
+    },
+    #[error("stream {name} ({path}): {reason}")]
+    Stream {
+        name: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "sequence lengths differ: {first_name} has {first}, {name} has {length} \
+         (mix streams packed to one length)"
+    )]
+    Lengths {
+        first_name: String,
+        first: u64,
+        name: String,
+        length: u64,
+    },
+    #[error("{path}: {reason}")]
+    Output { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Mds(#[from] prolong_mds::MdsError),
+}
+
+/// Checks the streams (see the module docs) and gathers what the manifest
+/// records. `expected_length`, when given, must be every stream's length.
+pub fn build_manifest(
+    streams: &[StreamSpec],
+    expected_length: Option<u64>,
+) -> Result<Manifest, MixError> {
+    if streams.is_empty() {
+        return Err(MixError::Settings("no streams".into()));
+    }
+    for (i, s) in streams.iter().enumerate() {
+        if !s.proportion.is_finite() || s.proportion < 0.0 {
+            return Err(MixError::Stream {
+                name: s.name.clone(),
+                path: s.path.clone(),
+                reason: format!("proportion {} must be finite and ≥ 0", s.proportion),
+            });
+        }
+        if streams[..i].iter().any(|o| o.name == s.name) {
+            return Err(MixError::Settings(format!(
+                "two streams are named {:?}; name them with NAME=DIR@PROPORTION",
+                s.name
+            )));
+        }
+    }
+    let sum: f64 = streams.iter().map(|s| s.proportion).sum();
+    if !(sum > 0.0 && sum.is_finite()) {
+        return Err(MixError::Settings(format!(
+            "the proportions sum to {sum}; at least one must be positive"
+        )));
+    }
+    let mut out = Vec::with_capacity(streams.len());
+    let mut length: Option<(String, u64)> =
+        expected_length.map(|n| ("--sequence-length".into(), n));
+    for s in streams {
+        let bad = |reason: String| MixError::Stream {
+            name: s.name.clone(),
+            path: s.path.clone(),
+            reason,
+        };
+        if !s.path.join(prolong_mds::INDEX_FILE).is_file() {
+            return Err(bad(if s.path.is_dir() {
+                "not an MDS dataset (no index.json)".into()
+            } else {
+                "no such folder".into()
+            }));
+        }
+        let dataset = MdsDataset::open(&s.path).map_err(|e| bad(e.to_string()))?;
+        if dataset.is_empty() {
+            return Err(bad("holds no samples".into()));
+        }
+        let first = dataset.get(0).map_err(|e| bad(e.to_string()))?;
+        let n = first
+            .array(TOKENS_COLUMN)
+            .map_err(|e| bad(format!("first sample: {e}")))?
+            .len() as u64;
+        match &length {
+            None => length = Some((s.name.clone(), n)),
+            Some((first_name, first)) if *first != n => {
+                return Err(MixError::Lengths {
+                    first_name: first_name.clone(),
+                    first: *first,
+                    name: s.name.clone(),
+                    length: n,
+                });
+            }
+            Some(_) => {}
+        }
+        out.push(ManifestStream {
+            name: s.name.clone(),
+            path: s.path.clone(),
+            proportion: s.proportion / sum,
+            given_proportion: s.proportion,
+            samples: dataset.len() as u64,
+        });
+    }
+    Ok(Manifest {
+        sequence_length: length.map_or(0, |l| l.1),
+        total_samples: out.iter().map(|s| s.samples).sum(),
+        preset: None,
+        missing: Vec::new(),
+        streams: out,
+    })
+}
+
+/// The manifest's TOML, with paths relative to `manifest_dir` (an absolute
+/// folder; stream paths are made absolute against the working directory).
+pub fn render_manifest(manifest: &Manifest, manifest_dir: &Path) -> Result<String, MixError> {
+    let mut s = String::new();
+    s.push_str("# Mixture manifest written by prolong-data mix");
+    if let Some(p) = &manifest.preset {
+        s.push_str(&format!(" (preset {p})"));
+    }
+    s.push_str(
+        ".\n# prolong-train reads [[stream]] path and proportion; other keys are metadata.\n",
+    );
+    s.push_str(&format!("sequence_length = {}\n", manifest.sequence_length));
+    s.push_str(&format!("total_samples = {}\n", manifest.total_samples));
+    if let Some(p) = &manifest.preset {
+        s.push_str(&format!("preset = {}\n", toml_string(p)));
+        let missing: Vec<String> = manifest.missing.iter().map(|m| toml_string(m)).collect();
+        s.push_str(&format!("missing = [{}]\n", missing.join(", ")));
+    }
+    for stream in &manifest.streams {
+        let abs = absolute(&stream.path).map_err(|e| MixError::Output {
+            path: stream.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let rel = relative_path(manifest_dir, &abs);
+        let rel = rel.to_str().ok_or_else(|| MixError::Output {
+            path: stream.path.clone(),
+            reason: "the path is not UTF-8".into(),
+        })?;
+        s.push_str("\n[[stream]]\n");
+        s.push_str(&format!("name = {}\n", toml_string(&stream.name)));
+        s.push_str(&format!("path = {}\n", toml_string(rel)));
+        s.push_str(&format!("proportion = {}\n", toml_float(stream.proportion)));
+        if stream.given_proportion != stream.proportion {
+            s.push_str(&format!(
+                "given_proportion = {}\n",
+                toml_float(stream.given_proportion)
+            ));
+        }
+        s.push_str(&format!("samples = {}\n", stream.samples));
+    }
+    Ok(s)
+}
+
+/// Renders the manifest for `path` and writes it atomically (creating the
+/// folder). Returns the text written.
+pub fn write_manifest(manifest: &Manifest, path: &Path) -> Result<String, MixError> {
+    let io = |e: std::io::Error| MixError::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let abs = absolute(path).map_err(io)?;
+    let dir = abs.parent().ok_or_else(|| MixError::Output {
+        path: path.to_path_buf(),
+        reason: "not a file path".into(),
+    })?;
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let text = render_manifest(manifest, dir)?;
+    prolong_mds::write_atomic(&abs, text.as_bytes())?;
+    Ok(text)
+}
+
+/// A TOML basic string: JSON's escapes are a subset of TOML's.
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+/// A TOML float (always with a fraction or exponent).
+fn toml_float(x: f64) -> String {
+    format!("{x:?}")
+}
+
+/// `path` made absolute and lexically normalised (`.` and `..` resolved
+/// without touching the file system, so symlinked folders keep their names).
+fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    let abs = std::path::absolute(path)?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// `to` relative to the folder `from` (both absolute and normalised).
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component> = from.components().collect();
+    let to_c: Vec<Component> = to.components().collect();
+    if from.first() != to_c.first() {
+        return to.to_path_buf(); // another root (Windows drives)
+    }
+    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.len() {
+        rel.push("..");
+    }
+    for c in &to_c[common..] {
+        rel.push(c);
+    }
+    if rel.as_os_str().is_empty() {
+        rel.push(".");
+    }
+    rel
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_sum_to_one() {
+        for p in Preset::ALL {
+            let sum: f64 = p.folders().iter().map(|f| f.1).sum();
+            assert!((sum - 1.0).abs() < 1e-9, "{}: {sum}", p.name());
+            assert_eq!(Preset::from_name(p.name()), Some(p));
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        let r = |a: &str, b: &str| relative_path(Path::new(a), Path::new(b));
+        assert_eq!(
+            r("/d/mix", "/d/packed/book"),
+            PathBuf::from("../packed/book")
+        );
+        assert_eq!(r("/d/mix", "/d/mix/book"), PathBuf::from("book"));
+        assert_eq!(r("/d/mix", "/d/mix"), PathBuf::from("."));
+        assert_eq!(r("/a/b/c", "/x"), PathBuf::from("../../../x"));
+    }
+
+    #[test]
+    fn toml_values() {
+        assert_eq!(toml_float(1.0), "1.0");
+        assert_eq!(toml_float(0.3), "0.3");
+        assert_eq!(toml_string("a\"b\\c"), r#""a\"b\\c""#);
+    }
+
+    #[test]
+    fn stream_args_parse() {
+        let s = StreamSpec::parse("book-65536=/x/b@0.3").unwrap();
+        assert_eq!((s.name.as_str(), s.proportion), ("book-65536", 0.3));
+        let s = StreamSpec::parse("data/packed/book-65536@1").unwrap();
+        assert_eq!(s.name, "book-65536");
+        assert!(StreamSpec::parse("x").is_err());
+    }
+}
