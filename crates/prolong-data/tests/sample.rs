@@ -1,0 +1,293 @@
+//! The sample stage: token shares within a document of their targets,
+//! shortfalls reported, byte-identical outputs for a seed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use prolong_data::sample::{SHORTMIX, SampleOptions, SampleReport, Source, sample};
+use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
+
+/// A tokenized source of `n` documents with pseudo-random lengths in 1..=max.
+fn write_source(dir: &Path, n: usize, max: usize, salt: usize) -> Vec<usize> {
+    let mut w = MdsWriter::create(
+        dir,
+        &[
+            ("domain", "str"),
+            ("input_ids", "ndarray:uint32"),
+            ("length", "int"),
+        ],
+        WriterOptions::default().size_limit(1 << 16),
+    )
+    .unwrap();
+    let mut lengths = Vec::new();
+    for i in 0..n {
+        let len = 1 + (i * 7919 + salt * 104_729) % max;
+        let ids: Vec<u32> = (0..len).map(|k| (i * 31 + k + salt) as u32).collect();
+        let domain = format!("s{salt}-{i}");
+        w.write(&[
+            ("domain", Value::Str(domain.as_str().into())),
+            ("input_ids", Value::Array(Array::from_u32(&ids))),
+            ("length", Value::Int(len as i64)),
+        ])
+        .unwrap();
+        lengths.push(len);
+    }
+    w.finish().unwrap();
+    lengths
+}
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (rel, std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// The seven ShortMix sources under `root`, 400 documents of up to 300 tokens each.
+fn shortmix(root: &Path) -> Vec<Source> {
+    SHORTMIX
+        .iter()
+        .enumerate()
+        .map(|(salt, (name, share))| {
+            let path = root.join(name);
+            write_source(&path, 400, 300, salt);
+            Source {
+                name: name.to_string(),
+                path,
+                share: *share,
+            }
+        })
+        .collect()
+}
+
+fn options(total: u64, seed: u64) -> SampleOptions {
+    SampleOptions {
+        total_tokens: total,
+        seed,
+        size_limit: None,
+    }
+}
+
+#[test]
+fn shortmix_shares_are_met_within_one_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = shortmix(&tmp.path().join("tok"));
+    let out = tmp.path().join("out");
+    let total = 100_000;
+    let report = sample(&sources, &out, &options(total, 42), &mut |_, _| {})
+        .unwrap()
+        .report;
+    assert_eq!(report.sources.len(), 7);
+    let mut achieved_total = 0;
+    for (r, s) in report.sources.iter().zip(&sources) {
+        let target = (total as f64 * s.share / 100.0).round() as u64;
+        assert_eq!(r.target_tokens, target, "{}", r.name);
+        assert!((r.requested_share - s.share / 100.0).abs() < 1e-12);
+        // Within half of one document (documents are at most 300 tokens).
+        assert!(
+            r.deviation_tokens.unsigned_abs() <= 150,
+            "{}: {} vs {}",
+            r.name,
+            r.achieved_tokens,
+            target
+        );
+        assert_eq!(r.shortfall_tokens, 0);
+        // The output holds exactly what the report says, unchanged.
+        let ds = MdsDataset::open(out.join(&r.name)).unwrap();
+        assert_eq!(ds.len() as u64, r.documents);
+        let mut tokens = 0;
+        let mut last = None;
+        for i in 0..ds.len() {
+            let s = ds.get(i).unwrap();
+            let ids = s.u32s("input_ids").unwrap();
+            assert_eq!(s.integer("length").unwrap(), ids.len() as i128);
+            tokens += ids.len() as u64;
+            // Input order: the document numbers increase.
+            let n: usize = s
+                .str("domain")
+                .unwrap()
+                .rsplit('-')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(last < Some(n));
+            last = Some(n);
+        }
+        assert_eq!(tokens, r.achieved_tokens);
+        achieved_total += tokens;
+    }
+    assert_eq!(report.achieved_tokens, achieved_total);
+    let shares: f64 = report.sources.iter().map(|r| r.achieved_share).sum();
+    assert!((shares - 1.0).abs() < 1e-9);
+    for r in &report.sources {
+        assert!((r.achieved_share - r.requested_share).abs() < 0.01, "{r:?}");
+    }
+    // The report on disk says the same (floats up to serde_json's parsing).
+    let on_disk: SampleReport =
+        serde_json::from_slice(&std::fs::read(out.join("sample.json")).unwrap()).unwrap();
+    assert_eq!(on_disk.achieved_tokens, report.achieved_tokens);
+    for (d, r) in on_disk.sources.iter().zip(&report.sources) {
+        assert_eq!(
+            (&d.name, d.achieved_tokens, d.documents),
+            (&r.name, r.achieved_tokens, r.documents)
+        );
+        assert!((d.achieved_share - r.achieved_share).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_draw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = shortmix(&tmp.path().join("tok"));
+    let run = |name: &str, seed: u64| {
+        let out = tmp.path().join(name);
+        sample(&sources, &out, &options(50_000, seed), &mut |_, _| {}).unwrap();
+        files(&out)
+    };
+    let a = run("a", 7);
+    let b = run("b", 7);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(b[name] == *bytes, "{name} differs between runs of one seed");
+    }
+    let c = run("c", 8);
+    assert_ne!(a["fineweb/shard.00000.mds"], c["fineweb/shard.00000.mds"]);
+
+    // A source's draw does not depend on the others or their order.
+    let mut reversed = sources.clone();
+    reversed.reverse();
+    let out = tmp.path().join("reversed");
+    sample(&reversed, &out, &options(50_000, 7), &mut |_, _| {}).unwrap();
+    let d = files(&out);
+    assert_eq!(a["arxiv/shard.00000.mds"], d["arxiv/shard.00000.mds"]);
+
+    // A re-run of the same request does nothing; another request redoes it.
+    let out = tmp.path().join("a");
+    let again = sample(&sources, &out, &options(50_000, 7), &mut |_, _| {}).unwrap();
+    assert!(again.skipped);
+    assert_eq!(files(&out), a);
+    let redo = sample(&sources, &out, &options(50_000, 8), &mut |_, _| {}).unwrap();
+    assert!(!redo.skipped);
+    assert_eq!(files(&out), c);
+}
+
+#[test]
+fn a_small_source_is_taken_whole_and_its_shortfall_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big");
+    let small = tmp.path().join("small");
+    write_source(&big, 500, 100, 1);
+    let small_lengths = write_source(&small, 10, 100, 2);
+    let available: u64 = small_lengths.iter().map(|&l| l as u64).sum();
+    let sources = vec![
+        Source::parse(&format!("{}@3", big.display())).unwrap(),
+        Source::parse(&format!("tiny={}@1", small.display())).unwrap(),
+    ];
+    let out = tmp.path().join("out");
+    let total = 8 * available;
+    let report = sample(&sources, &out, &options(total, 0), &mut |_, _| {})
+        .unwrap()
+        .report;
+    let tiny = &report.sources[1];
+    assert_eq!(tiny.name, "tiny");
+    assert_eq!(tiny.target_tokens, 2 * available);
+    assert_eq!(tiny.achieved_tokens, available);
+    assert_eq!(tiny.documents, 10);
+    assert_eq!(tiny.shortfall_tokens, available);
+    assert_eq!(tiny.deviation_tokens, -(available as i64));
+    assert!(MdsDataset::open(out.join("tiny")).unwrap().len() == 10);
+    // A zero share takes nothing (an empty dataset is still written).
+    let zero = vec![
+        sources[0].clone(),
+        Source {
+            share: 0.0,
+            ..sources[1].clone()
+        },
+    ];
+    let out = tmp.path().join("zero");
+    let report = sample(&zero, &out, &options(1000, 0), &mut |_, _| {})
+        .unwrap()
+        .report;
+    assert_eq!(report.sources[1].achieved_tokens, 0);
+    assert_eq!(MdsDataset::open(out.join("tiny")).unwrap().len(), 0);
+}
+
+#[test]
+fn bad_requests_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    write_source(&a, 5, 10, 0);
+    let out = tmp.path().join("out");
+    let src = |name: &str, share: f64| Source {
+        name: name.into(),
+        path: a.clone(),
+        share,
+    };
+    for (sources, what) in [
+        (vec![src("a", 0.0)], "sum to 0"),
+        (vec![src("a", -1.0)], "≥ 0"),
+        (vec![src("a", 1.0), src("a", 1.0)], "two sources"),
+        (vec![src("..", 1.0)], "not a folder name"),
+        (vec![], "no sources"),
+    ] {
+        let err = sample(&sources, &out, &options(10, 0), &mut |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains(what), "{err}");
+    }
+    let missing = Source {
+        path: tmp.path().join("nope"),
+        ..src("x", 1.0)
+    };
+    assert!(sample(&[missing], &out, &options(10, 0), &mut |_, _| {}).is_err());
+}
+
+#[test]
+fn cli_writes_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("web");
+    write_source(&a, 200, 50, 3);
+    let b = tmp.path().join("code");
+    write_source(&b, 200, 50, 4);
+    let out = tmp.path().join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        .arg("sample")
+        .arg(format!("{}@25", a.display()))
+        .arg(format!("c={}@75", b.display()))
+        .args(["--tokens", "2000", "--seed", "3", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: SampleReport = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = report.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["web", "c"]);
+    assert_eq!(
+        report
+            .sources
+            .iter()
+            .map(|s| s.target_tokens)
+            .collect::<Vec<_>>(),
+        [500, 1500]
+    );
+    assert!(out.join("web/index.json").is_file() && out.join("c/index.json").is_file());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        .args(["sample", "x", "--tokens", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
