@@ -93,7 +93,7 @@ pub fn loss_svg(records: &[StepRecord], title: &str) -> String {
             ml - 6.0,
             y + 4.0
         );
-        let xv = x0 + (x1 - x0) * i as f64 / 4.0;
+        let xv = (x0 + (x1 - x0) * i as f64 / 4.0).round();
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{xv:.0}</text>"#,
