@@ -10,7 +10,7 @@
 //! measured by the thread's CPU time (Linux), so they hold on a busy machine;
 //! multi-thread rates by wall-clock time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use prolong_data::tokenize::{Tokenizer, reference_tokenizer};
@@ -210,6 +210,10 @@ fn main() {
         fast_1 / ref_1,
         fast_n / ref_n
     );
+    end_to_end(&json_path, &fast, &all, tokens, ref_n, threads);
+    if let Some((_, kjv)) = texts.iter().find(|(name, _)| name == "kjv.txt") {
+        kjv_whole_vs_books(&fast, kjv);
+    }
     for (name, text) in &texts {
         let ids = fast.encode(text).unwrap().len();
         let r = rate_1(|| fast.encoder().encode(text).unwrap().len());
@@ -220,4 +224,138 @@ fn main() {
             m(r)
         );
     }
+}
+
+/// The whole tokenize stage (read JSONL, encode, write MDS) on the same
+/// documents, against the tokenizers crate (measured above) and tiktoken
+/// (Python, when it can be imported) on the same threads.
+fn end_to_end(
+    json_path: &Path,
+    fast: &Tokenizer,
+    all: &[&str],
+    tokens: usize,
+    ref_n: f64,
+    threads: usize,
+) {
+    use prolong_data::task::TaskSpec;
+    use prolong_data::tokenize::stage::{TokenizeOptions, tokenize_task};
+    use std::io::Write;
+
+    let tmp = std::env::temp_dir().join(format!("tokenize-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let docs = tmp.join("docs.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&docs).unwrap());
+    for d in all {
+        serde_json::to_writer(&mut f, &serde_json::json!({ "text": d })).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+    drop(f);
+    let files = vec![docs.clone()];
+    let e2e = rate(|| {
+        let out = tmp.join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let stats = tokenize_task(
+            fast,
+            &files,
+            &out,
+            TaskSpec::new(0, 1).unwrap(),
+            &TokenizeOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap()
+        .unwrap();
+        stats.tokens as usize
+    });
+    println!();
+    println!("| tokenize, {threads} threads | M tokens/s | ratio of the stage |");
+    println!("|---|---|---|");
+    println!(
+        "| prolong-data tokenize stage (JSONL → MDS) | {:.2} | 1.00x |",
+        e2e / 1e6
+    );
+    println!(
+        "| tokenizers crate encode_batch_fast (encode only) | {:.2} | {:.2}x |",
+        ref_n / 1e6,
+        e2e / ref_n
+    );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_tiktoken.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(json_path)
+        .arg(&docs)
+        .arg(threads.to_string())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let ours: u64 = fast
+                .encode_batch(all)
+                .unwrap()
+                .iter()
+                .flatten()
+                .map(|&i| i as u64)
+                .sum();
+            let same =
+                r["tokens"].as_u64() == Some(tokens as u64) && r["id_sum"].as_u64() == Some(ours);
+            let tt = r["tokens_per_s"].as_f64().unwrap();
+            println!(
+                "| tiktoken encode_ordinary_batch (encode only{}) | {:.2} | {:.2}x |",
+                if same { ", same ids" } else { ", IDS DIFFER" },
+                tt / 1e6,
+                e2e / tt
+            );
+        }
+        _ => println!("| tiktoken | skipped: {python} cannot import tiktoken | |"),
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A million-token book as one document (split at pre-tokenizer boundaries
+/// over the threads) against the same text as its 66 books (one per thread).
+fn kjv_whole_vs_books(fast: &Tokenizer, kjv: &str) {
+    let mut books: Vec<&str> = Vec::new();
+    let (mut start, mut current) = (0, "");
+    let mut pos = 0;
+    for line in kjv.split_inclusive('\n') {
+        // Chapter headers are "Book N" lines; a new book starts where the name changes.
+        let header = line.trim_end();
+        if let Some((name, n)) = header.rsplit_once(' ')
+            && !header.starts_with(' ')
+            && n.chars().all(|c| c.is_ascii_digit())
+            && !n.is_empty()
+            && name != current
+        {
+            if !kjv[start..pos].trim().is_empty() {
+                books.push(&kjv[start..pos]);
+            }
+            start = pos;
+            current = name;
+        }
+        pos += line.len();
+    }
+    books.push(&kjv[start..]);
+    let whole = rate(|| fast.encode_long(kjv).unwrap().len());
+    let parts = rate(|| {
+        fast.encode_batch(&books)
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .sum()
+    });
+    println!();
+    println!(
+        "| KJV ({} books) | M tokens/s | time ratio whole/books |",
+        books.len()
+    );
+    println!("|---|---|---|");
+    println!(
+        "| as one document (encode_long) | {:.2} | {:.2} |",
+        whole / 1e6,
+        parts / whole
+    );
+    println!(
+        "| as its books (encode_batch) | {:.2} | 1.00 |",
+        parts / 1e6
+    );
 }

@@ -95,6 +95,14 @@ impl TaskSpec {
         prolong_mds::write_atomic(&self.marker_path(out), b"")
     }
 
+    /// Removes what a killed attempt of this task left half-written beside its
+    /// output: temporary stats, marker and merged-index files.
+    pub fn remove_stale_temps(&self, out: &Path) -> Result<(), prolong_mds::MdsError> {
+        let stats = format!("{}.stats.json", self.name());
+        let marker = format!("{}.done", self.name());
+        prolong_mds::remove_stale_temps(out, &[&stats, &marker, prolong_mds::INDEX_FILE])
+    }
+
     /// The stats a completed task wrote.
     pub fn read_stats<S: for<'de> Deserialize<'de>>(&self, out: &Path) -> Option<S> {
         let bytes = std::fs::read(self.stats_path(out)).ok()?;

@@ -385,15 +385,23 @@ fn done_tasks_are_skipped_and_missing_done_redoes() {
     let err = run_task(&input.root, &out, &other, 0, 1, &mut |_| {}).unwrap_err();
     assert!(matches!(err, ReposError::SettingsMismatch { .. }), "{err}");
 
-    // No marker (a killed run, with a stale temporary file): redone from scratch.
+    // No marker (a killed run, with a stale temporary file of a process that is
+    // gone): redone from scratch.
     std::fs::remove_file(marker_path(&out, 0, 1)).unwrap();
-    std::fs::write(out.join(".part-00000-of-00001.jsonl.zst.tmp.1.0"), "junk").unwrap();
+    std::fs::write(
+        out.join(".part-00000-of-00001.jsonl.zst.tmp.999999999.0"),
+        "junk",
+    )
+    .unwrap();
     let report = run_task(&input.root, &out, &options, 0, 1, &mut |_| {}).unwrap();
     assert!(!report.skipped);
     assert_eq!(report.stats.repos_out, 3);
     assert_eq!(read_docs(&report.part).len(), 3);
     assert!(marker_path(&out, 0, 1).is_file());
-    assert!(!out.join(".part-00000-of-00001.jsonl.zst.tmp.1.0").exists());
+    assert!(
+        !out.join(".part-00000-of-00001.jsonl.zst.tmp.999999999.0")
+            .exists()
+    );
 }
 
 #[test]

@@ -32,12 +32,23 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
 }
 
 fn write_parts(path: &Path, parts: &[&[u8]], sync: bool) -> Result<()> {
+    write_atomic_with(path, sync, |file| {
+        parts.iter().try_for_each(|p| file.write_all(p))
+    })
+}
+
+/// Streams a file to a temporary name beside `path` (`fill` writes it through
+/// a buffer), optionally syncs it, then renames it into place.
+pub fn write_atomic_with(
+    path: &Path,
+    sync: bool,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        for part in parts {
-            file.write_all(part)?;
-        }
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        fill(&mut writer)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
         if sync {
             file.sync_data()?;
         }
@@ -47,4 +58,40 @@ fn write_parts(path: &Path, parts: &[&[u8]], sync: bool) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         MdsError::io(path, e)
     })
+}
+
+/// Removes the temporary files (`.NAME.tmp.PID.N`) that killed processes left
+/// in `dir` for the given final names. Only files of processes that no longer
+/// run are removed, so a concurrent writer is never disturbed; where that
+/// cannot be told (no `/proc`), none are.
+pub fn remove_stale_temps(dir: &Path, names: &[&str]) -> Result<()> {
+    if !Path::new("/proc/self").exists() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let Some((name, pid)) = file_name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(rest, _n)| rest.rsplit_once(".tmp."))
+        else {
+            continue;
+        };
+        let dead = !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !Path::new("/proc").join(pid).exists();
+        if dead && names.contains(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(MdsError::io(entry.path(), e));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }

@@ -21,7 +21,9 @@ mod value;
 mod verify;
 mod writer;
 
-pub use atomic::{write_atomic, write_atomic_parts};
+pub use atomic::{
+    remove_stale_temps, temp_path, write_atomic, write_atomic_parts, write_atomic_with,
+};
 pub use dtype::Dtype;
 pub use encoding::Encoding;
 pub use error::{MdsError, Result};

@@ -94,7 +94,9 @@ impl<R: Read> Iterator for MediaWikiPages<R> {
             } else if let Some(rest) = trimmed.strip_prefix("<title>") {
                 title = unescape(rest.trim_end().trim_end_matches("</title>"));
             } else if trimmed.starts_with("<text") {
-                let Some(open_end) = trimmed.find('>') else { continue };
+                let Some(open_end) = trimmed.find('>') else {
+                    continue;
+                };
                 if trimmed[..open_end].ends_with('/') {
                     text = Some(String::new());
                     continue;
@@ -109,11 +111,23 @@ impl<R: Read> Iterator for MediaWikiPages<R> {
                 }
             } else if trimmed.starts_with("</page>") {
                 let body = unescape(&text.take().unwrap_or_default());
-                if body.trim_start().to_ascii_lowercase().starts_with("#redirect") {
-                    return Some(self.skipped(SkipReason::Redirect, page_line, format!("{title:?} redirects")));
+                if body
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("#redirect")
+                {
+                    return Some(self.skipped(
+                        SkipReason::Redirect,
+                        page_line,
+                        format!("{title:?} redirects"),
+                    ));
                 }
                 if body.trim().is_empty() {
-                    return Some(self.skipped(SkipReason::EmptyDocument, page_line, format!("{title:?} has no text")));
+                    return Some(self.skipped(
+                        SkipReason::EmptyDocument,
+                        page_line,
+                        format!("{title:?} has no text"),
+                    ));
                 }
                 return Some(Ok(Document {
                     id: title.clone(),
@@ -182,6 +196,9 @@ mod tests {
         assert_eq!(doc.text, "First line\n'''bold''' <ref>x</ref> é");
         let redirect = pages[1].as_ref().unwrap_err();
         assert_eq!((redirect.reason, redirect.line), (SkipReason::Redirect, 9));
-        assert_eq!(pages[2].as_ref().unwrap_err().reason, SkipReason::EmptyDocument);
+        assert_eq!(
+            pages[2].as_ref().unwrap_err().reason,
+            SkipReason::EmptyDocument
+        );
     }
 }

@@ -209,7 +209,7 @@ pub fn filter_task(
     // vouch for shards being rewritten.
     let root_index = out.join(prolong_mds::INDEX_FILE);
     remove_file(&root_index)?;
-    remove_stale_temps(out, &[&task.name(), prolong_mds::INDEX_FILE])?;
+    task.remove_stale_temps(out)?;
     let dir = out.join(task.name());
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|err| FilterError::Io {
@@ -284,42 +284,12 @@ fn remove_file(path: &Path) -> Result<(), FilterError> {
     }
 }
 
-/// Removes the temporary files (`.NAME.tmp.PID.N`, see
-/// [`prolong_mds::write_atomic`]) that a killed process left in `out` for
-/// the names starting with one of `prefixes`. Only files of processes that no
-/// longer run are removed; where that cannot be told (no `/proc`), none.
-fn remove_stale_temps(out: &Path, prefixes: &[&str]) -> Result<(), FilterError> {
-    if !Path::new("/proc/self").exists() {
-        return Ok(());
-    }
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((stem, pid)) = name
-            .strip_prefix('.')
-            .and_then(|n| n.rsplit_once('.'))
-            .and_then(|(rest, _n)| rest.rsplit_once(".tmp."))
-        else {
-            continue;
-        };
-        let ours = prefixes.iter().any(|p| stem.starts_with(p));
-        let dead =
-            pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new("/proc").join(pid).exists();
-        if ours && dead && entry.file_type().is_ok_and(|t| t.is_file()) {
-            remove_file(&entry.path())?;
-        }
-    }
-    Ok(())
-}
-
 fn merge_if_complete(out: &Path, task: TaskSpec) -> Result<bool, FilterError> {
     if !task.all_done(out) {
         return Ok(false);
     }
     if !out.join(prolong_mds::INDEX_FILE).is_file() {
-        remove_stale_temps(out, &[prolong_mds::INDEX_FILE])?;
+        prolong_mds::remove_stale_temps(out, &[prolong_mds::INDEX_FILE])?;
         prolong_mds::merge_index(out)?;
     }
     Ok(true)

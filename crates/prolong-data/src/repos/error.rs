@@ -21,6 +21,8 @@ pub enum ReposError {
         "{path} was made with other settings ({found}); use another output folder or remove it"
     )]
     SettingsMismatch { path: PathBuf, found: String },
+    #[error(transparent)]
+    Mds(#[from] prolong_mds::MdsError),
 }
 
 impl ReposError {

@@ -20,7 +20,7 @@
 //! with `--world-size 1` it is global.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -114,61 +114,11 @@ fn check_rank(rank: usize, world_size: usize) -> Result<(), ReposError> {
     Ok(())
 }
 
-/// A name beside `path` that no other process picks: `.NAME.tmp.PID.N`.
-fn temp_path(path: &Path) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.tmp.{}.{n}", std::process::id()))
-}
-
-/// Writes a file through a temporary name: `fill` writes the content, then
-/// the file is synced and renamed to `path`.
-fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<(), ReposError> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut writer = BufWriter::new(std::fs::File::create(&tmp)?);
-        fill(&mut writer)?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ReposError::io(path, e)
-    })
-}
-
 fn remove_if_exists(path: &Path) -> Result<(), ReposError> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReposError::io(path, e)),
         _ => Ok(()),
     }
-}
-
-/// Removes the temporary files a killed attempt of this task left behind.
-fn remove_stale_temps(out: &Path, finals: &[&Path]) -> Result<(), ReposError> {
-    let prefixes: Vec<String> = finals
-        .iter()
-        .filter_map(|p| p.file_name())
-        .map(|n| format!(".{}.tmp.", n.to_string_lossy()))
-        .collect();
-    for entry in std::fs::read_dir(out).map_err(|e| ReposError::io(out, e))? {
-        let entry = entry.map_err(|e| ReposError::io(out, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
-            remove_if_exists(&entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 fn read_stats(path: &Path) -> Result<TaskStats, ReposError> {
@@ -216,7 +166,12 @@ pub fn run_task(
     std::fs::create_dir_all(out).map_err(|e| ReposError::io(out, e))?;
     remove_if_exists(&stats_file)?;
     remove_if_exists(&part)?;
-    remove_stale_temps(out, &[&part, &stats_file, &marker])?;
+    let names: Vec<String> = [&part, &stats_file, &marker]
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    prolong_mds::remove_stale_temps(out, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
 
     let mut stats = TaskStats {
         task: part_name(rank, world_size),
@@ -240,7 +195,7 @@ pub fn run_task(
     progress(p);
 
     let mut seen: HashSet<u128> = HashSet::new();
-    write_atomic(&part, |writer| {
+    prolong_mds::write_atomic_with(&part, true, |writer| {
         let mut encoder = zstd::stream::write::Encoder::new(writer, ZSTD_LEVEL)?;
         encoder.include_checksum(true)?;
         for path in &mine {
@@ -284,8 +239,8 @@ pub fn run_task(
         path: stats_file.clone(),
         source,
     })? + "\n";
-    write_atomic(&stats_file, |w| w.write_all(json.as_bytes()))?;
-    write_atomic(&marker, |w| w.write_all(b"done\n"))?;
+    prolong_mds::write_atomic(&stats_file, json.as_bytes())?;
+    prolong_mds::write_atomic(&marker, b"done\n")?;
     Ok(TaskReport {
         stats,
         part,

@@ -140,6 +140,7 @@ pub fn tokenize_task(
     }
     let dir = out.join(task.name());
     // A task without its marker is redone from scratch.
+    task.remove_stale_temps(out)?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|err| TokenizeStageError::Io {
             path: dir.clone(),
