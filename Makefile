@@ -27,14 +27,19 @@ peers:
 corpus: build fixtures
 	bash scripts/demo-corpus.sh $(DATA)
 
+# The tiny model through both tiny stages on the output of `make corpus`.
+# The malloc settings keep the large logits blocks from being page-faulted
+# afresh on every block (about 1.5x faster on glibc).
+TRAIN_ENV := GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=8589934592
 train: build
-	@echo "prolong-train: the trainer lands with issue #4; nothing to train yet." >&2; exit 1
+	$(TRAIN_ENV) $(RELEASE)/prolong-train train --config pipelines/tiny-stage1.toml
+	$(TRAIN_ENV) $(RELEASE)/prolong-train train --config pipelines/tiny-stage2.toml
 
 eval: build
 	@echo "prolong-eval: the evaluation lands with issue #5; nothing to evaluate yet." >&2; exit 1
 
-# Everything that exists today, end to end, on the bundled fixtures.
-demo: corpus
+# The main job on the bundled default: fixtures, corpus, tiny model.
+demo: fixtures corpus train
 
 # Every test. Installs what the tests need first: the fixtures (end-to-end
 # tests skip, saying so, if a registry is unreachable) and the Python peers.
@@ -56,4 +61,4 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean-data:
-	rm -rf $(DATA) bench-data
+	rm -rf $(DATA) bench-data runs
