@@ -68,7 +68,7 @@ fn our_model(cfg: &LlamaConfig, seed: u64) -> Llama {
 
 /// `(name, input_ids, indices)`: one document, and a packed sequence with a gap token
 /// (23) and a one-token document (30).
-fn batches(vocab: usize, seed: u64) -> Vec<(&'static str, Vec<u32>, Vec<[usize; 2]>)> {
+fn batches(vocab: usize, seed: u64) -> Vec<Batch> {
     let mut rng = Rng::new(seed);
     vec![
         ("single", rng.tokens(T, vocab), vec![[0, T]]),
@@ -95,6 +95,8 @@ fn write_batch(path: &Path, ids: &[u32], indices: &[[usize; 2]]) {
     ]);
     candle_core::safetensors::save(&map, path).unwrap();
 }
+
+type Batch = (&'static str, Vec<u32>, Vec<[usize; 2]>);
 
 struct Case {
     name: String,
