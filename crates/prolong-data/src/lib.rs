@@ -1,8 +1,10 @@
 //! Corpus stages of the ProLong recipe: documents in, packed MDS out.
 pub mod documents;
 pub mod filter;
+pub mod hub;
 pub mod mix;
 pub mod pack;
+pub mod recipe;
 pub mod repos;
 pub mod sample;
 pub mod summary;

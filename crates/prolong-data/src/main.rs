@@ -31,6 +31,8 @@ enum Command {
     Filter(commands::filter::Args),
     Sample(commands::sample::Args),
     Mix(commands::mix::Args),
+    Run(commands::run::Args),
+    Stats(commands::stats::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,8 @@ fn main() -> ExitCode {
         Command::Filter(args) => commands::filter::run(args),
         Command::Sample(args) => commands::sample::run(args),
         Command::Mix(args) => commands::mix::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Stats(args) => commands::stats::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@ pub mod mix;
 pub mod pack;
 mod progress;
 pub mod repos;
+pub mod run;
 pub mod sample;
+pub mod stats;
 pub mod tokenize;
 pub mod verify;

@@ -1,0 +1,323 @@
+//! Recipes (`prolong-data run`): every stage in order on tiny generated
+//! inputs, skipped on a re-run, one step redone after its marker is deleted;
+//! unknown keys are errors with the file and line.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use prolong_data::recipe::{Recipe, RecipeError, RunOptions, StepOutcome, run_recipe};
+use prolong_data::task::TaskSpec;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+}
+
+/// Inputs: a repository folder, book texts, short JSONL; and the recipe.
+fn setup(dir: &Path) -> std::path::PathBuf {
+    let repos = dir.join("in/repos");
+    for r in 0..3 {
+        let repo = repos.join(format!("repo{r}"));
+        std::fs::create_dir_all(repo.join("src")).unwrap();
+        for f in 0..4 {
+            let body: String = (0..40)
+                .map(|l| format!("fn f{r}_{f}_{l}() -> u32 {{ {} }}\n", l * 7 + f))
+                .collect();
+            std::fs::write(repo.join(format!("src/m{f}.rs")), body).unwrap();
+        }
+    }
+    let books = dir.join("in/books");
+    std::fs::create_dir_all(&books).unwrap();
+    for b in 0..3 {
+        let text: String = (0..200 * (b + 1))
+            .map(|i| format!("Line {i} of book {b}. "))
+            .collect();
+        std::fs::write(books.join(format!("book{b}.txt")), text).unwrap();
+    }
+    let short = dir.join("in/wiki.jsonl");
+    let lines: String = (0..50)
+        .map(|i| {
+            format!(
+                "{{\"text\": \"Article {i}: {}\"}}\n",
+                "word ".repeat(10 + i % 17)
+            )
+        })
+        .collect();
+    std::fs::write(&short, lines).unwrap();
+    common::write_byte_tokenizer(&dir.join("in"));
+    let recipe = dir.join("pipelines/test.toml");
+    std::fs::create_dir_all(recipe.parent().unwrap()).unwrap();
+    std::fs::write(
+        &recipe,
+        r#"
+tokenizer = "${IN}/tokenizer.json"
+
+[vars]
+IN = "../in"
+DATA = "../data"
+
+[[step]]
+name = "repos"
+stage = "repos"
+input = "${IN}/repos"
+out = "${DATA}/repos"
+dedup_files = true
+
+[[step]]
+name = "tokenize-code"
+stage = "tokenize"
+inputs = ["${DATA}/repos"]
+out = "${DATA}/tok/code"
+domain = "code"
+
+[[step]]
+name = "tokenize-book"
+stage = "tokenize"
+inputs = ["${IN}/books"]
+out = "${DATA}/tok/book"
+domain = "book"
+
+[[step]]
+name = "tokenize-wiki"
+stage = "tokenize"
+inputs = ["${IN}/wiki.jsonl"]
+out = "${DATA}/tok/wiki"
+domain = "wiki"
+
+[[step]]
+name = "filter-book"
+stage = "filter"
+inputs = ["${DATA}/tok/book"]
+out = "${DATA}/long/book"
+min_tokens = 5000
+
+[[step]]
+name = "shortmix"
+stage = "sample"
+sources = [{ name = "wiki", path = "${DATA}/tok/wiki", share = 100 }]
+tokens = 3000
+out = "${DATA}/shortmix"
+
+[[step]]
+name = "pack-code"
+stage = "pack"
+inputs = ["${DATA}/tok/code"]
+out = "${DATA}/packed/code-1024"
+len = 1024
+bos = 1
+eos = 2
+
+[[step]]
+name = "pack-book"
+stage = "pack"
+inputs = ["${DATA}/long/book"]
+out = "${DATA}/packed/book-1024"
+len = 1024
+bos = false
+eos = 2
+
+[[step]]
+name = "pack-short"
+stage = "pack"
+inputs = ["${DATA}/shortmix/wiki"]
+out = "${DATA}/packed/wiki-1024"
+len = 1024
+
+[[step]]
+name = "mix"
+stage = "mix"
+streams = [
+  { name = "code", path = "${DATA}/packed/code-1024", proportion = 0.3 },
+  { name = "book", path = "${DATA}/packed/book-1024", proportion = 0.3 },
+  { name = "wiki", path = "${DATA}/packed/wiki-1024", proportion = 0.4 },
+]
+out = "${DATA}/mix/stage1.toml"
+"#,
+    )
+    .unwrap();
+    recipe
+}
+
+fn run(recipe: &Recipe) -> Vec<(String, StepOutcome)> {
+    let options = RunOptions {
+        task: TaskSpec::new(0, 1).unwrap(),
+        only: Vec::new(),
+    };
+    run_recipe(recipe, &options, &mut |_| {})
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.outcome))
+        .collect()
+}
+
+#[test]
+fn runs_every_step_then_skips_then_redoes_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = setup(tmp.path());
+    let recipe = Recipe::load(&path).unwrap();
+    let data = tmp.path().join("data");
+
+    let first = run(&recipe);
+    assert_eq!(first.len(), 10);
+    for (name, outcome) in &first {
+        assert!(
+            matches!(outcome, StepOutcome::Ran(_)),
+            "{name}: {outcome:?}"
+        );
+    }
+    for d in [
+        "tok/code",
+        "tok/book",
+        "tok/wiki",
+        "long/book",
+        "shortmix/wiki",
+        "packed/code-1024",
+        "packed/book-1024",
+        "packed/wiki-1024",
+    ] {
+        prolong_mds::verify(&data.join(d)).unwrap_or_else(|e| panic!("{d}: {e}"));
+    }
+    let manifest = std::fs::read_to_string(data.join("mix/stage1.toml")).unwrap();
+    assert!(
+        manifest.contains("path = \"../packed/code-1024\""),
+        "{manifest}"
+    );
+    let before = common::files(&data);
+
+    let second = run(&recipe);
+    for (name, outcome) in &second {
+        assert_eq!(*outcome, StepOutcome::Skipped, "{name}");
+    }
+    assert_eq!(common::files(&data), before);
+
+    std::fs::remove_file(data.join("tok/book/proc0-1.done")).unwrap();
+    let third = run(&recipe);
+    for (name, outcome) in &third {
+        if name == "tokenize-book" {
+            assert!(
+                matches!(outcome, StepOutcome::Ran(_)),
+                "{name}: {outcome:?}"
+            );
+        } else {
+            assert_eq!(*outcome, StepOutcome::Skipped, "{name}");
+        }
+    }
+    // Redone byte for byte.
+    assert_eq!(common::files(&data), before);
+
+    // The binary: one step, then everything skipped.
+    let out = bin()
+        .arg("run")
+        .arg(&path)
+        .arg("--step")
+        .arg("mix")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("== mix (mix) skipped"), "{stdout}");
+}
+
+#[test]
+fn sharded_run_stops_after_a_step_with_tasks_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = setup(tmp.path());
+    let recipe = Recipe::load(&path).unwrap();
+    // Task 0 of 2: the first step runs its share, then the run stops.
+    let options = RunOptions {
+        task: TaskSpec::new(0, 2).unwrap(),
+        only: Vec::new(),
+    };
+    let err = run_recipe(&recipe, &options, &mut |_| {}).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("step \"repos\" (repos): 1 of 2 tasks done"),
+        "{msg}"
+    );
+    // Step by step, as the Slurm array chain does: every task of a step, then the next.
+    for step in &recipe.steps {
+        for rank in 0..2 {
+            let options = RunOptions {
+                task: TaskSpec::new(rank, 2).unwrap(),
+                only: vec![step.name.clone()],
+            };
+            run_recipe(&recipe, &options, &mut |_| {})
+                .unwrap_or_else(|e| panic!("{} rank {rank}: {e:#}", step.name));
+        }
+    }
+    let data = tmp.path().join("data");
+    for d in [
+        "tok/code",
+        "tok/book",
+        "packed/code-1024",
+        "packed/wiki-1024",
+    ] {
+        prolong_mds::verify(&data.join(d)).unwrap_or_else(|e| panic!("{d}: {e}"));
+    }
+    assert!(data.join("mix/stage1.toml").is_file());
+}
+
+fn parse_err(text: &str) -> String {
+    match Recipe::parse(text, Path::new("pipelines/x.toml")) {
+        Err(e @ RecipeError::At { .. }) => e.to_string(),
+        other => panic!("expected an error with a line, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_and_misplaced_keys_name_the_file_and_line() {
+    let base = "[[step]]\nname = \"a\"\nstage = \"pack\"\ninputs = [\"x\"]\nout = \"y\"\nlen = 8\n";
+    let msg = parse_err(&format!("{base}lenght = 9\n"));
+    assert!(msg.starts_with("pipelines/x.toml:7:"), "{msg}");
+    assert!(msg.contains("unknown field `lenght`"), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+
+    let msg = parse_err(&format!("{base}min_tokens = 9\n"));
+    assert!(msg.starts_with("pipelines/x.toml:7:"), "{msg}");
+    assert!(
+        msg.contains("`min_tokens` does not apply to stage pack"),
+        "{msg}"
+    );
+
+    let msg = parse_err(&format!("bogus = 1\n{base}"));
+    assert!(msg.starts_with("pipelines/x.toml:1:"), "{msg}");
+
+    let msg = parse_err(&base.replace("pack", "packer"));
+    assert!(msg.starts_with("pipelines/x.toml:3:"), "{msg}");
+
+    let msg = parse_err(&base.replace("len = 8\n", ""));
+    assert!(msg.contains("stage pack needs `len`"), "{msg}");
+
+    // Through the binary: one line, non-zero.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bad.toml");
+    std::fs::write(&path, format!("{base}\nlenght = 9\n")).unwrap();
+    let out = bin().arg("run").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("bad.toml:8:"), "{stderr}");
+}
+
+#[test]
+fn variables_come_from_the_environment_then_vars() {
+    let text = "[vars]\nA = \"from-vars\"\nB = \"${A}/b\"\n[[step]]\nname = \"m\"\nstage = \"mix\"\npreset = \"prolong-64k\"\nroot = \"${B}\"\nout = \"/abs/m.toml\"\n";
+    let recipe = Recipe::parse(text, Path::new("/r/pipelines/x.toml")).unwrap();
+    assert_eq!(recipe.expand("${B}").unwrap(), "from-vars/b");
+    assert_eq!(
+        recipe.path("${B}").unwrap(),
+        Path::new("/r/pipelines/from-vars/b")
+    );
+    assert_eq!(
+        recipe.path("/abs/m.toml").unwrap(),
+        Path::new("/abs/m.toml")
+    );
+    assert!(recipe.expand("${PROLONG_SURELY_UNSET_VAR}").is_err());
+    let path = std::env::var("PATH").unwrap();
+    assert_eq!(recipe.expand("${PATH}").unwrap(), path);
+}
