@@ -1,11 +1,21 @@
 //! Softmax cross-entropy over the vocabulary, one row per labeled token.
+//!
+//! Two implementations of the same math:
+//! * a fused CPU path for contiguous f32 logits: per row one read pass (max), one pass
+//!   writing `exp(z − max)` straight into the gradient buffer while summing it, and one
+//!   pass scaling it in place — one exp per element, no `[B, V]` temporaries besides the
+//!   gradient itself — with rows split over candle's CPU thread count;
+//! * the generic candle-ops path for every other device/dtype (CUDA, f64 gradchecks).
 
-use candle_core::{D, Tensor};
+use candle_core::{D, DType, Device, Storage, Tensor};
 
 use crate::error::Result;
 
 /// `logits [B, V]`, `targets [B]` (u32) → per-row loss `[B]`: `logsumexp(z) − z[target]`.
 pub fn forward(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    if let Some(out) = fused_cpu(logits, targets, None)? {
+        return Ok(out.0);
+    }
     let (losses, _) = lse_and_loss(logits, targets)?;
     Ok(losses)
 }
@@ -14,6 +24,9 @@ pub fn forward(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// `dlogits = dloss · (softmax(z) − onehot(target))` is the gradient of `dloss · Σ losses`.
 /// A token-mean loss over `N` labels passes `dloss = 1/N`.
 pub fn forward_backward(logits: &Tensor, targets: &Tensor, dloss: f64) -> Result<(Tensor, Tensor)> {
+    if let Some((losses, dlogits)) = fused_cpu(logits, targets, Some(dloss))? {
+        return Ok((losses, dlogits.expect("gradient requested")));
+    }
     let (losses, lse) = lse_and_loss(logits, targets)?;
     let b = targets.dims1()?;
     let probs = logits.broadcast_sub(&lse)?.exp()?;
@@ -36,4 +49,230 @@ fn lse_and_loss(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
         + m)?;
     let picked = logits.gather(&targets.reshape((b, 1))?, 1)?;
     Ok(((&lse - picked)?.reshape(b)?, lse))
+}
+
+/// Fused CPU f32 path; `None` when it does not apply (other device/dtype, strided logits,
+/// a target out of range — the generic path then reports the error).
+#[allow(clippy::type_complexity)]
+fn fused_cpu(
+    logits: &Tensor,
+    targets: &Tensor,
+    dloss: Option<f64>,
+) -> Result<Option<(Tensor, Option<Tensor>)>> {
+    if !logits.device().is_cpu() || logits.dtype() != DType::F32 || logits.rank() != 2 {
+        return Ok(None);
+    }
+    let (b, v) = logits.dims2()?;
+    if v == 0 || targets.dims1()? != b {
+        return Ok(None);
+    }
+    let tgt: Vec<u32> = targets.to_dtype(DType::U32)?.to_vec1()?;
+    if tgt.iter().any(|&t| t as usize >= v) {
+        return Ok(None);
+    }
+    let (storage, layout) = logits.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Ok(None);
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        return Ok(None);
+    };
+    let z = &cpu.as_slice::<f32>()?[start..end];
+    let mut losses = vec![0f32; b];
+    let mut grad = dloss.map(|_| vec![0f32; b * v]);
+    let scale = dloss.unwrap_or(0.0) as f32;
+
+    let threads = candle_core::utils::get_num_threads()
+        .clamp(1, b.max(1))
+        .min((b * v / (1 << 16)).max(1));
+    let rows_per = b.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let mut loss_chunks = losses.chunks_mut(rows_per);
+        let mut grad_chunks = grad.as_mut().map(|g| g.chunks_mut(rows_per * v));
+        for (i, (zc, tc)) in z.chunks(rows_per * v).zip(tgt.chunks(rows_per)).enumerate() {
+            let lc = loss_chunks.next().expect("one loss chunk per row chunk");
+            let gc = grad_chunks.as_mut().map(|g| g.next().expect("grad chunk"));
+            let work = move || rows(zc, tc, lc, gc, v, scale);
+            if i + 1 == threads.min(b.div_ceil(rows_per)) {
+                work(); // the last chunk on this thread
+            } else {
+                s.spawn(work);
+            }
+        }
+    });
+    drop(storage);
+    let losses = Tensor::from_vec(losses, b, &Device::Cpu)?;
+    let grad = grad
+        .map(|g| Tensor::from_vec(g, (b, v), &Device::Cpu))
+        .transpose()?;
+    Ok(Some((losses, grad)))
+}
+
+/// Rows of `z` (`v` wide): losses into `loss`, and `scale · (softmax − onehot)` into `grad`.
+fn rows(
+    z: &[f32],
+    tgt: &[u32],
+    loss: &mut [f32],
+    mut grad: Option<&mut [f32]>,
+    v: usize,
+    scale: f32,
+) {
+    for (r, (&t, l)) in tgt.iter().zip(loss.iter_mut()).enumerate() {
+        let zr = &z[r * v..(r + 1) * v];
+        let (m, finite) = max_and_check(zr);
+        let t = t as usize;
+        match grad.as_deref_mut() {
+            None => {
+                let sum = sum_exp(zr, m);
+                *l = if finite {
+                    m + sum.ln() - zr[t]
+                } else {
+                    f32::NAN
+                };
+            }
+            Some(g) => {
+                let gr = &mut g[r * v..(r + 1) * v];
+                let sum = exp_into(zr, m, gr);
+                *l = if finite {
+                    m + sum.ln() - zr[t]
+                } else {
+                    f32::NAN
+                };
+                let k = scale / sum;
+                for x in gr.iter_mut() {
+                    *x *= k;
+                }
+                gr[t] -= scale;
+                if !finite {
+                    gr.fill(f32::NAN);
+                }
+            }
+        }
+    }
+}
+
+const LANES: usize = 8;
+
+/// Row max, and whether every entry is finite.
+fn max_and_check(z: &[f32]) -> (f32, bool) {
+    let mut mx = [f32::NEG_INFINITY; LANES];
+    let mut acc = [0f32; LANES]; // 0·x is NaN exactly when x is not finite
+    let chunks = z.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
+            acc[i] += c[i] * 0.0;
+        }
+    }
+    let mut m = mx.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut a: f32 = acc.iter().sum();
+    for &x in rest {
+        m = m.max(x);
+        a += x * 0.0;
+    }
+    (m, a == 0.0)
+}
+
+fn sum_exp(z: &[f32], m: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = z.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += exp_nonpos(c[i] - m);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|&x| exp_nonpos(x - m)).sum::<f32>()
+}
+
+/// `out = exp(z − m)`; returns its sum.
+fn exp_into(z: &[f32], m: f32, out: &mut [f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let n = z.len() / LANES * LANES;
+    for (c, o) in z[..n]
+        .chunks_exact(LANES)
+        .zip(out[..n].chunks_exact_mut(LANES))
+    {
+        for i in 0..LANES {
+            o[i] = exp_nonpos(c[i] - m);
+            acc[i] += o[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, o) in z[n..].iter().zip(&mut out[n..]) {
+        *o = exp_nonpos(*x - m);
+        s += *o;
+    }
+    s
+}
+
+/// `exp(x)` for `x ≤ 0` (Cephes expf polynomial, ≈ 1 ulp; `x < −87` gives ~1e-38, then
+/// flushed to 0 below −87.3 is irrelevant next to the row max's `exp(0) = 1`). Branch-free
+/// so that the loops above vectorize.
+#[inline(always)]
+fn exp_nonpos(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    let x = if x > -87.0 { x } else { -87.0 };
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let y = p * r * r + r + 1.0;
+    let pow2 = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    y * pow2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_nonpos_is_accurate() {
+        let mut worst = 0f64;
+        let mut x = 0f32;
+        while x > -87.0 {
+            let want = (x as f64).exp();
+            let got = exp_nonpos(x) as f64;
+            worst = worst.max((got - want).abs() / want);
+            x -= 0.0137;
+        }
+        assert!(worst < 5e-7, "relative error {worst:e}");
+    }
+
+    #[test]
+    fn fused_matches_generic() {
+        let (b, v) = (37, 1001);
+        let z: Vec<f32> = (0..b * v)
+            .map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 20.0)
+            .collect();
+        let logits = Tensor::from_vec(z, (b, v), &Device::Cpu).unwrap();
+        let t: Vec<u32> = (0..b as u32).map(|i| i * 131 % v as u32).collect();
+        let targets = Tensor::new(t, &Device::Cpu).unwrap();
+        let (l, g) = fused_cpu(&logits, &targets, Some(0.25)).unwrap().unwrap();
+        let g = g.unwrap();
+        let (l2, lse) = lse_and_loss(&logits, &targets).unwrap();
+        let probs = logits.broadcast_sub(&lse).unwrap().exp().unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(diff(&l, &l2) < 1e-5);
+        let onehot = (g.affine(4.0, 0.0).unwrap() - probs).unwrap(); // −onehot
+        let s = onehot.sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!((s + b as f32).abs() < 1e-3, "{s}");
+        let l1 = forward(&logits, &targets).unwrap();
+        assert!(diff(&l1, &l2) < 1e-5);
+    }
 }
