@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# The demo corpus on the fixtures (make fixtures): what the corpus stages that
-# exist today make of real text, end to end, with the Llama-3 tokenizer.
+# The demo corpus on the fixtures (make fixtures): what the corpus stages make
+# of real text, end to end, with the Llama-3 tokenizer. This script prepares
+# the code repositories (shell: crates extracted from cargo's cache, each made
+# a git repository), then runs the recipe pipelines/corpus.toml
+# (`prolong-data run`: repos, tokenize, ShortMix sample, pack, mix; steps whose
+# outputs are complete are skipped) and verifies every dataset.
 #
 #   long data:  books (the King James Bible, four Gutenberg texts) and code
 #               repositories (crate sources from this project's Cargo.lock,
 #               each made a git repository, plus this project's own repository)
-#   short data: the Wikipedia excerpt (standing in for ShortMix's dolmawiki)
+#   short data: the Wikipedia excerpt (standing in for all seven ShortMix sources)
 #
-# Output under DATA (default data/):
-#   repos/                       one JSONL.zst document per repository
-#   tok/{book,code,wiki}/        tokenized MDS
-#   packed/{book,code}-65536/    packed to 64K (stage 1)
-#   packed/{book,code}-split/    cut into 64K and 512K chunks, packed to 512K (stage 2)
-#   packed/wiki-65536/           packed to 64K
-#   packed/*-4096/               packed to 4K, for the tiny CPU training stages
-# Every dataset is checked with `prolong-data verify`.
+# Output under DATA (default data/): see pipelines/corpus.toml — tok/, shortmix/,
+# packed/ (64K, 512K split by lengths, 4K for the tiny CPU stages) and
+# mix/stage1-64k.toml, mix/stage2-512k.toml.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${1:-$ROOT/data}"
+mkdir -p "$DATA" && DATA="$(cd "$DATA" && pwd)"
 BIN="$ROOT/target/release/prolong-data"
 CACHE="$ROOT/fixtures/cache"
 TOKENIZER="$CACHE/tokenizer.json"
@@ -42,27 +42,18 @@ if [ ! -f "$REPOS/.done" ]; then
   touch "$REPOS/.done"
 fi
 
-step() { echo "== $*"; }
-step "repos → documents"
-"$BIN" repos "$REPOS" --out "$DATA/repos" --dedup-files >/dev/null
-step "tokenize"
-"$BIN" tokenize "$CACHE/kjv.txt" "$CACHE/gutenberg" --out "$DATA/tok/book" --domain book --tokenizer "$TOKENIZER" >/dev/null
-"$BIN" tokenize "$DATA/repos" --out "$DATA/tok/code" --domain thestackv1_concat_by_repo --tokenizer "$TOKENIZER" >/dev/null
-"$BIN" tokenize "$CACHE/enwiki.xml" --out "$DATA/tok/wiki" --domain dolmawiki --tokenizer "$TOKENIZER" >/dev/null
-step "pack"
-for src in book code; do
-  "$BIN" pack "$DATA/tok/$src" --out "$DATA/packed/$src-65536" --len 65536 >/dev/null
-  "$BIN" pack "$DATA/tok/$src" --out "$DATA/packed/$src-split" --len 524288 --split-by-lengths 65536,524288 >/dev/null
-  "$BIN" pack "$DATA/tok/$src" --out "$DATA/packed/$src-4096" --len 4096 >/dev/null
+DATA="$DATA" "$BIN" run "$ROOT/pipelines/corpus.toml"
+
+echo "== verify"
+for d in "$DATA"/tok/* "$DATA"/shortmix/*/ "$DATA"/packed/*; do
+  "$BIN" verify "${d%/}"
 done
-"$BIN" pack "$DATA/tok/wiki" --out "$DATA/packed/wiki-65536" --len 65536 >/dev/null
-"$BIN" pack "$DATA/tok/wiki" --out "$DATA/packed/wiki-4096" --len 4096 >/dev/null
-step "verify"
-for d in "$DATA"/tok/* "$DATA"/packed/*; do
-  "$BIN" verify "$d"
-done
-step "summary"
+echo "== summary"
 for d in "$DATA"/packed/*; do
   echo "-- $d"
   "$BIN" inspect "$d" | sed -n '3,5p'
+done
+for m in "$DATA"/mix/*.toml; do
+  echo "-- $m"
+  grep -E '^(sequence_length|total_samples|name|proportion|samples) =' "$m"
 done

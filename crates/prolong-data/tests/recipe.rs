@@ -321,3 +321,21 @@ fn variables_come_from_the_environment_then_vars() {
     let path = std::env::var("PATH").unwrap();
     assert_eq!(recipe.expand("${PATH}").unwrap(), path);
 }
+
+#[test]
+fn the_pipelines_recipes_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+    for (name, steps) in [
+        ("corpus.toml", 17),
+        ("prolong-64k.toml", 22),
+        ("prolong-512k.toml", 10),
+    ] {
+        let recipe = Recipe::load(&root.join(name)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(recipe.steps.len(), steps, "{name}");
+        for step in &recipe.steps {
+            recipe
+                .path(&step.out)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
