@@ -22,8 +22,9 @@ fixtures:
 peers:
 	bash scripts/install-python-peers.sh
 
-# The default corpus recipe on the fixtures: tokenized, packed 64K/512K
-# datasets and the mixture manifest under $(DATA)/.
+# The default corpus recipe (pipelines/corpus.toml, run by prolong-data run) on
+# the fixtures: tokenized, packed 64K/512K/4K datasets and the mixture manifests
+# mix/stage1-64k.toml and mix/stage2-512k.toml under $(DATA)/; every dataset verified.
 corpus: build fixtures
 	bash scripts/demo-corpus.sh $(DATA)
 
