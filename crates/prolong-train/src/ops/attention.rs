@@ -18,6 +18,7 @@ use std::ops::Range;
 use candle_core::{D, Device, Tensor};
 
 use crate::error::{Error, Result};
+use crate::ops::cpu;
 
 /// Head layout of the attention inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +98,7 @@ pub fn backward(
         let dod = q_heads(&dod, heads)?;
         let dv = p.t()?.matmul(&dod)?; // [KV, L, D], sums the group: 2·H·L²·D FLOPs
         let dp = dod.matmul(&vd.t()?)?; // [KV, G·L, L]: 2·H·L²·D FLOPs
-        let ds = (&p * dp.broadcast_sub(&(&dp * &p)?.sum_keepdim(D::Minus1)?)?)?;
+        let ds = softmax_backward(&p, &dp, l)?;
         let dq = ds.matmul(&kd)?.affine(heads.scale(), 0.0)?; // 2·H·L²·D FLOPs
         let dk = ds.t()?.matmul(&qs)?; // 2·H·L²·D FLOPs (qs carries the scale)
         dqs.push(q_rows(&dq, heads, l)?);
@@ -110,7 +111,25 @@ pub fn backward(
 /// Softmax of the causally masked scores `qs · kᵀ` → `[KV, G·L, L]`.
 fn probs(qs: &Tensor, kd: &Tensor, heads: &Heads, l: usize) -> Result<Tensor> {
     let (kv, g) = (heads.n_kv_head, heads.group());
-    let s = qs.matmul(&kd.t()?)?.reshape((kv, g, l, l))?; // 2·H·L²·D FLOPs
+    let s = qs.matmul(&kd.t()?)?; // [KV, G·L, L]: 2·H·L²·D FLOPs
+    // Fused CPU path: one pass per row over its unmasked keys `0..=i`, masked ones stay 0.
+    let fused = cpu::with_f32(&s, |z| {
+        let mut out = vec![0f32; z.len()];
+        cpu::par_rows(&mut out, l, |r0, rows| {
+            for (k, row) in rows.chunks_mut(l).enumerate() {
+                let (r, i) = (r0 + k, (r0 + k) % l);
+                let zr = &z[r * l..r * l + i + 1];
+                let sum = cpu::exp_into(zr, cpu::row_max(zr), &mut row[..=i]);
+                let inv = 1.0 / sum;
+                row[..=i].iter_mut().for_each(|x| *x *= inv);
+            }
+        });
+        out
+    })?;
+    if let Some(p) = fused {
+        return cpu::tensor(p, &[kv, g * l, l]);
+    }
+    let s = s.reshape((kv, g, l, l))?;
     let s = causal(l, s.device())?
         .broadcast_as(s.shape())?
         .where_cond(&s, &neg_inf(&s)?)?;
@@ -118,6 +137,31 @@ fn probs(qs: &Tensor, kd: &Tensor, heads: &Heads, l: usize) -> Result<Tensor> {
     let e = s.broadcast_sub(&m)?.exp()?;
     let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
     Ok(p.reshape((kv, g * l, l))?)
+}
+
+/// `dS = P ⊙ (dP − rowsum(dP ⊙ P))` for causal probabilities `p` (rows of `l` keys).
+fn softmax_backward(p: &Tensor, dp: &Tensor, l: usize) -> Result<Tensor> {
+    let fused = cpu::with_f32(p, |ps| {
+        cpu::with_f32(dp, |dps| {
+            let mut out = vec![0f32; ps.len()];
+            cpu::par_rows(&mut out, l, |r0, rows| {
+                for (k, row) in rows.chunks_mut(l).enumerate() {
+                    let (r, i) = (r0 + k, (r0 + k) % l);
+                    let pr = &ps[r * l..r * l + i + 1];
+                    let dr = &dps[r * l..r * l + i + 1];
+                    let d = cpu::dot(pr, dr);
+                    for ((o, &p), &dp) in row[..=i].iter_mut().zip(pr).zip(dr) {
+                        *o = p * (dp - d);
+                    }
+                }
+            });
+            out
+        })
+    })?;
+    if let Some(Some(ds)) = fused.transpose()? {
+        return cpu::tensor(ds, p.dims());
+    }
+    Ok((p * dp.broadcast_sub(&(dp * p)?.sum_keepdim(D::Minus1)?)?)?)
 }
 
 /// `[L, L]` u8, 1 where key `j ≤` query `i`.
@@ -233,4 +277,56 @@ fn check(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    /// The fused CPU f32 path against the generic candle-ops path (taken by f64).
+    #[test]
+    fn fused_f32_matches_generic_f64() {
+        let heads = Heads {
+            n_head: 4,
+            n_kv_head: 2,
+            head_dim: 8,
+        };
+        let t = 40;
+        let segments = [0..17, 17..18, 18..19, 19..40];
+        let mk = |w: usize, seed: usize| {
+            let v: Vec<f64> = (0..t * w)
+                .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f64 / 1013.0 - 0.5) * 3.0)
+                .collect();
+            Tensor::from_vec(v, (t, w), &Device::Cpu).unwrap()
+        };
+        let (q, k, v, dout) = (mk(32, 1), mk(16, 2), mk(16, 3), mk(32, 4));
+        let f32s = |x: &Tensor| x.to_dtype(DType::F32).unwrap();
+        let out64 = forward(&q, &k, &v, &heads, &segments).unwrap();
+        let out32 = forward(&f32s(&q), &f32s(&k), &f32s(&v), &heads, &segments).unwrap();
+        let g64 = backward(&dout, &q, &k, &v, &heads, &segments).unwrap();
+        let g32 = backward(
+            &f32s(&dout),
+            &f32s(&q),
+            &f32s(&k),
+            &f32s(&v),
+            &heads,
+            &segments,
+        )
+        .unwrap();
+        let err = |a: &Tensor, b: &Tensor| {
+            (a.to_dtype(DType::F64).unwrap() - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        assert!(err(&out32, &out64) < 1e-5);
+        assert!(err(&g32.0, &g64.0) < 1e-5);
+        assert!(err(&g32.1, &g64.1) < 1e-5);
+        assert!(err(&g32.2, &g64.2) < 1e-5);
+    }
 }

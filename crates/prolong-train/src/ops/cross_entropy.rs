@@ -10,6 +10,7 @@
 use candle_core::{D, DType, Device, Storage, Tensor};
 
 use crate::error::Result;
+use crate::ops::cpu::{LANES, exp_into, exp_nonpos};
 
 /// `logits [B, V]`, `targets [B]` (u32) → per-row loss `[B]`: `logsumexp(z) − z[target]`.
 pub fn forward(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
@@ -151,8 +152,6 @@ fn rows(
     }
 }
 
-const LANES: usize = 8;
-
 /// Row max, and whether every entry is finite.
 fn max_and_check(z: &[f32]) -> (f32, bool) {
     let mut mx = [f32::NEG_INFINITY; LANES];
@@ -186,64 +185,9 @@ fn sum_exp(z: &[f32], m: f32) -> f32 {
     acc.iter().sum::<f32>() + rest.iter().map(|&x| exp_nonpos(x - m)).sum::<f32>()
 }
 
-/// `out = exp(z − m)`; returns its sum.
-fn exp_into(z: &[f32], m: f32, out: &mut [f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let n = z.len() / LANES * LANES;
-    for (c, o) in z[..n]
-        .chunks_exact(LANES)
-        .zip(out[..n].chunks_exact_mut(LANES))
-    {
-        for i in 0..LANES {
-            o[i] = exp_nonpos(c[i] - m);
-            acc[i] += o[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, o) in z[n..].iter().zip(&mut out[n..]) {
-        *o = exp_nonpos(*x - m);
-        s += *o;
-    }
-    s
-}
-
-/// `exp(x)` for `x ≤ 0` (Cephes expf polynomial, ≈ 1 ulp; `x < −87` gives ~1e-38, then
-/// flushed to 0 below −87.3 is irrelevant next to the row max's `exp(0) = 1`). Branch-free
-/// so that the loops above vectorize.
-#[inline(always)]
-fn exp_nonpos(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
-    let x = if x > -87.0 { x } else { -87.0 };
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let y = p * r * r + r + 1.0;
-    let pow2 = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    y * pow2
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_nonpos_is_accurate() {
-        let mut worst = 0f64;
-        let mut x = 0f32;
-        while x > -87.0 {
-            let want = (x as f64).exp();
-            let got = exp_nonpos(x) as f64;
-            worst = worst.max((got - want).abs() / want);
-            x -= 0.0137;
-        }
-        assert!(worst < 5e-7, "relative error {worst:e}");
-    }
 
     #[test]
     fn fused_matches_generic() {

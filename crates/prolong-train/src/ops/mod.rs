@@ -11,6 +11,7 @@
 //! arguments.
 
 pub mod attention;
+mod cpu;
 pub mod cross_entropy;
 pub mod embedding;
 pub mod linear;
