@@ -339,3 +339,35 @@ fn the_pipelines_recipes_parse() {
         }
     }
 }
+
+#[test]
+fn an_edited_step_is_an_error_or_a_rewritten_manifest_not_stale_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = setup(tmp.path());
+    run(&Recipe::load(&path).unwrap());
+    let text = std::fs::read_to_string(&path).unwrap();
+
+    // A mix proportion changed: the manifest is rewritten, nothing else runs.
+    std::fs::write(&path, text.replace("proportion = 0.4", "proportion = 0.5")).unwrap();
+    let outcomes = run(&Recipe::load(&path).unwrap());
+    for (name, outcome) in &outcomes {
+        assert_eq!(
+            matches!(outcome, StepOutcome::Ran(_)),
+            name == "mix",
+            "{name}"
+        );
+    }
+
+    // A pack setting changed: the step is an error naming it.
+    let edited = text.replace("len = 1024\nbos = 1", "len = 512\nbos = 1");
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    let recipe = Recipe::load(&path).unwrap();
+    let options = RunOptions {
+        task: TaskSpec::new(0, 1).unwrap(),
+        only: Vec::new(),
+    };
+    let err = run_recipe(&recipe, &options, &mut |_| {}).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.starts_with("step \"pack-code\" (pack): "), "{msg}");
+}

@@ -467,14 +467,25 @@ impl Recipe {
     }
 
     /// A path: variables expanded, relative to the recipe's folder unless
-    /// absolute.
+    /// absolute, with `.` and `..` resolved lexically (as mix does).
     pub fn path(&self, value: &str) -> Result<PathBuf, RecipeError> {
         let expanded = PathBuf::from(self.expand(value)?);
-        Ok(if expanded.is_absolute() {
+        let joined = if expanded.is_absolute() {
             expanded
         } else {
             self.dir.join(expanded)
-        })
+        };
+        let mut out = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
+        }
+        Ok(out)
     }
 
     pub fn step(&self, name: &str) -> Option<&Step> {

@@ -5,6 +5,9 @@
 //!   completion marker (repos, tokenize, filter, pack), or its report or
 //!   manifest is written (sample: `OUT/sample.json`; mix: the manifest).
 //!   Deleting a marker makes just that task, hence that step, run again.
+//!   Repos, filter, pack and sample check a completed task's recorded
+//!   settings (a step edited since is an error naming it, not stale output);
+//!   mix rewrites its manifest when the streams changed.
 //! - `--rank R --world-size N` (default: SLURM_ARRAY_TASK_ID /
 //!   SLURM_ARRAY_TASK_COUNT, else 0 of 1) is passed to the sharded stages;
 //!   sample and mix are one task, run by rank 0 (other ranks skip them).
@@ -16,7 +19,7 @@
 //!   their merged index.json if the last two tasks raced past the merge.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Recipe, RecipeError, SourceKey, Stage, Step, TokenOrNone};
 use crate::pack::{LLAMA3_BOS, LLAMA3_EOS, PackOptions};
@@ -165,10 +168,14 @@ pub fn run_recipe(
                     world_size: 1,
                 }
             };
-            if task_done(recipe, step, this)? {
+            // Tokenize is skipped on its marker (loading the tokenizer is the
+            // slow part); the other stages are called and skip a completed
+            // task themselves after checking its settings (a changed setting
+            // is an error, or for mix a rewritten manifest).
+            if step.stage == Stage::Tokenize && task_done(recipe, step, this)? {
                 StepOutcome::Skipped
             } else {
-                StepOutcome::Ran(run_step(recipe, step, this, &mut tokenizers)?)
+                run_step(recipe, step, this, &mut tokenizers)?
             }
         };
         if step.stage.is_sharded() {
@@ -229,8 +236,15 @@ fn run_step(
     step: &Step,
     task: TaskSpec,
     tokenizers: &mut HashMap<PathBuf, Tokenizer>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<StepOutcome> {
     let fail = ctx(step);
+    let ran = |skipped: bool, summary: String| {
+        if skipped {
+            StepOutcome::Skipped
+        } else {
+            StepOutcome::Ran(summary)
+        }
+    };
     let out = recipe.path(&step.out)?;
     match step.stage {
         Stage::Repos => {
@@ -254,9 +268,12 @@ fn run_step(
                 &mut |_| {},
             )
             .map_err(|e| fail(e.to_string()))?;
-            Ok(format!(
-                "{} repositories → {} documents",
-                report.stats.repos_in, report.stats.repos_out
+            Ok(ran(
+                report.skipped,
+                format!(
+                    "{} repositories → {} documents",
+                    report.stats.repos_in, report.stats.repos_out
+                ),
             ))
         }
         Stage::Tokenize => {
@@ -299,13 +316,13 @@ fn run_step(
             )
             .map_err(|e| fail(e.to_string()))?;
             Ok(match stats {
-                Some(s) => format!(
+                Some(s) => StepOutcome::Ran(format!(
                     "{} documents, {} tokens from {} files",
                     s.documents_out,
                     s.tokens,
                     s.files.len()
-                ),
-                None => "already done".into(),
+                )),
+                None => StepOutcome::Skipped,
             })
         }
         Stage::Filter => {
@@ -317,9 +334,12 @@ fn run_step(
             };
             let outcome = crate::filter::filter_task(&inputs, &out, task, &options, &mut |_, _| {})
                 .map_err(|e| fail(e.to_string()))?;
-            Ok(format!(
-                "{} of {} documents kept",
-                outcome.stats.documents_out, outcome.stats.documents_in
+            Ok(ran(
+                outcome.skipped,
+                format!(
+                    "{} of {} documents kept",
+                    outcome.stats.documents_out, outcome.stats.documents_in
+                ),
             ))
         }
         Stage::Sample => {
@@ -346,9 +366,12 @@ fn run_step(
             };
             let outcome = crate::sample::sample(&sources, &out, &options, &mut |_, _| {})
                 .map_err(|e| fail(e.to_string()))?;
-            Ok(format!(
-                "{} tokens of {} requested",
-                outcome.report.achieved_tokens, outcome.report.total_tokens
+            Ok(ran(
+                outcome.skipped,
+                format!(
+                    "{} tokens of {} requested",
+                    outcome.report.achieved_tokens, outcome.report.total_tokens
+                ),
             ))
         }
         Stage::Pack => {
@@ -356,9 +379,12 @@ fn run_step(
             let options = pack_options(recipe, step)?;
             let report = crate::pack::run_task(&inputs, &out, &options, task, &mut |_| {})
                 .map_err(|e| fail(e.to_string()))?;
-            Ok(format!(
-                "{} sequences of {} tokens",
-                report.record.stats.sequences, options.seq_len
+            Ok(ran(
+                report.skipped,
+                format!(
+                    "{} sequences of {} tokens",
+                    report.record.stats.sequences, options.seq_len
+                ),
             ))
         }
         Stage::Mix => {
@@ -398,13 +424,20 @@ fn run_step(
                 build_manifest(&streams, step.sequence_length).map_err(|e| fail(e.to_string()))?;
             manifest.preset = preset.map(|p| p.name().to_string());
             manifest.missing = missing;
+            // Rewritten only when it would change (streams redone or edited).
+            let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
+            let text =
+                crate::mix::render_manifest(&manifest, &dir).map_err(|e| fail(e.to_string()))?;
+            if std::fs::read_to_string(&out).is_ok_and(|old| old == text) {
+                return Ok(StepOutcome::Skipped);
+            }
             write_manifest(&manifest, &out).map_err(|e| fail(e.to_string()))?;
-            Ok(format!(
+            Ok(StepOutcome::Ran(format!(
                 "{} streams, sequence length {}, {} samples",
                 manifest.streams.len(),
                 manifest.sequence_length,
                 manifest.total_samples
-            ))
+            )))
         }
     }
 }
