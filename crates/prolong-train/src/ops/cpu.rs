@@ -51,6 +51,44 @@ pub(crate) fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [
     });
 }
 
+/// [`par_rows`] over two outputs split alike: `f(first_row, rows_a, rows_b)`.
+pub(crate) fn par_rows2(
+    a: &mut [f32],
+    b: &mut [f32],
+    row_len: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+) {
+    let row_len = row_len.max(1);
+    let n_rows = a.len() / row_len;
+    let threads = candle_core::utils::get_num_threads()
+        .min(n_rows)
+        .min(a.len() / (1 << 15))
+        .max(1);
+    let rows_per = n_rows.div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|s| {
+        let chunks = a
+            .chunks_mut(rows_per * row_len)
+            .zip(b.chunks_mut(rows_per * row_len));
+        let mut chunks = chunks.enumerate().peekable();
+        while let Some((i, (ca, cb))) = chunks.next() {
+            if chunks.peek().is_none() {
+                f(i * rows_per, ca, cb);
+            } else {
+                s.spawn(move || f(i * rows_per, ca, cb));
+            }
+        }
+    });
+}
+
+/// `sigmoid(x)` from [`exp_nonpos`] (branch-free).
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    let e = exp_nonpos(-x.abs());
+    let r = 1.0 / (1.0 + e);
+    if x >= 0.0 { r } else { e * r }
+}
+
 /// `exp(x)` for `x ≤ 0` (Cephes expf polynomial, relative error < 5e-7; arguments below
 /// −87 give `exp(−87)` ≈ 1.6e-38, negligible next to the `exp(0) = 1` of a row max).
 /// Branch-free so that loops over it vectorize.

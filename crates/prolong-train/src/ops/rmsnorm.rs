@@ -3,9 +3,33 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::ops::cpu;
 
 /// `x [T, C]`, `w [C]` → `(y [T, C], rstd [T, 1])`; `rstd` is what backward needs.
 pub fn forward(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    if let (Ok((t, c)), Ok(cw)) = (x.dims2(), w.dims1())
+        && c == cw
+        && c > 0
+    {
+        let fused = cpu::with_f32(x, |xs| {
+            cpu::with_f32(w, |ws| {
+                let rstd: Vec<f32> = xs.chunks(c).map(|r| rstd_of(r, eps)).collect();
+                let mut y = vec![0f32; xs.len()];
+                cpu::par_rows(&mut y, c, |r0, rows| {
+                    for (k, yr) in rows.chunks_mut(c).enumerate() {
+                        let (xr, rs) = (&xs[(r0 + k) * c..(r0 + k + 1) * c], rstd[r0 + k]);
+                        for ((y, &x), &w) in yr.iter_mut().zip(xr).zip(ws) {
+                            *y = x * rs * w;
+                        }
+                    }
+                });
+                (y, rstd)
+            })
+        })?;
+        if let Some(Some((y, rstd))) = fused.transpose()? {
+            return Ok((cpu::tensor(y, &[t, c])?, cpu::tensor(rstd, &[t, 1])?));
+        }
+    }
     let rstd = x
         .sqr()?
         .mean_keepdim(1)?
@@ -21,10 +45,112 @@ pub fn forward(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
 /// With `x̂ = x · rstd`: `dw = Σ_t dy ⊙ x̂` and
 /// `dx = rstd · (dx̂ − x̂ · mean(dx̂ ⊙ x̂))`, `dx̂ = dy ⊙ w`.
 pub fn backward(dy: &Tensor, x: &Tensor, w: &Tensor, rstd: &Tensor) -> Result<(Tensor, Tensor)> {
+    if let (Ok((t, c)), Ok(cw)) = (x.dims2(), w.dims1())
+        && c == cw
+        && c > 0
+        && dy.dims() == x.dims()
+        && rstd.elem_count() == t
+    {
+        let fused = cpu::with_f32(dy, |dys| {
+            cpu::with_f32(x, |xs| {
+                cpu::with_f32(w, |ws| {
+                    cpu::with_f32(rstd, |rss| backward_f32(dys, xs, ws, rss, c))
+                })
+            })
+        })?;
+        let fused = fused.transpose()?.flatten().transpose()?.flatten();
+        if let Some(Some((dx, dw))) = fused.transpose()? {
+            return Ok((cpu::tensor(dx, &[t, c])?, cpu::tensor(dw, &[c])?));
+        }
+    }
     let xhat = x.broadcast_mul(rstd)?;
     let dw = (dy * &xhat)?.sum(0)?;
     let dxhat = dy.broadcast_mul(w)?;
     let proj = (&dxhat * &xhat)?.mean_keepdim(1)?;
     let dx = (dxhat - xhat.broadcast_mul(&proj)?)?.broadcast_mul(rstd)?;
     Ok((dx, dw))
+}
+
+/// `1 / sqrt(mean(x²) + eps)` of one row.
+fn rstd_of(x: &[f32], eps: f64) -> f32 {
+    1.0 / (cpu::dot(x, x) / x.len() as f32 + eps as f32).sqrt()
+}
+
+/// Fused backward: `dx` rows in parallel, `dw` summed over rows in order on one thread.
+fn backward_f32(dy: &[f32], x: &[f32], w: &[f32], rstd: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0f32; x.len()];
+    cpu::par_rows(&mut dx, c, |r0, rows| {
+        let mut dxhat = vec![0f32; c];
+        for (k, dxr) in rows.chunks_mut(c).enumerate() {
+            let r = r0 + k;
+            let (xr, dyr, rs) = (&x[r * c..(r + 1) * c], &dy[r * c..(r + 1) * c], rstd[r]);
+            for ((d, &g), &w) in dxhat.iter_mut().zip(dyr).zip(w) {
+                *d = g * w;
+            }
+            // mean(dx̂ ⊙ x̂) = rstd · mean(dx̂ ⊙ x)
+            let proj = rs * cpu::dot(&dxhat, xr) / c as f32;
+            for ((o, &d), &x) in dxr.iter_mut().zip(&dxhat).zip(xr) {
+                *o = (d - x * rs * proj) * rs;
+            }
+        }
+    });
+    let mut dw = vec![0f32; c];
+    for ((xr, dyr), &rs) in x.chunks(c).zip(dy.chunks(c)).zip(rstd) {
+        for ((o, &x), &g) in dw.iter_mut().zip(xr).zip(dyr) {
+            *o += g * x * rs;
+        }
+    }
+    (dx, dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn mk(shape: &[usize], seed: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f64 / 1013.0 - 0.5) * 3.0)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn err(a: &Tensor, b: &Tensor) -> f64 {
+        (a.to_dtype(DType::F64).unwrap() - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// The fused CPU f32 paths against the generic candle-ops paths (taken by f64).
+    #[test]
+    fn fused_f32_matches_generic_f64() {
+        let f = |x: &Tensor| x.to_dtype(DType::F32).unwrap();
+        let (x, w, dy) = (
+            mk(&[37, 96], 1),
+            mk(&[96], 2).affine(0.2, 1.0).unwrap(),
+            mk(&[37, 96], 3),
+        );
+        let (y64, r64) = forward(&x, &w, 1e-5).unwrap();
+        let (y32, r32) = forward(&f(&x), &f(&w), 1e-5).unwrap();
+        assert!(err(&y32, &y64) < 1e-5 && err(&r32, &r64) < 1e-5);
+        let (dx64, dw64) = backward(&dy, &x, &w, &r64).unwrap();
+        let (dx32, dw32) = backward(&f(&dy), &f(&x), &f(&w), &r32).unwrap();
+        assert!(err(&dx32, &dx64) < 1e-5, "{}", err(&dx32, &dx64));
+        assert!(err(&dw32, &dw64) < 1e-4, "{}", err(&dw32, &dw64));
+
+        let (g, u, dh) = (mk(&[37, 96], 4), mk(&[37, 96], 5), mk(&[37, 96], 6));
+        let g = g.affine(4.0, 0.0).unwrap();
+        let h64 = crate::ops::silu_mul::forward(&g, &u).unwrap();
+        let h32 = crate::ops::silu_mul::forward(&f(&g), &f(&u)).unwrap();
+        assert!(err(&h32, &h64) < 1e-5);
+        let (dg64, du64) = crate::ops::silu_mul::backward(&dh, &g, &u).unwrap();
+        let (dg32, du32) = crate::ops::silu_mul::backward(&f(&dh), &f(&g), &f(&u)).unwrap();
+        assert!(err(&dg32, &dg64) < 1e-5 && err(&du32, &du64) < 1e-5);
+    }
 }
