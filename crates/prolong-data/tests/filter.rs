@@ -2,7 +2,10 @@
 //! columns and encodings, rank tasks with markers and a merge, skip/redo on
 //! re-runs, and a real kill -9 in the middle.
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::{files, read_tokenized};
+
 use std::path::{Path, PathBuf};
 
 use prolong_data::filter::{FilterError, FilterOptions, FilterStats, filter_task};
@@ -40,36 +43,6 @@ fn write_docs(dir: &Path, lengths: &[usize], mask: bool, options: WriterOptions)
         w.write(&sample).unwrap();
     }
     w.finish().unwrap();
-}
-
-/// (domain, input_ids) of every sample.
-fn read_docs(dir: &Path) -> Vec<(String, Vec<u32>)> {
-    let ds = MdsDataset::open(dir).unwrap();
-    (0..ds.len())
-        .map(|i| {
-            let s = ds.get(i).unwrap();
-            let ids = s.u32s("input_ids").unwrap().into_owned();
-            assert_eq!(s.integer("length").unwrap(), ids.len() as i128);
-            (s.str("domain").unwrap().to_string(), ids)
-        })
-        .collect()
-}
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let rel = e
-                .path()
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            (rel, std::fs::read(e.path()).unwrap())
-        })
-        .collect()
 }
 
 fn run(inputs: &[PathBuf], out: &Path, task: TaskSpec, options: &FilterOptions) -> FilterStats {
@@ -122,8 +95,8 @@ fn bounds_are_inclusive_and_drops_are_counted_by_reason() {
         .iter()
         .map(|&(i, n)| (format!("doc{i}"), ids(i, n)))
         .collect();
-    assert_eq!(read_docs(&out), want);
-    assert_eq!(read_docs(&out.join("proc0-1")), want);
+    assert_eq!(read_tokenized(&out), want);
+    assert_eq!(read_tokenized(&out.join("proc0-1")), want);
     assert!(out.join("proc0-1.done").is_file());
     let on_disk: FilterStats =
         serde_json::from_slice(&std::fs::read(out.join("proc0-1.stats.json")).unwrap()).unwrap();
@@ -142,7 +115,7 @@ fn bounds_are_inclusive_and_drops_are_counted_by_reason() {
         (stats.documents_out, stats.dropped["too_short"].documents),
         (1, 1)
     );
-    assert_eq!(read_docs(&long_out)[0].1.len(), 65_536);
+    assert_eq!(read_tokenized(&long_out)[0].1.len(), 65_536);
 }
 
 #[test]
@@ -219,7 +192,7 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
     assert_eq!(total.documents_out, whole.documents_out);
     assert_eq!(total.tokens_out, whole.tokens_out);
     assert_eq!(total.dropped, whole.dropped);
-    let (mut x, mut y) = (read_docs(&single), read_docs(&out));
+    let (mut x, mut y) = (read_tokenized(&single), read_tokenized(&out));
     x.sort();
     y.sort();
     assert_eq!(x, y);

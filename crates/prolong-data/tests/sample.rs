@@ -1,7 +1,10 @@
 //! The sample stage: token shares within a document of their targets,
 //! shortfalls reported, byte-identical outputs for a seed.
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::files;
+
 use std::path::Path;
 
 use prolong_data::sample::{SHORTMIX, SampleOptions, SampleReport, Source, sample};
@@ -34,23 +37,6 @@ fn write_source(dir: &Path, n: usize, max: usize, salt: usize) -> Vec<usize> {
     }
     w.finish().unwrap();
     lengths
-}
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let rel = e
-                .path()
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            (rel, std::fs::read(e.path()).unwrap())
-        })
-        .collect()
 }
 
 /// The seven ShortMix sources under `root`, 400 documents of up to 300 tokens each.

@@ -11,7 +11,6 @@ use common::*;
 use prolong_data::task::TaskSpec;
 use prolong_data::tokenize::Tokenizer;
 use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task};
-use prolong_mds::MdsDataset;
 
 fn options() -> TokenizeOptions {
     TokenizeOptions {
@@ -28,19 +27,6 @@ fn run(
 ) -> Option<prolong_data::tokenize::stage::TokenizeStats> {
     let files = input_files(inputs).unwrap();
     tokenize_task(tok, &files, out, task, &options(), &mut |_| {}).unwrap()
-}
-
-/// Token ids of every document of a dataset, with its domain.
-fn read_all(dir: &Path) -> Vec<(String, Vec<u32>)> {
-    let ds = MdsDataset::open(dir).unwrap();
-    (0..ds.len())
-        .map(|i| {
-            let s = ds.get(i).unwrap();
-            let ids = s.u32s("input_ids").unwrap().into_owned();
-            assert_eq!(s.integer("length").unwrap(), ids.len() as i128);
-            (s.str("domain").unwrap().to_string(), ids)
-        })
-        .collect()
 }
 
 #[test]
@@ -89,7 +75,7 @@ fn bad_records_are_counted_by_reason_with_file_and_line() {
             "{example}"
         );
     }
-    let docs = read_all(&out);
+    let docs = read_tokenized(&out);
     assert_eq!(
         docs,
         vec![
@@ -126,7 +112,7 @@ fn compressed_inputs_read_like_plain_ones() {
     for (name, input) in [("plain", plain), ("zst", zst), ("gz", gz)] {
         let out = tmp.path().join(name);
         run(&tok, &[input], &out, TaskSpec::new(0, 1).unwrap()).unwrap();
-        outputs.push(read_all(&out));
+        outputs.push(read_tokenized(&out));
     }
     assert_eq!(outputs[0].len(), 200);
     assert_eq!(outputs[0], outputs[1]);
@@ -177,7 +163,7 @@ fn tasks_shard_inputs_and_merge_when_all_are_done() {
     );
     run(&tok, std::slice::from_ref(&inputs), &out, t0).unwrap();
     assert!(out.join("index.json").exists());
-    let docs = read_all(&out);
+    let docs = read_tokenized(&out);
     let texts: Vec<String> = docs
         .iter()
         .map(|(_, ids)| ids.iter().map(|&b| b as u8 as char).collect())
@@ -278,7 +264,7 @@ fn kjv_tokenizes_to_the_same_ids_as_one_whole_document_encode() {
         TaskSpec::new(0, 1).unwrap(),
     )
     .unwrap();
-    let docs = read_all(&out);
+    let docs = read_tokenized(&out);
     assert_eq!(docs.len(), 1);
     let reference =
         prolong_data::tokenize::reference_tokenizer(&std::fs::read(&tokenizer).unwrap()).unwrap();

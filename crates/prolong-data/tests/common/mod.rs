@@ -79,3 +79,17 @@ pub fn fixture(rel: &str, test: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// (domain, input_ids) of every sample of a tokenized dataset, checking that
+/// `length` agrees with the ids.
+pub fn read_tokenized(dir: &Path) -> Vec<(String, Vec<u32>)> {
+    let ds = prolong_mds::MdsDataset::open(dir).unwrap();
+    (0..ds.len())
+        .map(|i| {
+            let s = ds.get(i).unwrap();
+            let ids = s.u32s("input_ids").unwrap().into_owned();
+            assert_eq!(s.integer("length").unwrap(), ids.len() as i128);
+            (s.str("domain").unwrap().to_string(), ids)
+        })
+        .collect()
+}
