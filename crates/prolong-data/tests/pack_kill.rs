@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::files;
+use common::assert_kill_and_rerun_is_identical;
 use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
 
 /// A tokenized dataset of seeded documents, big enough that packing takes a
@@ -62,28 +62,10 @@ fn killed_pack_then_rerun_is_byte_identical() {
         .stdout(std::process::Stdio::null());
         c
     };
-    let clean = tmp.path().join("clean");
-    assert!(pack(&clean).status().unwrap().success());
-    let killed = tmp.path().join("killed");
-    for delay_ms in [20, 80, 200] {
-        let mut child = pack(&killed).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if !killed.join("proc0-1.done").exists() {
-            assert!(
-                !killed.join("index.json").exists(),
-                "a killed run left a finished-looking index"
-            );
-        }
-    }
-    assert!(pack(&killed).status().unwrap().success());
-    let (a, b) = (files(&clean), files(&killed));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, bytes) in &a {
-        if name.ends_with(".stats.json") {
-            continue; // names the output folder
-        }
-        assert!(b[name] == *bytes, "{name} differs after kill and rerun");
-    }
+    assert_kill_and_rerun_is_identical(
+        pack,
+        &tmp.path().join("clean"),
+        &tmp.path().join("killed"),
+        &[20, 80, 200],
+    );
 }

@@ -220,30 +220,12 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
         .stdout(std::process::Stdio::null());
         c
     };
-    let clean = tmp.path().join("clean");
-    assert!(args(&clean).status().unwrap().success());
-    let killed = tmp.path().join("killed");
-    for delay_ms in [50, 150, 400] {
-        let mut child = args(&killed).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if !killed.join("proc0-1.done").exists() {
-            assert!(
-                !killed.join("index.json").exists(),
-                "a killed run left a finished-looking index"
-            );
-        }
-    }
-    assert!(args(&killed).status().unwrap().success());
-    let (a, b) = (files(&clean), files(&killed));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, bytes) in &a {
-        if name.ends_with(".stats.json") {
-            continue; // names the output folder
-        }
-        assert!(b[name] == *bytes, "{name} differs after kill and rerun");
-    }
+    assert_kill_and_rerun_is_identical(
+        args,
+        &tmp.path().join("clean"),
+        &tmp.path().join("killed"),
+        &[50, 150, 400],
+    );
 }
 
 #[test]

@@ -93,3 +93,37 @@ pub fn read_tokenized(dir: &Path) -> Vec<(String, Vec<u32>)> {
         })
         .collect()
 }
+
+/// Runs a stage command into `clean` undisturbed, then into `killed`,
+/// killing it with SIGKILL after each of `delays_ms` and re-running it to
+/// completion; the two outputs must be the same bytes (stats files aside:
+/// they name their output folder). A killed run must never leave a merged
+/// index.json without its task's marker.
+pub fn assert_kill_and_rerun_is_identical(
+    command: impl Fn(&Path) -> std::process::Command,
+    clean: &Path,
+    killed: &Path,
+    delays_ms: &[u64],
+) {
+    assert!(command(clean).status().unwrap().success());
+    for &delay_ms in delays_ms {
+        let mut child = command(killed).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if !killed.join("proc0-1.done").exists() {
+            assert!(
+                !killed.join("index.json").exists(),
+                "a killed run left a finished-looking index"
+            );
+        }
+    }
+    assert!(command(killed).status().unwrap().success());
+    let (a, b) = (files(clean), files(killed));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        if !name.ends_with(".stats.json") {
+            assert!(b[name] == *bytes, "{name} differs after kill and rerun");
+        }
+    }
+}
