@@ -2,9 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use prolong_data::filter::{FilterOptions, filter_task};
-use prolong_data::task::TaskSpec;
 
 use super::progress;
+use super::task_args::TaskArgs;
 
 /// Keep the tokenized documents whose length is within [--min-tokens, --max-tokens].
 ///
@@ -36,19 +36,15 @@ pub struct Args {
     /// MDS shard size limit in bytes (default: the input's).
     #[arg(long)]
     size_limit: Option<u64>,
-    /// This task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
-    #[arg(long)]
-    rank: Option<usize>,
-    /// Number of tasks (default: SLURM_ARRAY_TASK_COUNT, else 1).
-    #[arg(long)]
-    world_size: Option<usize>,
+    #[command(flatten)]
+    task: TaskArgs,
     /// Print the stats as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let task = TaskSpec::resolve(args.rank, args.world_size)?;
+    let task = args.task.resolve()?;
     let options = FilterOptions {
         min_tokens: args.min_tokens,
         max_tokens: args.max_tokens,

@@ -8,5 +8,6 @@ pub mod repos;
 pub mod run;
 pub mod sample;
 pub mod stats;
+mod task_args;
 pub mod tokenize;
 pub mod verify;

@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::task_args::TaskArgs;
 use anyhow::Context;
 use prolong_data::repos::{DEFAULT_MAX_FILE_BYTES, DEFAULT_SOURCE, ReposOptions, TaskReport};
 
@@ -39,12 +40,8 @@ pub struct Args {
     /// The documents' `source` field.
     #[arg(long, default_value = DEFAULT_SOURCE)]
     source: String,
-    /// This task's rank.
-    #[arg(long, env = "SLURM_ARRAY_TASK_ID", default_value_t = 0)]
-    rank: usize,
-    /// Number of tasks.
-    #[arg(long, env = "SLURM_ARRAY_TASK_COUNT", default_value_t = 1)]
-    world_size: usize,
+    #[command(flatten)]
+    task: TaskArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -57,12 +54,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         source: args.source.clone(),
     };
     let bar = super::progress::bar(0, "repos");
+    let task = args.task.resolve()?;
     let report = prolong_data::repos::run_task(
         &args.input,
         &args.out,
         &options,
-        args.rank,
-        args.world_size,
+        task.rank,
+        task.world_size,
         &mut |p| {
             bar.set_length(p.repos_total);
             bar.set_position(p.repos_done);

@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 
 use prolong_data::recipe::{Recipe, RunOptions, StepOutcome, run_recipe, step_status};
-use prolong_data::task::TaskSpec;
+
+use super::task_args::TaskArgs;
 
 /// Run a recipe: its steps (repos, tokenize, filter, sample, pack, mix) in order.
 ///
@@ -33,17 +34,13 @@ pub struct Args {
     /// List the steps and how many of their tasks are done; run nothing.
     #[arg(long)]
     list: bool,
-    /// This task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
-    #[arg(long)]
-    rank: Option<usize>,
-    /// Number of tasks (default: SLURM_ARRAY_TASK_COUNT, else 1).
-    #[arg(long)]
-    world_size: Option<usize>,
+    #[command(flatten)]
+    task: TaskArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let recipe = Recipe::load(&args.recipe)?;
-    let task = TaskSpec::resolve(args.rank, args.world_size)?;
+    let task = args.task.resolve()?;
     if args.list {
         for step in &recipe.steps {
             let status = step_status(&recipe, step, task.world_size)?;

@@ -1,11 +1,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use prolong_data::task::TaskSpec;
 use prolong_data::tokenize::Tokenizer;
 use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task};
 
 use super::progress;
+use super::task_args::TaskArgs;
 
 /// Tokenize documents into MDS {domain, input_ids, length}, no BOS/EOS.
 ///
@@ -42,19 +42,15 @@ pub struct Args {
     /// MDS shard size limit in bytes.
     #[arg(long, default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
     size_limit: u64,
-    /// This task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
-    #[arg(long)]
-    rank: Option<usize>,
-    /// Number of tasks (default: SLURM_ARRAY_TASK_COUNT, else 1).
-    #[arg(long)]
-    world_size: Option<usize>,
+    #[command(flatten)]
+    task: TaskArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let task = TaskSpec::resolve(args.rank, args.world_size)?;
+    let task = args.task.resolve()?;
     let tokenizer = Tokenizer::from_file(&args.tokenizer)?;
     let files = input_files(&args.inputs)?;
     let domain = args.domain.clone().unwrap_or_else(|| {

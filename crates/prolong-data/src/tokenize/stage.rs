@@ -147,7 +147,7 @@ pub fn tokenize_task(
             err,
         })?;
     }
-    let mut writer = MdsWriter::create(
+    let writer = MdsWriter::create(
         &dir,
         &[
             ("domain", "str"),
@@ -160,49 +160,39 @@ pub fn tokenize_task(
         text: options.text_field.clone(),
         id: options.id_field.clone(),
     };
-    let mut stats = TokenizeStats {
-        task: task.name(),
-        fast_encoder: tokenizer.is_fast(),
-        ..Default::default()
+    let mut output = Output {
+        tokenizer,
+        writer,
+        domain: &options.domain,
+        stats: TokenizeStats {
+            task: task.name(),
+            fast_encoder: tokenizer.is_fast(),
+            ..Default::default()
+        },
+        skipped: SkipCounts::default(),
+        batch: Vec::new(),
+        batch_bytes: 0,
     };
-    let mut skipped = SkipCounts::default();
-    let mut batch: Vec<String> = Vec::new();
-    let mut batch_bytes = 0;
     let mut done_bytes = 0;
     for file in task.take(files) {
-        stats.files.push(file.clone());
+        output.stats.files.push(file.clone());
         for record in read_documents(file, &fields)? {
-            stats.documents_in += 1;
+            output.stats.documents_in += 1;
             match record {
-                Err(skip) => skipped.add(&skip),
-                Ok(doc) => {
-                    batch_bytes += doc.text.len();
-                    batch.push(doc.text);
-                    if batch_bytes >= BATCH_BYTES {
-                        encode_batch(
-                            tokenizer,
-                            &mut batch,
-                            &mut writer,
-                            options,
-                            &mut stats,
-                            &mut skipped,
-                        )?;
-                        batch_bytes = 0;
-                    }
-                }
+                Err(skip) => output.skipped.add(&skip),
+                Ok(doc) => output.push(doc.text)?,
             }
         }
         done_bytes += std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         on_progress(done_bytes);
     }
-    encode_batch(
-        tokenizer,
-        &mut batch,
-        &mut writer,
-        options,
-        &mut stats,
-        &mut skipped,
-    )?;
+    output.flush()?;
+    let Output {
+        writer,
+        mut stats,
+        skipped,
+        ..
+    } = output;
     writer.finish()?;
     stats.skipped = (&skipped).into();
     task.complete(out, &stats)?;
@@ -212,41 +202,58 @@ pub fn tokenize_task(
     Ok(Some(stats))
 }
 
-/// Encodes a batch in input order and writes it; documents that encode to
-/// no tokens are skipped as empty.
-fn encode_batch(
-    tokenizer: &Tokenizer,
-    batch: &mut Vec<String>,
-    writer: &mut MdsWriter,
-    options: &TokenizeOptions,
-    stats: &mut TokenizeStats,
-    skipped: &mut SkipCounts,
-) -> Result<(), TokenizeStageError> {
-    let (long, short): (Vec<usize>, Vec<usize>) =
-        (0..batch.len()).partition(|&i| batch[i].len() >= LONG_DOCUMENT_BYTES);
-    let short_texts: Vec<&str> = short.iter().map(|&i| batch[i].as_str()).collect();
-    let mut encoded: Vec<Vec<u32>> = vec![Vec::new(); batch.len()];
-    for (&i, ids) in short.iter().zip(tokenizer.encode_batch(&short_texts)?) {
-        encoded[i] = ids;
-    }
-    for &i in &long {
-        encoded[i] = tokenizer.encode_long(&batch[i])?;
-    }
-    for (text, ids) in batch.iter().zip(encoded) {
-        stats.text_bytes += text.len() as u64;
-        if ids.is_empty() {
-            skipped.add_reason("no_tokens");
-            continue;
+/// Documents on their way out: gathered into batches, encoded a batch at a
+/// time in input order, written, and counted.
+struct Output<'a> {
+    tokenizer: &'a Tokenizer,
+    writer: MdsWriter,
+    domain: &'a str,
+    stats: TokenizeStats,
+    skipped: SkipCounts,
+    batch: Vec<String>,
+    batch_bytes: usize,
+}
+
+impl Output<'_> {
+    fn push(&mut self, text: String) -> Result<(), TokenizeStageError> {
+        self.batch_bytes += text.len();
+        self.batch.push(text);
+        if self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
         }
-        writer.write(&[
-            ("domain", Value::Str(options.domain.as_str().into())),
-            ("input_ids", Value::Array(Array::from_u32(&ids))),
-            ("length", Value::Int(ids.len() as i64)),
-        ])?;
-        stats.documents_out += 1;
-        stats.tokens += ids.len() as u64;
-        stats.length_histogram.add(ids.len() as u64);
+        Ok(())
     }
-    batch.clear();
-    Ok(())
+
+    /// Encodes the batch and writes it; documents that encode to no tokens
+    /// are skipped as empty.
+    fn flush(&mut self) -> Result<(), TokenizeStageError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let (long, short): (Vec<usize>, Vec<usize>) =
+            (0..batch.len()).partition(|&i| batch[i].len() >= LONG_DOCUMENT_BYTES);
+        let short_texts: Vec<&str> = short.iter().map(|&i| batch[i].as_str()).collect();
+        let mut encoded: Vec<Vec<u32>> = vec![Vec::new(); batch.len()];
+        for (&i, ids) in short.iter().zip(self.tokenizer.encode_batch(&short_texts)?) {
+            encoded[i] = ids;
+        }
+        for &i in &long {
+            encoded[i] = self.tokenizer.encode_long(&batch[i])?;
+        }
+        for (text, ids) in batch.iter().zip(encoded) {
+            self.stats.text_bytes += text.len() as u64;
+            if ids.is_empty() {
+                self.skipped.add_reason("no_tokens");
+                continue;
+            }
+            self.writer.write(&[
+                ("domain", Value::Str(self.domain.into())),
+                ("input_ids", Value::Array(Array::from_u32(&ids))),
+                ("length", Value::Int(ids.len() as i64)),
+            ])?;
+            self.stats.documents_out += 1;
+            self.stats.tokens += ids.len() as u64;
+            self.stats.length_histogram.add(ids.len() as u64);
+        }
+        Ok(())
+    }
 }
