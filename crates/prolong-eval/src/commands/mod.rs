@@ -1,0 +1,3 @@
+pub mod export;
+pub mod ppl;
+pub mod recall;

@@ -1,0 +1,7 @@
+/// Placeholder until the ppl command lands (being written now; replace this file whole).
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("prolong-eval ppl: not implemented yet")
+}
