@@ -1,4 +1,6 @@
-//! JSON Lines: one record a line, the text in a named field.
+//! JSON Lines: one JSON object a line. [`JsonLines`] parses the lines (other
+//! readers of JSONL, such as chat conversations, take their objects from it);
+//! [`JsonlRecords`] takes the document text from a named field.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -7,91 +9,60 @@ use serde_json::Value;
 
 use super::{Document, Fields, Record, SkipReason, Skipped};
 
-pub struct JsonlRecords<R> {
+/// One parsed line: its 1-based line number and its object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonLine {
+    pub line: u64,
+    pub object: serde_json::Map<String, Value>,
+}
+
+/// The objects of a JSONL stream, in order. Blank lines are not records; a
+/// line that is not UTF-8 or not a JSON object is a skip at its line; a read
+/// error (a compressed stream that breaks off) is a skip that ends the file.
+pub struct JsonLines<R> {
     path: PathBuf,
-    stem: String,
     reader: BufReader<R>,
-    fields: Fields,
     line: u64,
     buf: Vec<u8>,
     done: bool,
 }
 
-impl<R: Read> JsonlRecords<R> {
-    pub fn new(path: &Path, reader: R, fields: Fields) -> Self {
-        JsonlRecords {
+impl<R: Read> JsonLines<R> {
+    pub fn new(path: &Path, reader: R) -> Self {
+        JsonLines {
             path: path.into(),
-            stem: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
             reader: BufReader::with_capacity(1 << 20, reader),
-            fields,
             line: 0,
             buf: Vec::new(),
             done: false,
         }
     }
 
-    fn skipped(&self, reason: SkipReason, detail: String) -> Record {
-        Err(Skipped {
+    fn skipped(&self, reason: SkipReason, detail: String) -> Skipped {
+        Skipped {
             reason,
             file: self.path.clone(),
             line: self.line,
             detail,
-        })
+        }
     }
 
-    fn parse(&self) -> Record {
-        let line = match std::str::from_utf8(&self.buf) {
-            Ok(s) => s,
-            Err(e) => return self.skipped(SkipReason::InvalidUtf8, e.to_string()),
-        };
-        let record: serde_json::Map<String, Value> = match serde_json::from_str(line) {
-            Ok(r) => r,
-            Err(e) => return self.skipped(SkipReason::MalformedJson, e.to_string()),
-        };
-        let text = match record.get(&self.fields.text) {
-            None => {
-                return self.skipped(
-                    SkipReason::MissingTextField,
-                    format!("no field {:?}", self.fields.text),
-                );
-            }
-            Some(Value::String(s)) => s,
-            Some(other) => {
-                let kind = match other {
-                    Value::Null => "null",
-                    Value::Bool(_) => "a bool",
-                    Value::Number(_) => "a number",
-                    Value::Array(_) => "an array",
-                    _ => "an object",
-                };
-                return self.skipped(
-                    SkipReason::TextNotAString,
-                    format!("field {:?} is {kind}", self.fields.text),
-                );
-            }
-        };
-        if text.trim().is_empty() {
-            return self.skipped(SkipReason::EmptyDocument, "no text".into());
-        }
-        let id = match self.fields.id.as_ref().and_then(|f| record.get(f)) {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => format!("{}:{}", self.stem, self.line),
-        };
-        Ok(Document {
-            id,
-            text: text.clone(),
+    fn parse(&self) -> Result<JsonLine, Skipped> {
+        let text = std::str::from_utf8(&self.buf)
+            .map_err(|e| self.skipped(SkipReason::InvalidUtf8, e.to_string()))?;
+        let object = serde_json::from_str(text)
+            .map_err(|e| self.skipped(SkipReason::MalformedJson, e.to_string()))?;
+        Ok(JsonLine {
+            line: self.line,
+            object,
         })
     }
 }
 
-impl<R: Read> Iterator for JsonlRecords<R> {
-    type Item = Record;
+impl<R: Read> Iterator for JsonLines<R> {
+    type Item = Result<JsonLine, Skipped>;
 
-    fn next(&mut self) -> Option<Record> {
+    fn next(&mut self) -> Option<Self::Item> {
         loop {
             if self.done {
                 return None;
@@ -106,7 +77,7 @@ impl<R: Read> Iterator for JsonlRecords<R> {
                 Ok(_) => {}
                 Err(e) => {
                     self.done = true;
-                    return Some(self.skipped(SkipReason::CorruptStream, e.to_string()));
+                    return Some(Err(self.skipped(SkipReason::CorruptStream, e.to_string())));
                 }
             }
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
@@ -118,5 +89,80 @@ impl<R: Read> Iterator for JsonlRecords<R> {
             }
             return Some(self.parse());
         }
+    }
+}
+
+/// Documents from JSON lines: the text in `fields.text`, the id in
+/// `fields.id` (else `FILE:LINE`).
+pub struct JsonlRecords<R> {
+    lines: JsonLines<R>,
+    stem: String,
+    fields: Fields,
+}
+
+impl<R: Read> JsonlRecords<R> {
+    pub fn new(path: &Path, reader: R, fields: Fields) -> Self {
+        JsonlRecords {
+            lines: JsonLines::new(path, reader),
+            stem: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            fields,
+        }
+    }
+
+    fn document(&self, JsonLine { line, object }: JsonLine) -> Record {
+        let skipped = |reason, detail| {
+            Err(Skipped {
+                reason,
+                file: self.lines.path.clone(),
+                line,
+                detail,
+            })
+        };
+        let text = match object.get(&self.fields.text) {
+            None => {
+                return skipped(
+                    SkipReason::MissingTextField,
+                    format!("no field {:?}", self.fields.text),
+                );
+            }
+            Some(Value::String(s)) => s,
+            Some(other) => {
+                let kind = match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a bool",
+                    Value::Number(_) => "a number",
+                    Value::Array(_) => "an array",
+                    _ => "an object",
+                };
+                return skipped(
+                    SkipReason::TextNotAString,
+                    format!("field {:?} is {kind}", self.fields.text),
+                );
+            }
+        };
+        if text.trim().is_empty() {
+            return skipped(SkipReason::EmptyDocument, "no text".into());
+        }
+        let id = match self.fields.id.as_ref().and_then(|f| object.get(f)) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => format!("{}:{}", self.stem, line),
+        };
+        Ok(Document {
+            id,
+            text: text.clone(),
+        })
+    }
+}
+
+impl<R: Read> Iterator for JsonlRecords<R> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let line = self.lines.next()?;
+        Some(line.and_then(|l| self.document(l)))
     }
 }

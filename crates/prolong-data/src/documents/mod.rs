@@ -8,7 +8,10 @@ mod mediawiki;
 mod parquet;
 mod text;
 
+pub use jsonl::{JsonLine, JsonLines};
+
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -171,21 +174,36 @@ pub fn read_documents(
                 ),
             });
         }
-        Format::Jsonl => Box::new(jsonl::JsonlRecords::new(path, open(path)?, fields.clone())),
-        Format::JsonlGz => Box::new(jsonl::JsonlRecords::new(
+        Format::Jsonl | Format::JsonlGz | Format::JsonlZst => Box::new(jsonl::JsonlRecords::new(
             path,
-            flate2::read::MultiGzDecoder::new(open(path)?),
+            open_jsonl(path, format)?,
             fields.clone(),
         )),
-        Format::JsonlZst => {
-            let decoder = zstd::stream::read::Decoder::new(open(path)?).map_err(|err| {
-                DocumentError::Open {
-                    path: path.into(),
-                    err,
-                }
-            })?;
-            Box::new(jsonl::JsonlRecords::new(path, decoder, fields.clone()))
+    })
+}
+
+/// Opens a JSONL file (plain, .gz, .zst) and yields its JSON objects in order
+/// (for records other than documents, such as chat conversations).
+pub fn read_json_lines(path: &Path) -> Result<JsonLines<Box<dyn Read + Send>>, DocumentError> {
+    match Format::of(path) {
+        Some(format @ (Format::Jsonl | Format::JsonlGz | Format::JsonlZst)) => {
+            Ok(JsonLines::new(path, open_jsonl(path, format)?))
         }
+        _ => Err(DocumentError::UnknownFormat { path: path.into() }),
+    }
+}
+
+/// The decompressed bytes of a JSONL file of `format`.
+fn open_jsonl(path: &Path, format: Format) -> Result<Box<dyn Read + Send>, DocumentError> {
+    let open_err = |err| DocumentError::Open {
+        path: path.into(),
+        err,
+    };
+    let file = std::fs::File::open(path).map_err(open_err)?;
+    Ok(match format {
+        Format::JsonlGz => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Format::JsonlZst => Box::new(zstd::stream::read::Decoder::new(file).map_err(open_err)?),
+        _ => Box::new(file),
     })
 }
 
@@ -201,12 +219,15 @@ impl SkipCounts {
     const EXAMPLES: usize = 20;
 
     pub fn add(&mut self, skipped: &Skipped) {
-        *self
-            .by_reason
-            .entry(skipped.reason.name().into())
-            .or_default() += 1;
+        self.add_with_example(skipped.reason.name(), skipped.to_string());
+    }
+
+    /// Counts a skip of `reason` (one of a reader's own, such as chat's) and
+    /// keeps `example` (`file:line: reason (detail)`) if among the first.
+    pub fn add_with_example(&mut self, reason: &str, example: String) {
+        self.add_reason(reason);
         if self.examples.len() < Self::EXAMPLES {
-            self.examples.push(skipped.to_string());
+            self.examples.push(example);
         }
     }
 
