@@ -11,6 +11,7 @@
 //! arguments.
 
 pub mod attention;
+pub mod attention_decode;
 mod cpu;
 pub mod cross_entropy;
 pub mod embedding;
