@@ -1,0 +1,206 @@
+//! Results: per-instance scores, the task × length table (rows the tasks and their
+//! unweighted mean "Recall", columns the lengths, scores in percent), recall.json
+//! and the heat-map SVG.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::task::Task;
+
+/// One instance's generation and score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub task: Task,
+    pub length: usize,
+    pub sample: usize,
+    pub answers: Vec<String>,
+    pub depths: Vec<f64>,
+    pub prompt_tokens: usize,
+    /// The decoded generation (special tokens left out).
+    pub prediction: String,
+    pub generated_tokens: usize,
+    /// 0..=1.
+    pub score: f64,
+}
+
+/// Mean scores in percent: `cells[t][l]` for `tasks[t]` at `lengths[l]`, `recall[l]`
+/// the unweighted mean over the tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub tasks: Vec<Task>,
+    pub lengths: Vec<usize>,
+    pub cells: Vec<Vec<f64>>,
+    pub recall: Vec<f64>,
+}
+
+/// The row label of the mean.
+pub const RECALL_ROW: &str = "Recall";
+
+impl Table {
+    /// The table of `scored` over `tasks` × `lengths`; a cell without instances is NaN
+    /// (and so is the mean of its column).
+    pub fn new(tasks: &[Task], lengths: &[usize], scored: &[Scored]) -> Table {
+        let cells: Vec<Vec<f64>> = tasks
+            .iter()
+            .map(|&t| {
+                lengths
+                    .iter()
+                    .map(|&l| {
+                        mean(
+                            scored
+                                .iter()
+                                .filter(|s| s.task == t && s.length == l)
+                                .map(|s| s.score),
+                        ) * 100.0
+                    })
+                    .collect()
+            })
+            .collect();
+        let recall = (0..lengths.len())
+            .map(|l| mean(cells.iter().map(|row| row[l])))
+            .collect();
+        Table {
+            tasks: tasks.to_vec(),
+            lengths: lengths.to_vec(),
+            cells,
+            recall,
+        }
+    }
+
+    /// Rows (label, scores): the tasks, then the Recall mean.
+    pub fn rows(&self) -> Vec<(String, &[f64])> {
+        let mut rows: Vec<(String, &[f64])> = self
+            .tasks
+            .iter()
+            .zip(&self.cells)
+            .map(|(t, c)| (t.name().to_owned(), c.as_slice()))
+            .collect();
+        rows.push((RECALL_ROW.to_owned(), self.recall.as_slice()));
+        rows
+    }
+
+    /// The table as aligned text, one decimal.
+    pub fn to_text(&self) -> String {
+        let width = self.rows().iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let mut s = format!("{:width$}", "task");
+        for &l in &self.lengths {
+            let _ = write!(s, " {:>8}", length_label(l));
+        }
+        s.push('\n');
+        for (label, scores) in self.rows() {
+            let _ = write!(s, "{label:width$}");
+            for v in scores {
+                let _ = write!(s, " {v:>8.1}");
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// A heat map: a cell per (row, length), coloured by score (0 red, 50 yellow,
+    /// 100 green), its value printed in it.
+    pub fn svg(&self, title: &str) -> String {
+        let rows = self.rows();
+        let (cw, ch, left, top) = (72.0f64, 32.0f64, 150.0f64, 64.0f64);
+        let w = left + cw * self.lengths.len() as f64 + 20.0;
+        let h = top + ch * rows.len() as f64 + 20.0;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+            w / 2.0,
+            escape(title)
+        );
+        for (j, &l) in self.lengths.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                left + cw * (j as f64 + 0.5),
+                top - 10.0,
+                length_label(l)
+            );
+        }
+        for (i, (label, scores)) in rows.iter().enumerate() {
+            let y = top + ch * i as f64;
+            let bold = if label == RECALL_ROW {
+                r#" font-weight="bold""#
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end"{bold}>{}</text>"#,
+                left - 8.0,
+                y + ch / 2.0 + 4.0,
+                escape(label)
+            );
+            for (j, &v) in scores.iter().enumerate() {
+                let x = left + cw * j as f64;
+                let _ = writeln!(
+                    s,
+                    r##"<rect x="{x:.1}" y="{y:.1}" width="{cw}" height="{ch}" fill="{}" stroke="#fff"/><text x="{:.1}" y="{:.1}" text-anchor="middle"{bold}>{}</text>"##,
+                    colour(v),
+                    x + cw / 2.0,
+                    y + ch / 2.0 + 4.0,
+                    if v.is_nan() {
+                        "–".to_owned()
+                    } else {
+                        format!("{v:.1}")
+                    }
+                );
+            }
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+/// recall.json: the table and every instance's generation and score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecallReport {
+    pub model: String,
+    pub seed: u64,
+    pub samples: usize,
+    pub table: Table,
+    pub instances: Vec<Scored>,
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { f64::NAN } else { sum / n as f64 }
+}
+
+/// "8K" for multiples of 1024, the number otherwise.
+pub fn length_label(length: usize) -> String {
+    if length >= 1024 && length % 1024 == 0 {
+        format!("{}K", length / 1024)
+    } else {
+        length.to_string()
+    }
+}
+
+/// Red (0) → yellow (50) → green (100); grey for NaN.
+fn colour(score: f64) -> String {
+    if score.is_nan() {
+        return "#ccc".to_owned();
+    }
+    let t = (score / 100.0).clamp(0.0, 1.0);
+    let (r, g) = if t < 0.5 {
+        (230.0, 80.0 + 300.0 * t)
+    } else {
+        (230.0 - 320.0 * (t - 0.5), 230.0)
+    };
+    format!("rgb({:.0},{:.0},90)", r, g)
+}
+
+fn escape(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
