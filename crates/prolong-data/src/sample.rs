@@ -16,20 +16,33 @@
 //!   taken are a uniform random subset, not biased towards short ones.
 //! * Nothing is truncated or repeated: a source smaller than its target is
 //!   taken whole and its shortfall reported.
-//! * Kept documents are written in their input order (sequential reads; the
-//!   trainer shuffles packed sequences anyway), with the input's columns and
-//!   encodings.
+//!
+//! # Tasks (`--rank R --world-size N`)
+//!
+//! The draw is global: every task reads the lengths of *every* document of
+//! every source (the first pass; lengths only, no copies) and computes the
+//! same plan, since it depends only on the inputs and the seed. Task R then
+//! writes only its part: the documents taken from input shards R, R+N, … of
+//! the concatenated sources (sources in the order given, shards in index
+//! order), in input order, with the input's columns and encodings. The
+//! union of the N parts is exactly the plan, so shares are as exact for N
+//! tasks as for one, and the documents and tokens do not depend on N; only
+//! their order does (merged in rank order). The price is that each task
+//! reads every shard's lengths once.
 //!
 //! # Output
 //!
 //! ```text
-//! OUT/<name>/index.json, shard.*.mds   the documents drawn from each source
-//! OUT/sample.json                      SampleReport, written last
+//! OUT/<name>/procR-N/index.json, shard.*.mds   task R's documents of that source
+//! OUT/procR-N.stats.json                       SampleTaskStats (with the global report)
+//! OUT/procR-N.done                             completion marker, last
+//! OUT/<name>/index.json                        merged once every task is done
+//! OUT/sample.json                              SampleReport, after the merged indices
 //! ```
 //!
-//! A re-run finding `sample.json` with the same request does nothing; any
-//! other re-run redoes every source. Same inputs and seed: byte-identical
-//! outputs.
+//! A task whose marker exists is skipped (after checking its stats record
+//! the same request); one without is redone from scratch. Same inputs, seed
+//! and N: byte-identical outputs.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +51,7 @@ use serde::{Deserialize, Serialize};
 use crate::filter::input::{
     InputError, InputShard, copy_doc, create_writer, for_each_doc, plan_shards,
 };
+use crate::task::{LengthHistogram, TaskSpec};
 
 pub const REPORT_FILE: &str = "sample.json";
 
@@ -145,6 +159,37 @@ const RULE: &str = "target = round(total * share / sum(shares)); whole documents
                     order while they fit, then the first overshooting one if that lands closer; \
                     no truncation, no repetition";
 
+/// This task's part of one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSourceStats {
+    pub name: String,
+    /// Documents and tokens of this task's input shards of the source.
+    pub documents_in: u64,
+    pub tokens_in: u64,
+    /// Those of them the plan takes: what this task wrote.
+    pub documents_out: u64,
+    pub tokens_out: u64,
+}
+
+/// What one task did: its stats file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleTaskStats {
+    pub task: String,
+    pub rank: usize,
+    pub world_size: usize,
+    /// This task's input shards, `dataset/basename`.
+    pub shards: Vec<String>,
+    pub sources: Vec<TaskSourceStats>,
+    pub documents_in: u64,
+    pub documents_out: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// Lengths of the documents this task wrote.
+    pub length_histogram: LengthHistogram,
+    /// The global plan: the same in every task of the run.
+    pub report: SampleReport,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
     #[error(transparent)]
@@ -163,17 +208,39 @@ pub enum SampleError {
         path: PathBuf,
         reason: String,
     },
+    #[error(
+        "{out}: task {task} was completed with another request ({reason}); \
+         use a fresh output folder or remove that one"
+    )]
+    Changed {
+        out: PathBuf,
+        task: String,
+        reason: String,
+    },
+    #[error(
+        "{dir}: holds {found}, from a run with another --world-size; \
+         use a fresh output folder per world size"
+    )]
+    OtherWorldSize { dir: PathBuf, found: String },
 }
 
-/// What [`sample`] did.
+/// What [`sample_task`] did.
 #[derive(Debug, Clone)]
 pub struct SampleOutcome {
+    /// The global plan's report.
     pub report: SampleReport,
-    /// A report of the same request was there: nothing was redone.
+    /// This task's part.
+    pub stats: SampleTaskStats,
+    /// The task had been completed before with the same request: nothing
+    /// was redone.
     pub skipped: bool,
+    /// Every task of the run is complete: the merged indices and
+    /// `sample.json` are written.
+    pub merged: bool,
 }
 
-/// Progress: documents read (two passes over every source) of the total.
+/// Progress: documents read (every source's lengths, then this task's
+/// shards) of the total.
 pub type OnProgress<'a> = dyn FnMut(u64, u64) + 'a;
 
 /// The targets: round(total × share / Σ shares), after checking the shares.
@@ -204,14 +271,169 @@ pub fn targets(sources: &[Source], total_tokens: u64) -> Result<Vec<(f64, u64)>,
         .collect())
 }
 
-/// Runs the stage (see the module docs).
+/// The whole stage as one task (task 0 of 1).
 pub fn sample(
     sources: &[Source],
     out: &Path,
     options: &SampleOptions,
     on_progress: &mut OnProgress<'_>,
 ) -> Result<SampleOutcome, SampleError> {
+    let task = TaskSpec {
+        rank: 0,
+        world_size: 1,
+    };
+    sample_task(sources, out, task, options, on_progress)
+}
+
+/// Runs task `task` of the stage (see the module docs), then writes the
+/// merged indices and `sample.json` if it finds every task complete.
+pub fn sample_task(
+    sources: &[Source],
+    out: &Path,
+    task: TaskSpec,
+    options: &SampleOptions,
+    on_progress: &mut OnProgress<'_>,
+) -> Result<SampleOutcome, SampleError> {
     let targets = targets(sources, options.total_tokens)?;
+    check_names(sources)?;
+    check_world_size(out, sources, task)?;
+    if task.is_done(out) {
+        let changed = |reason: &str| SampleError::Changed {
+            out: out.to_path_buf(),
+            task: task.name(),
+            reason: reason.into(),
+        };
+        let stats: SampleTaskStats = task
+            .read_stats(out)
+            .ok_or_else(|| changed("its stats file is unreadable"))?;
+        if !same_request(&stats.report, sources, options) {
+            return Err(changed("other sources, shares, tokens or seed"));
+        }
+        let merged = finish_if_complete(out, sources, task)?;
+        return Ok(SampleOutcome {
+            report: stats.report.clone(),
+            stats,
+            skipped: true,
+            merged,
+        });
+    }
+    let plans = sources
+        .iter()
+        .map(|s| {
+            let shards = plan_shards(std::slice::from_ref(&s.path))?;
+            if shards.is_empty() {
+                return Err(SampleError::Source {
+                    name: s.name.clone(),
+                    path: s.path.clone(),
+                    reason: "holds no shards".into(),
+                });
+            }
+            Ok(shards)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Redo from scratch; merged indices and a report of an earlier complete
+    // run would vouch for parts being rewritten.
+    remove_file(&out.join(REPORT_FILE))?;
+    task.remove_stale_temps(out)?;
+    prolong_mds::remove_stale_temps(out, &[REPORT_FILE])?;
+    for s in sources {
+        let dir = out.join(&s.name);
+        remove_file(&dir.join(prolong_mds::INDEX_FILE))?;
+        prolong_mds::remove_stale_temps(&dir, &[prolong_mds::INDEX_FILE])?;
+    }
+
+    // Shard g of the concatenated sources is task (g mod N)'s.
+    let mut mine = Vec::with_capacity(plans.len());
+    let mut first = 0;
+    for shards in &plans {
+        mine.push((first..first + shards.len()).map(|g| g % task.world_size == task.rank));
+        first += shards.len();
+    }
+    let mine: Vec<Vec<bool>> = mine.into_iter().map(Iterator::collect).collect();
+    let all_docs: u64 = plans.iter().flatten().map(InputShard::samples).sum();
+    let my_docs: u64 = plans
+        .iter()
+        .zip(&mine)
+        .flat_map(|(shards, mine)| shards.iter().zip(mine))
+        .filter(|(_, m)| **m)
+        .map(|(s, _)| s.samples())
+        .sum();
+    let mut progress = Progress {
+        done: 0,
+        total: all_docs + my_docs,
+        f: on_progress,
+    };
+    (progress.f)(0, progress.total);
+
+    let mut stats = SampleTaskStats {
+        task: task.name(),
+        rank: task.rank,
+        world_size: task.world_size,
+        shards: Vec::new(),
+        sources: Vec::with_capacity(sources.len()),
+        documents_in: 0,
+        documents_out: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        length_histogram: LengthHistogram::default(),
+        report: SampleReport {
+            seed: options.seed,
+            total_tokens: options.total_tokens,
+            achieved_tokens: 0,
+            rule: RULE.into(),
+            sources: Vec::with_capacity(sources.len()),
+        },
+    };
+    for (((source, shards), mine), &(requested_share, target)) in
+        sources.iter().zip(&plans).zip(&mine).zip(&targets)
+    {
+        let plan = draw(
+            source,
+            shards,
+            requested_share,
+            target,
+            options,
+            &mut progress,
+        )?;
+        let dir = out.join(&source.name).join(task.name());
+        let part = write_part(source, shards, mine, &plan, &dir, options, &mut progress)?;
+        stats.shards.extend(
+            shards
+                .iter()
+                .zip(mine)
+                .filter(|(_, m)| **m)
+                .map(|(s, _)| s.label()),
+        );
+        stats.documents_in += part.stats.documents_in;
+        stats.documents_out += part.stats.documents_out;
+        stats.tokens_in += part.stats.tokens_in;
+        stats.tokens_out += part.stats.tokens_out;
+        stats.length_histogram.merge(&part.histogram);
+        stats.sources.push(part.stats);
+        stats.report.sources.push(plan.report);
+    }
+    let report = &mut stats.report;
+    report.achieved_tokens = report.sources.iter().map(|r| r.achieved_tokens).sum();
+    let achieved = report.achieved_tokens;
+    for r in &mut report.sources {
+        r.achieved_share = if achieved == 0 {
+            0.0
+        } else {
+            r.achieved_tokens as f64 / achieved as f64
+        };
+    }
+    task.complete(out, &stats)?;
+    let merged = finish_if_complete(out, sources, task)?;
+    Ok(SampleOutcome {
+        report: stats.report.clone(),
+        stats,
+        skipped: false,
+        merged,
+    })
+}
+
+/// Source names are folder names under OUT, distinct, and not the report's.
+fn check_names(sources: &[Source]) -> Result<(), SampleError> {
     for (i, s) in sources.iter().enumerate() {
         let ok = !s.name.is_empty()
             && s.name != "."
@@ -231,79 +453,57 @@ pub fn sample(
             )));
         }
     }
-    let report_path = out.join(REPORT_FILE);
-    if let Ok(bytes) = std::fs::read(&report_path)
-        && let Ok(report) = serde_json::from_slice::<SampleReport>(&bytes)
-        && same_request(&report, sources, options)
-    {
-        return Ok(SampleOutcome {
-            report,
-            skipped: true,
-        });
-    }
-    let plans = sources
-        .iter()
-        .map(|s| {
-            let shards = plan_shards(std::slice::from_ref(&s.path))?;
-            if shards.is_empty() {
-                return Err(SampleError::Source {
-                    name: s.name.clone(),
-                    path: s.path.clone(),
-                    reason: "holds no shards".into(),
-                });
-            }
-            Ok(shards)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    match std::fs::remove_file(&report_path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(SampleError::Io {
-                path: report_path,
-                err: e,
-            });
+    Ok(())
+}
+
+/// Refuses markers (in OUT) or task folders (in OUT/<name>) of another world
+/// size: the merged indices would pick them up.
+fn check_world_size(out: &Path, sources: &[Source], task: TaskSpec) -> Result<(), SampleError> {
+    let dirs = std::iter::once(out.to_path_buf()).chain(sources.iter().map(|s| out.join(&s.name)));
+    for dir in dirs {
+        if let Some(found) = task.other_world_size_entry(&dir) {
+            return Err(SampleError::OtherWorldSize { dir, found });
         }
-        _ => {}
     }
-    let total_docs: u64 = plans.iter().flatten().map(InputShard::samples).sum();
-    let mut progress = Progress {
-        done: 0,
-        total: 2 * total_docs,
-        f: on_progress,
-    };
-    (progress.f)(0, progress.total);
-    let mut reports = Vec::with_capacity(sources.len());
-    for ((source, shards), &(requested_share, target)) in sources.iter().zip(&plans).zip(&targets) {
-        reports.push(sample_source(
-            source,
-            shards,
-            requested_share,
-            target,
-            out,
-            options,
-            &mut progress,
-        )?);
+    Ok(())
+}
+
+fn remove_file(path: &Path) -> Result<(), SampleError> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(SampleError::Io {
+            path: path.to_path_buf(),
+            err,
+        }),
+        _ => Ok(()),
     }
-    let achieved: u64 = reports.iter().map(|r| r.achieved_tokens).sum();
-    for r in &mut reports {
-        r.achieved_share = if achieved == 0 {
-            0.0
-        } else {
-            r.achieved_tokens as f64 / achieved as f64
-        };
+}
+
+/// Once every task is done: each source's merged index.json, then
+/// `sample.json`, the report as rank 0's stats file holds it (so its bytes
+/// do not depend on which task writes it, nor on a float's trip through
+/// JSON). Returns whether it found the run complete.
+fn finish_if_complete(out: &Path, sources: &[Source], task: TaskSpec) -> Result<bool, SampleError> {
+    if !task.all_done(out) {
+        return Ok(false);
     }
-    let report = SampleReport {
-        seed: options.seed,
-        total_tokens: options.total_tokens,
-        achieved_tokens: achieved,
-        rule: RULE.into(),
-        sources: reports,
-    };
-    let json = serde_json::to_vec_pretty(&report).expect("the report is plain data");
-    prolong_mds::write_atomic(&report_path, &json)?;
-    Ok(SampleOutcome {
-        report,
-        skipped: false,
-    })
+    for s in sources {
+        let dir = out.join(&s.name);
+        if !dir.join(prolong_mds::INDEX_FILE).is_file() {
+            prolong_mds::merge_index(&dir)?;
+        }
+    }
+    let report_path = out.join(REPORT_FILE);
+    if !report_path.is_file() {
+        let first = TaskSpec { rank: 0, ..task };
+        let stats: SampleTaskStats = first.read_stats(out).ok_or_else(|| SampleError::Changed {
+            out: out.to_path_buf(),
+            task: first.name(),
+            reason: "its stats file is unreadable".into(),
+        })?;
+        let json = serde_json::to_vec_pretty(&stats.report).expect("the report is plain data");
+        prolong_mds::write_atomic(&report_path, &json)?;
+    }
+    Ok(true)
 }
 
 fn same_request(report: &SampleReport, sources: &[Source], options: &SampleOptions) -> bool {
@@ -331,21 +531,26 @@ impl Progress<'_, '_> {
     }
 }
 
-fn sample_source(
+/// One source's share of the global plan.
+struct Plan {
+    /// Every document's length, in input order.
+    lengths: Vec<u32>,
+    /// Whether the draw takes it.
+    take: Vec<bool>,
+    /// `achieved_share` is filled in once every source is drawn.
+    report: SourceReport,
+}
+
+/// Reads every document's length and draws (see the module docs): the same
+/// plan in every task.
+fn draw(
     source: &Source,
     shards: &[InputShard],
     requested_share: f64,
     target: u64,
-    out: &Path,
     options: &SampleOptions,
     progress: &mut Progress<'_, '_>,
-) -> Result<SourceReport, SampleError> {
-    let too_big = |what: &str| SampleError::Source {
-        name: source.name.clone(),
-        path: source.path.clone(),
-        reason: format!("{what} does not fit 32 bits"),
-    };
-    // Pass 1: every document's length.
+) -> Result<Plan, SampleError> {
     let mut lengths: Vec<u32> = Vec::new();
     let mut buf = Vec::new();
     for shard in shards {
@@ -358,10 +563,13 @@ fn sample_source(
         })?;
         progress.add(shard.samples());
     }
-    let n = u32::try_from(lengths.len()).map_err(|_| too_big("the document count"))?;
+    let n = u32::try_from(lengths.len()).map_err(|_| SampleError::Source {
+        name: source.name.clone(),
+        path: source.path.clone(),
+        reason: "the document count does not fit 32 bits".into(),
+    })?;
     let available_tokens: u64 = lengths.iter().map(|&l| l as u64).sum();
 
-    // The draw.
     let mut order: Vec<u32> = (0..n).collect();
     let mut rng =
         SplitMix64::new(options.seed ^ xxhash_rust::xxh3::xxh3_64(source.name.as_bytes()));
@@ -377,60 +585,95 @@ fn sample_source(
             break;
         }
         let len = lengths[i as usize] as u64;
-        if achieved + len <= target {
-            take[i as usize] = true;
-            achieved += len;
-            documents += 1;
-            continue;
-        }
-        if achieved + len - target < target - achieved {
+        let fits = achieved + len <= target;
+        if fits || achieved + len - target < target - achieved {
             take[i as usize] = true;
             achieved += len;
             documents += 1;
         }
-        break;
+        if !fits {
+            break;
+        }
     }
-    drop(order);
-    drop(lengths);
+    Ok(Plan {
+        lengths,
+        take,
+        report: SourceReport {
+            name: source.name.clone(),
+            path: source.path.clone(),
+            share: source.share,
+            requested_share,
+            target_tokens: target,
+            achieved_tokens: achieved,
+            achieved_share: 0.0,
+            deviation_tokens: achieved as i64 - target as i64,
+            shortfall_tokens: target.saturating_sub(available_tokens),
+            documents,
+            available_documents: n as u64,
+            available_tokens,
+        },
+    })
+}
 
-    // Pass 2: copy the documents taken, in input order.
-    let dir = out.join(&source.name);
+/// What [`write_part`] wrote.
+struct Part {
+    stats: TaskSourceStats,
+    histogram: LengthHistogram,
+}
+
+/// Copies the documents the plan takes from this task's shards (`mine`)
+/// into `dir`, in input order; shards with nothing taken are not read.
+fn write_part(
+    source: &Source,
+    shards: &[InputShard],
+    mine: &[bool],
+    plan: &Plan,
+    dir: &Path,
+    options: &SampleOptions,
+    progress: &mut Progress<'_, '_>,
+) -> Result<Part, SampleError> {
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|err| SampleError::Io {
-            path: dir.clone(),
+        std::fs::remove_dir_all(dir).map_err(|err| SampleError::Io {
+            path: dir.to_path_buf(),
             err,
         })?;
     }
-    let mut writer = create_writer(&dir, &shards[0], options.size_limit)?;
-    let mut global = 0usize;
-    for shard in shards {
-        let first = global;
-        if take[first..first + shard.samples() as usize].contains(&true) {
+    let mut writer = create_writer(dir, &shards[0], options.size_limit)?;
+    let mut part = Part {
+        stats: TaskSourceStats {
+            name: source.name.clone(),
+            ..Default::default()
+        },
+        histogram: LengthHistogram::default(),
+    };
+    let mut buf = Vec::new();
+    let mut first = 0usize;
+    for (shard, &mine) in shards.iter().zip(mine) {
+        let docs = first..first + shard.samples() as usize;
+        first = docs.end;
+        if !mine {
+            continue;
+        }
+        part.stats.documents_in += shard.samples();
+        part.stats.tokens_in += plan.lengths[docs.clone()]
+            .iter()
+            .map(|&l| l as u64)
+            .sum::<u64>();
+        if plan.take[docs.clone()].contains(&true) {
             for_each_doc(shard, &mut buf, |i, doc| {
-                if take[first + i] {
+                if plan.take[docs.start + i] {
                     copy_doc(&mut writer, shard, i, doc)?;
+                    part.stats.documents_out += 1;
+                    part.stats.tokens_out += doc.length;
+                    part.histogram.add(doc.length);
                 }
                 Ok(())
             })?;
         }
-        global += shard.samples() as usize;
         progress.add(shard.samples());
     }
     writer.finish()?;
-    Ok(SourceReport {
-        name: source.name.clone(),
-        path: source.path.clone(),
-        share: source.share,
-        requested_share,
-        target_tokens: target,
-        achieved_tokens: achieved,
-        achieved_share: 0.0,
-        deviation_tokens: achieved as i64 - target as i64,
-        shortfall_tokens: target.saturating_sub(available_tokens),
-        documents,
-        available_documents: n as u64,
-        available_tokens,
-    })
+    Ok(part)
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a fixed, documented generator, so a

@@ -103,6 +103,22 @@ impl TaskSpec {
         prolong_mds::remove_stale_temps(out, &[&stats, &marker, prolong_mds::INDEX_FILE])
     }
 
+    /// The first entry of `dir` named like a task of another world size
+    /// (`procR-M` or `procR-M.done`, M ≠ N): a merged index would pick up
+    /// its shards beside this run's.
+    pub fn other_world_size_entry(&self, dir: &Path) -> Option<String> {
+        let entries = std::fs::read_dir(dir).ok()?;
+        let world_size = self.world_size.to_string();
+        entries.flatten().find_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".done").unwrap_or(&name);
+            let (rank, world) = stem.strip_prefix("proc")?.split_once('-')?;
+            let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+            (!rank.is_empty() && digits(rank) && digits(world) && world != world_size)
+                .then_some(name)
+        })
+    }
+
     /// The stats a completed task wrote.
     pub fn read_stats<S: for<'de> Deserialize<'de>>(&self, out: &Path) -> Option<S> {
         let bytes = std::fs::read(self.stats_path(out)).ok()?;

@@ -7,7 +7,8 @@ use common::files;
 
 use std::path::Path;
 
-use prolong_data::sample::{SHORTMIX, SampleOptions, SampleReport, Source, sample};
+use prolong_data::sample::{SHORTMIX, SampleOptions, SampleReport, Source, sample, sample_task};
+use prolong_data::task::TaskSpec;
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
 
 /// A tokenized source of `n` documents with pseudo-random lengths in 1..=max.
@@ -148,7 +149,10 @@ fn same_seed_same_bytes_other_seed_other_draw() {
         assert!(b[name] == *bytes, "{name} differs between runs of one seed");
     }
     let c = run("c", 8);
-    assert_ne!(a["fineweb/shard.00000.mds"], c["fineweb/shard.00000.mds"]);
+    assert_ne!(
+        a["fineweb/proc0-1/shard.00000.mds"],
+        c["fineweb/proc0-1/shard.00000.mds"]
+    );
 
     // A source's draw does not depend on the others or their order.
     let mut reversed = sources.clone();
@@ -156,16 +160,135 @@ fn same_seed_same_bytes_other_seed_other_draw() {
     let out = tmp.path().join("reversed");
     sample(&reversed, &out, &options(50_000, 7), &mut |_, _| {}).unwrap();
     let d = files(&out);
-    assert_eq!(a["arxiv/shard.00000.mds"], d["arxiv/shard.00000.mds"]);
+    assert_eq!(
+        a["arxiv/proc0-1/shard.00000.mds"],
+        d["arxiv/proc0-1/shard.00000.mds"]
+    );
 
-    // A re-run of the same request does nothing; another request redoes it.
+    // A re-run of the same request does nothing; another request into the
+    // same folder is refused, naming the task, and changes nothing.
     let out = tmp.path().join("a");
     let again = sample(&sources, &out, &options(50_000, 7), &mut |_, _| {}).unwrap();
     assert!(again.skipped);
     assert_eq!(files(&out), a);
-    let redo = sample(&sources, &out, &options(50_000, 8), &mut |_, _| {}).unwrap();
-    assert!(!redo.skipped);
-    assert_eq!(files(&out), c);
+    let err = sample(&sources, &out, &options(50_000, 8), &mut |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("proc0-1"), "{err}");
+    assert_eq!(files(&out), a);
+}
+
+/// (domain, input_ids) of every document of a (merged) dataset, sorted.
+fn documents(dir: &Path) -> Vec<(String, Vec<u32>)> {
+    let mut docs = common::read_tokenized(dir);
+    docs.sort();
+    docs
+}
+
+#[test]
+fn tasks_write_disjoint_parts_of_one_plan_whatever_their_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = shortmix(&tmp.path().join("tok"));
+    let opts = options(60_000, 11);
+    let one = tmp.path().join("one");
+    sample(&sources, &one, &opts, &mut |_, _| {}).unwrap();
+
+    let run_three = |out: &Path| {
+        let mut outcomes = Vec::new();
+        // Out of order, as a job array may finish them.
+        for rank in [2, 0, 1] {
+            let task = TaskSpec::new(rank, 3).unwrap();
+            let outcome = sample_task(&sources, out, task, &opts, &mut |_, _| {}).unwrap();
+            assert_eq!(outcome.merged, rank == 1, "rank {rank}");
+            if !outcome.merged {
+                assert!(!out.join("sample.json").exists());
+                assert!(!out.join("arxiv/index.json").exists());
+            }
+            outcomes.push(outcome);
+        }
+        outcomes
+    };
+    let three = tmp.path().join("three");
+    let outcomes = run_three(&three);
+
+    // One plan: the same report, byte for byte, and the same documents.
+    let report = std::fs::read(one.join("sample.json")).unwrap();
+    assert_eq!(std::fs::read(three.join("sample.json")).unwrap(), report);
+    let report: SampleReport = serde_json::from_slice(&report).unwrap();
+    let mut shards_seen = 0;
+    for (i, r) in report.sources.iter().enumerate() {
+        let merged = documents(&three.join(&r.name));
+        assert_eq!(merged, documents(&one.join(&r.name)), "{}", r.name);
+        assert_eq!(merged.len() as u64, r.documents);
+        let tokens: u64 = merged.iter().map(|d| d.1.len() as u64).sum();
+        assert_eq!(tokens, r.achieved_tokens);
+        // The parts are disjoint and each task wrote what its stats say.
+        let parts: Vec<u64> = outcomes
+            .iter()
+            .map(|o| o.stats.sources[i].tokens_out)
+            .collect();
+        assert_eq!(parts.iter().sum::<u64>(), r.achieved_tokens, "{}", r.name);
+        for o in &outcomes {
+            let part = common::read_tokenized(&three.join(&r.name).join(o.stats.task.as_str()));
+            let part_tokens: u64 = part.iter().map(|d| d.1.len() as u64).sum();
+            assert_eq!(part_tokens, o.stats.sources[i].tokens_out);
+        }
+        shards_seen += prolong_mds::Index::load(&r.path).unwrap().shards.len();
+    }
+    // Shard g of the concatenated sources went to task g mod 3.
+    let mut dealt: Vec<usize> = outcomes.iter().map(|o| o.stats.shards.len()).collect();
+    dealt.sort();
+    assert_eq!(dealt.iter().sum::<usize>(), shards_seen);
+    assert!(dealt[2] - dealt[0] <= 1, "{dealt:?}");
+    for o in &outcomes {
+        assert_eq!(o.report.achieved_tokens, report.achieved_tokens);
+        assert!(o.stats.tokens_out <= o.stats.tokens_in);
+    }
+
+    // Three tasks again: the same bytes; a re-run skips every task.
+    let again = tmp.path().join("again");
+    run_three(&again);
+    assert_eq!(files(&again), files(&three));
+    let before = files(&three);
+    for rank in 0..3 {
+        let task = TaskSpec::new(rank, 3).unwrap();
+        let outcome = sample_task(&sources, &three, task, &opts, &mut |_, _| {}).unwrap();
+        assert!(outcome.skipped && outcome.merged);
+    }
+    assert_eq!(files(&three), before);
+
+    // Another world size into the same folder is refused.
+    let task = TaskSpec::new(0, 2).unwrap();
+    let err = sample_task(&sources, &three, task, &opts, &mut |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("another --world-size"), "{err}");
+}
+
+#[test]
+fn killed_sample_then_rerun_is_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = tmp.path().join("tok");
+    let args: Vec<String> = (0..3)
+        .map(|salt| {
+            let dir = tok.join(format!("s{salt}"));
+            write_source(&dir, 1500, 4000, salt);
+            format!("{}@{}", dir.display(), salt + 1)
+        })
+        .collect();
+    let command = |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        c.arg("sample")
+            .args(&args)
+            .args(["--tokens", "4000000", "--seed", "5", "--out"])
+            .arg(out)
+            .stdout(std::process::Stdio::null());
+        c
+    };
+    common::assert_kill_and_rerun_is_identical(
+        command,
+        &tmp.path().join("clean"),
+        &tmp.path().join("killed"),
+        // The run takes about 0.2 s in the test profile: kills during the
+        // length pass and during the copies.
+        &[10, 40, 90, 140],
+    );
 }
 
 #[test]
@@ -270,6 +393,24 @@ fn cli_writes_the_report() {
         [500, 1500]
     );
     assert!(out.join("web/index.json").is_file() && out.join("c/index.json").is_file());
+    // Task 1 of 2 from the Slurm variables, then task 0: the second merges.
+    let sharded = tmp.path().join("sharded");
+    for rank in ["1", "0"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("sample")
+            .arg(format!("{}@25", a.display()))
+            .arg(format!("c={}@75", b.display()))
+            .args(["--tokens", "2000", "--seed", "3", "--out"])
+            .arg(&sharded)
+            .env("SLURM_ARRAY_TASK_ID", rank)
+            .env("SLURM_ARRAY_TASK_COUNT", "2")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        assert!(sharded.join(format!("proc{rank}-2.done")).is_file());
+        assert_eq!(sharded.join("sample.json").is_file(), rank == "0");
+    }
+    assert_eq!(documents(&sharded.join("c")), documents(&out.join("c")));
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
         .args(["sample", "x", "--tokens", "1", "--out"])
         .arg(&out)

@@ -1,9 +1,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use prolong_data::sample::{SampleOptions, Source, sample};
+use prolong_data::sample::{SampleOptions, Source, sample_task};
 
 use super::progress;
+use super::task_args::TaskArgs;
 
 /// Draw documents from tokenized sources to token shares of a total budget.
 ///
@@ -13,9 +14,16 @@ use super::progress;
 /// first one that would overshoot is taken only if that lands closer to the
 /// target, so each source is within half a document of its target. Nothing
 /// is truncated or repeated: a source smaller than its target is taken whole
-/// and its shortfall reported. Writes OUT/NAME/ (MDS, the input's columns, in
-/// input order) per source and OUT/sample.json (requested and achieved tokens
-/// and shares), last. Same inputs and seed: byte-identical outputs.
+/// and its shortfall reported.
+///
+/// Every task computes the same global draw (reading every document's
+/// length); task R of --world-size N writes the documents drawn from input
+/// shards R, R+N, ... (of all sources in order) to OUT/NAME/procR-N/ (MDS,
+/// the input's columns, in input order), then OUT/procR-N.stats.json and
+/// OUT/procR-N.done. The last task to finish merges OUT/NAME/index.json and
+/// writes OUT/sample.json (requested and achieved tokens and shares). The
+/// documents drawn do not depend on N. A re-run skips completed tasks. Same
+/// inputs, seed and N: byte-identical outputs.
 ///
 /// Example (ShortMix):
 ///   prolong-data sample --tokens 8000000000 --seed 0 --out data/shortmix \
@@ -40,12 +48,15 @@ pub struct Args {
     /// MDS shard size limit in bytes (default: the input's).
     #[arg(long)]
     size_limit: Option<u64>,
+    #[command(flatten)]
+    task: TaskArgs,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let task = args.task.resolve()?;
     let sources = args
         .sources
         .iter()
@@ -57,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         size_limit: args.size_limit,
     };
     let bar = progress::bar(0, "sample");
-    let outcome = sample(&sources, &args.out, &options, &mut |done, total| {
+    let outcome = sample_task(&sources, &args.out, task, &options, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
@@ -69,7 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "sample → {}{} (seed {})",
+        "sample {} → {}{} (seed {})",
+        task.name(),
         args.out.display(),
         if outcome.skipped {
             " (already done)"
@@ -98,6 +110,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "total {} tokens of {} requested",
         report.achieved_tokens, report.total_tokens
     );
+    let stats = &outcome.stats;
+    println!(
+        "this task {} of {} shards' documents ({} of {} tokens) written",
+        stats.documents_out, stats.documents_in, stats.tokens_out, stats.tokens_in
+    );
+    if outcome.merged {
+        println!("merged     {}", args.out.join("sample.json").display());
+    } else {
+        println!("waiting    for the other tasks before merging");
+    }
     for s in report.sources.iter().filter(|s| s.shortfall_tokens > 0) {
         eprintln!(
             "warning: {} holds {} tokens, {} short of its target {}: taken whole",

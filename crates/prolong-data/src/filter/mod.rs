@@ -298,29 +298,11 @@ fn merge_if_complete(out: &Path, task: TaskSpec) -> Result<bool, FilterError> {
 /// Refuses an output folder holding task folders or markers of another world
 /// size: the merged index would pick them up.
 fn check_world_size(out: &Path, task: TaskSpec) -> Result<(), FilterError> {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return Ok(());
-    };
-    let world_size = task.world_size.to_string();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stem = name.strip_suffix(".done").unwrap_or(&name);
-        let Some(rest) = stem.strip_prefix("proc") else {
-            continue;
-        };
-        let Some((rank, world)) = rest.split_once('-') else {
-            continue;
-        };
-        if !rank.is_empty()
-            && rank.bytes().all(|b| b.is_ascii_digit())
-            && world.bytes().all(|b| b.is_ascii_digit())
-            && world != world_size
-        {
-            return Err(FilterError::OtherWorldSize {
-                out: out.to_path_buf(),
-                found: name,
-            });
-        }
+    match task.other_world_size_entry(out) {
+        Some(found) => Err(FilterError::OtherWorldSize {
+            out: out.to_path_buf(),
+            found,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
