@@ -142,3 +142,46 @@ fn bad_inputs_are_errors() {
         "a refused extend leaves the cache as it was"
     );
 }
+
+/// Per-token losses: one per label, at the label positions, each equal to the
+/// cross-entropy read off the full logits, and their mean is `Llama::loss`.
+#[test]
+fn token_losses_match_logits_and_loss() {
+    let golden = golden_model();
+    let mut rng = Rng::new(14);
+    let tiny = random_model(&tiny_config(false), &mut rng, DType::F64);
+    let ids = rng.tokens(40, 512);
+    let mask: Vec<u8> = (0..40).map(|i| u8::from(i % 5 != 2)).collect();
+    let cases = [
+        (
+            &golden,
+            PackedSequence::new(ids.clone(), &[[0, 11], [11, 12], [14, 40]], None).unwrap(),
+        ),
+        (
+            &tiny,
+            PackedSequence::new(
+                ids.iter().map(|&t| t % 23).collect(),
+                &[[3, 40]],
+                Some(&mask),
+            )
+            .unwrap(),
+        ),
+    ];
+    for (model, seq) in cases {
+        let losses = model.token_losses(&seq).unwrap();
+        let positions: Vec<u32> = losses.iter().map(|&(t, _)| t as u32).collect();
+        assert_eq!(positions, seq.label_positions());
+        let logits = model.logits(&seq).unwrap().to_dtype(DType::F64).unwrap();
+        for (&(t, loss), &target) in losses.iter().zip(seq.label_targets()) {
+            let row: Vec<f64> = logits.get(t).unwrap().to_vec1().unwrap();
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + row.iter().map(|z| (z - m).exp()).sum::<f64>().ln();
+            let want = lse - row[target as usize];
+            assert!((loss - want).abs() < 1e-4, "position {t}: {loss} vs {want}");
+        }
+        let mean = losses.iter().map(|&(_, l)| l).sum::<f64>() / losses.len() as f64;
+        let out = model.loss(&seq).unwrap();
+        assert_eq!(out.label_tokens, losses.len());
+        assert!((mean - out.loss).abs() < 1e-9 * out.loss.abs().max(1.0));
+    }
+}

@@ -9,14 +9,24 @@ use crate::packed::PackedSequence;
 
 /// Sum of the label losses of the final hidden states `h [T, C]` under `w [V, C]`.
 pub(crate) fn loss(h: &Tensor, w: &Tensor, seq: &PackedSequence, block: usize) -> Result<f64> {
-    let mut loss_sum = 0.0;
+    Ok(token_losses(h, w, seq, block)?.iter().sum())
+}
+
+/// The loss of every label of `seq`, in label order.
+pub(crate) fn token_losses(
+    h: &Tensor,
+    w: &Tensor,
+    seq: &PackedSequence,
+    block: usize,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(seq.num_labels());
     for (pos, tgt) in blocks(seq, block) {
         let hb = h.index_select(&Tensor::new(pos, h.device())?, 0)?; // [B, C]
         let logits = linear::forward(&hb, w)?; // [B, V]: 2·B·C·V FLOPs
         let losses = cross_entropy::forward(&logits, &Tensor::new(tgt, h.device())?)?;
-        loss_sum += sum_f64(&losses)?;
+        out.extend(losses.to_dtype(DType::F64)?.to_vec1::<f64>()?);
     }
-    Ok(loss_sum)
+    Ok(out)
 }
 
 /// Sum of the label losses, and the gradients `(dh [T, C], dw [V, C])` of the token-mean

@@ -11,6 +11,7 @@
 //! Peak activation memory: `(layers + 1)·T·C` saved inputs plus one layer's activations.
 
 pub mod decode;
+mod eval;
 mod head;
 mod layer;
 pub mod params;
