@@ -1,5 +1,12 @@
 //! HF-layout checkpoints: `config.json` + `model.safetensors`, or sharded
 //! `model-0000N-of-0000M.safetensors` with `model.safetensors.index.json`.
+//!
+//! Saving follows transformers' `save_pretrained`: tensors in the model's order go into
+//! a shard until the next one would take it past the maximum shard size (a tensor larger
+//! than the maximum gets a shard of its own); one shard is written as
+//! `model.safetensors` without an index, several as numbered shards plus an index whose
+//! `metadata.total_size` is the bytes of all tensors and whose `weight_map` names each
+//! tensor's shard.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,6 +20,8 @@ use crate::model::{Llama, LlamaParams};
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
+/// transformers' default `max_shard_size` ("5GB").
+pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
 
 impl Llama {
     /// Loads `dir/config.json` and the weights (single file or sharded), converting them
@@ -25,26 +34,105 @@ impl Llama {
         Self::new(config, params)
     }
 
-    /// Writes `dir/config.json` and `dir/model.safetensors` (HF names, the model's dtype).
-    /// Files are written under temporary names and renamed; the config goes last.
+    /// [`save_sharded`](Self::save_sharded) with transformers' default 5 GB shards.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.save_sharded(dir, DEFAULT_MAX_SHARD_BYTES)
+    }
+
+    /// Writes `dir/config.json` and the weights (HF names, the model's dtype) in shards of
+    /// at most `max_shard_bytes` (see the module docs). Every file is written under a
+    /// temporary name and renamed; the index follows its shards, files of an earlier save
+    /// that the new one does not use are removed after it, and the config goes last, so
+    /// the directory always holds one complete set of weights.
+    pub fn save_sharded(&self, dir: impl AsRef<Path>, max_shard_bytes: u64) -> Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.into(),
             source,
         })?;
-        let map: HashMap<String, Tensor> = self
-            .params()
-            .named()
-            .into_iter()
-            .map(|(n, t)| (n, t.clone()))
-            .collect();
-        let path = dir.join(WEIGHTS_FILE);
-        let tmp = tmp_name(&path);
-        candle_core::safetensors::save(&map, &tmp)?;
-        rename(&tmp, &path)?;
+        let named = self.params().named();
+        let shards = shard(&named, max_shard_bytes);
+        let n = shards.len();
+        let mut files = Vec::with_capacity(n);
+        for (i, shard) in shards.iter().enumerate() {
+            let file = if n == 1 {
+                WEIGHTS_FILE.to_string()
+            } else {
+                format!("model-{:05}-of-{n:05}.safetensors", i + 1)
+            };
+            let map: HashMap<String, Tensor> = shard
+                .iter()
+                .map(|&k| (named[k].0.clone(), named[k].1.clone()))
+                .collect();
+            let path = dir.join(&file);
+            let tmp = tmp_name(&path);
+            candle_core::safetensors::save(&map, &tmp)?;
+            rename(&tmp, &path)?;
+            files.push(file);
+        }
+        if n > 1 {
+            let mut weight_map = serde_json::Map::new();
+            for (shard, file) in shards.iter().zip(&files) {
+                for &k in shard {
+                    weight_map.insert(named[k].0.clone(), file.clone().into());
+                }
+            }
+            let index = serde_json::json!({
+                "metadata": { "total_size": named.iter().map(|(_, t)| bytes(t)).sum::<u64>() },
+                "weight_map": weight_map,
+            });
+            let text = serde_json::to_string_pretty(&index).unwrap_or_default();
+            write_atomic(&dir.join(INDEX_FILE), text.as_bytes())?;
+        }
+        remove_stale_weights(dir, &files)?;
         self.config().save(dir.join(CONFIG_FILE))
     }
+}
+
+/// Bytes of a tensor's data.
+fn bytes(t: &Tensor) -> u64 {
+    (t.elem_count() * t.dtype().size_in_bytes()) as u64
+}
+
+/// Groups tensor positions into shards of at most `max_bytes` (transformers' rule: in
+/// order, a new shard when the next tensor would not fit; an oversized tensor alone).
+fn shard(named: &[(String, &Tensor)], max_bytes: u64) -> Vec<Vec<usize>> {
+    let mut shards: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut size = 0u64;
+    for (k, (_, t)) in named.iter().enumerate() {
+        let b = bytes(t);
+        let current = shards.last_mut().expect("at least one shard");
+        if !current.is_empty() && size + b > max_bytes {
+            shards.push(vec![k]);
+            size = b;
+        } else {
+            current.push(k);
+            size += b;
+        }
+    }
+    shards
+}
+
+/// Removes the weight files and index of an earlier save into `dir` that are not among
+/// `keep` (a single file replacing shards, or a different number of shards).
+fn remove_stale_weights(dir: &Path, keep: &[String]) -> Result<()> {
+    let io = |path: PathBuf| move |source| Error::Io { path, source };
+    let sharded = keep.len() > 1;
+    for entry in std::fs::read_dir(dir).map_err(io(dir.into()))? {
+        let entry = entry.map_err(io(dir.into()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = if name == INDEX_FILE {
+            !sharded
+        } else {
+            let weights = name == WEIGHTS_FILE
+                || (name.starts_with("model-") && name.ends_with(".safetensors"));
+            weights && !keep.contains(&name)
+        };
+        if stale {
+            std::fs::remove_file(entry.path()).map_err(io(entry.path()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Every tensor of the checkpoint in `dir`, by name (sharded when the index file exists).

@@ -1,5 +1,6 @@
-//! Training metrics: one record per optimizer step (`metrics.jsonl`), the loss-curve SVG
-//! and the FLOP count behind the MFU estimate.
+//! Training metrics: one record per optimizer step (`metrics.jsonl`), interleaved with
+//! one record per held-out evaluation, the loss-curve SVG and the FLOP count behind the
+//! MFU estimate.
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -24,6 +25,40 @@ pub struct StepRecord {
     pub tokens_per_s: f64,
 }
 
+/// One held-out evaluation, as a line of `metrics.jsonl` after the step record of its
+/// step (step 0: before the first step). Told apart from a [`StepRecord`] by its
+/// `eval_loss` key (a step record has `loss`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// Optimizer steps done when it was measured.
+    pub step: u64,
+    /// Token-mean cross-entropy over every label token of the held-out sequences.
+    pub eval_loss: f64,
+    /// Label tokens it averages over.
+    pub eval_tokens: u64,
+}
+
+/// The text of `metrics.jsonl`: each step's record, each evaluation after the step
+/// records up to its step.
+pub fn jsonl(steps: &[StepRecord], evals: &[EvalRecord]) -> String {
+    let mut out = String::new();
+    let mut line = |json: serde_json::Result<String>| {
+        out.push_str(&json.unwrap_or_default());
+        out.push('\n');
+    };
+    let mut evals = evals.iter().peekable();
+    for r in steps {
+        while let Some(e) = evals.next_if(|e| e.step < r.step) {
+            line(serde_json::to_string(e));
+        }
+        line(serde_json::to_string(r));
+    }
+    for e in evals {
+        line(serde_json::to_string(e));
+    }
+    out
+}
+
 /// Model FLOPs of one training pass (forward + backward, no recomputation: MFU, not HFU)
 /// over a packed sequence with these documents: `6·N` per token, `N` the parameters of
 /// the matmuls (layers and output projection; the embedding lookup is free), plus the
@@ -43,15 +78,21 @@ pub fn train_flops(cfg: &LlamaConfig, segments: &[Range<usize>]) -> f64 {
     6.0 * n * tokens as f64 + 6.0 * 2.0 * q * sq * cfg.num_hidden_layers as f64
 }
 
-/// Writes a self-contained SVG line chart of the loss per step.
-pub fn loss_svg(records: &[StepRecord], title: &str) -> String {
+/// Writes a self-contained SVG line chart of the training loss per step and, when there
+/// are evaluations, the held-out loss (dots joined by a dashed line, with a legend).
+pub fn loss_svg(records: &[StepRecord], evals: &[EvalRecord], title: &str) -> String {
     let (w, h) = (720.0f64, 400.0f64);
     let (ml, mr, mt, mb) = (64.0, 20.0, 36.0, 44.0);
     let (pw, ph) = (w - ml - mr, h - mt - mb);
-    let pts: Vec<(f64, f64)> = records
+    let train: Vec<(f64, f64)> = records
         .iter()
         .filter(|r| r.loss.is_finite())
         .map(|r| (r.step as f64, r.loss))
+        .collect();
+    let held: Vec<(f64, f64)> = evals
+        .iter()
+        .filter(|e| e.eval_loss.is_finite())
+        .map(|e| (e.step as f64, e.eval_loss))
         .collect();
     let mut s = String::new();
     let _ = writeln!(
@@ -65,16 +106,16 @@ pub fn loss_svg(records: &[StepRecord], title: &str) -> String {
         w / 2.0,
         escape(title)
     );
-    if pts.is_empty() {
+    let all: Vec<(f64, f64)> = train.iter().chain(&held).copied().collect();
+    if all.is_empty() {
         s.push_str("</svg>\n");
         return s;
     }
-    let (x0, x1) = (
-        pts[0].0.min(1.0),
-        pts.last().map_or(1.0, |p| p.0).max(pts[0].0 + 1.0),
-    );
-    let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let first = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let last = all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let (x0, x1) = (first.min(1.0), last.max(first + 1.0));
+    let lo = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let pad = ((hi - lo) * 0.05).max(1e-3);
     let (y0, y1) = (lo - pad, hi + pad);
     let sx = |x: f64| ml + (x - x0) / (x1 - x0) * pw;
@@ -109,15 +150,48 @@ pub fn loss_svg(records: &[StepRecord], title: &str) -> String {
         mt + ph / 2.0,
         mt + ph / 2.0
     );
-    let path: Vec<String> = pts
-        .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-        .collect();
+    let points = |pts: &[(f64, f64)]| {
+        pts.iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    const TRAIN: &str = "#1f77b4";
+    const HELD: &str = "#ff7f0e";
     let _ = writeln!(
         s,
-        r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##,
-        path.join(" ")
+        r#"<polyline fill="none" stroke="{TRAIN}" stroke-width="1.5" points="{}"/>"#,
+        points(&train)
     );
+    if !held.is_empty() {
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{HELD}" stroke-width="1.5" stroke-dasharray="5,3" points="{}"/>"#,
+            points(&held)
+        );
+        for &(x, y) in &held {
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{HELD}"/>"#,
+                sx(x),
+                sy(y)
+            );
+        }
+        let (lx, ly) = (ml + pw - 150.0, mt + 16.0);
+        for (i, (color, label)) in [(TRAIN, "training loss"), (HELD, "held-out loss")]
+            .iter()
+            .enumerate()
+        {
+            let y = ly + 16.0 * i as f64;
+            let _ = writeln!(
+                s,
+                r#"<line x1="{lx:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{label}</text>"#,
+                lx + 20.0,
+                lx + 26.0,
+                y + 4.0
+            );
+        }
+    }
     s.push_str("</svg>\n");
     s
 }

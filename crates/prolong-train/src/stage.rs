@@ -22,6 +22,11 @@
 //! [checkpoint]
 //! out = "runs/stage1-64k"
 //! every = 500
+//! max_shard_size = "5GB"                      # weight shards, as transformers'
+//!
+//! [eval]                                      # optional: held-out loss
+//! sequences = 32                              # held out of the training streams
+//! every = 250                                 # steps (0: only before and after)
 //! ```
 //!
 //! Every table rejects unknown keys. Relative paths are relative to the working
@@ -64,6 +69,9 @@ pub struct StageConfig {
     pub data: DataSection,
     pub train: TrainSection,
     pub checkpoint: CheckpointSection,
+    /// Held-out evaluation (none when absent).
+    #[serde(default)]
+    pub eval: Option<EvalSection>,
     #[serde(default)]
     pub device: DeviceSection,
 }
@@ -243,6 +251,67 @@ pub struct CheckpointSection {
     /// Keep only the newest this many periodic checkpoints (0: keep all).
     #[serde(default)]
     pub keep: usize,
+    /// Largest weight shard, as transformers' `max_shard_size`: bytes, or a number with
+    /// KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of 1024). Default "5GB".
+    #[serde(default)]
+    pub max_shard_size: Option<String>,
+}
+
+impl CheckpointSection {
+    /// `max_shard_size` in bytes (`None`: not a size).
+    pub fn max_shard_bytes(&self) -> Option<u64> {
+        match &self.max_shard_size {
+            None => Some(crate::checkpoint::DEFAULT_MAX_SHARD_BYTES),
+            Some(s) => parse_size(s),
+        }
+    }
+}
+
+/// `"5GB"` → 5·10⁹, `"512MiB"` → 512·2²⁰, `"1000"` → 1000; `None` for anything else
+/// (or 0).
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = (t[..split].trim().parse::<f64>().ok()?, t[split..].trim());
+    let scale = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KIB" => 1024.0,
+        "MIB" => 1024.0 * 1024.0,
+        "GIB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (number * scale).round();
+    (bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// Loss on held-out sequences, measured before the first step, every `every` steps and
+/// after the last.
+///
+/// The sequences are held out of the training streams themselves: `sequences` is split
+/// over the streams by the mixture's proportions (as the stage's sequences are), and
+/// each stream's share is a seeded random choice of its samples that the loader then
+/// never hands out for training. Same distribution as the training data, no separate
+/// split to prepare, and disjoint from the training sequences by construction. The
+/// choice depends on `seed` and the streams only, so consecutive stages over the same
+/// streams (tiny-stage1 → tiny-stage2) hold out the same sequences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Packed sequences held out (each evaluated whole, forward only).
+    pub sequences: u64,
+    /// Evaluate every this many optimizer steps (0: only before the first and after
+    /// the last).
+    #[serde(default)]
+    pub every: u64,
+    /// Seed of the held-out choice.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -398,6 +467,20 @@ impl StageConfig {
         }
         if t.threads == Some(0) {
             return invalid("train.threads must be positive".into());
+        }
+        if self.checkpoint.max_shard_bytes().is_none() {
+            return invalid(format!(
+                "checkpoint.max_shard_size `{}` is not a size (e.g. \"5GB\", \"500MB\", \"2GiB\", bytes)",
+                self.checkpoint
+                    .max_shard_size
+                    .as_deref()
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(e) = &self.eval
+            && e.sequences == 0
+        {
+            return invalid("eval.sequences must be positive (or leave out [eval])".into());
         }
         if let Some(p) = self.device.peak_tflops
             && !(p.is_finite() && p > 0.0)

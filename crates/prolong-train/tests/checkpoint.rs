@@ -94,6 +94,102 @@ fn sharded_checkpoint_loads_like_single_file() {
     assert_eq!(norm_rel_err(&x, &y), 0.0);
 }
 
+/// Names of the files in `dir`, sorted.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn sharded_save_writes_a_transformers_index_and_round_trips() {
+    let model = Llama::load(golden_dir().join("model"), DType::F32, &Device::Cpu).unwrap();
+    let named = model.params().named();
+    let sizes: Vec<u64> = named
+        .iter()
+        .map(|(_, t)| t.elem_count() as u64 * 4)
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let largest = *sizes.iter().max().unwrap();
+    // A limit a bit above the largest tensor: several shards, each within the limit
+    // unless it holds one tensor alone.
+    let limit = largest + largest / 2;
+    let dir = tempfile::tempdir().unwrap();
+    model.save_sharded(dir.path(), limit).unwrap();
+
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(index["metadata"]["total_size"].as_u64(), Some(total));
+    let weight_map = index["weight_map"].as_object().unwrap();
+    assert_eq!(weight_map.len(), named.len());
+    let files: std::collections::BTreeSet<&str> =
+        weight_map.values().map(|f| f.as_str().unwrap()).collect();
+    let n = files.len();
+    assert!(n >= 3, "{n} shards");
+    let expected: std::collections::BTreeSet<String> = (1..=n)
+        .map(|i| format!("model-{i:05}-of-{n:05}.safetensors"))
+        .collect();
+    assert_eq!(
+        files
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected
+    );
+    // every shard holds exactly the tensors the index gives it, within the limit
+    for file in &files {
+        let shard = candle_core::safetensors::load(dir.path().join(file), &Device::Cpu).unwrap();
+        let mut in_index: Vec<&String> = weight_map
+            .iter()
+            .filter(|(_, f)| f.as_str() == Some(*file))
+            .map(|(name, _)| name)
+            .collect();
+        in_index.sort();
+        let mut held: Vec<&String> = shard.keys().collect();
+        held.sort();
+        assert_eq!(held, in_index, "{file}");
+        let bytes: u64 = shard.values().map(|t| t.elem_count() as u64 * 4).sum();
+        assert!(
+            bytes <= limit || shard.len() == 1,
+            "{file}: {bytes} > {limit}"
+        );
+    }
+    // in the model's order: shard numbers never decrease along the parameters
+    let order: Vec<&str> = named
+        .iter()
+        .map(|(name, _)| weight_map[name].as_str().unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+
+    let back = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    for ((name, a), (_, b)) in named.iter().zip(back.params().named()) {
+        assert_eq!(norm_rel_err(b, a), 0.0, "{name}");
+    }
+
+    // Saving again into the same directory as one file removes the shards and the
+    // index; and back to shards removes the single file.
+    model.save(dir.path()).unwrap();
+    assert_eq!(listing(dir.path()), ["config.json", "model.safetensors"]);
+    model.save_sharded(dir.path(), limit).unwrap();
+    let names = listing(dir.path());
+    assert!(
+        !names.contains(&"model.safetensors".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), n + 2, "{names:?}"); // shards, index, config
+    let again = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let seq = PackedSequence::single((0..20).collect());
+    assert_eq!(
+        norm_rel_err(&again.logits(&seq).unwrap(), &model.logits(&seq).unwrap()),
+        0.0
+    );
+}
+
 #[test]
 fn shard_index_naming_a_tensor_its_shard_lacks_is_an_error() {
     let tensors = golden_tensors();

@@ -14,6 +14,7 @@ fn records(out: &Path) -> Vec<StepRecord> {
     std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
         .lines()
+        .filter(|l| !l.contains("\"eval_loss\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

@@ -64,7 +64,15 @@ pub fn main(args: TrainArgs, cfg: StageConfig) -> Result<()> {
         human(s.params as f64)
     );
     if let (Some(a), Some(b)) = (s.first_loss, s.final_loss) {
-        println!("loss {a:.4} → {b:.4}");
+        println!("training loss {a:.4} → {b:.4}");
+    }
+    if let (Some(a), Some(b)) = (s.first_eval_loss, s.final_eval_loss) {
+        println!(
+            "held-out loss ({} sequences never trained on) {a:.4} → {b:.4} ({:+.4}, {:+.1}%)",
+            s.eval_sequences,
+            b - a,
+            100.0 * (b - a) / a
+        );
     }
     println!(
         "{} tokens/s over {:.1} s on {} thread(s); model FLOPs {}; MFU {:.1}% of {:.3} TFLOP/s ({})",

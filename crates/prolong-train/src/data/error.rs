@@ -50,6 +50,16 @@ pub enum DataError {
     #[error("{path}: the dataset has no samples but {needed} sequences are drawn from it")]
     EmptyStream { path: PathBuf, needed: u64 },
 
+    /// Holding out samples for evaluation would leave a stream nothing to train on.
+    #[error(
+        "{path}: the dataset has {samples} samples; holding out {held_out} for evaluation leaves none to train on"
+    )]
+    HoldOut {
+        path: PathBuf,
+        samples: usize,
+        held_out: usize,
+    },
+
     /// A sample's `input_ids` do not have the configured sequence length.
     #[error(
         "{path}: sample {sample}: input_ids has {len} tokens, the configured sequence length is {expected}"

@@ -14,6 +14,7 @@ use super::rng::{SplitMix64, derive_seed};
 const TAG_ALLOCATION: u64 = 1;
 const TAG_ORDER: u64 = 2;
 const TAG_PERMUTATION: u64 = 3;
+const TAG_HOLD_OUT: u64 = 4;
 
 /// One packed sequence as the trainer consumes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +94,15 @@ struct LoadedStream {
     /// The sample order of epoch `perm_epoch`.
     perm: Vec<usize>,
     perm_epoch: Option<u64>,
+    /// Samples never handed out (held out for evaluation), sorted.
+    held_out: Vec<usize>,
+}
+
+impl LoadedStream {
+    /// Samples the loader hands out.
+    fn trainable(&self) -> usize {
+        self.len - self.held_out.len()
+    }
 }
 
 /// Hands out a stage's `total_sequences` sequences from a mixture.
@@ -150,6 +160,7 @@ impl MixtureLoader {
                 cursor: 0,
                 perm: Vec::new(),
                 perm_epoch: None,
+                held_out: Vec::new(),
             };
             if stream.len == 0 {
                 if allocation[j] > 0 {
@@ -190,11 +201,14 @@ impl MixtureLoader {
         let j = self.order[self.position as usize] as usize;
         let seed = self.seed;
         let stream = &mut self.streams[j];
-        let len = stream.len as u64;
+        let len = stream.trainable() as u64;
         let epoch = stream.cursor / len;
         if stream.perm_epoch != Some(epoch) {
             stream.perm.clear();
-            stream.perm.extend(0..stream.len);
+            let held_out = &stream.held_out;
+            stream
+                .perm
+                .extend((0..stream.len).filter(|i| held_out.binary_search(i).is_err()));
             let key = derive_seed(seed, &[TAG_PERMUTATION, j as u64, epoch]);
             SplitMix64::new(key).shuffle(&mut stream.perm);
             stream.perm_epoch = Some(epoch);
@@ -204,6 +218,46 @@ impl MixtureLoader {
         stream.cursor += 1;
         self.position += 1;
         Ok(Some(sequence))
+    }
+
+    /// Holds out `per_stream[j]` samples of each stream `j`, chosen by a shuffle seeded
+    /// with `seed` (independent of the data order's seed, so stages that share streams
+    /// and this seed hold out the same samples). They are never handed out by
+    /// [`next_sequence`](Self::next_sequence); read them with [`read`](Self::read).
+    /// Returns them as `(stream, sample)`, stream by stream. Call it before the first
+    /// sequence (and before [`restore`](Self::restore)); a stream that would keep no
+    /// sample while the stage draws from it is an error.
+    pub fn hold_out(
+        &mut self,
+        per_stream: &[u64],
+        seed: u64,
+    ) -> Result<Vec<(usize, usize)>, DataError> {
+        let mut out = Vec::new();
+        for (j, stream) in self.streams.iter_mut().enumerate() {
+            let n = per_stream.get(j).copied().unwrap_or(0) as usize;
+            let drawn = self.allocation[j] > 0;
+            if n > stream.len || (drawn && n == stream.len) {
+                return Err(DataError::HoldOut {
+                    path: stream.path.clone(),
+                    samples: stream.len,
+                    held_out: n,
+                });
+            }
+            let mut all: Vec<usize> = (0..stream.len).collect();
+            SplitMix64::new(derive_seed(seed, &[TAG_HOLD_OUT, j as u64])).shuffle(&mut all);
+            all.truncate(n);
+            out.extend(all.iter().map(|&s| (j, s)));
+            all.sort_unstable();
+            stream.held_out = all;
+            stream.perm_epoch = None;
+        }
+        Ok(out)
+    }
+
+    /// Reads sample `sample` of stream `j` (checked like every handed-out sequence),
+    /// without moving the loader.
+    pub fn read(&self, j: usize, sample: usize) -> Result<LoadedSequence, DataError> {
+        read_sequence(&self.streams[j], j, sample, self.seq_len)
     }
 
     /// Sequences handed out so far.

@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! DIR/config.json                    HF config (with the stage's rope_theta)
-//! DIR/model.safetensors              weights, HF names, compute dtype
+//! DIR/model.safetensors              weights, HF names, compute dtype (or sharded:
+//!                                    model-0000i-of-0000N.safetensors + index)
 //! DIR/optimizer/exp_avg.safetensors  Adam first moments, fp32, HF names
 //! DIR/optimizer/exp_avg_sq.safetensors
 //! DIR/optimizer/master.safetensors   fp32 master weights (only when compute dtype ≠ fp32)
 //! DIR/optimizer/state.json           Adam's step count and hyper-parameters
-//! DIR/trainer_state.json             step, loader state, RNG, metrics so far (written last)
+//! DIR/trainer_state.json             step, loader state, RNG, metrics and held-out losses
+//!                                    so far (written last)
 //! ```
 //!
 //! A checkpoint is written to `.NAME.tmp/` beside its final name and renamed into place,
@@ -22,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 use super::init::InitRng;
 use crate::data::LoaderState;
-use crate::metrics::StepRecord;
+use crate::metrics::{EvalRecord, StepRecord};
 use crate::model::Llama;
 use crate::optim::AdamW;
 use crate::stage::StageConfig;
@@ -55,6 +57,9 @@ pub struct TrainerState {
     pub threads: usize,
     pub stage: StageConfig,
     pub metrics: Vec<StepRecord>,
+    /// Held-out evaluations so far (step 0 first).
+    #[serde(default)]
+    pub evals: Vec<EvalRecord>,
 }
 
 /// `optimizer/state.json`.
@@ -100,12 +105,14 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError>
     })
 }
 
-/// Writes a complete checkpoint to `dir` (through `.NAME.tmp/` and a rename).
+/// Writes a complete checkpoint to `dir` (through `.NAME.tmp/` and a rename), the
+/// weights in shards of at most `max_shard_bytes`.
 pub fn save(
     dir: &Path,
     model: &Llama,
     opt: &AdamW,
     state: &TrainerState,
+    max_shard_bytes: u64,
 ) -> Result<(), TrainError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -117,7 +124,7 @@ pub fn save(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    model.save(&tmp)?;
+    model.save_sharded(&tmp, max_shard_bytes)?;
     let odir = tmp.join(OPTIMIZER_DIR);
     std::fs::create_dir_all(&odir).map_err(io(&odir))?;
     let (m, v) = opt.moments();

@@ -14,6 +14,7 @@
 //! losses and weights, with or without a kill and `--resume` in between.
 
 pub mod checkpoint;
+pub mod eval;
 pub mod init;
 
 use std::io::Write as _;
@@ -24,12 +25,13 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::data::{DataError, Mixture, MixtureLoader};
-use crate::metrics::{StepRecord, train_flops};
+use crate::metrics::{EvalRecord, StepRecord, train_flops};
 use crate::model::Llama;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
 use crate::packed::PackedSequence;
 use crate::stage::{StageConfig, StageError};
 use checkpoint::TrainerState;
+use eval::HeldOut;
 use init::InitRng;
 
 /// Everything a stage can fail with.
@@ -85,6 +87,11 @@ pub struct TrainSummary {
     pub tokens: u64,
     pub first_loss: Option<f64>,
     pub final_loss: Option<f64>,
+    /// Held-out sequences and their loss before the first step and after the last
+    /// (`[eval]` recipes only).
+    pub eval_sequences: usize,
+    pub first_eval_loss: Option<f64>,
+    pub final_eval_loss: Option<f64>,
     /// Tokens and model FLOPs of this invocation, and its wall time.
     pub run_tokens: u64,
     pub run_flops: f64,
@@ -191,6 +198,12 @@ pub fn run(
     // before any model is loaded.
     let mixture = mixture(cfg)?;
     let mut loader = MixtureLoader::new(&mixture, steps * micro, cfg.data.seq_len, cfg.train.seed)?;
+    // Held-out sequences leave the loader before it hands out (or restores) anything.
+    let held_out = cfg
+        .eval
+        .as_ref()
+        .map(|e| HeldOut::new(e, &mixture, &mut loader))
+        .transpose()?;
 
     checkpoint::remove_partial(&out)?;
     let existing = checkpoint::list(&out)?;
@@ -246,6 +259,7 @@ pub fn run(
                 threads,
                 stage: cfg.clone(),
                 metrics: Vec::new(),
+                evals: Vec::new(),
             };
             (model, opt, state, None)
         }
@@ -255,13 +269,14 @@ pub fn run(
         path: out.clone(),
         source,
     })?;
+    if let Some(h) = &held_out
+        && state.step == 0
+    {
+        state.evals = vec![h.evaluate(&model, 0)?];
+    }
     let metrics_path = out.join("metrics.jsonl");
     // The metrics file is exactly the checkpoint's records: steps after it are redone.
-    let mut text = String::new();
-    for r in &state.metrics {
-        text.push_str(&serde_json::to_string(r).unwrap_or_default());
-        text.push('\n');
-    }
+    let text = crate::metrics::jsonl(&state.metrics, &state.evals);
     crate::checkpoint::write_atomic(&metrics_path, text.as_bytes())?;
     let mut metrics_file = std::fs::OpenOptions::new()
         .append(true)
@@ -327,35 +342,56 @@ pub fn run(
             tokens: state.tokens,
             tokens_per_s: step_tokens as f64 / dt.max(1e-9),
         };
-        let line = serde_json::to_string(&rec).unwrap_or_default();
-        writeln!(metrics_file, "{line}").map_err(|source| TrainError::Io {
+        let mut lines = serde_json::to_string(&rec).unwrap_or_default();
+        state.metrics.push(rec);
+        if let Some(h) = held_out.as_ref().filter(|h| h.due(state.step, steps)) {
+            let e = h.evaluate(&model, state.step)?;
+            lines.push('\n');
+            lines.push_str(&serde_json::to_string(&e).unwrap_or_default());
+            state.evals.push(e);
+        }
+        writeln!(metrics_file, "{lines}").map_err(|source| TrainError::Io {
             path: metrics_path.clone(),
             source,
         })?;
         bar.set_position(state.step);
+        let held = state
+            .evals
+            .last()
+            .map(|e| format!("  held-out {:.4}", e.eval_loss))
+            .unwrap_or_default();
         bar.set_message(format!(
-            "loss {loss:.4}  lr {lr:.2e}  gnorm {grad_norm:.3}  {}/s",
-            crate::metrics::human(rec.tokens_per_s)
+            "loss {loss:.4}{held}  lr {lr:.2e}  gnorm {grad_norm:.3}  {}/s",
+            crate::metrics::human(step_tokens as f64 / dt.max(1e-9))
         ));
-        state.metrics.push(rec);
         state.loader = loader.state();
 
         let every = cfg.checkpoint.every;
+        let shard = cfg
+            .checkpoint
+            .max_shard_bytes()
+            .unwrap_or(crate::checkpoint::DEFAULT_MAX_SHARD_BYTES);
         if state.step == steps {
-            checkpoint::save(&out.join("final"), &model, &opt, &state)?;
+            checkpoint::save(&out.join("final"), &model, &opt, &state, shard)?;
         } else if every > 0 && state.step % every == 0 {
             checkpoint::save(
                 &checkpoint::periodic_dir(&out, state.step),
                 &model,
                 &opt,
                 &state,
+                shard,
             )?;
             prune(&out, cfg.checkpoint.keep)?;
         }
     }
     bar.finish_and_clear();
 
-    let svg = crate::metrics::loss_svg(&state.metrics, &format!("{name}: training loss"));
+    let title = if state.evals.is_empty() {
+        format!("{name}: training loss")
+    } else {
+        format!("{name}: training and held-out loss")
+    };
+    let svg = crate::metrics::loss_svg(&state.metrics, &state.evals, &title);
     crate::checkpoint::write_atomic(&out.join("loss.svg"), svg.as_bytes())?;
 
     let (peak_tflops, peak_measured) = match cfg.device.peak_tflops {
@@ -377,6 +413,9 @@ pub fn run(
         tokens: state.tokens,
         first_loss: state.metrics.first().map(|r| r.loss),
         final_loss: state.metrics.last().map(|r| r.loss),
+        eval_sequences: held_out.as_ref().map_or(0, |h| h.samples().len()),
+        first_eval_loss: state.evals.first().map(|e: &EvalRecord| e.eval_loss),
+        final_eval_loss: state.evals.last().map(|e| e.eval_loss),
         run_tokens,
         run_flops,
         run_seconds: run_start.elapsed().as_secs_f64(),
@@ -402,6 +441,9 @@ fn check_same_recipe(saved: &StageConfig, now: &StageConfig) -> Result<(), Train
     }
     if saved.train != now.train {
         return differs("train");
+    }
+    if saved.eval != now.eval {
+        return differs("eval");
     }
     Ok(())
 }
