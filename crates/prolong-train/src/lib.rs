@@ -14,6 +14,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod metrics;
 pub mod model;

@@ -1,0 +1,59 @@
+//! The varlen form of a packed sequence's documents, as the fused attention kernel takes
+//! it: `cu_seqlens` (document starts, then `T`) and the longest document.
+//!
+//! The documents are [`PackedSequence::segments`](crate::PackedSequence::segments), which
+//! already tile `[0, T)`: a token no `indices` piece covers (and every piece of one token)
+//! is a one-token document attending only to itself, exactly as the CPU attention treats
+//! it; empty pieces were dropped when the sequence was built.
+
+use std::ops::Range;
+
+use super::{DistError, DistResult};
+
+/// Document boundaries of one packed sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CuSeqlens {
+    /// `[0, end of doc 0, end of doc 1, …, T]`: document `i` is `cu[i]..cu[i + 1]`.
+    pub cu: Vec<u32>,
+    /// Tokens in the longest document (0 for an empty sequence).
+    pub max_seqlen: u32,
+}
+
+impl CuSeqlens {
+    /// From documents tiling `[0, T)` in order.
+    pub fn from_segments(segments: &[Range<usize>]) -> DistResult<Self> {
+        let mut cu = Vec::with_capacity(segments.len() + 1);
+        cu.push(0u32);
+        let mut max_seqlen = 0usize;
+        for (i, seg) in segments.iter().enumerate() {
+            let next = *cu.last().expect("starts with 0") as usize;
+            if seg.start != next || seg.end <= seg.start {
+                return Err(DistError::Layout(format!(
+                    "document {i} {seg:?} does not continue the tiling at {next}"
+                )));
+            }
+            cu.push(u32::try_from(seg.end).map_err(|_| {
+                DistError::Layout(format!("document end {} does not fit in u32", seg.end))
+            })?);
+            max_seqlen = max_seqlen.max(seg.len());
+        }
+        Ok(Self {
+            cu,
+            max_seqlen: max_seqlen as u32,
+        })
+    }
+
+    pub fn num_docs(&self) -> usize {
+        self.cu.len() - 1
+    }
+
+    /// Tokens in the sequence.
+    pub fn total(&self) -> usize {
+        *self.cu.last().expect("never empty") as usize
+    }
+
+    /// The document holding token `t` (`t < total`), by binary search.
+    pub fn doc_of(&self, t: usize) -> usize {
+        self.cu.partition_point(|&c| c as usize <= t) - 1
+    }
+}

@@ -1,0 +1,122 @@
+//! Rank discovery, the NCCL unique-id exchange through a shared file, and `cu_seqlens`.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::Duration;
+
+use prolong_train::PackedSequence;
+use prolong_train::dist::DistError;
+use prolong_train::dist::rank::RankInfo;
+use prolong_train::dist::unique_id::share_unique_id;
+use prolong_train::dist::varlen::CuSeqlens;
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+fn info(rank: usize, world_size: usize, local_rank: usize) -> RankInfo {
+    RankInfo {
+        rank,
+        world_size,
+        local_rank,
+    }
+}
+
+#[test]
+fn ranks_from_torchrun_then_slurm_then_single() {
+    let torchrun = [("RANK", "5"), ("WORLD_SIZE", "16"), ("LOCAL_RANK", "1")];
+    let slurm = [
+        ("SLURM_PROCID", "9"),
+        ("SLURM_NTASKS", "32"),
+        ("SLURM_LOCALID", "3"),
+    ];
+    assert_eq!(
+        RankInfo::from_vars(vars(&torchrun)).unwrap(),
+        info(5, 16, 1)
+    );
+    assert_eq!(RankInfo::from_vars(vars(&slurm)).unwrap(), info(9, 32, 3));
+    let both: Vec<_> = torchrun.iter().chain(&slurm).copied().collect();
+    assert_eq!(RankInfo::from_vars(vars(&both)).unwrap(), info(5, 16, 1));
+    assert_eq!(RankInfo::from_vars(vars(&[])).unwrap(), RankInfo::SINGLE);
+    // No local rank: one node, local = global.
+    let one_node = [("RANK", "2"), ("WORLD_SIZE", "4")];
+    assert_eq!(RankInfo::from_vars(vars(&one_node)).unwrap(), info(2, 4, 2));
+}
+
+#[test]
+fn bad_rank_variables_are_named_errors() {
+    for (pairs, var) in [
+        (&[("RANK", "x"), ("WORLD_SIZE", "4")][..], "RANK"),
+        (&[("RANK", "4"), ("WORLD_SIZE", "4")][..], "RANK"),
+        (&[("RANK", "1")][..], "RANK"),
+        (
+            &[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "-2")][..],
+            "SLURM_NTASKS",
+        ),
+    ] {
+        match RankInfo::from_vars(vars(pairs)) {
+            Err(DistError::Env { var: v, .. }) => assert_eq!(v, var, "{pairs:?}"),
+            other => panic!("{pairs:?}: {other:?}"),
+        }
+    }
+}
+
+/// Rank 0 publishes a fake id while three other ranks (threads) wait for it; a stale
+/// file of another run is not taken for it.
+#[test]
+fn unique_id_reaches_every_rank_through_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nccl-id");
+    std::fs::write(&path, [b"old-run\n".as_slice(), &[9u8; 16]].concat()).unwrap();
+    let id: Vec<u8> = (0..16).collect();
+    let waiters: Vec<_> = (1..4)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                share_unique_id(&path, false, "job-42", 16, Duration::from_secs(20), || {
+                    unreachable!("only rank 0 makes the id")
+                })
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(120));
+    let root = share_unique_id(&path, true, "job-42", 16, Duration::ZERO, || id.clone());
+    assert_eq!(root.unwrap(), id);
+    for w in waiters {
+        assert_eq!(w.join().unwrap().unwrap(), id);
+    }
+}
+
+#[test]
+fn unique_id_wait_times_out_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("never");
+    let err =
+        share_unique_id(&path, false, "t", 8, Duration::from_millis(120), Vec::new).unwrap_err();
+    assert!(matches!(err, DistError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("never"));
+    // rank 0 with an id of the wrong size
+    assert!(share_unique_id(&path, true, "t", 8, Duration::ZERO, || vec![1; 3]).is_err());
+}
+
+/// `cu_seqlens` from `indices`: gaps and one-token pieces are one-token documents (as the
+/// CPU attention treats them), empty pieces vanish.
+#[test]
+fn cu_seqlens_from_indices() {
+    let seq =
+        PackedSequence::new((0..12).collect(), &[[0, 4], [4, 4], [5, 6], [6, 10]], None).unwrap();
+    let cu = CuSeqlens::from_segments(seq.segments()).unwrap();
+    assert_eq!(cu.cu, vec![0, 4, 5, 6, 10, 11, 12]);
+    assert_eq!(cu.max_seqlen, 4);
+    assert_eq!((cu.num_docs(), cu.total()), (6, 12));
+    assert_eq!(
+        (0..12).map(|t| cu.doc_of(t)).collect::<Vec<_>>(),
+        [0, 0, 0, 0, 1, 2, 3, 3, 3, 3, 4, 5]
+    );
+    let bad: [Range<usize>; 2] = [0..3, 4..6];
+    assert!(CuSeqlens::from_segments(&bad).is_err());
+}
