@@ -1,4 +1,4 @@
-//! Helpers of the fused CPU f32 fast paths (cross-entropy, attention softmax): raw access
+//! Helpers of the fused CPU f32 fast paths (cross-entropy, attention softmax, AdamW): raw access
 //! to a contiguous CPU f32 tensor, row-parallel loops on candle's thread count, and a
 //! vectorizable `exp`.
 
@@ -20,6 +20,27 @@ pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<Opt
         return Ok(None);
     };
     Ok(Some(f(&cpu.as_slice::<f32>()?[start..end])))
+}
+
+/// [`with_f32`] over several tensors: `f` gets their data in order when every one is a
+/// contiguous f32 CPU tensor; `Ok(None)` otherwise.
+pub(crate) fn with_f32s<R>(ts: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<Option<R>> {
+    if ts
+        .iter()
+        .any(|t| !t.device().is_cpu() || t.dtype() != DType::F32)
+    {
+        return Ok(None);
+    }
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(ts.len());
+    for (storage, layout) in &guards {
+        let (Storage::Cpu(cpu), Some((start, end))) = (&**storage, layout.contiguous_offsets())
+        else {
+            return Ok(None);
+        };
+        slices.push(&cpu.as_slice::<f32>()?[start..end]);
+    }
+    Ok(Some(f(&slices)))
 }
 
 /// A CPU f32 tensor of `shape` from `data`.

@@ -12,7 +12,7 @@
 
 pub mod attention;
 pub mod attention_decode;
-mod cpu;
+pub(crate) mod cpu;
 pub mod cross_entropy;
 pub mod embedding;
 pub mod linear;

@@ -16,7 +16,8 @@
 //!   `step` does), while the trainer's step counter and schedule start afresh.
 //!
 //! Everything is written with candle tensor ops, so it runs on whichever device the model
-//! lives on.
+//! lives on; on CPU in f32 one fused pass per tensor does the same arithmetic (bit for
+//! bit) without the dozen intermediate tensors.
 
 pub mod schedule;
 
@@ -26,6 +27,7 @@ use candle_core::{D, DType, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::LlamaParams;
+use crate::ops::cpu;
 
 pub use schedule::CosineSchedule;
 
@@ -116,17 +118,19 @@ impl AdamW {
         let t = self.step as i32;
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
-        let step_size = lr / bc1;
+        let step = Step {
+            decay: 1.0 - lr * c.weight_decay,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            inv_sqrt_bc2: 1.0 / bc2.sqrt(),
+            eps: c.eps,
+            step_size: lr / bc1,
+        };
         for ((st, (_, target)), g) in self.params.iter_mut().zip(&mut targets).zip(&grads.tensors) {
-            if st.decay && c.weight_decay != 0.0 {
-                st.master = st.master.affine(1.0 - lr * c.weight_decay, 0.0)?;
+            let decay = st.decay && c.weight_decay != 0.0;
+            if !step.fused(st, g, decay)? {
+                step.generic(st, g, decay)?;
             }
-            st.exp_avg = (st.exp_avg.affine(c.beta1, 0.0)? + g.affine(1.0 - c.beta1, 0.0)?)?;
-            st.exp_avg_sq =
-                (st.exp_avg_sq.affine(c.beta2, 0.0)? + g.sqr()?.affine(1.0 - c.beta2, 0.0)?)?;
-            let denom = st.exp_avg_sq.sqrt()?.affine(1.0 / bc2.sqrt(), c.eps)?;
-            let upd = (&st.exp_avg / denom)?.affine(step_size, 0.0)?;
-            st.master = (&st.master - upd)?;
             **target = st.master.to_dtype(target.dtype())?;
         }
         Ok(())
@@ -203,6 +207,68 @@ impl AdamW {
     }
 }
 
+/// The constants of one AdamW update.
+struct Step {
+    /// `1 − lr·wd` (for the parameters that decay).
+    decay: f64,
+    beta1: f64,
+    beta2: f64,
+    inv_sqrt_bc2: f64,
+    eps: f64,
+    /// `lr / (1 − β₁ᵗ)`.
+    step_size: f64,
+}
+
+impl Step {
+    /// The update with candle ops (any device and dtype).
+    fn generic(&self, st: &mut ParamState, g: &Tensor, decay: bool) -> Result<()> {
+        if decay {
+            st.master = st.master.affine(self.decay, 0.0)?;
+        }
+        st.exp_avg = (st.exp_avg.affine(self.beta1, 0.0)? + g.affine(1.0 - self.beta1, 0.0)?)?;
+        st.exp_avg_sq =
+            (st.exp_avg_sq.affine(self.beta2, 0.0)? + g.sqr()?.affine(1.0 - self.beta2, 0.0)?)?;
+        let denom = st.exp_avg_sq.sqrt()?.affine(self.inv_sqrt_bc2, self.eps)?;
+        let upd = (&st.exp_avg / denom)?.affine(self.step_size, 0.0)?;
+        st.master = (&st.master - upd)?;
+        Ok(())
+    }
+
+    /// The same f32 arithmetic as [`generic`](Self::generic), element by element in one
+    /// pass, when the master, moments and gradient are contiguous f32 CPU tensors;
+    /// `false` (nothing changed) otherwise.
+    fn fused(&self, st: &mut ParamState, g: &Tensor, decay: bool) -> Result<bool> {
+        let f = |x: f64| x as f32; // candle's affine casts its constants to f32 alike
+        let (wd, b1, b2) = (f(self.decay), f(self.beta1), f(self.beta2));
+        let (c1, c2) = (f(1.0 - self.beta1), f(1.0 - self.beta2));
+        let (inv, eps, lr) = (f(self.inv_sqrt_bc2), f(self.eps), f(self.step_size));
+        let tensors = [&st.master, &st.exp_avg, &st.exp_avg_sq, g];
+        let out = cpu::with_f32s(&tensors, |x| {
+            let (p, m, v, g) = (x[0], x[1], x[2], x[3]);
+            let n = p.len();
+            let (mut po, mut mo, mut vo) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+            for i in 0..n {
+                let p = if decay { p[i] * wd } else { p[i] };
+                let m = m[i] * b1 + g[i] * c1;
+                let v = v[i] * b2 + (g[i] * g[i]) * c2;
+                let denom = v.sqrt() * inv + eps;
+                po[i] = p - (m / denom) * lr;
+                mo[i] = m;
+                vo[i] = v;
+            }
+            (po, mo, vo)
+        })?;
+        let Some((p, m, v)) = out else {
+            return Ok(false);
+        };
+        let dims = st.master.dims().to_vec();
+        st.master = cpu::tensor(p, &dims)?;
+        st.exp_avg = cpu::tensor(m, &dims)?;
+        st.exp_avg_sq = cpu::tensor(v, &dims)?;
+        Ok(true)
+    }
+}
+
 /// fp32 gradients of every parameter, in [`LlamaParams::named`] order, accumulated over
 /// micro-batches.
 #[derive(Debug, Clone, Default)]
@@ -266,5 +332,70 @@ impl Gradients {
             }
         }
         Ok(norm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn values(n: usize, seed: u64, scale: f32) -> Tensor {
+        let mut x = seed;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+            })
+            .collect();
+        Tensor::from_vec(v, (n / 8, 8), &Device::Cpu).unwrap()
+    }
+
+    /// The fused CPU f32 update gives the generic candle-ops update bit for bit.
+    #[test]
+    fn fused_update_matches_generic_bitwise() {
+        let step = Step {
+            decay: 1.0 - 3e-3 * 0.1,
+            beta1: 0.9,
+            beta2: 0.95,
+            inv_sqrt_bc2: 1.0 / (1.0f64 - 0.95f64.powi(3)).sqrt(),
+            eps: 1e-8,
+            step_size: 3e-3 / (1.0 - 0.9f64.powi(3)),
+        };
+        let g = values(4096, 4, 2.0);
+        for decay in [true, false] {
+            let state = ParamState {
+                name: "w".into(),
+                master: values(4096, 1, 1.0),
+                exp_avg: values(4096, 2, 0.1),
+                exp_avg_sq: values(4096, 3, 0.01).abs().unwrap(),
+                decay,
+            };
+            let (mut a, mut b) = (state.clone(), state);
+            assert!(step.fused(&mut a, &g, decay).unwrap());
+            step.generic(&mut b, &g, decay).unwrap();
+            for (x, y) in [
+                (&a.master, &b.master),
+                (&a.exp_avg, &b.exp_avg),
+                (&a.exp_avg_sq, &b.exp_avg_sq),
+            ] {
+                let (x, y): (Vec<f32>, Vec<f32>) = (
+                    x.flatten_all().unwrap().to_vec1().unwrap(),
+                    y.flatten_all().unwrap().to_vec1().unwrap(),
+                );
+                assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()));
+            }
+            assert!(a.master.dims() == [512, 8]);
+        }
+        // f64 tensors take the generic path
+        let mut s64 = ParamState {
+            name: "w".into(),
+            master: Tensor::zeros((2, 2), DType::F64, &Device::Cpu).unwrap(),
+            exp_avg: Tensor::zeros((2, 2), DType::F64, &Device::Cpu).unwrap(),
+            exp_avg_sq: Tensor::zeros((2, 2), DType::F64, &Device::Cpu).unwrap(),
+            decay: false,
+        };
+        let g64 = Tensor::ones((2, 2), DType::F64, &Device::Cpu).unwrap();
+        assert!(!step.fused(&mut s64, &g64, false).unwrap());
     }
 }
