@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p prolong-train --example train_bench -- \
 //!     [--threads N] [--only tiny-2048,50m-16384] [--steps-2k 3] [--steps-16k 1] [--no-torch]
+//!     [--attention]
 //! ```
 //!
 //! One packed sequence per step: forward + backward (layer recompute, blocked
@@ -15,6 +16,11 @@
 //! ours uses `N` candle/rayon threads. Prints a markdown table of tokens/s, and for ours
 //! the split between loss+gradients and the AdamW step.
 //!
+//! `--attention` only times our per-document attention (forward + backward, the 50M
+//! model's heads, the 16K sequence's documents) with causal query tiles of several sizes
+//! against one tile per document (the untiled computation), taking turns so that a
+//! shared machine's load drifts over all alike; prints their speed ratios (~1 min).
+//!
 //! Cost: a 16K step of the 50M model is ~5 TFLOP (≈ 2–3 min per framework on 2 cores), so
 //! the four configurations take ~12 min on a 2-core machine; `--only tiny-2048,50m-2048`
 //! (~2.5 min) is the quick check.
@@ -25,6 +31,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use prolong_train::ops::attention::{self, Heads, QUERY_BLOCK};
 use prolong_train::optim::{AdamW, AdamWConfig, Gradients};
 use prolong_train::train::init::{InitRng, random_llama};
 use prolong_train::{LlamaConfig, PackedSequence};
@@ -187,6 +194,68 @@ fn bench_torch(dir: &Path, data: &Path, config: &serde_json::Value, threads: usi
     v["tok_per_s"].as_f64()
 }
 
+/// Seconds of one attention forward + backward on `segments` with `block` query tiles.
+fn attention_pass(
+    x: &[Tensor; 4],
+    heads: &Heads,
+    segments: &[std::ops::Range<usize>],
+    block: usize,
+) -> f64 {
+    let [q, k, v, dout] = x;
+    let t0 = Instant::now();
+    let out = attention::forward_tiled(q, k, v, heads, segments, block).unwrap();
+    let grads = attention::backward_tiled(dout, q, k, v, heads, segments, block).unwrap();
+    drop((out, grads));
+    t0.elapsed().as_secs_f64()
+}
+
+/// Tiled vs untiled attention of the 50M model on the 16K sequence's documents,
+/// alternating `rounds` times.
+fn bench_attention(rounds: usize) {
+    let (t, heads) = (
+        16384,
+        Heads {
+            n_head: 8,
+            n_kv_head: 4,
+            head_dim: 64,
+        },
+    );
+    let (_, lens) = &sequences(t, 32_000, 2, t as u64)[1];
+    let mut segments = Vec::new();
+    let mut a = 0;
+    for &l in lens {
+        segments.push(a..a + l);
+        a += l;
+    }
+    let x = [512, 256, 256, 512].map(|w| Tensor::randn(0f32, 1.0, (t, w), &Device::Cpu).unwrap());
+    let blocks = [usize::MAX, 128, QUERY_BLOCK, 512];
+    let mut secs = [0.0; 4];
+    for _ in 0..rounds {
+        for (s, &b) in secs.iter_mut().zip(&blocks) {
+            *s += attention_pass(&x, &heads, &segments, b);
+        }
+    }
+    println!(
+        "attention fwd+bwd, 50M heads (8q/4kv × 64), {} documents of the 16K sequence (longest {}), {rounds} rounds:",
+        lens.len(),
+        lens.iter().max().unwrap_or(&0)
+    );
+    println!("| attention | seconds per pass | speed vs untiled |");
+    println!("|---|---:|---:|");
+    for (s, &b) in secs.iter().zip(&blocks) {
+        let name = match b {
+            usize::MAX => "one tile per document (untiled)".to_string(),
+            QUERY_BLOCK => format!("causal tiles of {b} queries (the default)"),
+            _ => format!("causal tiles of {b} queries"),
+        };
+        println!(
+            "| {name} | {:.2} | {:.2}× |",
+            s / rounds as f64,
+            secs[0] / s
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opt = |name: &str| {
@@ -202,6 +271,10 @@ fn main() {
     unsafe {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+    }
+    if args.iter().any(|a| a == "--attention") {
+        bench_attention(3);
+        return;
     }
     let steps_2k: usize = opt("--steps-2k").map_or(3, |s| s.parse().unwrap());
     let steps_16k: usize = opt("--steps-16k").map_or(1, |s| s.parse().unwrap());

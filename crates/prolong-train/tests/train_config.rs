@@ -132,6 +132,37 @@ fn other_recipe_errors() {
     assert!(e.contains("invalid type"), "{e}");
 }
 
+#[test]
+fn shard_size_and_eval_settings() {
+    let path = Path::new("recipe.toml");
+    let with = |extra: &str| {
+        let c = StageConfig::parse(&(base() + extra), path).unwrap();
+        c.validate(path).unwrap();
+        c
+    };
+    assert_eq!(with("").checkpoint.max_shard_bytes(), Some(5_000_000_000));
+    for (size, bytes) in [
+        ("\"500MB\"", 500_000_000),
+        ("\"2GiB\"", 2 << 30),
+        ("\"1.5 kb\"", 1500),
+        ("\"4096\"", 4096),
+    ] {
+        let c = with(&format!("max_shard_size = {size}\n"));
+        assert_eq!(c.checkpoint.max_shard_bytes(), Some(bytes), "{size}");
+    }
+    for bad in ["\"5 parsecs\"", "\"\"", "\"0GB\"", "\"-1GB\""] {
+        let e = error_of(&(base() + &format!("max_shard_size = {bad}\n")));
+        assert!(e.contains("checkpoint.max_shard_size"), "{bad}: {e}");
+    }
+    let c = with("\n[eval]\nsequences = 4\nevery = 2\n");
+    let eval = c.eval.unwrap();
+    assert_eq!((eval.sequences, eval.every, eval.seed), (4, 2, 0));
+    let e = error_of(&(base() + "\n[eval]\nsequences = 0\n"));
+    assert!(e.contains("eval.sequences must be positive"), "{e}");
+    let e = error_of(&(base() + "\n[eval]\nsequences = 2\nsteps = 3\n"));
+    assert!(e.contains("unknown field `steps`"), "{e}");
+}
+
 /// The binary: a bad recipe and a sequence length that does not match the shards each
 /// give exit code 1 and one line on stderr, before any training.
 #[test]

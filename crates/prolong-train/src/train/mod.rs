@@ -25,7 +25,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::data::{DataError, Mixture, MixtureLoader};
-use crate::metrics::{EvalRecord, StepRecord, train_flops};
+use crate::metrics::{StepRecord, train_flops};
 use crate::model::Llama;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
 use crate::packed::PackedSequence;
@@ -92,7 +92,8 @@ pub struct TrainSummary {
     pub eval_sequences: usize,
     pub first_eval_loss: Option<f64>,
     pub final_eval_loss: Option<f64>,
-    /// Tokens and model FLOPs of this invocation, and its wall time.
+    /// Tokens and model FLOPs of this invocation, and its wall time (held-out
+    /// evaluations left out).
     pub run_tokens: u64,
     pub run_flops: f64,
     pub run_seconds: f64,
@@ -295,6 +296,7 @@ pub fn run(
     let bar = progress_bar(opts.progress, steps, state.step, &name);
     let (mut run_tokens, mut run_flops) = (0u64, 0.0f64);
     let run_start = Instant::now();
+    let mut eval_seconds = 0.0; // kept out of the throughput
     let start_step = state.step;
 
     while state.step < steps {
@@ -345,7 +347,9 @@ pub fn run(
         let mut lines = serde_json::to_string(&rec).unwrap_or_default();
         state.metrics.push(rec);
         if let Some(h) = held_out.as_ref().filter(|h| h.due(state.step, steps)) {
+            let t = Instant::now();
             let e = h.evaluate(&model, state.step)?;
+            eval_seconds += t.elapsed().as_secs_f64();
             lines.push('\n');
             lines.push_str(&serde_json::to_string(&e).unwrap_or_default());
             state.evals.push(e);
@@ -414,11 +418,11 @@ pub fn run(
         first_loss: state.metrics.first().map(|r| r.loss),
         final_loss: state.metrics.last().map(|r| r.loss),
         eval_sequences: held_out.as_ref().map_or(0, |h| h.samples().len()),
-        first_eval_loss: state.evals.first().map(|e: &EvalRecord| e.eval_loss),
+        first_eval_loss: state.evals.first().map(|e| e.eval_loss),
         final_eval_loss: state.evals.last().map(|e| e.eval_loss),
         run_tokens,
         run_flops,
-        run_seconds: run_start.elapsed().as_secs_f64(),
+        run_seconds: run_start.elapsed().as_secs_f64() - eval_seconds,
         threads,
         peak_tflops,
         peak_measured,
