@@ -120,3 +120,24 @@ fn cu_seqlens_from_indices() {
     let bad: [Range<usize>; 2] = [0..3, 4..6];
     assert!(CuSeqlens::from_segments(&bad).is_err());
 }
+
+/// Tiles cover every token exactly once, never cross a document, and hold at most
+/// `block` tokens.
+#[test]
+fn attention_tiles_cover_each_document() {
+    let segments = [0..1, 1..70, 70..71, 71..135, 135..200];
+    let cu = CuSeqlens::from_segments(&segments).unwrap();
+    for block in [1, 7, 32, 64, 1000] {
+        let tiles = cu.tiles(block);
+        let mut seen = vec![0; 200];
+        for pair in tiles.chunks(2) {
+            let (doc, start) = (pair[0] as usize, pair[1] as usize);
+            let end = (start + block).min(cu.cu[doc + 1] as usize);
+            assert!(segments[doc].contains(&start));
+            (start..end).for_each(|t| seen[t] += 1);
+        }
+        assert!(seen.iter().all(|&n| n == 1), "block {block}");
+        let want: usize = segments.iter().map(|s| s.len().div_ceil(block)).sum();
+        assert_eq!(tiles.len(), 2 * want);
+    }
+}

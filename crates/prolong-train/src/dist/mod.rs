@@ -51,6 +51,10 @@ pub enum DistError {
     #[error("publishing the unique id: {0}")]
     Publish(#[from] prolong_mds::MdsError),
 
+    /// An NCCL call failed (feature `cuda`).
+    #[error("NCCL {op}: {msg}")]
+    Nccl { op: &'static str, msg: String },
+
     /// Rank 0 did not publish the unique id in time.
     #[error("{path}: no unique id after {waited_ms} ms (is rank 0 running and the path shared?)")]
     Timeout { path: PathBuf, waited_ms: u128 },

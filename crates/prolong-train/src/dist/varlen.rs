@@ -52,6 +52,21 @@ impl CuSeqlens {
         *self.cu.last().expect("never empty") as usize
     }
 
+    /// The work list of the varlen attention kernels: `(document, first token)` of every
+    /// tile of `block` consecutive tokens within one document (the last tile of a document
+    /// may be shorter), flattened as `[doc0, start0, doc1, start1, …]`. One GPU block per
+    /// tile: documents of any mix of lengths launch no idle blocks.
+    pub fn tiles(&self, block: usize) -> Vec<u32> {
+        let block = block.max(1);
+        let mut out = Vec::new();
+        for (doc, w) in self.cu.windows(2).enumerate() {
+            for start in (w[0] as usize..w[1] as usize).step_by(block) {
+                out.extend([doc as u32, start as u32]);
+            }
+        }
+        out
+    }
+
     /// The document holding token `t` (`t < total`), by binary search.
     pub fn doc_of(&self, t: usize) -> usize {
         self.cu.partition_point(|&c| c as usize <= t) - 1

@@ -25,6 +25,10 @@ pub fn forward(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// `dlogits = dloss · (softmax(z) − onehot(target))` is the gradient of `dloss · Σ losses`.
 /// A token-mean loss over `N` labels passes `dloss = 1/N`.
 pub fn forward_backward(logits: &Tensor, targets: &Tensor, dloss: f64) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = crate::ops::cuda::fused::cross_entropy(logits, targets, dloss)? {
+        return Ok(out);
+    }
     if let Some((losses, dlogits)) = fused_cpu(logits, targets, Some(dloss))? {
         return Ok((losses, dlogits.expect("gradient requested")));
     }

@@ -13,6 +13,8 @@
 pub mod attention;
 pub mod attention_decode;
 pub(crate) mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod cross_entropy;
 pub mod embedding;
 pub mod linear;

@@ -7,6 +7,10 @@ use crate::ops::cpu;
 
 /// `x [T, C]`, `w [C]` → `(y [T, C], rstd [T, 1])`; `rstd` is what backward needs.
 pub fn forward(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = crate::ops::cuda::fused::rmsnorm_forward(x, w, eps)? {
+        return Ok(out);
+    }
     if let (Ok((t, c)), Ok(cw)) = (x.dims2(), w.dims1())
         && c == cw
         && c > 0
@@ -45,6 +49,10 @@ pub fn forward(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
 /// With `x̂ = x · rstd`: `dw = Σ_t dy ⊙ x̂` and
 /// `dx = rstd · (dx̂ − x̂ · mean(dx̂ ⊙ x̂))`, `dx̂ = dy ⊙ w`.
 pub fn backward(dy: &Tensor, x: &Tensor, w: &Tensor, rstd: &Tensor) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = crate::ops::cuda::fused::rmsnorm_backward(dy, x, w, rstd)? {
+        return Ok(out);
+    }
     if let (Ok((t, c)), Ok(cw)) = (x.dims2(), w.dims1())
         && c == cw
         && c > 0

@@ -91,6 +91,10 @@ impl Rope {
                 ),
             });
         }
+        #[cfg(feature = "cuda")]
+        if let Some(y) = crate::ops::cuda::fused::rope(x, &self.cos, sin, self.head_dim)? {
+            return Ok(y);
+        }
         let half = self.head_dim / 2;
         let x = x.reshape((t, width / self.head_dim, self.head_dim))?;
         let x1 = x.narrow(2, 0, half)?;

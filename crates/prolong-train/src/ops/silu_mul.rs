@@ -7,6 +7,10 @@ use crate::ops::cpu;
 
 /// `g, u [T, F]` → `h [T, F]`.
 pub fn forward(g: &Tensor, u: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = crate::ops::cuda::fused::silu_mul_forward(g, u)? {
+        return Ok(out);
+    }
     if g.dims() == u.dims() {
         let fused = cpu::with_f32(g, |gs| {
             cpu::with_f32(u, |us| {
@@ -30,6 +34,10 @@ pub fn forward(g: &Tensor, u: &Tensor) -> Result<Tensor> {
 /// Returns `(dg, du)` for `dh`. With `σ = sigmoid(g)`:
 /// `du = dh ⊙ g σ` and `dg = dh ⊙ u ⊙ σ (1 + g (1 − σ))`.
 pub fn backward(dh: &Tensor, g: &Tensor, u: &Tensor) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = crate::ops::cuda::fused::silu_mul_backward(dh, g, u)? {
+        return Ok(out);
+    }
     if g.dims() == u.dims() && dh.dims() == g.dims() {
         let fused = cpu::with_f32(dh, |ds| {
             cpu::with_f32(g, |gs| {
