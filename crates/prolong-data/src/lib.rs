@@ -1,4 +1,5 @@
 //! Corpus stages of the ProLong recipe: documents in, packed MDS out.
+pub mod chat;
 pub mod documents;
 pub mod filter;
 pub mod hub;
@@ -6,6 +7,7 @@ pub mod mix;
 pub mod pack;
 pub mod recipe;
 pub mod repos;
+pub mod rng;
 pub mod sample;
 pub mod summary;
 pub mod task;

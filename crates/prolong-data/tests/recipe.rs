@@ -1,6 +1,7 @@
 //! Recipes (`prolong-data run`): every stage in order on tiny generated
-//! inputs, skipped on a re-run, one step redone after its marker is deleted;
-//! unknown keys are errors with the file and line.
+//! inputs (SFT chat data too: chat-synth, chat, pack with the mask, mix),
+//! skipped on a re-run, one step redone after its marker is deleted; unknown
+//! keys are errors with the file and line.
 
 mod common;
 
@@ -14,7 +15,8 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prolong-data"))
 }
 
-/// Inputs: a repository folder, book texts, short JSONL; and the recipe.
+/// Inputs: a repository folder, book texts, short JSONL, a byte tokenizer
+/// with Llama-3's chat tokens (ids 256..=260); and the recipe.
 fn setup(dir: &Path) -> std::path::PathBuf {
     let repos = dir.join("in/repos");
     for r in 0..3 {
@@ -31,7 +33,7 @@ fn setup(dir: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(&books).unwrap();
     for b in 0..3 {
         let text: String = (0..200 * (b + 1))
-            .map(|i| format!("Line {i} of book {b}. "))
+            .map(|i| format!("Line {i} of book {b}.\n"))
             .collect();
         std::fs::write(books.join(format!("book{b}.txt")), text).unwrap();
     }
@@ -45,7 +47,7 @@ fn setup(dir: &Path) -> std::path::PathBuf {
         })
         .collect();
     std::fs::write(&short, lines).unwrap();
-    common::write_byte_tokenizer(&dir.join("in"));
+    std::fs::write(dir.join("in/tokenizer.json"), common::chat_tokenizer_json()).unwrap();
     let recipe = dir.join("pipelines/test.toml");
     std::fs::create_dir_all(recipe.parent().unwrap()).unwrap();
     std::fs::write(
@@ -84,6 +86,20 @@ stage = "tokenize"
 inputs = ["${IN}/wiki.jsonl"]
 out = "${DATA}/tok/wiki"
 domain = "wiki"
+
+[[step]]
+name = "chat-synth"
+stage = "chat-synth"
+texts = ["${IN}/books"]
+conversations = 20
+seed = 1
+out = "${DATA}/chat/synth.jsonl.zst"
+
+[[step]]
+name = "chat"
+stage = "chat"
+inputs = ["${DATA}/chat/synth.jsonl.zst"]
+out = "${DATA}/tok/chat"
 
 [[step]]
 name = "filter-book"
@@ -125,6 +141,21 @@ out = "${DATA}/packed/wiki-1024"
 len = 1024
 
 [[step]]
+name = "pack-chat"
+stage = "pack"
+inputs = ["${DATA}/tok/chat"]
+out = "${DATA}/packed/chat-1024"
+len = 1024
+bos = 256
+eos = 257
+
+[[step]]
+name = "mix-sft"
+stage = "mix"
+streams = [{ name = "chat", path = "${DATA}/packed/chat-1024", proportion = 1.0 }]
+out = "${DATA}/mix/sft.toml"
+
+[[step]]
 name = "mix"
 stage = "mix"
 streams = [
@@ -159,7 +190,7 @@ fn runs_every_step_then_skips_then_redoes_one() {
     let data = tmp.path().join("data");
 
     let first = run(&recipe);
-    assert_eq!(first.len(), 10);
+    assert_eq!(first.len(), 14);
     for (name, outcome) in &first {
         assert!(
             matches!(outcome, StepOutcome::Ran(_)),
@@ -175,9 +206,29 @@ fn runs_every_step_then_skips_then_redoes_one() {
         "packed/code-1024",
         "packed/book-1024",
         "packed/wiki-1024",
+        "tok/chat",
+        "packed/chat-1024",
     ] {
         prolong_mds::verify(&data.join(d)).unwrap_or_else(|e| panic!("{d}: {e}"));
     }
+    // The SFT pack carries the chat mask: 1 somewhere, 0 on every BOS/EOS.
+    let packed = prolong_mds::MdsDataset::open(data.join("packed/chat-1024")).unwrap();
+    let mut trained = 0;
+    for i in 0..packed.len() {
+        let s = packed.get(i).unwrap();
+        let ids = s.u32s("input_ids").unwrap();
+        let mask = s.array("mask").unwrap().as_u8().unwrap().into_owned();
+        for (&id, &m) in ids.iter().zip(&mask) {
+            assert!(m == 0 || (id != 256 && id != 257), "BOS/EOS trained on");
+            trained += u64::from(m);
+        }
+    }
+    assert!(trained > 0);
+    assert!(
+        std::fs::read_to_string(data.join("mix/sft.toml"))
+            .unwrap()
+            .contains("proportion = 1.0")
+    );
     let manifest = std::fs::read_to_string(data.join("mix/stage1.toml")).unwrap();
     assert!(
         manifest.contains("path = \"../packed/code-1024\""),
@@ -326,7 +377,7 @@ fn variables_come_from_the_environment_then_vars() {
 fn the_pipelines_recipes_parse() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
     for (name, steps) in [
-        ("corpus.toml", 17),
+        ("corpus.toml", 22),
         ("prolong-64k.toml", 22),
         ("prolong-512k.toml", 10),
     ] {
@@ -357,6 +408,21 @@ fn an_edited_step_is_an_error_or_a_rewritten_manifest_not_stale_output() {
             "{name}"
         );
     }
+
+    // A chat setting changed: the step is an error naming it.
+    let edited = text.replace(
+        "out = \"${DATA}/tok/chat\"",
+        "out = \"${DATA}/tok/chat\"\ndomain = \"sft\"",
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    let options = RunOptions {
+        task: TaskSpec::new(0, 1).unwrap(),
+        only: vec!["chat".into()],
+    };
+    let err = run_recipe(&Recipe::load(&path).unwrap(), &options, &mut |_| {}).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.starts_with("step \"chat\" (chat): "), "{msg}");
 
     // A pack setting changed: the step is an error naming it.
     let edited = text.replace("len = 1024\nbos = 1", "len = 512\nbos = 1");

@@ -1,3 +1,5 @@
+pub mod chat;
+pub mod chat_synth;
 pub mod filter;
 pub mod inspect;
 pub mod merge;

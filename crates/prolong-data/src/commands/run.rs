@@ -4,7 +4,7 @@ use prolong_data::recipe::{Recipe, RunOptions, StepOutcome, run_recipe, step_sta
 
 use super::task_args::TaskArgs;
 
-/// Run a recipe: its steps (repos, tokenize, filter, sample, pack, mix) in order.
+/// Run a recipe: its steps (repos, tokenize, chat-synth, chat, filter, sample, pack, mix) in order.
 ///
 /// A step whose outputs are complete (every task's completion marker, or
 /// sample's report / mix's manifest, present) is skipped; deleting a marker
@@ -14,8 +14,8 @@ use super::task_args::TaskArgs;
 /// schemas/recipe.schema.json; examples: pipelines/corpus.toml.
 ///
 /// --rank/--world-size (default SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT)
-/// go to the sharded stages (repos, tokenize, filter, pack); sample and mix
-/// run on rank 0. A step needs every task of the steps before it, so in a job
+/// go to the sharded stages (repos, tokenize, chat, filter, pack); chat-synth,
+/// sample and mix run on rank 0. A step needs every task of the steps before it, so in a job
 /// array run one step per array job (--step NAME) chained with
 /// --dependency=afterok: pipelines/slurm/.
 ///

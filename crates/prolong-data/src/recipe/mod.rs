@@ -9,7 +9,7 @@
 //!
 //! [[step]]
 //! name = "tokenize-book"
-//! stage = "tokenize"          # repos | tokenize | filter | sample | pack | mix
+//! stage = "tokenize"          # repos | tokenize | chat-synth | chat | filter | sample | pack | mix
 //! inputs = ["books/"]
 //! out = "${DATA}/tok/book"
 //! domain = "book"
@@ -29,12 +29,17 @@ use serde::Deserialize;
 
 pub use run::{RunOptions, StepOutcome, StepReport, run_recipe, step_status};
 
-/// The six stages a step can name.
+/// The stages a step can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Repos,
     Tokenize,
+    /// A chat set generated from plain texts (one JSONL file).
+    #[serde(rename = "chat-synth")]
+    ChatSynth,
+    /// Conversations tokenized with a loss mask.
+    Chat,
     Filter,
     Sample,
     Pack,
@@ -46,6 +51,8 @@ impl Stage {
         match self {
             Stage::Repos => "repos",
             Stage::Tokenize => "tokenize",
+            Stage::ChatSynth => "chat-synth",
+            Stage::Chat => "chat",
             Stage::Filter => "filter",
             Stage::Sample => "sample",
             Stage::Pack => "pack",
@@ -57,7 +64,7 @@ impl Stage {
     pub fn is_sharded(self) -> bool {
         matches!(
             self,
-            Stage::Repos | Stage::Tokenize | Stage::Filter | Stage::Pack
+            Stage::Repos | Stage::Tokenize | Stage::Chat | Stage::Filter | Stage::Pack
         )
     }
 
@@ -72,6 +79,14 @@ impl Stage {
                 "domain",
                 "text_field",
                 "id_field",
+                "size_limit",
+            ],
+            Stage::ChatSynth => &["texts", "conversations", "seed"],
+            Stage::Chat => &[
+                "inputs",
+                "tokenizer",
+                "tokenizer_config",
+                "domain",
                 "size_limit",
             ],
             Stage::Filter => &["inputs", "min_tokens", "max_tokens", "size_limit"],
@@ -165,6 +180,11 @@ pub struct Step {
     pub text_field: Option<String>,
     pub id_field: Option<String>,
     pub size_limit: Option<u64>,
+    // chat-synth
+    pub texts: Option<Vec<String>>,
+    pub conversations: Option<u64>,
+    // chat
+    pub tokenizer_config: Option<String>,
     // filter
     pub min_tokens: Option<u64>,
     pub max_tokens: Option<u64>,
@@ -227,6 +247,9 @@ impl Step {
         add(self.text_field.is_some(), "text_field");
         add(self.id_field.is_some(), "id_field");
         add(self.size_limit.is_some(), "size_limit");
+        add(self.texts.is_some(), "texts");
+        add(self.conversations.is_some(), "conversations");
+        add(self.tokenizer_config.is_some(), "tokenizer_config");
         add(self.min_tokens.is_some(), "min_tokens");
         add(self.max_tokens.is_some(), "max_tokens");
         add(self.sources.is_some(), "sources");
@@ -292,7 +315,11 @@ impl Step {
                 )),
                 _ => None,
             },
-            Stage::Filter | Stage::Pack if self.inputs.is_none() => {
+            Stage::ChatSynth if self.texts.is_none() => Some(("name", missing("texts"))),
+            Stage::ChatSynth if self.conversations.is_none() => {
+                Some(("name", missing("conversations")))
+            }
+            Stage::Chat | Stage::Filter | Stage::Pack if self.inputs.is_none() => {
                 Some(("name", missing("inputs")))
             }
             Stage::Pack if self.len.is_none() => Some(("name", missing("len"))),

@@ -2,15 +2,17 @@
 //! function, skipping those whose outputs are complete.
 //!
 //! - A step is complete when every task of the run (`--world-size N`) has its
-//!   completion marker (repos, tokenize, filter, pack), or its report or
-//!   manifest is written (sample: `OUT/sample.json`; mix: the manifest).
-//!   Deleting a marker makes just that task, hence that step, run again.
-//!   Repos, filter, pack and sample check a completed task's recorded
-//!   settings (a step edited since is an error naming it, not stale output);
-//!   mix rewrites its manifest when the streams changed.
+//!   completion marker (repos, tokenize, chat, filter, pack), or its report or
+//!   output file is written (sample: `OUT/sample.json`; mix: the manifest;
+//!   chat-synth: the JSONL). Deleting a marker makes just that task, hence
+//!   that step, run again. Repos, chat, filter, pack and sample check a
+//!   completed task's recorded settings (a step edited since is an error
+//!   naming it, not stale output); mix and chat-synth rewrite their file when
+//!   it would change.
 //! - `--rank R --world-size N` (default: SLURM_ARRAY_TASK_ID /
 //!   SLURM_ARRAY_TASK_COUNT, else 0 of 1) is passed to the sharded stages;
-//!   sample and mix are one task, run by rank 0 (other ranks skip them).
+//!   chat-synth, sample and mix are one task, run by rank 0 (other ranks skip
+//!   them).
 //! - A later step needs every task of the earlier ones. With N > 1 a run
 //!   stops after a sharded step whose other tasks are not done yet; in a job
 //!   array, run one step per array job (`--step NAME`, chained with
@@ -73,7 +75,8 @@ fn task_done(recipe: &Recipe, step: &Step, task: TaskSpec) -> Result<bool, Recip
     let out = recipe.path(&step.out)?;
     Ok(match step.stage {
         Stage::Repos => crate::repos::task::marker_path(&out, task.rank, task.world_size).is_file(),
-        Stage::Tokenize | Stage::Filter | Stage::Pack => task.is_done(&out),
+        Stage::Tokenize | Stage::Chat | Stage::Filter | Stage::Pack => task.is_done(&out),
+        Stage::ChatSynth => out.is_file(),
         Stage::Sample => out.join(crate::sample::REPORT_FILE).is_file(),
         Stage::Mix => out.is_file(),
     })
@@ -114,7 +117,9 @@ fn finalize(recipe: &Recipe, step: &Step, world_size: usize) -> anyhow::Result<(
     }
     let out = recipe.path(&step.out)?;
     match step.stage {
-        Stage::Tokenize | Stage::Filter if !out.join(prolong_mds::INDEX_FILE).is_file() => {
+        Stage::Tokenize | Stage::Chat | Stage::Filter
+            if !out.join(prolong_mds::INDEX_FILE).is_file() =>
+        {
             prolong_mds::merge_index(&out).map_err(|e| ctx(step)(format!("merge: {e}")))?;
         }
         Stage::Pack => {
@@ -211,6 +216,36 @@ fn paths(recipe: &Recipe, values: &[String]) -> Result<Vec<PathBuf>, RecipeError
     values.iter().map(|v| recipe.path(v)).collect()
 }
 
+/// The step's tokenizer (its own `tokenizer`, else the recipe's), loaded
+/// once per path.
+fn tokenizer<'t>(
+    recipe: &Recipe,
+    step: &Step,
+    tokenizers: &'t mut HashMap<PathBuf, Tokenizer>,
+) -> anyhow::Result<&'t Tokenizer> {
+    let fail = ctx(step);
+    let path = match step.tokenizer.as_ref().or(recipe.tokenizer.as_ref()) {
+        Some(t) => recipe.path(t)?,
+        None => {
+            return Err(fail(
+                "no tokenizer (give `tokenizer` in the step or at the top of the recipe)".into(),
+            ));
+        }
+    };
+    if !tokenizers.contains_key(&path) {
+        let t = Tokenizer::from_file(&path).map_err(|e| fail(e.to_string()))?;
+        tokenizers.insert(path.clone(), t);
+    }
+    Ok(&tokenizers[&path])
+}
+
+/// The output folder's name: the default `domain` of tokenize and chat.
+fn folder_name(out: &Path) -> String {
+    out.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 fn pack_options(recipe: &Recipe, step: &Step) -> anyhow::Result<PackOptions> {
     let _ = recipe;
     let mut options = PackOptions::new(step.len.unwrap_or(0));
@@ -277,19 +312,7 @@ fn run_step(
             ))
         }
         Stage::Tokenize => {
-            let tokenizer_path =
-                match step.tokenizer.as_ref().or(recipe.tokenizer.as_ref()) {
-                    Some(t) => recipe.path(t)?,
-                    None => return Err(fail(
-                        "no tokenizer (give `tokenizer` in the step or at the top of the recipe)"
-                            .into(),
-                    )),
-                };
-            if !tokenizers.contains_key(&tokenizer_path) {
-                let t = Tokenizer::from_file(&tokenizer_path).map_err(|e| fail(e.to_string()))?;
-                tokenizers.insert(tokenizer_path.clone(), t);
-            }
-            let tokenizer = &tokenizers[&tokenizer_path];
+            let tokenizer = tokenizer(recipe, step, tokenizers)?;
             let mut inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
             if let Some(SourceKey::Hub(hub)) = &step.source {
                 inputs.extend(crate::hub::resolve(hub).map_err(|e| fail(e.to_string()))?);
@@ -297,11 +320,7 @@ fn run_step(
             let files =
                 crate::tokenize::stage::input_files(&inputs).map_err(|e| fail(e.to_string()))?;
             let options = crate::tokenize::stage::TokenizeOptions {
-                domain: step.domain.clone().unwrap_or_else(|| {
-                    out.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                }),
+                domain: step.domain.clone().unwrap_or_else(|| folder_name(&out)),
                 text_field: step.text_field.clone().unwrap_or_else(|| "text".into()),
                 id_field: step.id_field.clone(),
                 size_limit: step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT),
@@ -324,6 +343,50 @@ fn run_step(
                 )),
                 None => StepOutcome::Skipped,
             })
+        }
+        Stage::ChatSynth => {
+            use crate::chat::synth::{load_texts, synthesize};
+            let texts = paths(recipe, step.texts.as_deref().unwrap_or_default())?;
+            let texts = load_texts(&texts).map_err(|e| fail(e.to_string()))?;
+            let n = step.conversations.unwrap_or(0);
+            let (changed, stats) = synthesize(&texts, n, step.seed.unwrap_or(0), &out)
+                .map_err(|e| fail(e.to_string()))?;
+            Ok(ran(
+                !changed,
+                format!(
+                    "{} conversations, {} messages from {} texts",
+                    stats.conversations, stats.messages, stats.texts
+                ),
+            ))
+        }
+        Stage::Chat => {
+            use crate::chat::stage::{ChatOptions, chat_task};
+            use crate::chat::template::{ChatEncoder, ChatTokens};
+            let tokens = match &step.tokenizer_config {
+                Some(path) => ChatTokens::from_tokenizer_config(&recipe.path(path)?)
+                    .map_err(|e| fail(e.to_string()))?,
+                None => ChatTokens::llama3(),
+            };
+            let tokenizer = tokenizer(recipe, step, tokenizers)?;
+            let encoder = ChatEncoder::new(tokenizer, &tokens).map_err(|e| fail(e.to_string()))?;
+            let inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
+            let files =
+                crate::tokenize::stage::input_files(&inputs).map_err(|e| fail(e.to_string()))?;
+            let options = ChatOptions {
+                domain: step.domain.clone().unwrap_or_else(|| folder_name(&out)),
+                size_limit: step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT),
+            };
+            let outcome = chat_task(&encoder, &files, &out, task, &options, &mut |_| {})
+                .map_err(|e| fail(e.to_string()))?;
+            Ok(ran(
+                outcome.skipped,
+                format!(
+                    "{} conversations, {} tokens ({} trained on)",
+                    outcome.stats.conversations_out,
+                    outcome.stats.tokens,
+                    outcome.stats.trained_tokens
+                ),
+            ))
         }
         Stage::Filter => {
             let inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;

@@ -127,3 +127,28 @@ pub fn assert_kill_and_rerun_is_identical(
         }
     }
 }
+
+/// Llama-3's chat special tokens, as the added tokens of
+/// [`chat_tokenizer_json`]: ids 256.. in this order.
+pub const CHAT_TOKENS: [&str; 5] = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+];
+
+/// [`byte_tokenizer_json`] plus [`CHAT_TOKENS`] as added special tokens
+/// (ids 256..=260), for chat tests that predict every id.
+pub fn chat_tokenizer_json() -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&byte_tokenizer_json()).unwrap();
+    v["added_tokens"] = CHAT_TOKENS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({"id": 256 + i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    v.to_string()
+}

@@ -1,0 +1,313 @@
+//! The chat stage: conversations in, tokenized MDS out —
+//! `{domain str, input_ids ndarray:uint32, length int, mask ndarray:uint8}`,
+//! each conversation one sample in the Llama-3 chat format
+//! ([`super::template`]): starting with BOS, no EOS (pack appends it, with
+//! mask 0, as it does to every document).
+//!
+//! Output layout of a `--rank R --world-size N` run (as tokenize's; see
+//! [`crate::task`]): task R takes input files R, R+N, ...
+//!
+//! ```text
+//! OUT/procR-N/index.json, shard.*.mds    task R's conversations, in input order
+//! OUT/procR-N.stats.json                 ChatStats
+//! OUT/procR-N.done                       completion marker, last
+//! OUT/index.json                         merged once every task is done
+//! ```
+//!
+//! A task whose marker exists is skipped after checking that it read the
+//! same files with the same domain and special tokens; one without is redone
+//! from scratch, byte for byte.
+
+use std::path::{Path, PathBuf};
+
+use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
+use serde::{Deserialize, Serialize};
+
+use super::template::{ChatEncoder, SpecialTokens, TemplateError};
+use super::{Message, parse_conversation};
+use crate::documents::{DocumentError, JsonLine, SkipCounts, read_json_lines};
+use crate::task::{LengthHistogram, TaskSpec};
+use crate::tokenize::stage::SkipCountsRecord;
+
+/// Message text gathered before a batch is encoded.
+const BATCH_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatOptions {
+    /// The `domain` of every output sample.
+    pub domain: String,
+    /// MDS shard size limit in bytes.
+    pub size_limit: u64,
+}
+
+/// What one task did: its stats file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatStats {
+    pub task: String,
+    pub files: Vec<PathBuf>,
+    pub domain: String,
+    pub special_tokens: Option<SpecialTokens>,
+    /// JSON lines read (blank lines aside).
+    pub conversations_in: u64,
+    pub conversations_out: u64,
+    pub messages: u64,
+    pub tokens: u64,
+    /// Tokens with mask 1: the assistant's content and end-of-turn tokens.
+    pub trained_tokens: u64,
+    /// By reason: the readers' (`malformed_json`, `invalid_utf8`,
+    /// `corrupt_stream`) and chat's (`no_messages`, `empty_conversation`,
+    /// `unknown_role`, `empty_content`, `no_assistant_turn`).
+    pub skipped: SkipCountsRecord,
+    pub length_histogram: LengthHistogram,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error(transparent)]
+    Documents(#[from] DocumentError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Mds(#[from] prolong_mds::MdsError),
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error(
+        "{path}: none of its {lines} lines has a \"messages\" or \"conversations\" array \
+         (first line's keys: {keys}); is it a chat file?"
+    )]
+    NotChat {
+        path: PathBuf,
+        lines: u64,
+        keys: String,
+    },
+    #[error(
+        "{out}: task {task} was completed with other inputs or settings ({reason}); \
+         use a fresh output folder or remove that one"
+    )]
+    Changed {
+        out: PathBuf,
+        task: String,
+        reason: String,
+    },
+}
+
+/// What [`chat_task`] did.
+#[derive(Debug, Clone)]
+pub struct ChatOutcome {
+    pub stats: ChatStats,
+    /// The task had been completed before and was not redone.
+    pub skipped: bool,
+}
+
+/// Progress of a task: bytes of input files finished.
+pub type OnProgress<'a> = dyn FnMut(u64) + 'a;
+
+/// Runs task `task` of a chat run over `files` (expanded by
+/// [`crate::tokenize::stage::input_files`]) into `out`.
+pub fn chat_task(
+    encoder: &ChatEncoder<'_>,
+    files: &[PathBuf],
+    out: &Path,
+    task: TaskSpec,
+    options: &ChatOptions,
+    on_progress: &mut OnProgress<'_>,
+) -> Result<ChatOutcome, ChatError> {
+    let mine: Vec<PathBuf> = task.take(files).cloned().collect();
+    if task.is_done(out) {
+        let stats = completed_stats(encoder, &mine, out, task, options)?;
+        merge_if_complete(out, task)?;
+        return Ok(ChatOutcome {
+            stats,
+            skipped: true,
+        });
+    }
+    // Redone from scratch; a root index from an earlier complete run would
+    // vouch for shards being rewritten.
+    remove_if_present(&out.join(prolong_mds::INDEX_FILE))?;
+    task.remove_stale_temps(out)?;
+    let dir = out.join(task.name());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|err| ChatError::Io {
+            path: dir.clone(),
+            err,
+        })?;
+    }
+    let writer = MdsWriter::create(
+        &dir,
+        &[
+            ("domain", "str"),
+            ("input_ids", "ndarray:uint32"),
+            ("length", "int"),
+            ("mask", "ndarray:uint8"),
+        ],
+        WriterOptions::default().size_limit(options.size_limit),
+    )?;
+    let mut output = Output {
+        encoder,
+        writer,
+        domain: &options.domain,
+        stats: ChatStats {
+            task: task.name(),
+            files: mine.clone(),
+            domain: options.domain.clone(),
+            special_tokens: Some(encoder.special_tokens().clone()),
+            ..Default::default()
+        },
+        batch: Vec::new(),
+        batch_bytes: 0,
+    };
+    let mut skipped = SkipCounts::default();
+    let mut done_bytes = 0;
+    for file in &mine {
+        read_file(file, &mut output, &mut skipped)?;
+        done_bytes += std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        on_progress(done_bytes);
+    }
+    output.flush()?;
+    let Output {
+        writer, mut stats, ..
+    } = output;
+    writer.finish()?;
+    stats.skipped = (&skipped).into();
+    task.complete(out, &stats)?;
+    merge_if_complete(out, task)?;
+    Ok(ChatOutcome {
+        stats,
+        skipped: false,
+    })
+}
+
+/// Feeds one file's conversations to `output`, counting what is skipped.
+fn read_file(
+    file: &Path,
+    output: &mut Output<'_, '_>,
+    skipped: &mut SkipCounts,
+) -> Result<(), ChatError> {
+    let (mut objects, mut without_messages) = (0u64, 0u64);
+    let mut first_keys = None;
+    for record in read_json_lines(file)? {
+        output.stats.conversations_in += 1;
+        let JsonLine { line, object } = match record {
+            Ok(l) => l,
+            Err(skip) => {
+                skipped.add(&skip);
+                continue;
+            }
+        };
+        objects += 1;
+        first_keys.get_or_insert_with(|| object.keys().cloned().collect::<Vec<_>>().join(", "));
+        match parse_conversation(&object) {
+            Ok(messages) => output.push(messages)?,
+            Err((why, detail)) => {
+                if why == super::ChatSkip::NoMessages {
+                    without_messages += 1;
+                }
+                let example = format!("{}:{line}: {} ({detail})", file.display(), why.name());
+                skipped.add_with_example(why.name(), example);
+            }
+        }
+    }
+    if objects > 0 && without_messages == objects {
+        return Err(ChatError::NotChat {
+            path: file.to_path_buf(),
+            lines: objects,
+            keys: first_keys.unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
+/// The stats of a completed task, checked against this run's request.
+fn completed_stats(
+    encoder: &ChatEncoder<'_>,
+    mine: &[PathBuf],
+    out: &Path,
+    task: TaskSpec,
+    options: &ChatOptions,
+) -> Result<ChatStats, ChatError> {
+    let changed = |reason: String| ChatError::Changed {
+        out: out.to_path_buf(),
+        task: task.name(),
+        reason,
+    };
+    let stats: ChatStats = task
+        .read_stats(out)
+        .ok_or_else(|| changed("its stats file is unreadable".into()))?;
+    if stats.files != mine {
+        return Err(changed(format!("it read {:?}", stats.files)));
+    }
+    if stats.domain != options.domain {
+        return Err(changed(format!("its domain was {:?}", stats.domain)));
+    }
+    if stats.special_tokens.as_ref() != Some(encoder.special_tokens()) {
+        return Err(changed(format!(
+            "its special tokens were {:?}",
+            stats.special_tokens
+        )));
+    }
+    Ok(stats)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), ChatError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ChatError::Io {
+            path: path.to_path_buf(),
+            err: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes the merged `OUT/index.json` once every task is done (if missing).
+fn merge_if_complete(out: &Path, task: TaskSpec) -> Result<(), ChatError> {
+    if task.all_done(out) && !out.join(prolong_mds::INDEX_FILE).is_file() {
+        prolong_mds::remove_stale_temps(out, &[prolong_mds::INDEX_FILE])?;
+        prolong_mds::merge_index(out)?;
+    }
+    Ok(())
+}
+
+/// Conversations on their way out: gathered into batches, encoded a batch at
+/// a time in input order, written, and counted.
+struct Output<'e, 'a> {
+    encoder: &'e ChatEncoder<'e>,
+    writer: MdsWriter,
+    domain: &'a str,
+    stats: ChatStats,
+    batch: Vec<Vec<Message>>,
+    batch_bytes: usize,
+}
+
+impl Output<'_, '_> {
+    fn push(&mut self, messages: Vec<Message>) -> Result<(), ChatError> {
+        self.batch_bytes += messages.iter().map(|m| m.content.len()).sum::<usize>();
+        self.batch.push(messages);
+        if self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ChatError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        for (messages, encoded) in batch.iter().zip(self.encoder.encode_batch(&batch)?) {
+            let n = encoded.input_ids.len();
+            self.writer.write(&[
+                ("domain", Value::Str(self.domain.into())),
+                (
+                    "input_ids",
+                    Value::Array(Array::from_u32(&encoded.input_ids)),
+                ),
+                ("length", Value::Int(n as i64)),
+                ("mask", Value::Array(Array::from_u8(&encoded.mask))),
+            ])?;
+            self.stats.conversations_out += 1;
+            self.stats.messages += messages.len() as u64;
+            self.stats.tokens += n as u64;
+            self.stats.trained_tokens += encoded.trained();
+            self.stats.length_histogram.add(n as u64);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use prolong_data::chat::stage::{ChatOptions, chat_task};
+use prolong_data::chat::template::{ChatEncoder, ChatTokens};
+use prolong_data::tokenize::Tokenizer;
+use prolong_data::tokenize::stage::input_files;
+
+use super::progress;
+use super::task_args::TaskArgs;
+
+/// Tokenize chat conversations for SFT into MDS {domain, input_ids, length, mask}.
+///
+/// Inputs are JSONL (plain, .gz, .zst), one conversation a line, as
+/// {"messages": [{"role", "content"}, ...]} (UltraChat) or
+/// {"conversations": [{"from", "value"}, ...]} (ShareGPT: human → user,
+/// gpt/chatgpt → assistant); schemas/chat.schema.json. Each conversation is
+/// written in the Llama-3 chat format:
+///   <|begin_of_text|> then per message
+///   <|start_header_id|>{role}<|end_header_id|>\n\n{content.strip()}<|eot_id|>
+/// with mask 1 on the assistant's content tokens and their <|eot_id|>, 0
+/// elsewhere (pack keeps the mask and gives the EOS it appends mask 0).
+/// --tokenizer-config takes bos_token from a tokenizer_config.json and checks
+/// that its chat_template is Llama-3's layout. Conversations that are empty,
+/// have an unknown role, an empty content or no assistant turn, and malformed
+/// lines, are counted by reason (with file and line) and skipped.
+///
+/// Example:
+///   prolong-data chat data/chat/synth.jsonl.zst --out data/tok/chat \
+///       --tokenizer fixtures/cache/tokenizer.json
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Input files or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output dataset folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// HF tokenizer.json.
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// HF tokenizer_config.json whose bos_token to use (default: Llama-3's tokens).
+    #[arg(long)]
+    tokenizer_config: Option<PathBuf>,
+    /// The domain column of every sample (default: the output folder's name).
+    #[arg(long)]
+    domain: Option<String>,
+    /// MDS shard size limit in bytes.
+    #[arg(long, default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
+    size_limit: u64,
+    #[command(flatten)]
+    task: TaskArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let task = args.task.resolve()?;
+    let tokens = match &args.tokenizer_config {
+        Some(path) => ChatTokens::from_tokenizer_config(path)?,
+        None => ChatTokens::llama3(),
+    };
+    let tokenizer = Tokenizer::from_file(&args.tokenizer)?;
+    let encoder = ChatEncoder::new(&tokenizer, &tokens)
+        .with_context(|| format!("tokenizer {}", args.tokenizer.display()))?;
+    let files = input_files(&args.inputs)?;
+    let options = ChatOptions {
+        domain: args.domain.clone().unwrap_or_else(|| {
+            args.out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
+        size_limit: args.size_limit,
+    };
+    let total: u64 = task
+        .take(&files)
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let bar = progress::bytes_bar(total, "chat");
+    let outcome = chat_task(&encoder, &files, &args.out, task, &options, &mut |done| {
+        bar.set_position(done)
+    })
+    .with_context(|| format!("chat into {}", args.out.display()))?;
+    bar.finish_and_clear();
+    let stats = outcome.stats;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(());
+    }
+    println!(
+        "chat {} → {}{}",
+        task.name(),
+        args.out.display(),
+        if outcome.skipped {
+            " (already complete)"
+        } else {
+            ""
+        }
+    );
+    if let Some(t) = &stats.special_tokens {
+        println!(
+            "tokens         {} {}, {} {}, {} {}, {} {}",
+            t.bos.text,
+            t.bos.id,
+            t.start_header.text,
+            t.start_header.id,
+            t.end_header.text,
+            t.end_header.id,
+            t.end_of_turn.text,
+            t.end_of_turn.id
+        );
+    }
+    println!("files          {}", stats.files.len());
+    println!(
+        "conversations  {} in, {} out ({} messages)",
+        stats.conversations_in, stats.conversations_out, stats.messages
+    );
+    println!(
+        "tokens         {} ({} trained on, mask 1)",
+        stats.tokens, stats.trained_tokens
+    );
+    for (reason, n) in &stats.skipped.by_reason {
+        println!("skipped        {n} {reason}");
+    }
+    for example in stats.skipped.examples.iter().take(5) {
+        println!("  e.g. {example}");
+    }
+    for b in &stats.length_histogram.buckets {
+        println!(
+            "length {:>9}..{:<9} {:>8} conversations {:>12} tokens",
+            b.min, b.max, b.documents, b.tokens
+        );
+    }
+    Ok(())
+}
