@@ -35,6 +35,7 @@ TRAIN_ENV := GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.
 train: build
 	$(TRAIN_ENV) $(RELEASE)/prolong-train train --config pipelines/tiny-stage1.toml
 	$(TRAIN_ENV) $(RELEASE)/prolong-train train --config pipelines/tiny-stage2.toml
+	$(TRAIN_ENV) $(RELEASE)/prolong-train train --config pipelines/tiny-sft.toml
 
 eval: build
 	@echo "prolong-eval: the evaluation lands with issue #5; nothing to evaluate yet." >&2; exit 1
