@@ -59,6 +59,10 @@ pub fn forward(
     heads: &Heads,
     segments: &[Range<usize>],
 ) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = crate::ops::cuda::attention::forward(q, k, v, heads, segments)? {
+        return Ok(out);
+    }
     forward_tiled(q, k, v, heads, segments, QUERY_BLOCK)
 }
 
@@ -71,6 +75,10 @@ pub fn backward(
     heads: &Heads,
     segments: &[Range<usize>],
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if let Some(grads) = crate::ops::cuda::attention::backward(dout, q, k, v, heads, segments)? {
+        return Ok(grads);
+    }
     backward_tiled(dout, q, k, v, heads, segments, QUERY_BLOCK)
 }
 
