@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use prolong_data::documents::{GroupFields, Select};
 use prolong_data::tokenize::Tokenizer;
 use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task};
 
@@ -14,6 +15,13 @@ use super::task_args::TaskArgs;
 /// tokenizers (Llama-3, GPT-2, Qwen) use the fast encoder, with ids identical
 /// to the tokenizers crate; any other tokenizer.json uses the tokenizers crate.
 /// Bad records are counted by reason (with file and line) and skipped.
+///
+/// --select-field/--select-values keep the rows whose (dotted, nested) field
+/// holds one of the values (SlimPajama's books: meta.redpajama_set_name =
+/// RedPajamaBook). --repo-field/--path-field make one document per
+/// repository of per-file rows (The Stack v1), files in path order under
+/// `==> PATH <==` headers; every task then reads every input file and keeps
+/// the repositories that hash to it.
 ///
 /// Example:
 ///   prolong-data tokenize fixtures/cache/gutenberg --out data/tok/books \
@@ -39,6 +47,19 @@ pub struct Args {
     /// JSON field holding the id (used in reports).
     #[arg(long)]
     id_field: Option<String>,
+    /// Keep only rows whose FIELD (dotted path) holds one of --select-values.
+    #[arg(long, value_name = "FIELD", requires = "select_values")]
+    select_field: Option<String>,
+    /// The values --select-field keeps, comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "select_field")]
+    select_values: Vec<String>,
+    /// Group rows into one document per repository named by this field
+    /// (The Stack v1: max_stars_repo_name).
+    #[arg(long, value_name = "FIELD", requires = "path_field")]
+    repo_field: Option<String>,
+    /// The field holding a row's path in its repository (max_stars_repo_path).
+    #[arg(long, value_name = "FIELD", requires = "repo_field")]
+    path_field: Option<String>,
     /// MDS shard size limit in bytes.
     #[arg(long, default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
     size_limit: u64,
@@ -63,10 +84,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         domain,
         text_field: args.text_field,
         id_field: args.id_field,
+        select: args.select_field.map(|field| Select {
+            field,
+            values: args.select_values,
+        }),
+        group_by_repo: args
+            .repo_field
+            .zip(args.path_field)
+            .map(|(repo, path)| GroupFields { repo, path }),
         size_limit: args.size_limit,
     };
-    let total: u64 = task
-        .take(&files)
+    // Grouping by repository reads every file in every task.
+    let read: Vec<&PathBuf> = if options.group_by_repo.is_some() {
+        files.iter().collect()
+    } else {
+        task.take(&files).collect()
+    };
+    let total: u64 = read
+        .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
     let bar = progress::bytes_bar(total, "tokenize");

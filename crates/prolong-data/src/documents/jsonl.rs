@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{Document, Fields, Record, SkipReason, Skipped};
+use super::{Document, Fields, Record, RepoFile, SkipReason, Skipped};
 
 /// One parsed line: its 1-based line number and its object.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +93,8 @@ impl<R: Read> Iterator for JsonLines<R> {
 }
 
 /// Documents from JSON lines: the text in `fields.text`, the id in
-/// `fields.id` (else `FILE:LINE`).
+/// `fields.id` (else `FILE:LINE`); rows [`Fields::select`] rejects are
+/// `not_selected` skips; [`Fields::group`] fills [`Document::file_of`].
 pub struct JsonlRecords<R> {
     lines: JsonLines<R>,
     stem: String,
@@ -121,6 +122,16 @@ impl<R: Read> JsonlRecords<R> {
                 detail,
             })
         };
+        if let Some(select) = &self.fields.select {
+            let value = lookup(&object, &select.field);
+            if !select.keeps(value.and_then(Value::as_str)) {
+                let found = value.map_or("missing".into(), |v| v.to_string());
+                return skipped(
+                    SkipReason::NotSelected,
+                    format!("{} is {found}", select.field),
+                );
+            }
+        }
         let text = match object.get(&self.fields.text) {
             None => {
                 return skipped(
@@ -151,10 +162,44 @@ impl<R: Read> JsonlRecords<R> {
             Some(other) => other.to_string(),
             None => format!("{}:{}", self.stem, line),
         };
+        let file_of = match &self.fields.group {
+            None => None,
+            Some(group) => {
+                let get = |field: &str| lookup(&object, field).and_then(Value::as_str);
+                match (get(&group.repo), get(&group.path)) {
+                    (Some(repo), Some(path)) => Some(RepoFile {
+                        repo: repo.into(),
+                        path: path.into(),
+                        line,
+                    }),
+                    _ => {
+                        return skipped(
+                            SkipReason::MissingGroupField,
+                            format!("no string {:?} and {:?}", group.repo, group.path),
+                        );
+                    }
+                }
+            }
+        };
         Ok(Document {
             id,
             text: text.clone(),
+            file_of,
         })
+    }
+}
+
+/// The value at a dotted `path` (`meta.redpajama_set_name`): a key holding
+/// the whole path wins, else the part before the first dot names an object
+/// to look into.
+fn lookup<'a>(object: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = object.get(path) {
+        return Some(value);
+    }
+    let (head, rest) = path.split_once('.')?;
+    match object.get(head)? {
+        Value::Object(inner) => lookup(inner, rest),
+        _ => None,
     }
 }
 

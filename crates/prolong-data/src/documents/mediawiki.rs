@@ -132,6 +132,7 @@ impl<R: Read> Iterator for MediaWikiPages<R> {
                 return Some(Ok(Document {
                     id: title.clone(),
                     text: body,
+                    file_of: None,
                 }));
             }
         }

@@ -1,7 +1,14 @@
 //! Documents in: JSONL (plain, .gz, .zst) and plain-text files, read one
 //! record at a time. A bad record is skipped and counted by reason with its
 //! file and line; only an input that cannot be read at all is an error.
+//!
+//! Two options of [`Fields`] serve corpora that are not one document a row:
+//! [`Select`] keeps the rows whose (possibly nested) field holds one of some
+//! values (SlimPajama's sets by `meta.redpajama_set_name`), and
+//! [`GroupFields`] makes one document per repository out of per-file rows
+//! (The Stack, see [`group`]).
 
+pub mod group;
 mod jsonl;
 mod mediawiki;
 #[cfg(feature = "parquet")]
@@ -17,10 +24,21 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 /// One document: an id (from `--id-field`, else `FILE:LINE`) and its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Document {
     pub id: String,
     pub text: String,
+    /// Its repository and path, when [`Fields::group`] asks for them.
+    pub file_of: Option<RepoFile>,
+}
+
+/// Where a row of a per-file corpus belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoFile {
+    pub repo: String,
+    pub path: String,
+    /// The row's 1-based line (JSONL) or row (Parquet) in its file.
+    pub line: u64,
 }
 
 /// Why a record was skipped.
@@ -36,6 +54,16 @@ pub enum SkipReason {
     CorruptStream,
     /// A MediaWiki redirect page.
     Redirect,
+    /// The row's [`Select`] field holds none of the selected values (or is
+    /// missing).
+    NotSelected,
+    /// A [`GroupFields`] field is missing or null.
+    MissingGroupField,
+    /// A second row of one repository and path: the first is kept.
+    DuplicatePath,
+    /// A file of a grouped repository with a line of the `==> PATH <==`
+    /// header's form (as the repos stage skips it).
+    HeaderCollision,
 }
 
 impl SkipReason {
@@ -48,6 +76,10 @@ impl SkipReason {
             SkipReason::EmptyDocument => "empty_document",
             SkipReason::CorruptStream => "corrupt_stream",
             SkipReason::Redirect => "redirect",
+            SkipReason::NotSelected => "not_selected",
+            SkipReason::MissingGroupField => "missing_group_field",
+            SkipReason::DuplicatePath => "duplicate_path",
+            SkipReason::HeaderCollision => "header_collision",
         }
     }
 }
@@ -85,11 +117,15 @@ pub enum DocumentError {
     UnknownFormat { path: PathBuf },
 }
 
-/// Which fields of a JSON record hold the text and the id.
+/// Which fields of a record hold the text and the id, and which rows to
+/// keep. Field names are dotted paths into nested objects (JSONL) or
+/// structs (Parquet): `meta.redpajama_set_name`.
 #[derive(Debug, Clone)]
 pub struct Fields {
     pub text: String,
     pub id: Option<String>,
+    pub select: Option<Select>,
+    pub group: Option<GroupFields>,
 }
 
 impl Default for Fields {
@@ -97,8 +133,36 @@ impl Default for Fields {
         Fields {
             text: "text".into(),
             id: None,
+            select: None,
+            group: None,
         }
     }
+}
+
+/// Keep only the rows whose `field` is a string equal to one of `values`;
+/// the others are skipped as `not_selected`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Select {
+    pub field: String,
+    pub values: Vec<String>,
+}
+
+impl Select {
+    pub fn keeps(&self, value: Option<&str>) -> bool {
+        value.is_some_and(|v| self.values.iter().any(|x| x == v))
+    }
+}
+
+/// The fields naming a row's repository and its path in the repository
+/// (The Stack v1: `max_stars_repo_name` and `max_stars_repo_path`; newer
+/// dumps: `repository_name` and `path`). Readers fill
+/// [`Document::file_of`]; a row without them is `missing_group_field`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFields {
+    pub repo: String,
+    pub path: String,
 }
 
 pub type Record = Result<Document, Skipped>;

@@ -1,12 +1,14 @@
 //! Parquet (FineWeb-style): one document a row, the text in a named column
 //! (`--text-field`, a top-level or dotted nested column of strings), the id
 //! in another (`--id-field`: strings or integers; a null id, or none asked
-//! for, is `FILE:ROW`).
+//! for, is `FILE:ROW`). A [`Fields::select`] column (`meta.redpajama_set_name`,
+//! a field of a struct column) keeps the rows holding one of its values; the
+//! [`Fields::group`] columns fill [`Document::file_of`].
 //!
 //! Read a row group at a time and, within it, [`BATCH_ROWS`] rows at a time
 //! through the column readers of the `parquet` crate, which fetch one page
 //! at a time: memory stays bounded whatever the size of the file. Only the
-//! text and id columns are read. Records come in file order; a skip's line
+//! columns named in [`Fields`] are read. Records come in file order; a skip's line
 //! is the 1-based row number in the file.
 //!
 //! A file whose footer cannot be read (truncated, not Parquet), a missing
@@ -26,7 +28,7 @@ use ::parquet::errors::ParquetError;
 use ::parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
 use ::parquet::schema::types::ColumnDescPtr;
 
-use super::{Document, DocumentError, Fields, Record, SkipReason, Skipped};
+use super::{Document, DocumentError, Fields, Record, RepoFile, SkipReason, Skipped};
 
 /// Rows decoded at a time.
 pub const BATCH_ROWS: usize = 1024;
@@ -39,7 +41,11 @@ pub struct ParquetRecords {
     stem: String,
     reader: SerializedFileReader<File>,
     text: (usize, ColumnDescPtr),
-    id: Option<(usize, ColumnDescPtr)>,
+    /// Columns read as strings (integers rendered), in the order of `roles`.
+    strings: Vec<(usize, ColumnDescPtr)>,
+    roles: Roles,
+    /// The values a `select` column must hold.
+    selected: Vec<String>,
     /// The next row group to open.
     next_group: usize,
     /// Readers of the open row group and the rows left in it.
@@ -52,8 +58,17 @@ pub struct ParquetRecords {
 
 struct Group {
     text: Column<ByteArrayType>,
-    id: Option<IdColumn>,
+    strings: Vec<StringColumn>,
     rows_left: usize,
+}
+
+/// Which of [`ParquetRecords::strings`] is what.
+#[derive(Debug, Clone, Copy, Default)]
+struct Roles {
+    id: Option<usize>,
+    select: Option<usize>,
+    /// Repository and path.
+    group: Option<(usize, usize)>,
 }
 
 impl ParquetRecords {
@@ -107,23 +122,45 @@ impl ParquetRecords {
                 type_name(&text.1)
             )));
         }
-        let id = fields.id.as_deref().map(find).transpose()?;
-        if let Some((_, descr)) = &id
-            && !matches!(
+        let mut strings = Vec::new();
+        let mut string_column = |name: &str, what: &str| {
+            let (index, descr) = find(name)?;
+            if !matches!(
                 descr.physical_type(),
                 PhysicalType::BYTE_ARRAY | PhysicalType::INT32 | PhysicalType::INT64
-            )
-        {
-            return Err(error(format!(
-                "id column {:?} holds {}, not strings or integers",
-                descr.path().string(),
-                type_name(descr)
-            )));
-        }
+            ) {
+                return Err(error(format!(
+                    "{what} column {name:?} holds {}, not strings or integers",
+                    type_name(&descr)
+                )));
+            }
+            strings.push((index, descr));
+            Ok(strings.len() - 1)
+        };
+        let roles = Roles {
+            id: fields
+                .id
+                .as_deref()
+                .map(|f| string_column(f, "id"))
+                .transpose()?,
+            select: fields
+                .select
+                .as_ref()
+                .map(|s| string_column(&s.field, "select"))
+                .transpose()?,
+            group: match &fields.group {
+                None => None,
+                Some(g) => Some((
+                    string_column(&g.repo, "repository")?,
+                    string_column(&g.path, "path")?,
+                )),
+            },
+        };
         // Codecs this build lacks (Brotli, LZO) are an error now, not a skip later.
-        let columns = [Some(&text), id.as_ref()];
+        let columns: Vec<&(usize, ColumnDescPtr)> =
+            std::iter::once(&text).chain(&strings).collect();
         for group in reader.metadata().row_groups() {
-            for (index, descr) in columns.iter().flatten() {
+            for (index, descr) in &columns {
                 let codec = group.column(*index).compression();
                 if !matches!(
                     codec,
@@ -150,7 +187,13 @@ impl ParquetRecords {
                 .unwrap_or_default(),
             reader,
             text,
-            id,
+            strings,
+            roles,
+            selected: fields
+                .select
+                .as_ref()
+                .map(|s| s.values.clone())
+                .unwrap_or_default(),
             next_group: 0,
             group: None,
             row: 0,
@@ -178,13 +221,14 @@ impl ParquetRecords {
             let rows = usize::try_from(group.metadata().num_rows())
                 .map_err(|_| ParquetError::General("negative row count".into()))?;
             let text = Column::open(&*group, &self.text)?;
-            let id = match &self.id {
-                None => None,
-                Some(col) => Some(IdColumn::open(&*group, col)?),
-            };
+            let strings = self
+                .strings
+                .iter()
+                .map(|col| StringColumn::open(&*group, col))
+                .collect::<Result<_>>()?;
             self.group = Some(Group {
                 text,
-                id,
+                strings,
                 rows_left: rows,
             });
             self.next_group += 1;
@@ -192,13 +236,34 @@ impl ParquetRecords {
         let group = self.group.as_mut().expect("a row group is open");
         let n = group.rows_left.min(BATCH_ROWS);
         let texts = group.text.read(n)?;
-        let ids = match &mut group.id {
-            Some(id) => id.read(n)?,
-            None => Vec::new(),
-        };
+        let mut strings = group
+            .strings
+            .iter_mut()
+            .map(|c| c.read(n))
+            .collect::<Result<Vec<_>>>()?;
         group.rows_left -= n;
+        let roles = self.roles;
         for (i, text) in texts.into_iter().enumerate() {
             self.row += 1;
+            let mut take = |role: Option<usize>| role.and_then(|r| strings[r][i].take());
+            let selected = take(roles.select);
+            if let Some(column) = roles.select
+                && !self.selected.iter().any(|v| Some(v) == selected.as_ref())
+            {
+                let field = self.strings[column].1.path().string();
+                let found = selected.map_or("null".into(), |v| format!("{v:?}"));
+                let record = self.skipped(
+                    SkipReason::NotSelected,
+                    self.row,
+                    format!("{field} is {found}"),
+                );
+                self.pending.push_back(record);
+                continue;
+            }
+            let id = take(roles.id);
+            let file_of = roles
+                .group
+                .map(|(repo, path)| (take(Some(repo)), take(Some(path))));
             let record = match text {
                 None => self.skipped(
                     SkipReason::MissingTextField,
@@ -214,14 +279,27 @@ impl ParquetRecords {
                     Ok(text) if text.trim().is_empty() => {
                         self.skipped(SkipReason::EmptyDocument, self.row, "no text".into())
                     }
-                    Ok(text) => {
-                        let id = ids
-                            .get(i)
-                            .cloned()
-                            .flatten()
-                            .unwrap_or_else(|| format!("{}:{}", self.stem, self.row));
-                        Ok(Document { id, text })
+                    Ok(text) => match file_of {
+                        Some((Some(repo), Some(path))) => Ok(Some(RepoFile {
+                            repo,
+                            path,
+                            line: self.row,
+                        })),
+                        Some(_) => Err("a null repository or path"),
+                        None => Ok(None),
                     }
+                    .map_or_else(
+                        |detail| {
+                            self.skipped(SkipReason::MissingGroupField, self.row, detail.into())
+                        },
+                        |file_of| {
+                            Ok(Document {
+                                id: id.unwrap_or_else(|| format!("{}:{}", self.stem, self.row)),
+                                text,
+                                file_of,
+                            })
+                        },
+                    ),
                 },
             };
             self.pending.push_back(record);
@@ -312,18 +390,19 @@ impl<T: DataType> Column<T> {
     }
 }
 
-enum IdColumn {
+/// A column of strings or integers, read as strings.
+enum StringColumn {
     Bytes(Column<ByteArrayType>),
     Int32(Column<Int32Type>),
     Int64(Column<Int64Type>),
 }
 
-impl IdColumn {
+impl StringColumn {
     fn open(group: &dyn RowGroupReader, column: &(usize, ColumnDescPtr)) -> Result<Self> {
         Ok(match column.1.physical_type() {
-            PhysicalType::INT32 => IdColumn::Int32(Column::open(group, column)?),
-            PhysicalType::INT64 => IdColumn::Int64(Column::open(group, column)?),
-            _ => IdColumn::Bytes(Column::open(group, column)?),
+            PhysicalType::INT32 => StringColumn::Int32(Column::open(group, column)?),
+            PhysicalType::INT64 => StringColumn::Int64(Column::open(group, column)?),
+            _ => StringColumn::Bytes(Column::open(group, column)?),
         })
     }
 
@@ -332,11 +411,11 @@ impl IdColumn {
             values.into_iter().map(|v| v.map(&f)).collect()
         }
         Ok(match self {
-            IdColumn::Bytes(c) => render(c.read(n)?, |b| {
+            StringColumn::Bytes(c) => render(c.read(n)?, |b| {
                 String::from_utf8_lossy(b.data()).into_owned()
             }),
-            IdColumn::Int32(c) => render(c.read(n)?, |v| v.to_string()),
-            IdColumn::Int64(c) => render(c.read(n)?, |v| v.to_string()),
+            StringColumn::Int32(c) => render(c.read(n)?, |v| v.to_string()),
+            StringColumn::Int64(c) => render(c.read(n)?, |v| v.to_string()),
         })
     }
 }

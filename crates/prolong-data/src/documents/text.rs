@@ -21,6 +21,10 @@ pub fn read_text(path: &Path) -> std::io::Result<Record> {
     Ok(match String::from_utf8(bytes) {
         Err(e) => skip(SkipReason::InvalidUtf8, e.utf8_error().to_string()),
         Ok(text) if text.trim().is_empty() => skip(SkipReason::EmptyDocument, "no text".into()),
-        Ok(text) => Ok(Document { id, text }),
+        Ok(text) => Ok(Document {
+            id,
+            text,
+            file_of: None,
+        }),
     })
 }

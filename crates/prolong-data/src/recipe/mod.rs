@@ -80,6 +80,8 @@ impl Stage {
                 "text_field",
                 "id_field",
                 "size_limit",
+                "select",
+                "group_by_repo",
             ],
             Stage::ChatSynth => &["texts", "conversations", "seed"],
             Stage::Chat => &[
@@ -180,6 +182,10 @@ pub struct Step {
     pub text_field: Option<String>,
     pub id_field: Option<String>,
     pub size_limit: Option<u64>,
+    /// `{ field = "meta.redpajama_set_name", values = ["RedPajamaBook"] }`
+    pub select: Option<crate::documents::Select>,
+    /// `{ repo = "max_stars_repo_name", path = "max_stars_repo_path" }`
+    pub group_by_repo: Option<crate::documents::GroupFields>,
     // chat-synth
     pub texts: Option<Vec<String>>,
     pub conversations: Option<u64>,
@@ -247,6 +253,8 @@ impl Step {
         add(self.text_field.is_some(), "text_field");
         add(self.id_field.is_some(), "id_field");
         add(self.size_limit.is_some(), "size_limit");
+        add(self.select.is_some(), "select");
+        add(self.group_by_repo.is_some(), "group_by_repo");
         add(self.texts.is_some(), "texts");
         add(self.conversations.is_some(), "conversations");
         add(self.tokenizer_config.is_some(), "tokenizer_config");

@@ -323,6 +323,8 @@ fn run_step(
                 domain: step.domain.clone().unwrap_or_else(|| folder_name(&out)),
                 text_field: step.text_field.clone().unwrap_or_else(|| "text".into()),
                 id_field: step.id_field.clone(),
+                select: step.select.clone(),
+                group_by_repo: step.group_by_repo.clone(),
                 size_limit: step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT),
             };
             let stats = crate::tokenize::stage::tokenize_task(

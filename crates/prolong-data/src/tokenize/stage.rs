@@ -2,6 +2,10 @@
 //! tokenized MDS out: `{domain str, input_ids ndarray:uint32, length int}`,
 //! no BOS/EOS (packing adds them).
 //!
+//! Task R reads input files R, R+N, ...; with `group_by_repo` every task
+//! reads every file and keeps the repositories that hash to it (see
+//! [`crate::documents::group`]).
+//!
 //! Output layout of a `--rank R --world-size N` run (see [`crate::task`]):
 //!
 //! ```text
@@ -17,7 +21,7 @@ use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
 use serde::{Deserialize, Serialize};
 
 use super::{TokenizeError, Tokenizer};
-use crate::documents::{DocumentError, Fields, SkipCounts, read_documents};
+use crate::documents::{DocumentError, Fields, GroupFields, Select, SkipCounts, read_documents};
 use crate::task::{LengthHistogram, TaskSpec};
 
 /// Documents longer than this are encoded alone, split at pre-tokenizer
@@ -33,6 +37,13 @@ pub struct TokenizeOptions {
     pub domain: String,
     pub text_field: String,
     pub id_field: Option<String>,
+    /// Keep only the rows whose field holds one of some values.
+    #[serde(default)]
+    pub select: Option<Select>,
+    /// Per-file rows grouped into one document per repository: every task
+    /// reads every input file (see [`crate::documents::group`]).
+    #[serde(default)]
+    pub group_by_repo: Option<GroupFields>,
     /// MDS shard size limit in bytes.
     pub size_limit: u64,
 }
@@ -43,6 +54,8 @@ impl Default for TokenizeOptions {
             domain: String::new(),
             text_field: "text".into(),
             id_field: None,
+            select: None,
+            group_by_repo: None,
             size_limit: prolong_mds::DEFAULT_SIZE_LIMIT,
         }
     }
@@ -159,6 +172,8 @@ pub fn tokenize_task(
     let fields = Fields {
         text: options.text_field.clone(),
         id: options.id_field.clone(),
+        select: options.select.clone(),
+        group: options.group_by_repo.clone(),
     };
     let mut output = Output {
         tokenizer,
@@ -173,18 +188,39 @@ pub fn tokenize_task(
         batch: Vec::new(),
         batch_bytes: 0,
     };
-    let mut done_bytes = 0;
-    for file in task.take(files) {
-        output.stats.files.push(file.clone());
-        for record in read_documents(file, &fields)? {
-            output.stats.documents_in += 1;
-            match record {
-                Err(skip) => output.skipped.add(&skip),
-                Ok(doc) => output.push(doc.text)?,
-            }
+    output.stats.files = if fields.group.is_some() {
+        files.to_vec()
+    } else {
+        task.take(files).cloned().collect()
+    };
+    // Records count in `documents_in` (each skip, each document).
+    let mut add = |record: crate::documents::Record| -> Result<(), TokenizeStageError> {
+        output.stats.documents_in += 1;
+        match record {
+            Err(skip) => output.skipped.add(&skip),
+            Ok(doc) => output.push(doc.text)?,
         }
-        done_bytes += std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        on_progress(done_bytes);
+        Ok(())
+    };
+    if fields.group.is_some() {
+        let scratch = out.join(format!(".{}.groups", task.name()));
+        crate::documents::group::for_each_repository(
+            files,
+            &fields,
+            task,
+            &scratch,
+            on_progress,
+            &mut add,
+        )?;
+    } else {
+        let mut done_bytes = 0;
+        for file in task.take(files) {
+            for record in read_documents(file, &fields)? {
+                add(record)?;
+            }
+            done_bytes += std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+            on_progress(done_bytes);
+        }
     }
     output.flush()?;
     let Output {
