@@ -64,7 +64,12 @@ impl Stage {
     pub fn is_sharded(self) -> bool {
         matches!(
             self,
-            Stage::Repos | Stage::Tokenize | Stage::Chat | Stage::Filter | Stage::Pack
+            Stage::Repos
+                | Stage::Tokenize
+                | Stage::Chat
+                | Stage::Filter
+                | Stage::Sample
+                | Stage::Pack
         )
     }
 

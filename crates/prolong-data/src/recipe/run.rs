@@ -2,17 +2,17 @@
 //! function, skipping those whose outputs are complete.
 //!
 //! - A step is complete when every task of the run (`--world-size N`) has its
-//!   completion marker (repos, tokenize, chat, filter, pack), or its report or
-//!   output file is written (sample: `OUT/sample.json`; mix: the manifest;
-//!   chat-synth: the JSONL). Deleting a marker makes just that task, hence
+//!   completion marker (repos, tokenize, chat, filter, sample, pack), or its
+//!   output file is written (mix: the manifest; chat-synth: the JSONL). Deleting a marker makes just that task, hence
 //!   that step, run again. Repos, chat, filter, pack and sample check a
 //!   completed task's recorded settings (a step edited since is an error
 //!   naming it, not stale output); mix and chat-synth rewrite their file when
 //!   it would change.
 //! - `--rank R --world-size N` (default: SLURM_ARRAY_TASK_ID /
 //!   SLURM_ARRAY_TASK_COUNT, else 0 of 1) is passed to the sharded stages;
-//!   chat-synth, sample and mix are one task, run by rank 0 (other ranks skip
-//!   them).
+//!   chat-synth and mix are one task, run by rank 0 (other ranks skip them).
+//!   A sample step's last task writes its merged indices and `sample.json`
+//!   (a re-run of the step does, if two tasks raced past it).
 //! - A later step needs every task of the earlier ones. With N > 1 a run
 //!   stops after a sharded step whose other tasks are not done yet; in a job
 //!   array, run one step per array job (`--step NAME`, chained with
@@ -75,9 +75,10 @@ fn task_done(recipe: &Recipe, step: &Step, task: TaskSpec) -> Result<bool, Recip
     let out = recipe.path(&step.out)?;
     Ok(match step.stage {
         Stage::Repos => crate::repos::task::marker_path(&out, task.rank, task.world_size).is_file(),
-        Stage::Tokenize | Stage::Chat | Stage::Filter | Stage::Pack => task.is_done(&out),
+        Stage::Tokenize | Stage::Chat | Stage::Filter | Stage::Sample | Stage::Pack => {
+            task.is_done(&out)
+        }
         Stage::ChatSynth => out.is_file(),
-        Stage::Sample => out.join(crate::sample::REPORT_FILE).is_file(),
         Stage::Mix => out.is_file(),
     })
 }
@@ -429,8 +430,9 @@ fn run_step(
                 seed: step.seed.unwrap_or(0),
                 size_limit: step.size_limit,
             };
-            let outcome = crate::sample::sample(&sources, &out, &options, &mut |_, _| {})
-                .map_err(|e| fail(e.to_string()))?;
+            let outcome =
+                crate::sample::sample_task(&sources, &out, task, &options, &mut |_, _| {})
+                    .map_err(|e| fail(e.to_string()))?;
             Ok(ran(
                 outcome.skipped,
                 format!(
