@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Submits a recipe to Slurm: one job array of N tasks per sharded step (repos,
-# tokenize, filter, pack), one plain job per single-task step (sample, mix),
+# tokenize, chat, filter, sample, pack), one plain job per single-task step (mix),
 # each waiting for the previous one (--dependency=afterok), then a merge job.
 #
 #   pipelines/slurm/submit.sh pipelines/corpus.toml 8 [extra sbatch options...]
