@@ -25,8 +25,9 @@ use crate::packed::PackedSequence;
 pub const PREFILL_CHUNK_TOKENS: usize = 512;
 
 /// Keys (after RoPE) and values of every layer for the tokens run so far, one document at
-/// positions `0..len`. Each layer's buffers are `[capacity, KV·D]`, allocated once, so
-/// appending copies only the new rows (no quadratic re-copying while decoding).
+/// positions `0..len`. Each layer's buffers are `[KV, capacity, D]`, allocated once:
+/// appending copies only the new rows (no quadratic re-copying while decoding), and the
+/// head-major layout lets attention read each kv head's `[len, D]` block in place.
 ///
 /// Not `Clone`: clones of the buffers would share (and overwrite) the same storage.
 #[derive(Debug)]
@@ -45,7 +46,8 @@ impl KvCache {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let zeros = || Tensor::zeros((capacity, config.kv_dim()), dtype, device);
+        let shape = (config.n_kv_heads(), capacity, config.head_dim());
+        let zeros = || Tensor::zeros(shape, dtype, device);
         let layers = config.num_hidden_layers;
         Ok(Self {
             keys: (0..layers).map(|_| zeros()).collect::<Result<_, _>>()?,
@@ -69,14 +71,20 @@ impl KvCache {
     }
 
     /// Writes layer `layer`'s `k, v [L, KV·D]` after the cached rows; returns that layer's
-    /// keys and values of all `len + L` tokens. [`len`](Self::len) moves on only in
-    /// [`advance`](Self::advance), once every layer has written.
-    fn write(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// keys and values of all `len + L` tokens, `[KV, len + L, D]`. [`len`](Self::len)
+    /// moves on only in [`advance`](Self::advance), once every layer has written.
+    fn write(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+        heads: &Heads,
+    ) -> Result<(Tensor, Tensor)> {
         let n = self.len + k.dims()[0];
         let (keys, values) = (&self.keys[layer], &self.values[layer]);
-        keys.slice_set(&k.contiguous()?, 0, self.len)?;
-        values.slice_set(&v.contiguous()?, 0, self.len)?;
-        Ok((keys.narrow(0, 0, n)?, values.narrow(0, 0, n)?))
+        keys.slice_set(&attention_decode::heads_major(k, heads)?, 1, self.len)?;
+        values.slice_set(&attention_decode::heads_major(v, heads)?, 1, self.len)?;
+        Ok((keys.narrow(1, 0, n)?, values.narrow(1, 0, n)?))
     }
 
     fn advance(&mut self, tokens: usize) {
@@ -264,7 +272,7 @@ impl LayerStep<'_> {
         let q = self.rope.forward(&linear::forward(&n1, &p.q_proj)?)?;
         let k = self.rope.forward(&linear::forward(&n1, &p.k_proj)?)?;
         let v = linear::forward(&n1, &p.v_proj)?;
-        let (keys, values) = cache.write(layer, &k, &v)?;
+        let (keys, values) = cache.write(layer, &k, &v, self.heads)?;
         let att = attention_decode::forward(&q, &keys, &values, self.heads)?;
         let x2 = (x + linear::forward(&att, &p.o_proj)?)?;
         let (n2, _) = rmsnorm::forward(&x2, &p.post_attention_layernorm, self.eps)?;

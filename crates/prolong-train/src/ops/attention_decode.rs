@@ -4,6 +4,10 @@
 //! cover positions `0..P+L` (the cached prefix, then the chunk itself), so query `i`
 //! attends keys `0..=P+i`. The prefix length `P` is implied by the shapes.
 //!
+//! Keys and values come head-major, `[KV, T, D]`, the layout of the KV cache: each kv
+//! head's `[T, D]` block is then contiguous and feeds the matmuls without a copy, so a
+//! decoding step reads the cache once instead of re-laying it out.
+//!
 //! With no prefix (`P = 0`) this is exactly the training attention of one document, and
 //! [`forward`] runs [`attention::forward`]. Otherwise the scores are built one kv head at a
 //! time, `[G·L, P+L]` (its `G` query heads stacked), so a chunk of a long prompt holds
@@ -15,12 +19,13 @@ use crate::error::{Error, Result};
 use crate::ops::attention::{self, Heads};
 use crate::ops::cpu;
 
-/// `q [L, H·D]` (the chunk), `k, v [P+L, KV·D]` (prefix and chunk) → `[L, H·D]`.
+/// `q [L, H·D]` (the chunk), `k, v [KV, P+L, D]` (prefix and chunk) → `[L, H·D]`.
 pub fn forward(q: &Tensor, k: &Tensor, v: &Tensor, heads: &Heads) -> Result<Tensor> {
     let (l, t) = check(q, k, v, heads)?;
     let prefix = t - l;
     if prefix == 0 {
-        return attention::forward(q, k, v, heads, std::slice::from_ref(&(0..l)));
+        let (k, v) = (rows(k, heads)?, rows(v, heads)?);
+        return attention::forward(q, &k, &v, heads, std::slice::from_ref(&(0..l)));
     }
     let (kv, d) = (heads.n_kv_head, heads.head_dim);
     let g = heads.n_head / kv;
@@ -35,8 +40,7 @@ pub fn forward(q: &Tensor, k: &Tensor, v: &Tensor, heads: &Heads) -> Result<Tens
             .contiguous()?
             .reshape((g * l, d))?
             .affine(scale, 0.0)?;
-        let kj = k.narrow(1, j * d, d)?.contiguous()?; // [T, D]
-        let vj = v.narrow(1, j * d, d)?.contiguous()?;
+        let (kj, vj) = (k.get(j)?, v.get(j)?); // [T, D]
         let s = qj.matmul(&kj.t()?)?; // [G·L, T]: 2·G·L·T·D FLOPs
         let p = probs(&s, prefix, l)?;
         let oj = p.matmul(&vj)?; // [G·L, D]
@@ -79,6 +83,22 @@ fn probs(s: &Tensor, prefix: usize, l: usize) -> Result<Tensor> {
     Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
 }
 
+/// `[KV, T, D]` → `[T, KV·D]` (token rows, heads side by side).
+pub fn rows(x: &Tensor, heads: &Heads) -> Result<Tensor> {
+    let t = x.dims()[1];
+    Ok(x.transpose(0, 1)?
+        .contiguous()?
+        .reshape((t, heads.n_kv_head * heads.head_dim))?)
+}
+
+/// `[T, KV·D]` → `[KV, T, D]`.
+pub fn heads_major(x: &Tensor, heads: &Heads) -> Result<Tensor> {
+    let t = x.dims()[0];
+    Ok(x.reshape((t, heads.n_kv_head, heads.head_dim))?
+        .transpose(0, 1)?
+        .contiguous()?)
+}
+
 /// Returns `(L, T)` after checking the head layout and the widths.
 fn check(q: &Tensor, k: &Tensor, v: &Tensor, heads: &Heads) -> Result<(usize, usize)> {
     let err = |msg: String| {
@@ -91,9 +111,11 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, heads: &Heads) -> Result<(usize, us
         return err(format!("bad head layout {heads:?}"));
     }
     let (l, qw) = q.dims2()?;
-    let (t, kw) = k.dims2()?;
-    let kvw = heads.n_kv_head * heads.head_dim;
-    if qw != heads.n_head * heads.head_dim || kw != kvw || v.dims2()? != (t, kvw) {
+    let (kv, t, d) = k.dims3()?;
+    if qw != heads.n_head * heads.head_dim
+        || (kv, d) != (heads.n_kv_head, heads.head_dim)
+        || v.dims3()? != (kv, t, d)
+    {
         return err(format!(
             "q {:?}, k {:?}, v {:?} do not match {heads:?}",
             q.dims(),
@@ -139,18 +161,31 @@ mod tests {
             );
             let full =
                 attention::forward(&q, &k, &v, &heads, std::slice::from_ref(&(0..t))).unwrap();
-            let chunk = forward(&q.narrow(0, t - l, l).unwrap(), &k, &v, &heads).unwrap();
-            let err = (chunk - full.narrow(0, t - l, l).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .to_dtype(DType::F64)
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap();
-            assert!(err < 1e-5, "{dtype:?}: max abs error {err:e}");
+            let (kh, vh) = (
+                heads_major(&k, &heads).unwrap(),
+                heads_major(&v, &heads).unwrap(),
+            );
+            assert_eq!(
+                rows(&kh, &heads).unwrap().to_vec2::<f64>().ok(),
+                k.to_vec2().ok()
+            );
+            // a chunk over a prefix, and the whole sequence as one chunk (no prefix)
+            for (p, l) in [(t - l, l), (0, t)] {
+                let kp = kh.narrow(1, 0, p + l).unwrap();
+                let vp = vh.narrow(1, 0, p + l).unwrap();
+                let chunk = forward(&q.narrow(0, p, l).unwrap(), &kp, &vp, &heads).unwrap();
+                let err = (chunk - full.narrow(0, p, l).unwrap())
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                assert!(err < 1e-5, "{dtype:?}, prefix {p}: max abs error {err:e}");
+            }
         }
     }
 }
