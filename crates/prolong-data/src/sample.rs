@@ -51,6 +51,7 @@ use serde::{Deserialize, Serialize};
 use crate::filter::input::{
     InputError, InputShard, copy_doc, create_writer, for_each_doc, plan_shards,
 };
+use crate::rng::SplitMix64;
 use crate::task::{LengthHistogram, TaskSpec};
 
 pub const REPORT_FILE: &str = "sample.json";
@@ -674,35 +675,6 @@ fn write_part(
     }
     writer.finish()?;
     Ok(part)
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a fixed, documented generator, so a
-/// seed means the same draw in every version of this crate.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (Lemire's multiply-and-reject), `n > 0`.
-    fn below(&mut self, n: u64) -> u64 {
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let m = (self.next() as u128) * (n as u128);
-            if (m as u64) >= threshold {
-                return (m >> 64) as u64;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
