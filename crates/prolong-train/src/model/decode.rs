@@ -20,8 +20,8 @@ use crate::ops::rope::Rope;
 use crate::ops::{attention_decode, embedding, linear, rmsnorm, silu_mul};
 use crate::packed::PackedSequence;
 
-/// Prompt tokens per prefill chunk: a chunk over a prefix of `T` tokens holds
-/// `H·chunk·T` attention scores (one kv head's share at a time).
+/// Prompt tokens per prefill chunk: a chunk over a prefix of `T` tokens computes
+/// `H·chunk·T` attention scores, `(H/KV)·chunk·T` (one kv head's) at a time.
 pub const PREFILL_CHUNK_TOKENS: usize = 512;
 
 /// Keys (after RoPE) and values of every layer for the tokens run so far, one document at
