@@ -1,7 +1,246 @@
-/// Placeholder until the recall command lands (being written now; replace this file whole).
-#[derive(clap::Args)]
-pub struct Args {}
+//! `prolong-eval recall`: HELMET's Recall category (docs/eval-recall.md) for a
+//! checkpoint — generate and check the instances, decode greedily, score, and write
+//! the task × length table (stdout, DIR/recall.json, DIR/recall.svg).
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("prolong-eval recall: not implemented yet")
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device};
+use prolong_data::tokenize::Tokenizer;
+use prolong_eval::recall::instance::to_jsonl;
+use prolong_eval::recall::{
+    Plan, Prose, RecallReport, Scored, Table, Task, check_instance, generate_all, score,
+};
+use prolong_mds::write_atomic;
+use prolong_train::{Llama, LlamaConfig};
+use rayon::prelude::*;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// HF checkpoint directory (config.json + safetensors).
+    #[arg(long, required_unless_present = "instances_only")]
+    model: Option<PathBuf>,
+    /// The model's tokenizer.json: sizes the prompts and decodes the generations.
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// Plain-text prose for niah_multivalue's haystack (e.g. the KJV, fixtures/cache/kjv.txt).
+    #[arg(long)]
+    haystack: Option<PathBuf>,
+    /// Lengths L (prompt + generated tokens), comma-separated: 4096 or 4K.
+    #[arg(long, value_delimiter = ',', value_parser = parse_length, required = true)]
+    lengths: Vec<usize>,
+    /// Tasks, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "json_kv,niah_multikey_2,niah_multikey_3,niah_multivalue"
+    )]
+    tasks: Vec<Task>,
+    /// Instances per task and length.
+    #[arg(long, default_value_t = 100)]
+    samples: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where recall.json and recall.svg go.
+    #[arg(long, required_unless_present = "instances_only")]
+    out: Option<PathBuf>,
+    /// Also write the instances as JSONL (schemas/recall-instance.schema.json).
+    #[arg(long)]
+    save_instances: Option<PathBuf>,
+    /// Only generate, check and save the instances (no model).
+    #[arg(long, requires = "save_instances")]
+    instances_only: bool,
+}
+
+/// "4096", "4K" or "4k" (× 1024).
+fn parse_length(s: &str) -> Result<usize, String> {
+    let (digits, unit) = match s.strip_suffix(['K', 'k']) {
+        Some(d) => (d, 1024),
+        None => (s, 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a length (e.g. 4096 or 4K)"))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let tok = Tokenizer::from_file(&args.tokenizer)
+        .with_context(|| format!("tokenizer {}", args.tokenizer.display()))?;
+    let prose = match (&args.haystack, args.tasks.contains(&Task::NiahMultivalue)) {
+        (Some(path), true) => Some(Prose::from_file(path)?),
+        (None, true) => bail!("niah_multivalue needs --haystack (a plain-text prose file)"),
+        (_, false) => None,
+    };
+    // The checkpoint's config first: a mismatch is reported before any work.
+    let model = match (&args.model, args.instances_only) {
+        (Some(dir), false) => Some((dir, ModelTokens::resolve(dir, &tok)?)),
+        _ => None,
+    };
+
+    let plan = Plan {
+        tasks: args.tasks.clone(),
+        lengths: args.lengths.clone(),
+        samples: args.samples,
+        seed: args.seed,
+    };
+    let instances = generate_all(&plan, &tok, prose.as_ref())?;
+    instances.par_iter().try_for_each(|inst| {
+        check_instance(inst, &tok).with_context(|| {
+            format!(
+                "{} at length {} (sample {}) fails a check",
+                inst.task, inst.length, inst.sample
+            )
+        })
+    })?;
+    eprintln!("{} instances generated and checked", instances.len());
+    if let Some(path) = &args.save_instances {
+        write_atomic(path, &to_jsonl(&instances)?)?;
+        eprintln!("instances → {}", path.display());
+    }
+    let (Some((dir, ids)), Some(out)) = (model, &args.out) else {
+        return Ok(());
+    };
+
+    let llama = Llama::load(dir, DType::F32, &Device::Cpu)
+        .with_context(|| format!("model {}", dir.display()))?;
+    let mut scored = Vec::with_capacity(instances.len());
+    for (i, inst) in instances.iter().enumerate() {
+        let mut prompt = vec![ids.bos];
+        prompt.extend(tok.encode(&inst.input)?);
+        let generated = llama.generate_greedy(&prompt, inst.max_new_tokens, &ids.stop)?;
+        let prediction = tok.decode(&generated)?;
+        let s = score(inst.task, &prediction, &inst.answers);
+        eprintln!(
+            "[{}/{}] {} {} #{}: {s:.2}",
+            i + 1,
+            instances.len(),
+            inst.task,
+            inst.length,
+            inst.sample
+        );
+        scored.push(Scored {
+            task: inst.task,
+            length: inst.length,
+            sample: inst.sample,
+            answers: inst.answers.clone(),
+            depths: inst.depths.clone(),
+            prompt_tokens: inst.prompt_tokens,
+            prediction,
+            generated_tokens: generated.len(),
+            score: s,
+        });
+    }
+    let table = Table::new(&args.tasks, &args.lengths, &scored);
+    print!("{}", table.to_text());
+    write_report(out, dir, &args, table, scored)
+}
+
+fn write_report(
+    out: &Path,
+    model: &Path,
+    args: &Args,
+    table: Table,
+    scored: Vec<Scored>,
+) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let title = format!("Recall: {}", model.display());
+    write_atomic(&out.join("recall.svg"), table.svg(&title).as_bytes())?;
+    let report = RecallReport {
+        model: model.display().to_string(),
+        seed: args.seed,
+        samples: args.samples,
+        table,
+        instances: scored,
+    };
+    let mut json = serde_json::to_vec_pretty(&report)?;
+    json.push(b'\n');
+    write_atomic(&out.join("recall.json"), &json)?;
+    eprintln!("report → {}", out.join("recall.json").display());
+    Ok(())
+}
+
+/// The token ids the prompt starts with and generation stops at.
+struct ModelTokens {
+    bos: u32,
+    stop: Vec<u32>,
+}
+
+impl ModelTokens {
+    /// From the checkpoint's config.json (`bos_token_id`, `eos_token_id`: a number or a
+    /// list), else the tokenizer's usual special tokens; checks that the model's
+    /// vocabulary covers the tokenizer's.
+    fn resolve(dir: &Path, tok: &Tokenizer) -> Result<ModelTokens> {
+        let path = dir.join(prolong_train::checkpoint::CONFIG_FILE);
+        let config =
+            LlamaConfig::load(&path).with_context(|| format!("model {}", dir.display()))?;
+        if config.vocab_size < tok.vocab_size() {
+            bail!(
+                "{}: vocab_size {} does not cover the tokenizer's {} tokens (wrong --tokenizer?)",
+                path.display(),
+                config.vocab_size,
+                tok.vocab_size()
+            );
+        }
+        let ids = |key: &str| -> Vec<u32> {
+            match config.extra.get(key) {
+                Some(serde_json::Value::Array(a)) => a.iter().filter_map(as_id).collect(),
+                Some(v) => as_id(v).into_iter().collect(),
+                None => Vec::new(),
+            }
+        };
+        let named = |names: &[&str]| -> Vec<u32> {
+            names.iter().filter_map(|n| tok.added_token_id(n)).collect()
+        };
+        let mut bos = ids("bos_token_id");
+        if bos.is_empty() {
+            bos = named(&["<|begin_of_text|>", "<s>"]);
+        }
+        let Some(&bos) = bos.first() else {
+            bail!(
+                "{}: no bos_token_id, and the tokenizer has no <|begin_of_text|> or <s>",
+                path.display()
+            );
+        };
+        let mut stop = ids("eos_token_id");
+        if stop.is_empty() {
+            stop = named(&["<|end_of_text|>", "</s>"]);
+        }
+        if stop.is_empty() {
+            eprintln!("note: no eos_token_id: every generation runs to its budget");
+        }
+        if let Some(bad) = stop
+            .iter()
+            .chain([&bos])
+            .find(|&&id| id as usize >= config.vocab_size)
+        {
+            bail!(
+                "{}: token id {bad} is outside vocab_size {}",
+                path.display(),
+                config.vocab_size
+            );
+        }
+        Ok(ModelTokens { bos, stop })
+    }
+}
+
+fn as_id(v: &serde_json::Value) -> Option<u32> {
+    v.as_u64().and_then(|i| u32::try_from(i).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_length;
+
+    #[test]
+    fn lengths_in_tokens_or_k() {
+        assert_eq!(parse_length("4096"), Ok(4096));
+        assert_eq!(parse_length("128K"), Ok(131072));
+        assert_eq!(parse_length("8k"), Ok(8192));
+        assert!(
+            parse_length("0").is_err() && parse_length("4M").is_err() && parse_length("K").is_err()
+        );
+    }
 }

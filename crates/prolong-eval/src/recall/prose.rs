@@ -5,12 +5,19 @@
 //! heading lines (no sentence punctuation, ending in a number: "Genesis 1",
 //! "Chapter 12") and a leading verse or paragraph number ("  3 And God said ...").
 //! The text is then cut after `.`, `?` or `!` (and any closing quotes or brackets)
-//! that a space follows.
+//! that a space follows. A sentence longer than [`MAX_UNIT_BYTES`] (the KJV's run on
+//! over several verses) is further cut after `;`, `:` or `,` into pieces of at most
+//! that size where it can be: the haystack grows a unit at a time, and a unit that
+//! does not fit must not leave more than 10% of a short length (1K) empty. Pieces are
+//! joined back with the same single space, so the text is unchanged.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use prolong_data::tokenize::{TokenizeError, Tokenizer};
+
+/// Longest sentence kept whole (about 50 Llama-3 tokens of English).
+pub const MAX_UNIT_BYTES: usize = 240;
 
 /// A text file that yields no sentences, or cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -123,12 +130,40 @@ fn split_sentences(text: &str) -> Vec<String> {
             }
         }
         if let Some(&(at, ' ')) = chars.peek() {
-            push_trimmed(&mut out, &text[start..at]);
+            push_pieces(&mut out, &text[start..at]);
             start = at;
         }
     }
-    push_trimmed(&mut out, &text[start..]);
+    push_pieces(&mut out, &text[start..]);
     out
+}
+
+/// `sentence`, cut after clause punctuation into pieces of at most [`MAX_UNIT_BYTES`]
+/// where it can be.
+fn push_pieces(out: &mut Vec<String>, sentence: &str) {
+    let sentence = sentence.trim();
+    let mut start = 0;
+    let mut last_cut = None;
+    for (at, _) in sentence.match_indices([';', ':', ',']) {
+        let cut = at + 1;
+        if !sentence[cut..].starts_with(' ') {
+            continue;
+        }
+        if cut - start > MAX_UNIT_BYTES
+            && let Some(prev) = last_cut.filter(|&p| p > start)
+        {
+            push_trimmed(out, &sentence[start..prev]);
+            start = prev;
+        }
+        last_cut = Some(cut);
+    }
+    if sentence.len() - start > MAX_UNIT_BYTES
+        && let Some(prev) = last_cut.filter(|&p| p > start)
+    {
+        push_trimmed(out, &sentence[start..prev]);
+        start = prev;
+    }
+    push_trimmed(out, &sentence[start..]);
 }
 
 fn push_trimmed(out: &mut Vec<String>, s: &str) {
@@ -160,6 +195,17 @@ mod tests {
             ]
         );
         assert_eq!(p.sentence(5), got[0], "wraps around");
+        // A long sentence is cut at clause punctuation; joined back it is unchanged.
+        let clause = "and the waters were gathered together unto one place";
+        let long = format!("{clause}; {clause}: {clause}, {clause}; {clause}, {clause}.");
+        let p = Prose::from_text(&long, "long").unwrap();
+        let pieces: Vec<&str> = (0..p.len()).map(|i| p.sentence(i)).collect();
+        assert!(pieces.len() >= 2, "{pieces:?}");
+        assert!(
+            pieces.iter().all(|s| s.len() <= MAX_UNIT_BYTES),
+            "{pieces:?}"
+        );
+        assert_eq!(pieces.join(" "), long);
         assert!(matches!(
             Prose::from_text("Psalms 1\n\n", "x"),
             Err(ProseError::Empty { .. })

@@ -178,7 +178,7 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 
 /// "8K" for multiples of 1024, the number otherwise.
 pub fn length_label(length: usize) -> String {
-    if length >= 1024 && length % 1024 == 0 {
+    if length >= 1024 && length.is_multiple_of(1024) {
         format!("{}K", length / 1024)
     } else {
         length.to_string()

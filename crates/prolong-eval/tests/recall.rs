@@ -1,0 +1,601 @@
+//! Recall generators, checks, scorers and reports (docs/eval-recall.md).
+//!
+//! Sizing and checks run with a byte-level tokenizer written here (no fixtures) and,
+//! when fixtures/cache holds them, with the Llama-3 tokenizer and the KJV (skipping
+//! with a message otherwise).
+
+mod recall_common;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use prolong_data::tokenize::Tokenizer;
+use prolong_eval::recall::checks::{CheckError, check_answers, check_budget};
+use prolong_eval::recall::fit::FitError;
+use prolong_eval::recall::instance::{read_jsonl, to_jsonl};
+use prolong_eval::recall::json_kv::DEPTHS;
+use prolong_eval::recall::score::{json_kv_match, normalize, ruler_recall};
+use prolong_eval::recall::{
+    Instance, Plan, RecallReport, Scored, Table, Task, check_instance, generate, generate_all,
+    score,
+};
+use recall_common::{byte_tokenizer, fixture, llama3, small_prose};
+
+// ---------------------------------------------------------------------------
+// Generation and checks.
+
+/// Every check, plus the task-specific shape of the prompt.
+fn assert_valid(inst: &Instance, tok: &Tokenizer) {
+    let what = format!("{} at {} sample {}", inst.task, inst.length, inst.sample);
+    check_instance(inst, tok).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(inst.max_new_tokens, inst.task.max_new_tokens());
+    assert_eq!(inst.depths.len(), inst.answers.len(), "{what}");
+    assert!(
+        inst.depths.iter().all(|d| (0.0..=1.0).contains(d)),
+        "{what}"
+    );
+    match inst.task {
+        Task::JsonKv => {
+            assert_eq!(inst.depths, [DEPTHS[inst.sample % DEPTHS.len()]], "{what}");
+            assert!(inst.input.starts_with("JSON data:\n{\""), "{what}");
+            assert!(
+                inst.input.ends_with(&format!(
+                    "\n\nKey: \"{}\"\nCorresponding value:",
+                    inst.query
+                )),
+                "{what}"
+            );
+            // Filler records + gold + two demonstrations, each key and value fresh.
+            let records = inst.input.matches("\": \"").count();
+            assert_eq!(records, inst.haystack_units + 3, "{what}");
+            assert_eq!(
+                inst.input.matches("Corresponding value: ").count(),
+                2,
+                "{what}"
+            );
+            // The demonstrations and the gold key are repeated below the object.
+            assert_uuids(&inst.input, 2 * records + 5, 2 * records, &what);
+        }
+        Task::NiahMultikey2 | Task::NiahMultikey3 => {
+            let noun = if inst.task == Task::NiahMultikey2 {
+                "number"
+            } else {
+                "uuid"
+            };
+            assert!(
+                inst.input.starts_with(&format!(
+                    "A special magic {noun} is hidden within the following text. Make sure to memorize it. I will quiz you about the {noun} afterwards.\nOne of the special magic {noun}s for "
+                )),
+                "{what}"
+            );
+            assert!(inst.input.ends_with(&format!(
+                ".\nWhat is the special magic {noun} for {q} mentioned in the provided text?\nThe special magic {noun} for {q} mentioned in the provided text is",
+                q = inst.query
+            )));
+            let lines: Vec<&str> = inst.input.lines().collect();
+            let needles = &lines[1..lines.len() - 2];
+            assert_eq!(needles.len(), inst.haystack_units + 1, "{what}");
+            let mut keys = HashSet::new();
+            for line in needles {
+                let rest = line
+                    .strip_prefix(&format!("One of the special magic {noun}s for "))
+                    .unwrap_or_else(|| panic!("{what}: line {line:?}"));
+                let (key, value) = rest.split_once(" is: ").unwrap();
+                assert!(keys.insert(key), "{what}: key {key} repeats");
+                let value = value.strip_suffix('.').unwrap();
+                if inst.task == Task::NiahMultikey2 {
+                    assert!(key.split_once('-').is_some(), "{what}: {key}");
+                    assert!(
+                        value.len() == 7 && value.parse::<u32>().is_ok(),
+                        "{what}: {value}"
+                    );
+                }
+            }
+            if inst.task == Task::NiahMultikey3 {
+                // The query is repeated in the question.
+                assert_uuids(&inst.input, 2 * needles.len() + 2, 2 * needles.len(), &what);
+            }
+            assert!(keys.contains(inst.query.as_str()));
+        }
+        Task::NiahMultivalue => {
+            assert_eq!(inst.answers.len(), 4);
+            assert!(inst.input.starts_with(
+                "Some special magic numbers are hidden within the following text. Make sure to memorize it. I will quiz you about the numbers afterwards.\n"
+            ));
+            assert!(inst.input.ends_with(&format!(
+                "\nWhat are all the special magic numbers for {q} mentioned in the provided text?\nThe special magic numbers for {q} mentioned in the provided text are",
+                q = inst.query
+            )));
+            assert_eq!(inst.input.lines().count(), 4, "{what}: prose on one line");
+            for a in &inst.answers {
+                let needle = format!(
+                    "One of the special magic numbers for {} is: {a}.",
+                    inst.query
+                );
+                assert_eq!(inst.input.matches(&needle).count(), 1, "{what}");
+            }
+            let distinct: HashSet<_> = inst.depths.iter().map(|d| d.to_bits()).collect();
+            assert_eq!(distinct.len(), 4, "{what}: depths {:?}", inst.depths);
+        }
+    }
+}
+
+/// `text` holds `total` UUID v4s, `distinct` of them different.
+fn assert_uuids(text: &str, total: usize, distinct: usize, what: &str) {
+    let uuids: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .filter(|w| w.len() == 36 && w.matches('-').count() == 4)
+        .collect();
+    assert_eq!(uuids.len(), total, "{what}");
+    assert_eq!(
+        uuids.iter().collect::<HashSet<_>>().len(),
+        distinct,
+        "{what}"
+    );
+    for u in uuids {
+        assert_eq!(&u[14..15], "4", "{what}: {u}");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{what}: {u}");
+    }
+}
+
+#[test]
+fn byte_tokenizer_instances_pass_the_checks() {
+    let tok = byte_tokenizer();
+    let plan = Plan {
+        tasks: Task::ALL.to_vec(),
+        lengths: vec![1024, 4096],
+        samples: 6,
+        seed: 5,
+    };
+    let all = generate_all(&plan, tok, Some(small_prose())).unwrap();
+    assert_eq!(all.len(), 4 * 2 * 6);
+    for inst in &all {
+        assert_valid(inst, tok);
+    }
+}
+
+#[test]
+fn llama3_instances_pass_the_checks_at_1k_4k_16k() {
+    let Some((tok, kjv)) = llama3("llama3_instances_pass_the_checks_at_1k_4k_16k") else {
+        return;
+    };
+    let plan = Plan {
+        tasks: Task::ALL.to_vec(),
+        lengths: vec![1024, 4096, 16384],
+        samples: 6,
+        seed: 0,
+    };
+    let all = generate_all(&plan, tok, Some(kjv)).unwrap();
+    assert_eq!(all.len(), 4 * 3 * 6);
+    for inst in &all {
+        assert_valid(inst, tok);
+    }
+    // Longer prompts hold more haystack.
+    for task in Task::ALL {
+        let units = |l: usize| {
+            all.iter()
+                .filter(|i| i.task == task && i.length == l && i.sample == 0)
+                .map(|i| i.haystack_units)
+                .next()
+                .unwrap()
+        };
+        assert!(
+            units(1024) < units(4096) && units(4096) < units(16384),
+            "{task}"
+        );
+    }
+}
+
+#[test]
+fn llama3_128k_instances_pass_the_checks() {
+    let Some((tok, kjv)) = llama3("llama3_128k_instances_pass_the_checks") else {
+        return;
+    };
+    for task in Task::ALL {
+        let inst = generate(task, 131072, 1, 0, tok, Some(kjv)).unwrap();
+        assert_valid(&inst, tok);
+    }
+}
+
+#[test]
+fn same_seed_same_instances_and_independent_of_the_plan() {
+    let tok = byte_tokenizer();
+    let plan = Plan {
+        tasks: vec![Task::NiahMultivalue, Task::JsonKv],
+        lengths: vec![2048],
+        samples: 3,
+        seed: 11,
+    };
+    let a = generate_all(&plan, tok, Some(small_prose())).unwrap();
+    let b = generate_all(&plan, tok, Some(small_prose())).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(to_jsonl(&a).unwrap(), to_jsonl(&b).unwrap());
+    // One instance alone is the one the plan made.
+    let alone = generate(Task::JsonKv, 2048, 2, 11, tok, None).unwrap();
+    assert_eq!(alone, a[5]);
+    // Another seed, other instances.
+    let other = generate(Task::JsonKv, 2048, 2, 12, tok, None).unwrap();
+    assert_ne!(other.input, alone.input);
+    assert_ne!(other.answers, alone.answers);
+    // Samples differ.
+    assert_ne!(a[0].answers, a[1].answers);
+}
+
+#[test]
+fn too_short_lengths_and_missing_prose_are_errors() {
+    let tok = byte_tokenizer();
+    for task in Task::ALL {
+        let err = generate(task, 200, 0, 0, tok, Some(small_prose())).unwrap_err();
+        assert_eq!((err.task, err.length), (task, 200));
+        match err.source {
+            FitError::TooShort {
+                length,
+                skeleton,
+                budget,
+            } => {
+                assert_eq!((length, budget), (200, task.max_new_tokens()));
+                assert!(skeleton + budget > 200, "{task}: {skeleton}");
+            }
+            e => panic!("{task}: {e}"),
+        }
+    }
+    let err = generate(Task::NiahMultivalue, 4096, 0, 0, tok, None).unwrap_err();
+    assert!(matches!(err.source, FitError::NoProse), "{err}");
+    // A plan reports the first failing instance in plan order.
+    let plan = Plan {
+        tasks: vec![Task::NiahMultikey2],
+        lengths: vec![4096, 100],
+        samples: 2,
+        seed: 0,
+    };
+    let err = generate_all(&plan, tok, None).unwrap_err();
+    assert_eq!((err.length, err.sample), (100, 0));
+}
+
+#[test]
+fn checks_catch_broken_instances() {
+    let tok = byte_tokenizer();
+    let good = generate(Task::NiahMultikey2, 2048, 0, 3, tok, None).unwrap();
+    check_instance(&good, tok).unwrap();
+
+    let mut twice = good.clone();
+    twice.input.push_str(&format!(" {}", good.answers[0]));
+    assert!(matches!(
+        check_answers(&twice),
+        Err(CheckError::AnswerCount { count: 2, .. })
+    ));
+    let mut missing = good.clone();
+    missing.answers = vec!["7777777x".into()];
+    assert!(matches!(
+        check_answers(&missing),
+        Err(CheckError::AnswerCount { count: 0, .. })
+    ));
+
+    let mut over = good.clone();
+    over.prompt_tokens = over.length - over.max_new_tokens + 1;
+    assert!(matches!(
+        check_budget(&over),
+        Err(CheckError::OverLength { .. })
+    ));
+    let mut under = good.clone();
+    under.prompt_tokens = (under.length * 9).div_ceil(10) - under.max_new_tokens - 1;
+    assert!(matches!(
+        check_budget(&under),
+        Err(CheckError::Underfilled { .. })
+    ));
+    under.prompt_tokens += 1;
+    check_budget(&under).unwrap();
+
+    let mut miscounted = good.clone();
+    miscounted.prompt_tokens -= 1;
+    assert!(matches!(
+        check_instance(&miscounted, tok),
+        Err(CheckError::TokenCount { .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// Scorers.
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn spec_scorer_examples() {
+    let answers = strings(&["1234567", "7654321", "1111111", "2222222"]);
+    assert_eq!(
+        score(Task::NiahMultivalue, "... are 1234567, 7654321", &answers),
+        0.5
+    );
+    assert_eq!(
+        score(
+            Task::JsonKv,
+            "Corresponding value: 3F2504E0-4F89-41D3-9A0C-0305E82C3301",
+            &strings(&["3f2504e0-4f89-41d3-9a0c-0305e82c3301"])
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn ruler_scorer_partial_credit_and_case() {
+    let answers = strings(&["1234567", "7654321", "1111111"]);
+    assert_eq!(ruler_recall(" 1234567.", &answers), 1.0 / 3.0);
+    assert_eq!(ruler_recall("7654321 1111111 1234567", &answers), 1.0);
+    assert_eq!(ruler_recall("123456 7", &answers), 0.0);
+    // Case-insensitive both ways.
+    let uuid = strings(&["3f2504e0-4f89-41d3-9a0c-0305e82c3301"]);
+    assert_eq!(
+        score(
+            Task::NiahMultikey3,
+            "is 3F2504E0-4F89-41D3-9A0C-0305E82C3301.",
+            &uuid
+        ),
+        1.0
+    );
+    // A broken UUID is no match.
+    assert_eq!(
+        score(
+            Task::NiahMultikey3,
+            "3f2504e0 4f89-41d3-9a0c-0305e82c3301",
+            &uuid
+        ),
+        0.0
+    );
+    assert_eq!(ruler_recall("anything", &[]), 0.0);
+}
+
+#[test]
+fn json_kv_normalisation() {
+    assert_eq!(
+        normalize("  The Answer, is: AN apple!\n\tA-b_c "),
+        "answer is apple abc"
+    );
+    // Articles only as whole words.
+    assert_eq!(normalize("theme anatomy a1 athe"), "theme anatomy a1 athe");
+    // Punctuation goes first, so "the." is still an article; non-ASCII stays.
+    assert_eq!(normalize("the. thé—the"), "thé—");
+    let gold = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+    // Hyphens are punctuation on both sides.
+    assert_eq!(json_kv_match("3f2504e04f8941d39a0c0305e82c3301", gold), 1.0);
+    // Quotes around the value are punctuation.
+    assert_eq!(
+        json_kv_match("\"3f2504e0-4f89-41d3-9a0c-0305e82c3301\"", gold),
+        1.0
+    );
+    assert_eq!(
+        json_kv_match("3f2504e0-4f89-41d3-9a0c-0305e82c330", gold),
+        0.0
+    );
+    // The article "a" between words is replaced, joining what it separated with a space.
+    assert_eq!(json_kv_match("value a b", "value b"), 1.0);
+    assert_eq!(json_kv_match("value ab", "value b"), 0.0);
+}
+
+#[test]
+fn json_kv_reads_the_raw_output_and_the_prefixed_line() {
+    let gold = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+    // The prefix in any case, the value after it on its line.
+    assert_eq!(
+        json_kv_match(
+            "CORRESPONDING VALUE: 3f2504e0-4f89-41d3-9a0c-0305e82c3301\nKey:",
+            gold
+        ),
+        1.0
+    );
+    // No prefix, the value further down the raw output.
+    assert_eq!(
+        json_kv_match(
+            "I think\nit is \"3f2504e0-4f89-41d3-9a0c-0305e82c3301\".",
+            gold
+        ),
+        1.0
+    );
+    // Another record's value, or the key, scores 0.
+    assert_eq!(
+        json_kv_match(
+            "Corresponding value: 9f2504e0-4f89-41d3-9a0c-0305e82c3301",
+            gold
+        ),
+        0.0
+    );
+    assert_eq!(json_kv_match("", gold), 0.0);
+    // Spaces inside the value break it (whitespace is kept as one space).
+    assert_eq!(
+        json_kv_match("3f2504e0 4f89 41d3 9a0c 0305e82c3301", gold),
+        0.0
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Instances as JSONL.
+
+#[test]
+fn instances_round_trip_and_match_the_schema() {
+    let tok = byte_tokenizer();
+    let insts = vec![
+        generate(Task::JsonKv, 1024, 0, 1, tok, None).unwrap(),
+        generate(Task::NiahMultivalue, 1024, 0, 1, tok, Some(small_prose())).unwrap(),
+    ];
+    let bytes = to_jsonl(&insts).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("instances.jsonl");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(read_jsonl(&path).unwrap(), insts);
+
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../schemas/recall-instance.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let required: HashSet<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let properties: HashSet<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for line in String::from_utf8(bytes).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let keys: HashSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, required, "every field is required and documented");
+        assert_eq!(keys, properties);
+        let task = v["task"].as_str().unwrap();
+        let names: Vec<&str> = schema["properties"]["task"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert!(names.contains(&task), "{task}");
+    }
+
+    std::fs::write(&path, b"{\"task\": \"json_kv\"}\n").unwrap();
+    let err = read_jsonl(&path).unwrap_err().to_string();
+    assert!(err.contains("instances.jsonl:1:"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Table, recall.json, SVG.
+
+fn scored(task: Task, length: usize, sample: usize, score: f64) -> Scored {
+    Scored {
+        task,
+        length,
+        sample,
+        answers: vec!["1".into()],
+        depths: vec![0.5],
+        prompt_tokens: length - 100,
+        prediction: "p".into(),
+        generated_tokens: 3,
+        score,
+    }
+}
+
+#[test]
+fn table_means_and_text() {
+    let tasks = [Task::JsonKv, Task::NiahMultivalue];
+    let lengths = [1024, 8192];
+    let s = vec![
+        scored(Task::JsonKv, 1024, 0, 1.0),
+        scored(Task::JsonKv, 1024, 1, 0.0),
+        scored(Task::JsonKv, 8192, 0, 1.0),
+        scored(Task::NiahMultivalue, 1024, 0, 0.25),
+        scored(Task::NiahMultivalue, 8192, 0, 0.75),
+        scored(Task::NiahMultivalue, 8192, 1, 0.25),
+        // Not asked for: left out.
+        scored(Task::NiahMultikey2, 1024, 0, 1.0),
+    ];
+    let t = Table::new(&tasks, &lengths, &s);
+    assert_eq!(t.cells, vec![vec![50.0, 100.0], vec![25.0, 50.0]]);
+    assert_eq!(t.recall, vec![37.5, 75.0]);
+    let text = t.to_text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].split_whitespace().eq(["task", "1K", "8K"]));
+    assert!(lines[1].split_whitespace().eq(["json_kv", "50.0", "100.0"]));
+    assert!(lines[3].split_whitespace().eq(["Recall", "37.5", "75.0"]));
+
+    let report = RecallReport {
+        model: "m".into(),
+        seed: 0,
+        samples: 2,
+        table: t.clone(),
+        instances: s,
+    };
+    let json = serde_json::to_string(&report).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["table"]["tasks"],
+        serde_json::json!(["json_kv", "niah_multivalue"])
+    );
+    assert_eq!(v["instances"][3]["task"], "niah_multivalue");
+    assert_eq!(serde_json::from_str::<RecallReport>(&json).unwrap(), report);
+}
+
+#[test]
+fn svg_has_a_coloured_cell_with_its_value_per_row_and_length() {
+    let tasks = Task::ALL;
+    let lengths = [4096, 8192, 16384];
+    let s: Vec<Scored> = tasks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &t)| {
+            lengths
+                .iter()
+                .enumerate()
+                .map(move |(j, &l)| scored(t, l, 0, (i * 3 + j) as f64 / 11.0))
+        })
+        .collect();
+    let t = Table::new(&tasks, &lengths, &s);
+    let svg = t.svg("Recall <test> & more");
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("Recall &lt;test&gt; &amp; more"));
+    // Background + one rect per (task or Recall) × length.
+    assert_eq!(svg.matches("<rect ").count(), 1 + 5 * 3);
+    for (label, scores) in t.rows() {
+        assert!(svg.contains(&format!(">{label}</text>")), "{label}");
+        for v in scores {
+            assert!(svg.contains(&format!(">{v:.1}</text>")), "{label} {v}");
+        }
+    }
+    for l in ["4K", "8K", "16K"] {
+        assert!(svg.contains(&format!(">{l}</text>")));
+    }
+    // Cells of different scores have different colours.
+    let fills: HashSet<&str> = svg
+        .match_indices("fill=\"rgb(")
+        .map(|(i, _)| &svg[i..i + 24])
+        .collect();
+    assert!(fills.len() >= 12, "{fills:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Decoding.
+
+#[test]
+fn decode_skips_special_tokens_and_replaces_broken_utf8() {
+    let tok = byte_tokenizer();
+    let ids = tok.encode("the Ünïcode text").unwrap();
+    let mut with_special = vec![300];
+    with_special.extend(&ids);
+    with_special.push(301);
+    assert_eq!(tok.decode(&with_special).unwrap(), "the Ünïcode text");
+    // "Ü" is two bytes; the first alone is invalid UTF-8.
+    assert_eq!(tok.decode(&[b'a' as u32, 0xc3]).unwrap(), "a\u{fffd}");
+}
+
+#[test]
+fn llama3_decode_matches_the_tokenizers_crate() {
+    let Some((tok, kjv)) = llama3("llama3_decode_matches_the_tokenizers_crate") else {
+        return;
+    };
+    let json = std::fs::read(fixture("tokenizer.json", "decode").unwrap()).unwrap();
+    let reference = Tokenizer::reference_from_bytes(&json).unwrap();
+    let bos = tok.added_token_id("<|begin_of_text|>").unwrap();
+    let eot = tok.added_token_id("<|eot_id|>").unwrap();
+    let texts = [
+        kjv.sentence(100).to_owned(),
+        "One of the special magic uuids for 3f2504e0-4f89-41d3 is: 1234567.\n  tabs\tand ünïcode 日本語 🎉".to_owned(),
+    ];
+    for text in texts {
+        let mut ids = vec![bos];
+        ids.extend(tok.encode(&text).unwrap());
+        ids.push(eot);
+        assert_eq!(tok.decode(&ids).unwrap(), text);
+        assert_eq!(tok.decode(&ids).unwrap(), reference.decode(&ids).unwrap());
+        // Cut inside a multi-byte character: both give U+FFFD the same way.
+        let cut = &ids[..ids.len() - 2];
+        assert_eq!(tok.decode(cut).unwrap(), reference.decode(cut).unwrap());
+    }
+}
