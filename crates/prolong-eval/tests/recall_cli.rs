@@ -165,6 +165,14 @@ fn a_tiny_model_run_writes_the_table_json_and_svg() {
     let dir = tempfile::tempdir().unwrap();
     let (tok_path, prose) = inputs(dir.path());
     let model_dir = tiny_model(dir.path(), 302);
+    // generation_config.json's stop ids win over config.json's: byte 0x19, which this
+    // random model produces often.
+    let stop = [EOS, 0x19];
+    std::fs::write(
+        model_dir.join("generation_config.json"),
+        format!(r#"{{"bos_token_id": {BOS}, "eos_token_id": [{EOS}, 25]}}"#),
+    )
+    .unwrap();
     let out_dir = dir.path().join("out");
     let file = dir.path().join("inst.jsonl");
     let args = [
@@ -217,12 +225,19 @@ fn a_tiny_model_run_writes_the_table_json_and_svg() {
         prompt.extend(tok.encode(&inst.input).unwrap());
         assert_eq!(prompt.len(), inst.prompt_tokens);
         let ids = model
-            .generate_greedy(&prompt, inst.max_new_tokens, &[EOS])
+            .generate_greedy(&prompt, inst.max_new_tokens, &stop)
             .unwrap();
         assert_eq!(got.generated_tokens, ids.len());
         assert_eq!(got.prediction, tok.decode(&ids).unwrap());
         assert_eq!(got.score, score(inst.task, &got.prediction, &inst.answers));
     }
+    assert!(
+        insts
+            .iter()
+            .zip(&report.instances)
+            .any(|(i, got)| got.generated_tokens < i.max_new_tokens),
+        "no generation stopped at the generation config's stop id"
+    );
     let table = Table::new(
         &[Task::NiahMultivalue, Task::JsonKv],
         &[1024],

@@ -169,9 +169,10 @@ struct ModelTokens {
 }
 
 impl ModelTokens {
-    /// From the checkpoint's config.json (`bos_token_id`, `eos_token_id`: a number or a
-    /// list), else the tokenizer's usual special tokens; checks that the model's
-    /// vocabulary covers the tokenizer's.
+    /// From the checkpoint's generation_config.json when it has them (what HF's
+    /// `generate` stops at), else its config.json (`bos_token_id`, `eos_token_id`: a
+    /// number or a list), else the tokenizer's usual special tokens; checks that the
+    /// model's vocabulary covers the tokenizer's.
     fn resolve(dir: &Path, tok: &Tokenizer) -> Result<ModelTokens> {
         let path = dir.join(prolong_train::checkpoint::CONFIG_FILE);
         let config =
@@ -184,11 +185,19 @@ impl ModelTokens {
                 tok.vocab_size()
             );
         }
+        let generation = generation_config(dir)?;
         let ids = |key: &str| -> Vec<u32> {
-            match config.extra.get(key) {
-                Some(serde_json::Value::Array(a)) => a.iter().filter_map(as_id).collect(),
-                Some(v) => as_id(v).into_iter().collect(),
-                None => Vec::new(),
+            let id_list = |v: &serde_json::Value| -> Vec<u32> {
+                match v {
+                    serde_json::Value::Array(a) => a.iter().filter_map(as_id).collect(),
+                    v => as_id(v).into_iter().collect(),
+                }
+            };
+            let from_generation = generation.get(key).map(id_list).unwrap_or_default();
+            if from_generation.is_empty() {
+                config.extra.get(key).map(id_list).unwrap_or_default()
+            } else {
+                from_generation
             }
         };
         let named = |names: &[&str]| -> Vec<u32> {
@@ -224,6 +233,17 @@ impl ModelTokens {
         }
         Ok(ModelTokens { bos, stop })
     }
+}
+
+/// The keys of `dir/generation_config.json`; none when the file is absent.
+fn generation_config(dir: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let path = dir.join("generation_config.json");
+    if !path.exists() {
+        return Ok(serde_json::Map::new());
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a JSON object", path.display()))
 }
 
 fn as_id(v: &serde_json::Value) -> Option<u32> {
