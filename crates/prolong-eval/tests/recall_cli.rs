@@ -182,10 +182,11 @@ fn a_tiny_model_run_writes_the_table_json_and_svg() {
         s(&tok_path),
         "--haystack",
         s(&prose),
+        // A repeated length or task counts once.
         "--lengths",
-        "1024",
+        "1024,1K",
         "--tasks",
-        "niah_multivalue,json_kv",
+        "niah_multivalue,json_kv,niah_multivalue",
         "--samples",
         "2",
         "--out",

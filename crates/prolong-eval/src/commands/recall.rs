@@ -80,9 +80,12 @@ pub fn run(args: Args) -> Result<()> {
         _ => None,
     };
 
+    if args.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
     let plan = Plan {
-        tasks: args.tasks.clone(),
-        lengths: args.lengths.clone(),
+        tasks: first_of_each(&args.tasks),
+        lengths: first_of_each(&args.lengths),
         samples: args.samples,
         seed: args.seed,
     };
@@ -133,9 +136,20 @@ pub fn run(args: Args) -> Result<()> {
             score: s,
         });
     }
-    let table = Table::new(&args.tasks, &args.lengths, &scored);
+    let table = Table::new(&plan.tasks, &plan.lengths, &scored);
     print!("{}", table.to_text());
     write_report(out, dir, &args, table, scored)
+}
+
+/// `items` without repeats, in the order first given.
+fn first_of_each<T: PartialEq + Clone>(items: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    out
 }
 
 fn write_report(
