@@ -37,8 +37,18 @@ train: build
 	$(TRAIN_ENV) $(RELEASE)/prolong-train train --config pipelines/tiny-stage2.toml
 	$(TRAIN_ENV) $(RELEASE)/prolong-train train --config pipelines/tiny-sft.toml
 
+# Perplexity by position and synthetic recall (short lengths) of the model `make train`
+# ends with, into runs/eval/. EVAL_MODEL, EVAL_SAMPLES and EVAL_LENGTHS override.
+EVAL_MODEL ?= runs/tiny-sft/final
+EVAL_SAMPLES ?= 10
+EVAL_LENGTHS ?= 1024,2048,4096
 eval: build
-	@echo "prolong-eval: the evaluation lands with issue #5; nothing to evaluate yet." >&2; exit 1
+	$(TRAIN_ENV) $(RELEASE)/prolong-eval ppl --model $(EVAL_MODEL) --data $(DATA)/packed/book-4096 \
+	    --sequences 8 --out runs/eval/ppl
+	$(TRAIN_ENV) $(RELEASE)/prolong-eval recall --model $(EVAL_MODEL) \
+	    --tokenizer fixtures/cache/tokenizer.json --haystack fixtures/cache/kjv.txt \
+	    --lengths $(EVAL_LENGTHS) --samples $(EVAL_SAMPLES) --out runs/eval/recall \
+	    --save-instances runs/eval/recall/instances.jsonl
 
 # The main job on the bundled default: fixtures, corpus, tiny model.
 demo: fixtures corpus train
