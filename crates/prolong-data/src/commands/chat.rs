@@ -7,6 +7,7 @@ use prolong_data::tokenize::Tokenizer;
 use prolong_data::tokenize::stage::input_files;
 
 use super::progress;
+use super::summary;
 use super::task_args::TaskArgs;
 
 /// Tokenize chat conversations for SFT into MDS {domain, input_ids, length, mask}.
@@ -67,19 +68,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("tokenizer {}", args.tokenizer.display()))?;
     let files = input_files(&args.inputs)?;
     let options = ChatOptions {
-        domain: args.domain.clone().unwrap_or_else(|| {
-            args.out
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        }),
+        domain: summary::domain_or_folder_name(args.domain.clone(), &args.out),
         size_limit: args.size_limit,
     };
-    let total: u64 = task
-        .take(&files)
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let bar = progress::bytes_bar(total, "chat");
+    let bar = progress::bytes_bar(progress::total_bytes(task.take(&files)), "chat");
     let outcome = chat_task(&encoder, &files, &args.out, task, &options, &mut |done| {
         bar.set_position(done)
     })
@@ -87,18 +79,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let stats = outcome.stats;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
-        return Ok(());
+        return summary::print_json(&stats);
     }
     println!(
         "chat {} → {}{}",
         task.name(),
         args.out.display(),
-        if outcome.skipped {
-            " (already complete)"
-        } else {
-            ""
-        }
+        summary::skipped_note(outcome.skipped, " (already complete)")
     );
     if let Some(t) = &stats.special_tokens {
         println!(
@@ -122,17 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "tokens         {} ({} trained on, mask 1)",
         stats.tokens, stats.trained_tokens
     );
-    for (reason, n) in &stats.skipped.by_reason {
-        println!("skipped        {n} {reason}");
-    }
-    for example in stats.skipped.examples.iter().take(5) {
-        println!("  e.g. {example}");
-    }
-    for b in &stats.length_histogram.buckets {
-        println!(
-            "length {:>9}..{:<9} {:>8} conversations {:>12} tokens",
-            b.min, b.max, b.documents, b.tokens
-        );
-    }
+    summary::print_skipped(&stats.skipped, 15);
+    summary::print_length_histogram("length", &stats.length_histogram, "conversations");
     Ok(())
 }

@@ -4,6 +4,7 @@ use anyhow::Context;
 use prolong_data::filter::{FilterOptions, filter_task};
 
 use super::progress;
+use super::summary;
 use super::task_args::TaskArgs;
 
 /// Keep the tokenized documents whose length is within [--min-tokens, --max-tokens].
@@ -56,28 +57,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.out,
         task,
         &options,
-        &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        },
+        &mut progress::follow(&bar),
     )
     .with_context(|| format!("filter into {}", args.out.display()))?;
     bar.finish_and_clear();
     let stats = &outcome.stats;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(stats)?);
-        return Ok(());
+        return summary::print_json(stats);
     }
     let max = stats.max_tokens.map_or("∞".to_string(), |m| m.to_string());
     println!(
         "filter {} → {}{}",
         task.name(),
         args.out.display(),
-        if outcome.skipped {
-            " (already done)"
-        } else {
-            ""
-        }
+        summary::skipped_note(outcome.skipped, " (already done)")
     );
     println!("keep       {} ≤ length ≤ {max}", stats.min_tokens);
     println!("shards     {}", stats.shards.len());
@@ -95,16 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             d.documents, d.tokens
         );
     }
-    for b in &stats.length_histogram.buckets {
-        println!(
-            "kept length {:>9}..{:<9} {:>8} documents {:>12} tokens",
-            b.min, b.max, b.documents, b.tokens
-        );
-    }
-    if outcome.merged {
-        println!("merged     {}", args.out.join("index.json").display());
-    } else {
-        println!("waiting    for the other tasks before merging");
-    }
+    summary::print_length_histogram("kept length", &stats.length_histogram, "documents");
+    summary::print_merge_state(outcome.merged, &args.out.join("index.json"));
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod repos;
 pub mod run;
 pub mod sample;
 pub mod stats;
+mod summary;
 mod task_args;
 pub mod tokenize;
 pub mod verify;

@@ -1,5 +1,7 @@
 //! Progress bars shared by the commands (hidden when stderr is not a terminal).
 
+use std::path::PathBuf;
+
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub fn bar(len: u64, what: &str) -> ProgressBar {
@@ -24,4 +26,22 @@ pub fn bytes_bar(total_bytes: u64, what: &str) -> ProgressBar {
     );
     bar.set_message(what.to_string());
     bar
+}
+
+/// The total size of `files` in bytes (an unreadable file counts 0: reading
+/// it reports the error), the length of a [`bytes_bar`].
+pub fn total_bytes<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> u64 {
+    files
+        .into_iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// A progress callback `(done, total)` that moves `bar`, for stages whose
+/// total is known only once they run.
+pub fn follow(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
+    |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
 }

@@ -4,6 +4,7 @@ use anyhow::Context;
 use prolong_data::sample::{SampleOptions, Source, sample_task};
 
 use super::progress;
+use super::summary;
 use super::task_args::TaskArgs;
 
 /// Draw documents from tokenized sources to token shares of a total budget.
@@ -68,26 +69,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         size_limit: args.size_limit,
     };
     let bar = progress::bar(0, "sample");
-    let outcome = sample_task(&sources, &args.out, task, &options, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
+    let outcome = sample_task(
+        &sources,
+        &args.out,
+        task,
+        &options,
+        &mut progress::follow(&bar),
+    )
     .with_context(|| format!("sample into {}", args.out.display()))?;
     bar.finish_and_clear();
     let report = &outcome.report;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-        return Ok(());
+        return summary::print_json(report);
     }
     println!(
         "sample {} → {}{} (seed {})",
         task.name(),
         args.out.display(),
-        if outcome.skipped {
-            " (already done)"
-        } else {
-            ""
-        },
+        summary::skipped_note(outcome.skipped, " (already done)"),
         report.seed
     );
     println!(
@@ -115,11 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "this task {} of {} shards' documents ({} of {} tokens) written",
         stats.documents_out, stats.documents_in, stats.tokens_out, stats.tokens_in
     );
-    if outcome.merged {
-        println!("merged     {}", args.out.join("sample.json").display());
-    } else {
-        println!("waiting    for the other tasks before merging");
-    }
+    summary::print_merge_state(outcome.merged, &args.out.join("sample.json"));
     for s in report.sources.iter().filter(|s| s.shortfall_tokens > 0) {
         eprintln!(
             "warning: {} holds {} tokens, {} short of its target {}: taken whole",

@@ -6,6 +6,7 @@ use prolong_data::tokenize::Tokenizer;
 use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task};
 
 use super::progress;
+use super::summary;
 use super::task_args::TaskArgs;
 
 /// Tokenize documents into MDS {domain, input_ids, length}, no BOS/EOS.
@@ -74,14 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let task = args.task.resolve()?;
     let tokenizer = Tokenizer::from_file(&args.tokenizer)?;
     let files = input_files(&args.inputs)?;
-    let domain = args.domain.clone().unwrap_or_else(|| {
-        args.out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
     let options = TokenizeOptions {
-        domain,
+        domain: summary::domain_or_folder_name(args.domain.clone(), &args.out),
         text_field: args.text_field,
         id_field: args.id_field,
         select: args.select_field.map(|field| Select {
@@ -100,11 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         task.take(&files).collect()
     };
-    let total: u64 = read
-        .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let bar = progress::bytes_bar(total, "tokenize");
+    let bar = progress::bytes_bar(progress::total_bytes(read), "tokenize");
     let stats = tokenize_task(&tokenizer, &files, &args.out, task, &options, &mut |done| {
         bar.set_position(done)
     })
@@ -118,8 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
-        return Ok(());
+        return summary::print_json(&stats);
     }
     println!("tokenize {} → {}", task.name(), args.out.display());
     println!(
@@ -139,17 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "tokens     {} ({} bytes of text)",
         stats.tokens, stats.text_bytes
     );
-    for (reason, n) in &stats.skipped.by_reason {
-        println!("skipped    {n} {reason}");
-    }
-    for example in stats.skipped.examples.iter().take(5) {
-        println!("  e.g. {example}");
-    }
-    for b in &stats.length_histogram.buckets {
-        println!(
-            "length {:>9}..{:<9} {:>8} documents {:>12} tokens",
-            b.min, b.max, b.documents, b.tokens
-        );
-    }
+    summary::print_skipped(&stats.skipped, 11);
+    summary::print_length_histogram("length", &stats.length_histogram, "documents");
     Ok(())
 }
