@@ -120,7 +120,7 @@ pub fn tensor<T: CudaDType + DeviceRepr>(
 }
 
 /// Host values copied to the device (small tables: cu_seqlens, tiles).
-pub fn upload<T: DeviceRepr>(dev: &CudaDevice, host: &[T]) -> Result<CudaSlice<T>> {
+pub fn upload<T: DeviceRepr + 'static>(dev: &CudaDevice, host: &[T]) -> Result<CudaSlice<T>> {
     let mut d = unsafe { dev.alloc::<T>(host.len().max(1))? };
     dev.memcpy_htod(host, &mut d)?;
     Ok(d)
