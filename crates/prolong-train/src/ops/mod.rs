@@ -13,9 +13,9 @@
 pub mod attention;
 pub mod attention_decode;
 pub(crate) mod cpu;
+pub mod cross_entropy;
 #[cfg(feature = "cuda")]
 pub mod cuda;
-pub mod cross_entropy;
 pub mod embedding;
 pub mod linear;
 pub mod rmsnorm;
