@@ -52,7 +52,7 @@ use crate::filter::input::{
     InputError, InputShard, copy_doc, create_writer, for_each_doc, plan_shards,
 };
 use crate::rng::SplitMix64;
-use crate::task::{LengthHistogram, TaskSpec};
+use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
 
 pub const REPORT_FILE: &str = "sample.json";
 
@@ -334,12 +334,12 @@ pub fn sample_task(
         .collect::<Result<Vec<_>, _>>()?;
     // Redo from scratch; merged indices and a report of an earlier complete
     // run would vouch for parts being rewritten.
-    remove_file(&out.join(REPORT_FILE))?;
+    remove_file_if_present(&out.join(REPORT_FILE))?;
     task.remove_stale_temps(out)?;
     prolong_mds::remove_stale_temps(out, &[REPORT_FILE])?;
     for s in sources {
         let dir = out.join(&s.name);
-        remove_file(&dir.join(prolong_mds::INDEX_FILE))?;
+        remove_file_if_present(&dir.join(prolong_mds::INDEX_FILE))?;
         prolong_mds::remove_stale_temps(&dir, &[prolong_mds::INDEX_FILE])?;
     }
 
@@ -467,16 +467,6 @@ fn check_world_size(out: &Path, sources: &[Source], task: TaskSpec) -> Result<()
         }
     }
     Ok(())
-}
-
-fn remove_file(path: &Path) -> Result<(), SampleError> {
-    match std::fs::remove_file(path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(SampleError::Io {
-            path: path.to_path_buf(),
-            err,
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// Once every task is done: each source's merged index.json, then

@@ -119,10 +119,50 @@ impl TaskSpec {
         })
     }
 
+    /// Clears what an earlier attempt of this task left, before it is redone
+    /// from scratch: half-written temporaries beside `out` and the task's
+    /// folder `out/procR-N`, which it returns.
+    pub fn clear_output(&self, out: &Path) -> Result<PathBuf, prolong_mds::MdsError> {
+        self.remove_stale_temps(out)?;
+        let dir = out.join(self.name());
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|err| prolong_mds::MdsError::Io {
+                path: dir.clone(),
+                err,
+            })?;
+        }
+        Ok(dir)
+    }
+
+    /// Once every task of the run is done, writes the merged `out/index.json`
+    /// if it is missing. Returns whether the run is complete.
+    pub fn merge_if_complete(&self, out: &Path) -> Result<bool, prolong_mds::MdsError> {
+        if !self.all_done(out) {
+            return Ok(false);
+        }
+        if !out.join(prolong_mds::INDEX_FILE).is_file() {
+            prolong_mds::remove_stale_temps(out, &[prolong_mds::INDEX_FILE])?;
+            prolong_mds::merge_index(out)?;
+        }
+        Ok(true)
+    }
+
     /// The stats a completed task wrote.
     pub fn read_stats<S: for<'de> Deserialize<'de>>(&self, out: &Path) -> Option<S> {
         let bytes = std::fs::read(self.stats_path(out)).ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Removes `path` if it exists: a merged index or report of an earlier
+/// complete run, which would vouch for outputs being rewritten.
+pub fn remove_file_if_present(path: &Path) -> Result<(), prolong_mds::MdsError> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(prolong_mds::MdsError::Io {
+            path: path.to_path_buf(),
+            err,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::template::{ChatEncoder, SpecialTokens, TemplateError};
 use super::{Message, parse_conversation};
 use crate::documents::{DocumentError, JsonLine, SkipCounts, read_json_lines};
-use crate::task::{LengthHistogram, TaskSpec};
+use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
 use crate::tokenize::stage::SkipCountsRecord;
 
 /// Message text gathered before a batch is encoded.
@@ -69,8 +69,6 @@ pub enum ChatError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Mds(#[from] prolong_mds::MdsError),
-    #[error("{path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
     #[error(
         "{path}: none of its {lines} lines has a \"messages\" or \"conversations\" array \
          (first line's keys: {keys}); is it a chat file?"
@@ -115,7 +113,7 @@ pub fn chat_task(
     let mine: Vec<PathBuf> = task.take(files).cloned().collect();
     if task.is_done(out) {
         let stats = completed_stats(encoder, &mine, out, task, options)?;
-        merge_if_complete(out, task)?;
+        task.merge_if_complete(out)?;
         return Ok(ChatOutcome {
             stats,
             skipped: true,
@@ -123,15 +121,8 @@ pub fn chat_task(
     }
     // Redone from scratch; a root index from an earlier complete run would
     // vouch for shards being rewritten.
-    remove_if_present(&out.join(prolong_mds::INDEX_FILE))?;
-    task.remove_stale_temps(out)?;
-    let dir = out.join(task.name());
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|err| ChatError::Io {
-            path: dir.clone(),
-            err,
-        })?;
-    }
+    remove_file_if_present(&out.join(prolong_mds::INDEX_FILE))?;
+    let dir = task.clear_output(out)?;
     let writer = MdsWriter::create(
         &dir,
         &[
@@ -170,7 +161,7 @@ pub fn chat_task(
     writer.finish()?;
     stats.skipped = (&skipped).into();
     task.complete(out, &stats)?;
-    merge_if_complete(out, task)?;
+    task.merge_if_complete(out)?;
     Ok(ChatOutcome {
         stats,
         skipped: false,
@@ -246,25 +237,6 @@ fn completed_stats(
         )));
     }
     Ok(stats)
-}
-
-fn remove_if_present(path: &Path) -> Result<(), ChatError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ChatError::Io {
-            path: path.to_path_buf(),
-            err: e,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Writes the merged `OUT/index.json` once every task is done (if missing).
-fn merge_if_complete(out: &Path, task: TaskSpec) -> Result<(), ChatError> {
-    if task.all_done(out) && !out.join(prolong_mds::INDEX_FILE).is_file() {
-        prolong_mds::remove_stale_temps(out, &[prolong_mds::INDEX_FILE])?;
-        prolong_mds::merge_index(out)?;
-    }
-    Ok(())
 }
 
 /// Conversations on their way out: gathered into batches, encoded a batch at

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{LengthHistogram, TaskSpec};
+use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
 use input::{InputError, copy_doc, create_writer, for_each_doc, plan_shards};
 
 /// The recipe's minimum length of long documents (books, code repositories).
@@ -114,8 +114,6 @@ pub enum FilterError {
     Input(#[from] InputError),
     #[error(transparent)]
     Mds(#[from] prolong_mds::MdsError),
-    #[error("{path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
     #[error("invalid settings: {0}")]
     Settings(String),
     #[error(
@@ -191,7 +189,7 @@ pub fn filter_task(
         if stats.inputs != inputs {
             return Err(changed(format!("it read {:?}", stats.inputs)));
         }
-        let merged = merge_if_complete(out, task)?;
+        let merged = task.merge_if_complete(out)?;
         return Ok(FilterOutcome {
             stats,
             skipped: true,
@@ -207,16 +205,8 @@ pub fn filter_task(
     };
     // Redo from scratch; a root index from an earlier complete run would
     // vouch for shards being rewritten.
-    let root_index = out.join(prolong_mds::INDEX_FILE);
-    remove_file(&root_index)?;
-    task.remove_stale_temps(out)?;
-    let dir = out.join(task.name());
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|err| FilterError::Io {
-            path: dir.clone(),
-            err,
-        })?;
-    }
+    remove_file_if_present(&out.join(prolong_mds::INDEX_FILE))?;
+    let dir = task.clear_output(out)?;
     let mut writer = create_writer(&dir, first, options.size_limit)?;
     let mut stats = FilterStats {
         task: task.name(),
@@ -262,7 +252,7 @@ pub fn filter_task(
     }
     writer.finish()?;
     task.complete(out, &stats)?;
-    let merged = merge_if_complete(out, task)?;
+    let merged = task.merge_if_complete(out)?;
     Ok(FilterOutcome {
         stats,
         skipped: false,
@@ -272,27 +262,6 @@ pub fn filter_task(
 
 fn bound(max: Option<u64>) -> String {
     max.map_or("∞".into(), |m| m.to_string())
-}
-
-fn remove_file(path: &Path) -> Result<(), FilterError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FilterError::Io {
-            path: path.to_path_buf(),
-            err: e,
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn merge_if_complete(out: &Path, task: TaskSpec) -> Result<bool, FilterError> {
-    if !task.all_done(out) {
-        return Ok(false);
-    }
-    if !out.join(prolong_mds::INDEX_FILE).is_file() {
-        prolong_mds::remove_stale_temps(out, &[prolong_mds::INDEX_FILE])?;
-        prolong_mds::merge_index(out)?;
-    }
-    Ok(true)
 }
 
 /// Refuses an output folder holding task folders or markers of another world

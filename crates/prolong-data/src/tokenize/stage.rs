@@ -151,15 +151,8 @@ pub fn tokenize_task(
     if task.is_done(out) {
         return Ok(None);
     }
-    let dir = out.join(task.name());
     // A task without its marker is redone from scratch.
-    task.remove_stale_temps(out)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|err| TokenizeStageError::Io {
-            path: dir.clone(),
-            err,
-        })?;
-    }
+    let dir = task.clear_output(out)?;
     let writer = MdsWriter::create(
         &dir,
         &[
