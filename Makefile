@@ -55,9 +55,12 @@ demo: fixtures corpus train
 
 # Every test. Installs what the tests need first: the fixtures (end-to-end
 # tests skip, saying so, if a registry is unreachable) and the Python peers.
+# scripts/cuda-check.sh compiles our CUDA kernels with NVIDIA's nvcc wheels (or says
+# it skipped); CUDA_CHECK=full builds the whole `cuda` feature (~45 min cold).
 test:
 	bash scripts/fetch-fixtures.sh || echo "fixtures unavailable: end-to-end tests will skip"
 	bash scripts/install-python-peers.sh
+	bash scripts/cuda-check.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace

@@ -6,7 +6,13 @@
 # the driver and CUDA libraries (libcuda, cuBLAS, cuRAND, NVRTC, NCCL) that candle's CUDA
 # backend needs and only a GPU machine has; scripts/gpu-check.sh builds and runs those.
 #
-#   scripts/cuda-check.sh
+#   scripts/cuda-check.sh                 # what `make test` runs: our kernels only
+#   CUDA_CHECK=full scripts/cuda-check.sh # the whole `--features cuda` build
+#
+# By default only our kernels (kernels/*.cu) are compiled, to PTX with build.rs's nvcc
+# flags and then by ptxas to machine code for sm_$CUDA_COMPUTE_CAP: a minute or two, where
+# the full build below takes ~45 minutes cold on two cores (candle's quantized kernels),
+# too much for every `make test`. CUDA_CHECK=full runs the full build.
 #
 # The toolkit comes from scripts/cuda-env.sh (PyPI wheels cached under ~/.cache when
 # there is no local CUDA). Builds into its own target folder, so the CPU build is left
@@ -20,6 +26,18 @@ cd "$(dirname "$0")/.."
 source scripts/cuda-env.sh
 if ! cuda_env; then
   echo "cuda-check: skipped (no CUDA toolkit, and NVIDIA's nvcc wheels could not be installed from PyPI)"
+  exit 0
+fi
+if [[ ${CUDA_CHECK:-kernels} != full ]]; then
+  start=$SECONDS
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  for src in crates/prolong-train/kernels/*.cu; do
+    ptx=$tmp/$(basename "${src%.cu}").ptx
+    nvcc --ptx -O3 -std=c++17 --use_fast_math "-arch=compute_${CUDA_COMPUTE_CAP}" -o "$ptx" "$src"
+    ptxas "-arch=sm_${CUDA_COMPUTE_CAP}" -o "$tmp/out.cubin" "$ptx"
+  done
+  echo "cuda-check: kernels/*.cu compile to PTX and sm_${CUDA_COMPUTE_CAP} machine code ($((SECONDS - start)) s); the full --features cuda build: CUDA_CHECK=full scripts/cuda-check.sh"
   exit 0
 fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/prolong-rs/target-cuda}
