@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use prolong_mds::{MdsDataset, MdsError};
+use prolong_mds::{MdsDataset, MdsError, svg};
 use prolong_train::data::{DataError, Mixture, MixtureLoader, Stream};
 use prolong_train::{Llama, PackedSequence};
 use serde::{Deserialize, Serialize};
@@ -289,8 +289,12 @@ fn num(x: Option<f64>, digits: usize) -> String {
 /// log₂ position axis. Empty buckets have no point.
 pub fn svg(r: &PplReport) -> String {
     let (w, h) = (720.0f64, 400.0f64);
-    let (ml, mr, mt, mb) = (64.0, 20.0, 36.0, 56.0);
-    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let frame = svg::Frame {
+        left: 64.0,
+        top: 36.0,
+        width: w - 64.0 - 20.0,
+        height: h - 36.0 - 56.0,
+    };
     let series = [
         ("within sequence", "#1f77b4", &r.by_sequence_position),
         ("within document", "#d62728", &r.by_document_position),
@@ -302,90 +306,42 @@ pub fn svg(r: &PplReport) -> String {
     let (lo, hi) = losses.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), l| {
         (lo.min(l), hi.max(l))
     });
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">Loss by token position ({} tokens)</text>"#,
-        w / 2.0,
-        r.tokens
-    );
+    let title = format!("Loss by token position ({} tokens)", r.tokens);
+    let mut s = svg::begin(w, h, w / 2.0, &title);
     if lo > hi {
-        s.push_str("</svg>\n");
-        return s;
+        return svg::end(s);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-3);
-    let (y0, y1) = (lo - pad, hi + pad);
-    let sx = |i: usize| ml + (i as f64 + 0.5) / n as f64 * pw;
-    let sy = |y: f64| mt + (1.0 - (y - y0) / (y1 - y0)) * ph;
-    let _ = writeln!(
-        s,
-        r##"<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##
-    );
-    for i in 0..=4 {
-        let v = y0 + (y1 - y0) * i as f64 / 4.0;
-        let y = sy(v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{ml}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.3}</text>"##,
-            ml + pw,
-            ml - 6.0,
-            y + 4.0
-        );
-    }
+    let y_range = svg::padded(lo, hi);
+    let sx = |i: usize| frame.left + (i as f64 + 0.5) / n as f64 * frame.width;
+    frame.outline_and_grid(&mut s, y_range);
     for (i, b) in r.by_sequence_position.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            sx(i),
-            mt + ph + 18.0,
-            b.label()
-        );
+        frame.x_tick(&mut s, sx(i), &b.label());
     }
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">token position (log scale)</text><text x="16" y="{:.1}" transform="rotate(-90 16 {:.1})" text-anchor="middle">loss</text>"#,
-        ml + pw / 2.0,
-        h - 12.0,
-        mt + ph / 2.0,
-        mt + ph / 2.0
-    );
+    frame.axis_titles(&mut s, "token position (log scale)", h - 12.0, "loss");
+    let right = frame.left + frame.width;
     for (k, (name, color, buckets)) in series.iter().enumerate() {
         let pts: Vec<(f64, f64)> = buckets
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| Some((sx(i), sy(b.loss?))))
+            .filter_map(|(i, b)| Some((sx(i), frame.y(b.loss?, y_range))))
             .collect();
-        let line: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
-            line.join(" ")
-        );
-        for (x, y) in &pts {
-            let _ = writeln!(
-                s,
-                r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{color}"/>"#
-            );
+        svg::polyline(&mut s, color, "", &pts);
+        for &(x, y) in &pts {
+            svg::dot(&mut s, x, y, color);
         }
-        let ly = mt + 16.0 + 16.0 * k as f64;
+        let ly = frame.top + 16.0 + 16.0 * k as f64;
         let _ = writeln!(
             s,
             r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}" text-anchor="end">{name}</text>"#,
-            ml + pw - 30.0,
+            right - 30.0,
             ly - 4.0,
-            ml + pw - 10.0,
+            right - 10.0,
             ly - 4.0,
-            ml + pw - 36.0,
+            right - 36.0,
             ly
         );
     }
-    s.push_str("</svg>\n");
-    s
+    svg::end(s)
 }
 
 /// Writes `dir/ppl.json` and `dir/ppl.svg`, each under a temporary name then renamed.

@@ -17,6 +17,7 @@ mod merge;
 pub mod pyjson;
 mod reader;
 mod shard;
+pub mod svg;
 mod value;
 mod verify;
 mod writer;

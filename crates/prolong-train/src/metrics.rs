@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
+use prolong_mds::svg;
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
@@ -82,8 +83,12 @@ pub fn train_flops(cfg: &LlamaConfig, segments: &[Range<usize>]) -> f64 {
 /// are evaluations, the held-out loss (dots joined by a dashed line, with a legend).
 pub fn loss_svg(records: &[StepRecord], evals: &[EvalRecord], title: &str) -> String {
     let (w, h) = (720.0f64, 400.0f64);
-    let (ml, mr, mt, mb) = (64.0, 20.0, 36.0, 44.0);
-    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let frame = svg::Frame {
+        left: 64.0,
+        top: 36.0,
+        width: w - 64.0 - 20.0,
+        height: h - 36.0 - 44.0,
+    };
     let train: Vec<(f64, f64)> = records
         .iter()
         .filter(|r| r.loss.is_finite())
@@ -94,90 +99,38 @@ pub fn loss_svg(records: &[StepRecord], evals: &[EvalRecord], title: &str) -> St
         .filter(|e| e.eval_loss.is_finite())
         .map(|e| (e.step as f64, e.eval_loss))
         .collect();
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
-        w / 2.0,
-        escape(title)
-    );
+    let mut s = svg::begin(w, h, w / 2.0, title);
     let all: Vec<(f64, f64)> = train.iter().chain(&held).copied().collect();
     if all.is_empty() {
-        s.push_str("</svg>\n");
-        return s;
+        return svg::end(s);
     }
     let first = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let last = all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let (x0, x1) = (first.min(1.0), last.max(first + 1.0));
     let lo = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let hi = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    let pad = ((hi - lo) * 0.05).max(1e-3);
-    let (y0, y1) = (lo - pad, hi + pad);
-    let sx = |x: f64| ml + (x - x0) / (x1 - x0) * pw;
-    let sy = |y: f64| mt + (1.0 - (y - y0) / (y1 - y0)) * ph;
-    let _ = writeln!(
-        s,
-        r##"<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##
-    );
+    let y_range = svg::padded(lo, hi);
+    let sx = |x: f64| frame.left + (x - x0) / (x1 - x0) * frame.width;
+    let sy = |y: f64| frame.y(y, y_range);
+    frame.outline_and_grid(&mut s, y_range);
     for i in 0..=4 {
-        let v = y0 + (y1 - y0) * i as f64 / 4.0;
-        let y = sy(v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{ml}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.3}</text>"##,
-            ml + pw,
-            ml - 6.0,
-            y + 4.0
-        );
         let xv = (x0 + (x1 - x0) * i as f64 / 4.0).round();
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{xv:.0}</text>"#,
-            sx(xv),
-            mt + ph + 18.0
-        );
+        frame.x_tick(&mut s, sx(xv), &format!("{xv:.0}"));
     }
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">optimizer step</text><text x="16" y="{:.1}" transform="rotate(-90 16 {:.1})" text-anchor="middle">loss</text>"#,
-        ml + pw / 2.0,
-        h - 8.0,
-        mt + ph / 2.0,
-        mt + ph / 2.0
-    );
-    let points = |pts: &[(f64, f64)]| {
-        pts.iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-            .collect::<Vec<_>>()
-            .join(" ")
+    frame.axis_titles(&mut s, "optimizer step", h - 8.0, "loss");
+    let scaled = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        pts.iter().map(|&(x, y)| (sx(x), sy(y))).collect()
     };
     const TRAIN: &str = "#1f77b4";
     const HELD: &str = "#ff7f0e";
-    let _ = writeln!(
-        s,
-        r#"<polyline fill="none" stroke="{TRAIN}" stroke-width="1.5" points="{}"/>"#,
-        points(&train)
-    );
+    svg::polyline(&mut s, TRAIN, "", &scaled(&train));
     if !held.is_empty() {
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{HELD}" stroke-width="1.5" stroke-dasharray="5,3" points="{}"/>"#,
-            points(&held)
-        );
+        let held = scaled(&held);
+        svg::polyline(&mut s, HELD, r#" stroke-dasharray="5,3""#, &held);
         for &(x, y) in &held {
-            let _ = writeln!(
-                s,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{HELD}"/>"#,
-                sx(x),
-                sy(y)
-            );
+            svg::dot(&mut s, x, y, HELD);
         }
-        let (lx, ly) = (ml + pw - 150.0, mt + 16.0);
+        let (lx, ly) = (frame.left + frame.width - 150.0, frame.top + 16.0);
         for (i, (color, label)) in [(TRAIN, "training loss"), (HELD, "held-out loss")]
             .iter()
             .enumerate()
@@ -192,14 +145,7 @@ pub fn loss_svg(records: &[StepRecord], evals: &[EvalRecord], title: &str) -> St
             );
         }
     }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn escape(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    svg::end(s)
 }
 
 /// Human-readable count: 1.2K, 3.4M, 5.6B.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use prolong_data::task::LengthHistogram;
-use prolong_mds::{MdsDataset, Value};
+use prolong_mds::{MdsDataset, Value, svg};
 
 use super::progress;
 
@@ -142,13 +142,6 @@ const COLORS: [&str; 10] = [
     "#bcbd22", "#17becf",
 ];
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// 1, 2, ..., 512, 1K, ..., 512K, 1M, ...
 fn human(n: u64) -> String {
     match n {
@@ -189,17 +182,11 @@ fn render_svg(hists: &BTreeMap<String, LengthHistogram>, tokens: bool, title: &s
         .max(1) as f64;
     let x = |s: u32| left + pw * f64::from(s - lo) / f64::from(hi - lo);
     let y = |v: u64| top + ph - ph * v as f64 / ymax;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">Document lengths by domain: {}</text>"#,
+    let mut s = svg::begin(
+        w,
+        h,
         left + pw / 2.0,
-        escape(title)
+        &format!("Document lengths by domain: {title}"),
     );
     // Axes, ticks and grid.
     let _ = writeln!(
@@ -247,16 +234,16 @@ fn render_svg(hists: &BTreeMap<String, LengthHistogram>, tokens: bool, title: &s
     // Series and legend.
     for (i, (domain, hist)) in hists.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let points: Vec<String> = hist
+        let points: Vec<(f64, f64)> = hist
             .buckets
             .iter()
-            .map(|b| format!("{:.1},{:.1}", x(slot(b.min)), y(value(b))))
+            .map(|b| (x(slot(b.min)), y(value(b))))
             .collect();
-        let name = escape(domain);
+        let name = svg::escape(domain);
         let _ = writeln!(
             s,
             r#"<g class="series" data-domain="{name}"><polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-            points.join(" ")
+            svg::points(&points)
         );
         for b in &hist.buckets {
             let _ = writeln!(
@@ -281,6 +268,5 @@ fn render_svg(hists: &BTreeMap<String, LengthHistogram>, tokens: bool, title: &s
             ly
         );
     }
-    s.push_str("</svg>\n");
-    s
+    svg::end(s)
 }

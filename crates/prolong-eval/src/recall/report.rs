@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use prolong_mds::svg;
 use serde::{Deserialize, Serialize};
 
 use super::task::Task;
@@ -105,18 +106,7 @@ impl Table {
         let (cw, ch, left, top) = (72.0f64, 32.0f64, 150.0f64, 64.0f64);
         let w = left + cw * self.lengths.len() as f64 + 20.0;
         let h = top + ch * rows.len() as f64 + 20.0;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
-            w / 2.0,
-            escape(title)
-        );
+        let mut s = svg::begin(w, h, w / 2.0, title);
         for (j, &l) in self.lengths.iter().enumerate() {
             let _ = writeln!(
                 s,
@@ -138,7 +128,7 @@ impl Table {
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="end"{bold}>{}</text>"#,
                 left - 8.0,
                 y + ch / 2.0 + 4.0,
-                escape(label)
+                svg::escape(label)
             );
             for (j, &v) in scores.iter().enumerate() {
                 let x = left + cw * j as f64;
@@ -156,8 +146,7 @@ impl Table {
                 );
             }
         }
-        s.push_str("</svg>\n");
-        s
+        svg::end(s)
     }
 }
 
@@ -197,10 +186,4 @@ fn colour(score: f64) -> String {
         (230.0 - 320.0 * (t - 0.5), 230.0)
     };
     format!("rgb({:.0},{:.0},90)", r, g)
-}
-
-fn escape(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -1,0 +1,138 @@
+//! The pieces of the hand-written SVG charts the tools write — `prolong-data
+//! stats --plot`, prolong-train's `loss.svg`, prolong-eval's `ppl.svg` and
+//! recall heat map — so every chart opens, escapes text and draws its lines
+//! alike. It lives here, in the crate every other one depends on, so that
+//! prolong-data need not depend on prolong-train.
+
+use std::fmt::Write;
+
+/// `text` with the characters XML gives a meaning replaced by entities.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A chart's opening: the `<svg>` element, `width` × `height` in sans-serif
+/// 12, a white background, and `title` (escaped) centred on `title_x`.
+/// [`end`] closes it.
+pub fn begin(width: f64, height: f64, title_x: f64, title: &str) -> String {
+    let (w, h) = (width, height);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{title_x}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+        escape(title)
+    );
+    s
+}
+
+/// Closes a chart opened by [`begin`].
+pub fn end(mut s: String) -> String {
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Points `x,y` to a tenth, space-separated: a polyline's `points`.
+pub fn points(pts: &[(f64, f64)]) -> String {
+    pts.iter()
+        .map(|&(x, y)| format!("{x:.1},{y:.1}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A series' line through `pts` (already in chart coordinates); `extra`
+/// adds attributes (a dash pattern).
+pub fn polyline(s: &mut String, color: &str, extra: &str, pts: &[(f64, f64)]) {
+    let _ = writeln!(
+        s,
+        r#"<polyline fill="none" stroke="{color}" stroke-width="1.5"{extra} points="{}"/>"#,
+        points(pts)
+    );
+}
+
+/// A series' dot at `(x, y)`.
+pub fn dot(s: &mut String, x: f64, y: f64, color: &str) {
+    let _ = writeln!(
+        s,
+        r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{color}"/>"#
+    );
+}
+
+/// `[lo, hi]` widened by 5% of its span (at least 0.001) on each side, so
+/// the extreme points do not sit on the frame.
+pub fn padded(lo: f64, hi: f64) -> (f64, f64) {
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+/// The plot area of a line chart, inside the chart's margins.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame {
+    pub left: f64,
+    pub top: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+impl Frame {
+    /// The y coordinate of value `v` on a y axis running from `y0` (bottom)
+    /// to `y1` (top).
+    pub fn y(&self, v: f64, (y0, y1): (f64, f64)) -> f64 {
+        self.top + (1.0 - (v - y0) / (y1 - y0)) * self.height
+    }
+
+    /// The area's grey outline and five horizontal grid lines over the y
+    /// range, each labelled with its value to three decimals.
+    pub fn outline_and_grid(&self, s: &mut String, y_range: (f64, f64)) {
+        let Frame {
+            left: ml,
+            top: mt,
+            width: pw,
+            height: ph,
+        } = *self;
+        let _ = writeln!(
+            s,
+            r##"<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##
+        );
+        let (y0, y1) = y_range;
+        for i in 0..=4 {
+            let v = y0 + (y1 - y0) * i as f64 / 4.0;
+            let y = self.y(v, y_range);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{ml}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.3}</text>"##,
+                ml + pw,
+                ml - 6.0,
+                y + 4.0
+            );
+        }
+    }
+
+    /// A label under the x axis, centred on `x`.
+    pub fn x_tick(&self, s: &mut String, x: f64, label: &str) {
+        let _ = writeln!(
+            s,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+            self.top + self.height + 18.0
+        );
+    }
+
+    /// The axis titles: `x_title` centred at height `x_title_y`, `y_title`
+    /// turned upright along the left edge.
+    pub fn axis_titles(&self, s: &mut String, x_title: &str, x_title_y: f64, y_title: &str) {
+        let mid_y = self.top + self.height / 2.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{x_title}</text><text x="16" y="{mid_y:.1}" transform="rotate(-90 16 {mid_y:.1})" text-anchor="middle">{y_title}</text>"#,
+            self.left + self.width / 2.0,
+            x_title_y,
+        );
+    }
+}
