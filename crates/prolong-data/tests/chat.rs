@@ -229,14 +229,8 @@ fn bad_conversations_are_counted_by_reason_with_file_and_line() {
     .unwrap()
     .stats;
     assert_eq!((stats.conversations_in, stats.conversations_out), (8, 2));
-    let by_reason: Vec<(&str, u64)> = stats
-        .skipped
-        .by_reason
-        .iter()
-        .map(|(r, n)| (r.as_str(), *n))
-        .collect();
     assert_eq!(
-        by_reason,
+        common::skip_reasons(&stats.skipped),
         [
             ("empty_content", 1),
             ("empty_conversation", 1),
@@ -496,12 +490,7 @@ fn tokenizer_config_gives_the_bos_and_must_be_llama3s_layout() {
             .output()
             .unwrap()
     };
-    let out = chat(&tmp.path().join("tokenizer.json"), "o1");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::succeeded(chat(&tmp.path().join("tokenizer.json"), "o1"));
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stats["conversations_out"], 1);
     assert_eq!(stats["trained_tokens"], 2, "\"a\" and <|eot_id|>");

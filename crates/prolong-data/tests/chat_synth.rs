@@ -160,24 +160,21 @@ fn a_seed_gives_the_same_bytes_and_conversation_i_whatever_the_count() {
 
     // Through the binary, then the chat stage takes every conversation.
     let bin = env!("CARGO_BIN_EXE_prolong-data");
-    let status = std::process::Command::new(bin)
-        .args([
-            "chat-synth",
-            "--conversations",
-            "60",
-            "--seed",
-            "3",
-            "--texts",
-        ])
-        .arg(tmp.path().join("generated.txt"))
-        .arg("--out")
-        .arg(out("cli.jsonl"))
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+    common::succeeded(
+        std::process::Command::new(bin)
+            .args([
+                "chat-synth",
+                "--conversations",
+                "60",
+                "--seed",
+                "3",
+                "--texts",
+            ])
+            .arg(tmp.path().join("generated.txt"))
+            .arg("--out")
+            .arg(out("cli.jsonl"))
+            .output()
+            .unwrap(),
     );
     let only_generated = load_texts(&[tmp.path().join("generated.txt")]).unwrap();
     assert_eq!(
@@ -190,20 +187,17 @@ fn a_seed_gives_the_same_bytes_and_conversation_i_whatever_the_count() {
         common::chat_tokenizer_json(),
     )
     .unwrap();
-    let chat = std::process::Command::new(bin)
-        .arg("chat")
-        .arg(out("b.jsonl.zst"))
-        .arg("--out")
-        .arg(out("tok"))
-        .arg("--tokenizer")
-        .arg(tmp.path().join("tokenizer.json"))
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        chat.status.success(),
-        "{}",
-        String::from_utf8_lossy(&chat.stderr)
+    let chat = common::succeeded(
+        std::process::Command::new(bin)
+            .arg("chat")
+            .arg(out("b.jsonl.zst"))
+            .arg("--out")
+            .arg(out("tok"))
+            .arg("--tokenizer")
+            .arg(tmp.path().join("tokenizer.json"))
+            .arg("--json")
+            .output()
+            .unwrap(),
     );
     let stats: serde_json::Value = serde_json::from_slice(&chat.stdout).unwrap();
     assert_eq!(stats["conversations_in"], 60);

@@ -336,17 +336,14 @@ fn cli_prints_json_stats() {
     let input = tmp.path().join("tok");
     write_docs(&input, &[3, 4, 5], false, WriterOptions::default());
     let out = tmp.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-        .arg("filter")
-        .arg(&input)
-        .args(["--min-tokens", "4", "--json", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = common::succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("filter")
+            .arg(&input)
+            .args(["--min-tokens", "4", "--json", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap(),
     );
     let stats: FilterStats = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!((stats.documents_in, stats.documents_out), (3, 2));

@@ -121,12 +121,7 @@ domain = "tiny"
     assert!(stderr.contains("step \"tok\" (tokenize)"), "{stderr}");
     assert!(stderr.contains("HF_HUB_OFFLINE is set"), "{stderr}");
 
-    let out = run(&home);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(run(&home));
     let ds = prolong_mds::MdsDataset::open(tmp.path().join("tok/tiny")).unwrap();
     assert_eq!(ds.len(), 10);
     let first = ds.get(0).unwrap();

@@ -1,6 +1,8 @@
 //! The mix stage: manifests that prolong-train reads back, presets with and
 //! without missing folders, and the checks on streams.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use prolong_data::mix::{
@@ -257,22 +259,19 @@ fn cli_writes_manifests_and_fails_clearly() {
 
     // Explicit streams, relative paths, named.
     let out = tmp.path().join("m.toml");
-    let output = std::process::Command::new(bin)
-        .current_dir(&root)
-        .args([
-            "mix",
-            "book=book-65536@0.5",
-            "tuluv2@0.5",
-            "--print",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = common::succeeded(
+        std::process::Command::new(bin)
+            .current_dir(&root)
+            .args([
+                "mix",
+                "book=book-65536@0.5",
+                "tuluv2@0.5",
+                "--print",
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap(),
     );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -3,23 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/pack-golden")
         .join(name)
 }
 
+/// `prolong-data pack ARGS`: (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-        .arg("pack")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_cli(&[&["pack"], args].concat())
 }
 
 #[test]

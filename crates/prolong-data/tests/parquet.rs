@@ -417,14 +417,8 @@ fn tokenize_stage_reads_parquet_end_to_end() {
     .unwrap()
     .unwrap();
     assert_eq!((stats.documents_in, stats.documents_out), (18, 10));
-    let reasons: Vec<(&str, u64)> = stats
-        .skipped
-        .by_reason
-        .iter()
-        .map(|(k, v)| (k.as_str(), *v))
-        .collect();
     assert_eq!(
-        reasons,
+        skip_reasons(&stats.skipped),
         [
             ("empty_document", 4),
             ("invalid_utf8", 2),
@@ -688,25 +682,22 @@ fn cli_groups_by_repository_and_recipes_name_the_options() {
     write_stack(&input);
     let tokenizer = write_byte_tokenizer(tmp.path());
     let out = tmp.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-        .arg("tokenize")
-        .arg(&input)
-        .arg("--tokenizer")
-        .arg(&tokenizer)
-        .args([
-            "--text-field",
-            "content",
-            "--repo-field",
-            "max_stars_repo_name",
-        ])
-        .args(["--path-field", "max_stars_repo_path", "--json", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    common::succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("tokenize")
+            .arg(&input)
+            .arg("--tokenizer")
+            .arg(&tokenizer)
+            .args([
+                "--text-field",
+                "content",
+                "--repo-field",
+                "max_stars_repo_name",
+            ])
+            .args(["--path-field", "max_stars_repo_path", "--json", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap(),
     );
     assert_eq!(texts(&out).len(), 3);
 

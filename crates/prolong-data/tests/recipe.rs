@@ -258,17 +258,14 @@ fn runs_every_step_then_skips_then_redoes_one() {
     assert_eq!(common::files(&data), before);
 
     // The binary: one step, then everything skipped.
-    let out = bin()
-        .arg("run")
-        .arg(&path)
-        .arg("--step")
-        .arg("mix")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        bin()
+            .arg("run")
+            .arg(&path)
+            .arg("--step")
+            .arg("mix")
+            .output()
+            .unwrap(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("== mix (mix) skipped"), "{stdout}");

@@ -1,6 +1,8 @@
 //! The `repos` stage on small repositories built here: git (with a working
 //! tree), bare, a plain folder, and bad entries.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -408,20 +410,17 @@ fn done_tasks_are_skipped_and_missing_done_redoes() {
 fn cli_runs_and_prints_json() {
     let input = input();
     let out = input.root.with_file_name("cli-out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-        .args(["repos"])
-        .arg(&input.root)
-        .arg("--out")
-        .arg(&out)
-        .args(["--dedup-files", "--json"])
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = common::succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .args(["repos"])
+            .arg(&input.root)
+            .arg("--out")
+            .arg(&out)
+            .args(["--dedup-files", "--json"])
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .output()
+            .unwrap(),
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["stats"]["repos_out"], 3);

@@ -368,18 +368,15 @@ fn cli_writes_the_report() {
     let b = tmp.path().join("code");
     write_source(&b, 200, 50, 4);
     let out = tmp.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-        .arg("sample")
-        .arg(format!("{}@25", a.display()))
-        .arg(format!("c={}@75", b.display()))
-        .args(["--tokens", "2000", "--seed", "3", "--json", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = common::succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("sample")
+            .arg(format!("{}@25", a.display()))
+            .arg(format!("c={}@75", b.display()))
+            .args(["--tokens", "2000", "--seed", "3", "--json", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap(),
     );
     let report: SampleReport = serde_json::from_slice(&output.stdout).unwrap();
     let names: Vec<&str> = report.sources.iter().map(|s| s.name.as_str()).collect();

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
 use prolong_data::pack::{PackOptions, run_task};
 use prolong_data::task::{LengthHistogram, TaskSpec};
 use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
@@ -34,18 +36,14 @@ fn write_tokenized(dir: &Path, docs: &[(&str, usize)]) {
 }
 
 fn stats(dir: &Path, extra: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-        .arg("stats")
-        .arg(dir)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::succeeded(
+        Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("stats")
+            .arg(dir)
+            .args(extra)
+            .output()
+            .unwrap(),
+    )
 }
 
 #[test]

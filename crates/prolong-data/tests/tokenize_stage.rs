@@ -47,14 +47,8 @@ fn bad_records_are_counted_by_reason_with_file_and_line() {
     let out = tmp.path().join("out");
     let stats = run(&tok, &[input], &out, TaskSpec::new(0, 1).unwrap()).unwrap();
     assert_eq!((stats.documents_in, stats.documents_out), (7, 2));
-    let reasons: Vec<(&str, u64)> = stats
-        .skipped
-        .by_reason
-        .iter()
-        .map(|(k, v)| (k.as_str(), *v))
-        .collect();
     assert_eq!(
-        reasons,
+        skip_reasons(&stats.skipped),
         vec![
             ("empty_document", 1),
             ("invalid_utf8", 1),

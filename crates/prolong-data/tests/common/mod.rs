@@ -46,6 +46,39 @@ pub fn write_byte_tokenizer(dir: &Path) -> PathBuf {
     path
 }
 
+/// `output` of a finished command, failing the test with its stderr unless
+/// it succeeded.
+pub fn succeeded(output: std::process::Output) -> std::process::Output {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs the `prolong-data` binary with `args`: (success, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A stage's skip counts as (reason, count) pairs, in reason order.
+pub fn skip_reasons(skipped: &prolong_data::tokenize::stage::SkipCountsRecord) -> Vec<(&str, u64)> {
+    skipped
+        .by_reason
+        .iter()
+        .map(|(reason, n)| (reason.as_str(), *n))
+        .collect()
+}
+
 /// Every file under `dir`, relative path → bytes.
 pub fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     walkdir::WalkDir::new(dir)
