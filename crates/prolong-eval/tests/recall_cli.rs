@@ -54,7 +54,8 @@ fn s(p: &Path) -> &str {
 fn instances_only_writes_checked_instances_without_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let (tok, prose) = inputs(dir.path());
-    let file = dir.path().join("inst.jsonl");
+    // A folder that does not exist yet: the command makes it.
+    let file = dir.path().join("new/inst.jsonl");
     let args = [
         "--tokenizer",
         s(&tok),
