@@ -9,6 +9,7 @@ use prolong_data::tokenize::stage::input_files;
 use super::progress;
 use super::summary;
 use super::task_args::TaskArgs;
+use super::text_io_args::TextIoArgs;
 
 /// Tokenize chat conversations for SFT into MDS {domain, input_ids, length, mask}.
 ///
@@ -32,15 +33,8 @@ use super::task_args::TaskArgs;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Input files or folders.
-    #[arg(required = true)]
-    inputs: Vec<PathBuf>,
-    /// Output dataset folder.
-    #[arg(long)]
-    out: PathBuf,
-    /// HF tokenizer.json.
-    #[arg(long)]
-    tokenizer: PathBuf,
+    #[command(flatten)]
+    io: TextIoArgs,
     /// HF tokenizer_config.json whose bos_token to use (default: Llama-3's tokens).
     #[arg(long)]
     tokenizer_config: Option<PathBuf>,
@@ -63,19 +57,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => ChatTokens::from_tokenizer_config(path)?,
         None => ChatTokens::llama3(),
     };
-    let tokenizer = Tokenizer::from_file(&args.tokenizer)?;
+    let tokenizer = Tokenizer::from_file(&args.io.tokenizer)?;
     let encoder = ChatEncoder::new(&tokenizer, &tokens)
-        .with_context(|| format!("tokenizer {}", args.tokenizer.display()))?;
-    let files = input_files(&args.inputs)?;
+        .with_context(|| format!("tokenizer {}", args.io.tokenizer.display()))?;
+    let files = input_files(&args.io.inputs)?;
     let options = ChatOptions {
-        domain: summary::domain_or_folder_name(args.domain.clone(), &args.out),
+        domain: summary::domain_or_folder_name(args.domain.clone(), &args.io.out),
         size_limit: args.size_limit,
     };
     let bar = progress::bytes_bar(progress::total_bytes(task.take(&files)), "chat");
-    let outcome = chat_task(&encoder, &files, &args.out, task, &options, &mut |done| {
-        bar.set_position(done)
-    })
-    .with_context(|| format!("chat into {}", args.out.display()))?;
+    let outcome = chat_task(
+        &encoder,
+        &files,
+        &args.io.out,
+        task,
+        &options,
+        &mut |done| bar.set_position(done),
+    )
+    .with_context(|| format!("chat into {}", args.io.out.display()))?;
     bar.finish_and_clear();
     let stats = outcome.stats;
     if args.json {
@@ -84,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "chat {} → {}{}",
         task.name(),
-        args.out.display(),
+        args.io.out.display(),
         summary::skipped_note(outcome.skipped, " (already complete)")
     );
     if let Some(t) = &stats.special_tokens {

@@ -12,5 +12,6 @@ pub mod sample;
 pub mod stats;
 mod summary;
 mod task_args;
+mod text_io_args;
 pub mod tokenize;
 pub mod verify;

@@ -8,6 +8,7 @@ use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task}
 use super::progress;
 use super::summary;
 use super::task_args::TaskArgs;
+use super::text_io_args::TextIoArgs;
 
 /// Tokenize documents into MDS {domain, input_ids, length}, no BOS/EOS.
 ///
@@ -30,15 +31,8 @@ use super::task_args::TaskArgs;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Input files or folders.
-    #[arg(required = true)]
-    inputs: Vec<PathBuf>,
-    /// Output dataset folder.
-    #[arg(long)]
-    out: PathBuf,
-    /// HF tokenizer.json.
-    #[arg(long)]
-    tokenizer: PathBuf,
+    #[command(flatten)]
+    io: TextIoArgs,
     /// The domain column of every document (default: the output folder's name).
     #[arg(long)]
     domain: Option<String>,
@@ -73,10 +67,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let task = args.task.resolve()?;
-    let tokenizer = Tokenizer::from_file(&args.tokenizer)?;
-    let files = input_files(&args.inputs)?;
+    let tokenizer = Tokenizer::from_file(&args.io.tokenizer)?;
+    let files = input_files(&args.io.inputs)?;
     let options = TokenizeOptions {
-        domain: summary::domain_or_folder_name(args.domain.clone(), &args.out),
+        domain: summary::domain_or_folder_name(args.domain.clone(), &args.io.out),
         text_field: args.text_field,
         id_field: args.id_field,
         select: args.select_field.map(|field| Select {
@@ -96,22 +90,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         task.take(&files).collect()
     };
     let bar = progress::bytes_bar(progress::total_bytes(read), "tokenize");
-    let stats = tokenize_task(&tokenizer, &files, &args.out, task, &options, &mut |done| {
-        bar.set_position(done)
-    })
-    .with_context(|| format!("tokenize into {}", args.out.display()))?;
+    let stats = tokenize_task(
+        &tokenizer,
+        &files,
+        &args.io.out,
+        task,
+        &options,
+        &mut |done| bar.set_position(done),
+    )
+    .with_context(|| format!("tokenize into {}", args.io.out.display()))?;
     bar.finish_and_clear();
-    let Some(stats) = stats.or_else(|| task.read_stats(&args.out)) else {
+    let Some(stats) = stats.or_else(|| task.read_stats(&args.io.out)) else {
         anyhow::bail!(
             "{}: task {} is marked done but its stats are unreadable",
-            args.out.display(),
+            args.io.out.display(),
             task.name()
         );
     };
     if args.json {
         return summary::print_json(&stats);
     }
-    println!("tokenize {} → {}", task.name(), args.out.display());
+    println!("tokenize {} → {}", task.name(), args.io.out.display());
     println!(
         "encoder    {}",
         if stats.fast_encoder {
