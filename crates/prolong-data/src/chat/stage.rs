@@ -27,10 +27,7 @@ use super::template::{ChatEncoder, SpecialTokens, TemplateError};
 use super::{Message, parse_conversation};
 use crate::documents::{DocumentError, JsonLine, SkipCounts, read_json_lines};
 use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
-use crate::tokenize::stage::SkipCountsRecord;
-
-/// Message text gathered before a batch is encoded.
-const BATCH_BYTES: usize = 16 << 20;
+use crate::tokenize::stage::{Batch, SkipCountsRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatOptions {
@@ -144,8 +141,7 @@ pub fn chat_task(
             special_tokens: Some(encoder.special_tokens().clone()),
             ..Default::default()
         },
-        batch: Vec::new(),
-        batch_bytes: 0,
+        batch: Batch::default(),
     };
     let mut skipped = SkipCounts::default();
     let mut done_bytes = 0;
@@ -246,23 +242,20 @@ struct Output<'e, 'a> {
     writer: MdsWriter,
     domain: &'a str,
     stats: ChatStats,
-    batch: Vec<Vec<Message>>,
-    batch_bytes: usize,
+    batch: Batch<Vec<Message>>,
 }
 
 impl Output<'_, '_> {
     fn push(&mut self, messages: Vec<Message>) -> Result<(), ChatError> {
-        self.batch_bytes += messages.iter().map(|m| m.content.len()).sum::<usize>();
-        self.batch.push(messages);
-        if self.batch_bytes >= BATCH_BYTES {
+        let bytes = messages.iter().map(|m| m.content.len()).sum();
+        if self.batch.push(messages, bytes) {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), ChatError> {
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
+        let batch = self.batch.take();
         for (messages, encoded) in batch.iter().zip(self.encoder.encode_batch(&batch)?) {
             let n = encoded.input_ids.len();
             self.writer.write(&[

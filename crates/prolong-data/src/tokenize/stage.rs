@@ -135,6 +135,37 @@ pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, TokenizeStageErro
     Ok(files)
 }
 
+/// Documents (or conversations) gathered until they hold [`BATCH_BYTES`] of
+/// text, then encoded together: the tokenize and chat stages' batching.
+pub(crate) struct Batch<T> {
+    items: Vec<T>,
+    bytes: usize,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch {
+            items: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<T> Batch<T> {
+    /// Adds `item`, which holds `bytes` of text; true once the batch is full.
+    pub(crate) fn push(&mut self, item: T, bytes: usize) -> bool {
+        self.bytes += bytes;
+        self.items.push(item);
+        self.bytes >= BATCH_BYTES
+    }
+
+    /// The items gathered, leaving the batch empty.
+    pub(crate) fn take(&mut self) -> Vec<T> {
+        self.bytes = 0;
+        std::mem::take(&mut self.items)
+    }
+}
+
 /// Progress of a task, for progress bars: bytes of input files finished.
 pub type OnProgress<'a> = dyn FnMut(u64) + 'a;
 
@@ -178,8 +209,7 @@ pub fn tokenize_task(
             ..Default::default()
         },
         skipped: SkipCounts::default(),
-        batch: Vec::new(),
-        batch_bytes: 0,
+        batch: Batch::default(),
     };
     output.stats.files = if fields.group.is_some() {
         files.to_vec()
@@ -239,15 +269,13 @@ struct Output<'a> {
     domain: &'a str,
     stats: TokenizeStats,
     skipped: SkipCounts,
-    batch: Vec<String>,
-    batch_bytes: usize,
+    batch: Batch<String>,
 }
 
 impl Output<'_> {
     fn push(&mut self, text: String) -> Result<(), TokenizeStageError> {
-        self.batch_bytes += text.len();
-        self.batch.push(text);
-        if self.batch_bytes >= BATCH_BYTES {
+        let bytes = text.len();
+        if self.batch.push(text, bytes) {
             self.flush()?;
         }
         Ok(())
@@ -256,8 +284,7 @@ impl Output<'_> {
     /// Encodes the batch and writes it; documents that encode to no tokens
     /// are skipped as empty.
     fn flush(&mut self) -> Result<(), TokenizeStageError> {
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
+        let batch = self.batch.take();
         let (long, short): (Vec<usize>, Vec<usize>) =
             (0..batch.len()).partition(|&i| batch[i].len() >= LONG_DOCUMENT_BYTES);
         let short_texts: Vec<&str> = short.iter().map(|&i| batch[i].as_str()).collect();
