@@ -136,3 +136,34 @@ impl Frame {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_points_are_written_as_svg_reads_them() {
+        assert_eq!(
+            escape(r#"a "b" <c> & d"#),
+            "a &quot;b&quot; &lt;c&gt; &amp; d"
+        );
+        assert_eq!(points(&[(1.0, 2.25), (3.96, -0.04)]), "1.0,2.2 4.0,-0.0");
+        let chart = end(begin(10.0, 20.0, 5.0, "t&"));
+        assert!(chart.starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg" width="10""#));
+        assert!(chart.contains(">t&amp;</text>") && chart.ends_with("</svg>\n"));
+    }
+
+    #[test]
+    fn the_y_axis_runs_bottom_up_over_a_padded_range() {
+        assert_eq!(padded(1.0, 3.0), (0.9, 3.1));
+        assert_eq!(padded(2.0, 2.0), (2.0 - 1e-3, 2.0 + 1e-3));
+        let frame = Frame {
+            left: 0.0,
+            top: 10.0,
+            width: 100.0,
+            height: 50.0,
+        };
+        assert_eq!(frame.y(0.0, (0.0, 1.0)), 60.0);
+        assert_eq!(frame.y(1.0, (0.0, 1.0)), 10.0);
+    }
+}
