@@ -289,9 +289,11 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
     let full = started.elapsed();
     let killed = tmp.path().join("killed");
     // Kill at fractions of a full run's time, until one kill lands after some
-    // shards were written and before the marker.
+    // shards were written and before the marker; the fractions go round three times,
+    // since on a loaded machine a run's time varies a lot.
     let mut mid_way = 0;
-    for fraction in [0.3, 0.5, 0.7, 0.2, 0.4, 0.6, 0.8, 0.9] {
+    let fractions = [0.3, 0.5, 0.7, 0.2, 0.4, 0.6, 0.8, 0.9];
+    for &fraction in fractions.iter().cycle().take(3 * fractions.len()) {
         let mut child = args(&killed).spawn().unwrap();
         std::thread::sleep(full.mul_f64(fraction));
         child.kill().unwrap(); // SIGKILL
