@@ -101,8 +101,7 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!("{} instances generated and checked", instances.len());
     if let Some(path) = &args.save_instances {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         write_atomic(path, &to_jsonl(&instances)?)?;
         eprintln!("instances → {}", path.display());
