@@ -517,19 +517,9 @@ mod tests {
             &segments,
         )
         .unwrap();
-        let err = |a: &Tensor, b: &Tensor| {
-            (a.to_dtype(DType::F64).unwrap() - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
-        };
-        assert!(err(&out32, &out64) < 1e-5);
-        assert!(err(&g32.0, &g64.0) < 1e-5);
-        assert!(err(&g32.1, &g64.1) < 1e-5);
-        assert!(err(&g32.2, &g64.2) < 1e-5);
+        assert!(max_err(&out32, &out64) < 1e-5);
+        assert!(max_err(&g32.0, &g64.0) < 1e-5);
+        assert!(max_err(&g32.1, &g64.1) < 1e-5);
+        assert!(max_err(&g32.2, &g64.2) < 1e-5);
     }
 }
