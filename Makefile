@@ -28,7 +28,7 @@ peers:
 corpus: build fixtures
 	bash scripts/demo-corpus.sh $(DATA)
 
-# The tiny model through both tiny stages on the output of `make corpus`.
+# The tiny model through both tiny stages and the tiny SFT stage on the output of `make corpus`.
 # The malloc settings keep the large logits blocks from being page-faulted
 # afresh on every block (about 1.5x faster on glibc).
 TRAIN_ENV := GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=8589934592
