@@ -69,3 +69,37 @@ fn killed_pack_then_rerun_is_byte_identical() {
         &[20, 80, 200],
     );
 }
+
+/// A run killed while it wrote the merged index leaves `.index.json.tmp.PID.N`
+/// in the output folder (the task itself is complete): the re-run removes it
+/// and writes the index, as the kill test above can hit only by chance.
+#[test]
+fn rerun_removes_the_merged_index_temp_of_a_killed_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("tok");
+    tokenized(&input);
+    let out = tmp.path().join("packed");
+    let pack = || {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .args(["pack", input.to_str().unwrap(), "--len", "65536", "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    pack();
+    let index = std::fs::read(out.join("index.json")).unwrap();
+    // What the killed run left: no merged index, half of one under a dead process's name.
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    let stale = out.join(format!(".index.json.tmp.{}.7", dead.id()));
+    std::fs::write(&stale, &index[..index.len() / 2]).unwrap();
+    std::fs::remove_file(out.join("index.json")).unwrap();
+    pack();
+    assert!(
+        !stale.exists(),
+        "the killed run's temporary index is still there"
+    );
+    assert_eq!(std::fs::read(out.join("index.json")).unwrap(), index);
+}

@@ -329,6 +329,8 @@ pub fn merge_if_complete(
         if !dir.is_dir() {
             continue;
         }
+        // A run killed while writing this index left its temporary file behind.
+        prolong_mds::remove_stale_temps(&dir, &[INDEX_FILE])?;
         if has_indexed_subdir(&dir)? {
             prolong_mds::merge_index(&dir)?;
         } else {
