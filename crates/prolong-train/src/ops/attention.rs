@@ -427,26 +427,8 @@ fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_values::{max_abs_diff, values};
     use candle_core::DType;
-
-    /// Deterministic pseudo-random `[t, w]` values in `[-1.5, 1.5)`.
-    fn values(t: usize, w: usize, seed: usize) -> Tensor {
-        let v: Vec<f64> = (0..t * w)
-            .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f64 / 1013.0 - 0.5) * 3.0)
-            .collect();
-        Tensor::from_vec(v, (t, w), &Device::Cpu).unwrap()
-    }
-
-    fn max_err(a: &Tensor, b: &Tensor) -> f64 {
-        (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
 
     /// Causal tiles of 7 queries (documents of 1, 5, 7, 23 and 40 tokens: shorter than a
     /// tile, exactly one, and ragged last tiles) against one tile per document, forward
@@ -461,10 +443,10 @@ mod tests {
         let segments = [0..1, 1..6, 6..13, 13..36, 36..76];
         let t = 76;
         let (q, k, v, dout) = (
-            values(t, 48, 1),
-            values(t, 16, 2),
-            values(t, 16, 3),
-            values(t, 48, 4),
+            values(&[t, 48], 1),
+            values(&[t, 16], 2),
+            values(&[t, 16], 3),
+            values(&[t, 48], 4),
         );
         for dtype in [DType::F64, DType::F32] {
             let c = |x: &Tensor| x.to_dtype(dtype).unwrap();
@@ -472,7 +454,7 @@ mod tests {
             let tol = if dtype == DType::F64 { 1e-12 } else { 2e-5 };
             let full = forward_tiled(&q, &k, &v, &heads, &segments, usize::MAX).unwrap();
             let tiled = forward_tiled(&q, &k, &v, &heads, &segments, 7).unwrap();
-            assert!(max_err(&tiled, &full) < tol, "{dtype:?} forward");
+            assert!(max_abs_diff(&tiled, &full) < tol, "{dtype:?} forward");
             let gf = backward_tiled(&dout, &q, &k, &v, &heads, &segments, usize::MAX).unwrap();
             let gt = backward_tiled(&dout, &q, &k, &v, &heads, &segments, 7).unwrap();
             for (name, a, b) in [
@@ -480,10 +462,14 @@ mod tests {
                 ("dk", &gt.1, &gf.1),
                 ("dv", &gt.2, &gf.2),
             ] {
-                assert!(max_err(a, b) < tol, "{dtype:?} {name}: {}", max_err(a, b));
+                assert!(
+                    max_abs_diff(a, b) < tol,
+                    "{dtype:?} {name}: {}",
+                    max_abs_diff(a, b)
+                );
             }
             // and the outputs are not trivially zero
-            assert!(max_err(&full, &full.zeros_like().unwrap()) > 0.1);
+            assert!(max_abs_diff(&full, &full.zeros_like().unwrap()) > 0.1);
         }
     }
 
@@ -497,12 +483,7 @@ mod tests {
         };
         let t = 40;
         let segments = [0..17, 17..18, 18..19, 19..40];
-        let mk = |w: usize, seed: usize| {
-            let v: Vec<f64> = (0..t * w)
-                .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f64 / 1013.0 - 0.5) * 3.0)
-                .collect();
-            Tensor::from_vec(v, (t, w), &Device::Cpu).unwrap()
-        };
+        let mk = |w: usize, seed: usize| values(&[t, w], seed);
         let (q, k, v, dout) = (mk(32, 1), mk(16, 2), mk(16, 3), mk(32, 4));
         let f32s = |x: &Tensor| x.to_dtype(DType::F32).unwrap();
         let out64 = forward(&q, &k, &v, &heads, &segments).unwrap();
@@ -517,9 +498,9 @@ mod tests {
             &segments,
         )
         .unwrap();
-        assert!(max_err(&out32, &out64) < 1e-5);
-        assert!(max_err(&g32.0, &g64.0) < 1e-5);
-        assert!(max_err(&g32.1, &g64.1) < 1e-5);
-        assert!(max_err(&g32.2, &g64.2) < 1e-5);
+        assert!(max_abs_diff(&out32, &out64) < 1e-5);
+        assert!(max_abs_diff(&g32.0, &g64.0) < 1e-5);
+        assert!(max_abs_diff(&g32.1, &g64.1) < 1e-5);
+        assert!(max_abs_diff(&g32.2, &g64.2) < 1e-5);
     }
 }

@@ -134,7 +134,8 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, heads: &Heads) -> Result<(usize, us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use crate::ops::test_values::{max_abs_diff, values};
+    use candle_core::DType;
 
     /// A chunk over a prefix gives the rows of full causal attention over prefix + chunk,
     /// on the fused f32 path and the generic f64 path.
@@ -146,12 +147,7 @@ mod tests {
             head_dim: 4,
         };
         let (t, l) = (23, 5);
-        let mk = |w: usize, seed: usize| {
-            let v: Vec<f64> = (0..t * w)
-                .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f64 / 1013.0 - 0.5) * 3.0)
-                .collect();
-            Tensor::from_vec(v, (t, w), &Device::Cpu).unwrap()
-        };
+        let mk = |w: usize, seed: usize| values(&[t, w], seed);
         let (q, k, v) = (mk(24, 1), mk(8, 2), mk(8, 3));
         for dtype in [DType::F64, DType::F32] {
             let (q, k, v) = (
@@ -174,16 +170,7 @@ mod tests {
                 let kp = kh.narrow(1, 0, p + l).unwrap();
                 let vp = vh.narrow(1, 0, p + l).unwrap();
                 let chunk = forward(&q.narrow(0, p, l).unwrap(), &kp, &vp, &heads).unwrap();
-                let err = (chunk - full.narrow(0, p, l).unwrap())
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .to_dtype(DType::F64)
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap();
+                let err = max_abs_diff(&chunk, &full.narrow(0, p, l).unwrap());
                 assert!(err < 1e-5, "{dtype:?}, prefix {p}: max abs error {err:e}");
             }
         }

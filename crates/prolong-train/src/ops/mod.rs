@@ -21,3 +21,5 @@ pub mod linear;
 pub mod rmsnorm;
 pub mod rope;
 pub mod silu_mul;
+#[cfg(test)]
+mod test_values;

@@ -114,51 +114,46 @@ fn backward_f32(dy: &[f32], x: &[f32], w: &[f32], rstd: &[f32], c: usize) -> (Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::DType;
 
-    fn mk(shape: &[usize], seed: usize) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f64 / 1013.0 - 0.5) * 3.0)
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn err(a: &Tensor, b: &Tensor) -> f64 {
-        (a.to_dtype(DType::F64).unwrap() - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
+    use crate::ops::test_values::{max_abs_diff, values};
 
     /// The fused CPU f32 paths against the generic candle-ops paths (taken by f64).
     #[test]
     fn fused_f32_matches_generic_f64() {
         let f = |x: &Tensor| x.to_dtype(DType::F32).unwrap();
         let (x, w, dy) = (
-            mk(&[37, 96], 1),
-            mk(&[96], 2).affine(0.2, 1.0).unwrap(),
-            mk(&[37, 96], 3),
+            values(&[37, 96], 1),
+            values(&[96], 2).affine(0.2, 1.0).unwrap(),
+            values(&[37, 96], 3),
         );
         let (y64, r64) = forward(&x, &w, 1e-5).unwrap();
         let (y32, r32) = forward(&f(&x), &f(&w), 1e-5).unwrap();
-        assert!(err(&y32, &y64) < 1e-5 && err(&r32, &r64) < 1e-5);
+        assert!(max_abs_diff(&y32, &y64) < 1e-5 && max_abs_diff(&r32, &r64) < 1e-5);
         let (dx64, dw64) = backward(&dy, &x, &w, &r64).unwrap();
         let (dx32, dw32) = backward(&f(&dy), &f(&x), &f(&w), &r32).unwrap();
-        assert!(err(&dx32, &dx64) < 1e-5, "{}", err(&dx32, &dx64));
-        assert!(err(&dw32, &dw64) < 1e-4, "{}", err(&dw32, &dw64));
+        assert!(
+            max_abs_diff(&dx32, &dx64) < 1e-5,
+            "{}",
+            max_abs_diff(&dx32, &dx64)
+        );
+        assert!(
+            max_abs_diff(&dw32, &dw64) < 1e-4,
+            "{}",
+            max_abs_diff(&dw32, &dw64)
+        );
 
-        let (g, u, dh) = (mk(&[37, 96], 4), mk(&[37, 96], 5), mk(&[37, 96], 6));
+        let (g, u, dh) = (
+            values(&[37, 96], 4),
+            values(&[37, 96], 5),
+            values(&[37, 96], 6),
+        );
         let g = g.affine(4.0, 0.0).unwrap();
         let h64 = crate::ops::silu_mul::forward(&g, &u).unwrap();
         let h32 = crate::ops::silu_mul::forward(&f(&g), &f(&u)).unwrap();
-        assert!(err(&h32, &h64) < 1e-5);
+        assert!(max_abs_diff(&h32, &h64) < 1e-5);
         let (dg64, du64) = crate::ops::silu_mul::backward(&dh, &g, &u).unwrap();
         let (dg32, du32) = crate::ops::silu_mul::backward(&f(&dh), &f(&g), &f(&u)).unwrap();
-        assert!(err(&dg32, &dg64) < 1e-5 && err(&du32, &du64) < 1e-5);
+        assert!(max_abs_diff(&dg32, &dg64) < 1e-5 && max_abs_diff(&du32, &du64) < 1e-5);
     }
 }
