@@ -45,7 +45,7 @@ pub fn llama3(test: &str) -> Option<&'static (Tokenizer, Prose)> {
 }
 
 /// GPT-2's byte-to-character map of byte-level BPE.
-fn byte_char(b: u8) -> char {
+pub fn byte_char(b: u8) -> char {
     let printable = |b: u8| {
         (b'!'..=b'~').contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
     };
