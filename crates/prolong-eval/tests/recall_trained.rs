@@ -26,7 +26,7 @@ use prolong_train::data::rng::{SplitMix64, derive_seed};
 use prolong_train::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
 use prolong_train::train::init::random_llama;
 use prolong_train::{Llama, LlamaConfig, PackedSequence};
-use recall_common::{SMALL_PROSE, byte_char, small_prose};
+use recall_common::{SMALL_PROSE, bpe_tokenizer_json, byte_char, small_prose};
 
 const BOS: u32 = 0;
 const EOS: u32 = 1;
@@ -86,27 +86,10 @@ fn copy_tokenizer_json() -> String {
         .enumerate()
         .map(|(i, t)| (t, serde_json::Value::from(i as u32 + 2)))
         .collect();
-    let special = |id: u32, content: &str| {
-        serde_json::json!({"id": id, "content": content, "special": true, "single_word": false,
-            "lstrip": false, "rstrip": false, "normalized": false})
-    };
-    serde_json::json!({
-        "version": "1.0",
-        "added_tokens": [special(BOS, "<|begin_of_text|>"), special(EOS, "<|end_of_text|>")],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": SPLIT}, "behavior": "Isolated", "invert": false},
-            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]},
-        "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-        "model": {
-            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-            "vocab": ids,
-            "merges": merges.iter().map(|(a, b)| format!("{a} {b}")).collect::<Vec<_>>()
-        }
-    })
-    .to_string()
+    let pre_tokenizer = serde_json::json!({"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": SPLIT}, "behavior": "Isolated", "invert": false},
+        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]});
+    bpe_tokenizer_json(ids, &merges, (BOS, EOS), pre_tokenizer)
 }
 
 /// The ids a value is written with: the digit pairs, single digits, " ", "," and ".".

@@ -63,24 +63,41 @@ pub fn byte_tokenizer_json() -> String {
     let mut vocab: serde_json::Map<String, serde_json::Value> = (0..=255u8)
         .map(|b| (byte_char(b).to_string(), serde_json::Value::from(b as u32)))
         .collect();
-    let merges = [
+    let merges: Vec<(String, String)> = [
         ("t", "h"),
         ("th", "e"),
         ("Ġ", "the"),
         ("o", "n"),
         ("e", "s"),
-    ];
+    ]
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .into();
     for (i, (a, b)) in merges.iter().enumerate() {
         vocab.insert(format!("{a}{b}"), serde_json::Value::from(256 + i as u32));
     }
+    let pre_tokenizer = serde_json::json!({"type": "ByteLevel", "add_prefix_space": false,
+        "trim_offsets": true, "use_regex": true});
+    bpe_tokenizer_json(vocab, &merges, (BOS, EOS), pre_tokenizer)
+}
+
+/// A byte-level BPE tokenizer.json: `vocab` (token → id), `merges` in rank order,
+/// `<|begin_of_text|>` and `<|end_of_text|>` with the ids `bos` and `eos`, and
+/// `pre_tokenizer` (tokenizer.json's object).
+pub fn bpe_tokenizer_json(
+    vocab: serde_json::Map<String, serde_json::Value>,
+    merges: &[(String, String)],
+    (bos, eos): (u32, u32),
+    pre_tokenizer: serde_json::Value,
+) -> String {
+    let special = |id: u32, content: &str| {
+        serde_json::json!({"id": id, "content": content, "special": true, "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false})
+    };
     serde_json::json!({
         "version": "1.0",
-        "added_tokens": [
-            {"id": BOS, "content": "<|begin_of_text|>", "special": true},
-            {"id": EOS, "content": "<|end_of_text|>", "special": true}
-        ],
+        "added_tokens": [special(bos, "<|begin_of_text|>"), special(eos, "<|end_of_text|>")],
         "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "pre_tokenizer": pre_tokenizer,
         "post_processor": null,
         "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
         "model": {
