@@ -16,7 +16,7 @@
 
 mod recall_common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use candle_core::{DType, Device};
@@ -34,6 +34,8 @@ const EOS: u32 = 1;
 const LENGTH: usize = 384;
 const TRAIN_SEED: u64 = 1;
 const EVAL_SEED: u64 = 999;
+/// Evaluated instances per model.
+const EVAL_SAMPLES: usize = 20;
 const STEPS: u64 = 700;
 /// Per step: rows of repeated random tokens, and niah_multivalue instances (the
 /// training seed's, never the evaluated ones).
@@ -214,7 +216,12 @@ fn recall_score(model: &Path, tok: &Path, prose: &Path, out: &Path) -> (f64, Rec
     let output = Command::new(env!("CARGO_BIN_EXE_prolong-eval"))
         .args(["recall", "--model", &s(model), "--tokenizer", &s(tok)])
         .args(["--haystack", &s(prose), "--tasks", "niah_multivalue"])
-        .args(["--lengths", &LENGTH.to_string(), "--samples", "20"])
+        .args([
+            "--lengths",
+            &LENGTH.to_string(),
+            "--samples",
+            &EVAL_SAMPLES.to_string(),
+        ])
         .args(["--seed", &EVAL_SEED.to_string(), "--out", &s(out)])
         .output()
         .unwrap();
@@ -225,13 +232,9 @@ fn recall_score(model: &Path, tok: &Path, prose: &Path, out: &Path) -> (f64, Rec
     );
     let report: RecallReport =
         serde_json::from_slice(&std::fs::read(out.join("recall.json")).unwrap()).unwrap();
-    let mean = report.instances.iter().map(|i| i.score).sum::<f64>() / 20.0;
+    assert_eq!(report.instances.len(), EVAL_SAMPLES);
+    let mean = report.instances.iter().map(|i| i.score).sum::<f64>() / EVAL_SAMPLES as f64;
     (mean, report)
-}
-
-fn save(model: &Llama, dir: &Path) -> PathBuf {
-    model.save(dir).unwrap();
-    dir.to_path_buf()
 }
 
 #[test]
@@ -252,9 +255,11 @@ fn a_model_trained_to_copy_from_its_context_scores_higher_on_recall() {
     ))
     .unwrap();
     let mut model = random_llama(&config, 7, 0.1, DType::F32, &Device::Cpu).unwrap();
-    let untrained = save(&model, &dir.path().join("untrained"));
+    let untrained = dir.path().join("untrained");
+    model.save(&untrained).unwrap();
     let final_loss = train(&mut model, &tok);
-    let trained = save(&model, &dir.path().join("trained"));
+    let trained = dir.path().join("trained");
+    model.save(&trained).unwrap();
 
     let (before, _) = recall_score(&untrained, &tok_path, &prose, &dir.path().join("r0"));
     let (after, report) = recall_score(&trained, &tok_path, &prose, &dir.path().join("r1"));
