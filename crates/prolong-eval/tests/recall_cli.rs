@@ -159,6 +159,48 @@ fn clear_errors_for_short_lengths_vocab_mismatch_and_missing_haystack() {
         "{err}"
     );
     assert!(!out_dir.exists());
+
+    // Issue 11 D8: a length past the documented maximum is refused while parsing,
+    // and one past the model's trained context before any instance is made.
+    let err = fail(&[
+        "--tokenizer",
+        s(&tok),
+        "--lengths",
+        "1000000000",
+        "--tasks",
+        "json_kv",
+        "--save-instances",
+        s(&file),
+        "--instances-only",
+    ]);
+    assert!(
+        err.contains("\"1000000000\" is longer than") && err.contains("1048576"),
+        "{err}"
+    );
+    let model = tiny_model(dir.path(), 302);
+    let config_path = model.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["max_position_embeddings"] = 2048.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let err = fail(&[
+        "--model",
+        s(&model),
+        "--tokenizer",
+        s(&tok),
+        "--lengths",
+        "1K,4K",
+        "--tasks",
+        "json_kv",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert!(
+        err.contains("--lengths 4096 is longer than the model's trained context")
+            && err.contains("max_position_embeddings 2048"),
+        "{err}"
+    );
+    assert!(!out_dir.exists());
 }
 
 #[test]

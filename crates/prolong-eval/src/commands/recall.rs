@@ -26,7 +26,8 @@ pub struct Args {
     /// Plain-text prose for niah_multivalue's haystack (e.g. the KJV, fixtures/cache/kjv.txt).
     #[arg(long)]
     haystack: Option<PathBuf>,
-    /// Lengths L (prompt + generated tokens), comma-separated: 4096 or 4K.
+    /// Lengths L (prompt + generated tokens), comma-separated: 4096 or 4K; at most
+    /// 1024K (1,048,576) and, with --model, at most the model's max_position_embeddings.
     #[arg(long, value_delimiter = ',', value_parser = parse_length, required = true)]
     lengths: Vec<usize>,
     /// Tasks, comma-separated.
@@ -52,18 +53,48 @@ pub struct Args {
     instances_only: bool,
 }
 
-/// "4096", "4K" or "4k" (× 1024).
+/// The longest length `--lengths` accepts (1024K tokens): 8× HELMET's longest (128K),
+/// past ProLong's 512K. An instance's text grows with L, so a bound keeps a mistyped
+/// length (`1000000000`) from generating until memory runs out.
+pub const MAX_LENGTH: usize = 1 << 20;
+
+/// "4096", "4K" or "4k" (× 1024), at most [`MAX_LENGTH`].
 fn parse_length(s: &str) -> Result<usize, String> {
     let (digits, unit) = match s.strip_suffix(['K', 'k']) {
         Some(d) => (d, 1024),
         None => (s, 1),
     };
-    digits
+    let n = digits
         .parse::<usize>()
         .ok()
         .and_then(|n| n.checked_mul(unit))
         .filter(|&n| n > 0)
-        .ok_or_else(|| format!("{s:?} is not a length (e.g. 4096 or 4K)"))
+        .ok_or_else(|| format!("{s:?} is not a length (e.g. 4096 or 4K)"))?;
+    if n > MAX_LENGTH {
+        return Err(format!(
+            "{s:?} is longer than the longest length prolong-eval recall runs, {MAX_LENGTH} (1024K)"
+        ));
+    }
+    Ok(n)
+}
+
+/// Every length fits the model's trained context (config.json's
+/// `max_position_embeddings`, where it has one).
+fn check_lengths_fit(config: &LlamaConfig, path: &Path, lengths: &[usize]) -> Result<()> {
+    let Some(max) = config
+        .extra
+        .get("max_position_embeddings")
+        .and_then(serde_json::Value::as_u64)
+    else {
+        return Ok(());
+    };
+    if let Some(&too_long) = lengths.iter().find(|&&l| l as u64 > max) {
+        bail!(
+            "--lengths {too_long} is longer than the model's trained context ({}: max_position_embeddings {max})",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -76,7 +107,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     // The checkpoint's config first: a mismatch is reported before any work.
     let model = match (&args.model, args.instances_only) {
-        (Some(dir), false) => Some((dir, ModelTokens::resolve(dir, &tok)?)),
+        (Some(dir), false) => Some((dir, ModelTokens::resolve(dir, &tok, &args.lengths)?)),
         _ => None,
     };
 
@@ -190,10 +221,11 @@ impl ModelTokens {
     /// `generate` stops at), else its config.json (`bos_token_id`, `eos_token_id`: a
     /// number or a list), else the tokenizer's usual special tokens; checks that the
     /// model's vocabulary covers the tokenizer's.
-    fn resolve(dir: &Path, tok: &Tokenizer) -> Result<ModelTokens> {
+    fn resolve(dir: &Path, tok: &Tokenizer, lengths: &[usize]) -> Result<ModelTokens> {
         let path = dir.join(prolong_train::checkpoint::CONFIG_FILE);
         let config =
             LlamaConfig::load(&path).with_context(|| format!("model {}", dir.display()))?;
+        check_lengths_fit(&config, &path, lengths)?;
         if config.vocab_size < tok.vocab_size() {
             bail!(
                 "{}: vocab_size {} does not cover the tokenizer's {} tokens (wrong --tokenizer?)",
@@ -269,7 +301,7 @@ fn as_id(v: &serde_json::Value) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_length;
+    use super::{MAX_LENGTH, parse_length};
 
     #[test]
     fn lengths_in_tokens_or_k() {
@@ -279,5 +311,12 @@ mod tests {
         assert!(
             parse_length("0").is_err() && parse_length("4M").is_err() && parse_length("K").is_err()
         );
+        assert_eq!(parse_length("1024K"), Ok(MAX_LENGTH));
+        let err = parse_length("1000000000").unwrap_err();
+        assert!(
+            err.contains("longer than") && err.contains("1048576"),
+            "{err}"
+        );
+        assert!(parse_length("1025K").is_err() && parse_length("1048577").is_err());
     }
 }
