@@ -10,16 +10,20 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use prolong_data::tokenize::Tokenizer;
+use prolong_eval::recall::checks::check_helmet_instance;
 use prolong_eval::recall::checks::{CheckError, check_answers, check_budget};
 use prolong_eval::recall::fit::FitError;
+use prolong_eval::recall::generate::{HelmetSources, generate_helmet_all, helmet_item};
+use prolong_eval::recall::helmet::{HelmetItem, ModelText, MvTemplate, Protocol};
 use prolong_eval::recall::instance::{read_jsonl, to_jsonl};
 use prolong_eval::recall::json_kv::DEPTHS;
 use prolong_eval::recall::score::{json_kv_match, normalize, ruler_recall};
+use prolong_eval::recall::values::WordLists;
 use prolong_eval::recall::{
     Instance, Plan, RecallReport, Scored, Table, Task, check_instance, generate, generate_all,
     score,
 };
-use recall_common::{byte_tokenizer, fixture, llama3, small_prose};
+use recall_common::{BOS, EOS, byte_tokenizer, byte_tokenizer_json, fixture, llama3, small_prose};
 
 // ---------------------------------------------------------------------------
 // Generation and checks.
@@ -252,6 +256,244 @@ fn too_short_lengths_and_missing_prose_are_errors() {
     assert_eq!((err.length, err.sample), (100, 0));
 }
 
+// ---------------------------------------------------------------------------
+// HELMET's protocol (issue 16).
+
+/// The RULER needles (key, value) of a multi-key prompt's context lines.
+fn needle_keys(input: &str) -> Vec<String> {
+    input
+        .lines()
+        .filter_map(|l| l.strip_prefix("One of the special magic numbers for "))
+        .map(|rest| rest.split_once(" is: ").unwrap().0.to_owned())
+        .collect()
+}
+
+#[test]
+fn helmet_protocol_sizes_prompts_as_helmets_files() {
+    let tok = byte_tokenizer();
+    let json = byte_tokenizer_json();
+    let model = ModelText::new(tok, json.as_bytes()).unwrap();
+    // The byte tokenizer's post-processor adds nothing (no BOS).
+    assert!(model.prefix.is_empty() && model.suffix.is_empty());
+    let plan = Plan {
+        tasks: Task::ALL.to_vec(),
+        lengths: vec![4096],
+        samples: 3,
+        seed: 5,
+    };
+    let src = HelmetSources {
+        sizing: tok,
+        prose: Some(small_prose()),
+        words: WordLists::builtin(),
+        mv: MvTemplate::Head,
+    };
+    let all = generate_helmet_all(&plan, &src, &model).unwrap();
+    assert_eq!(all.len(), 4 * 3);
+    assert_eq!(all, generate_helmet_all(&plan, &src, &model).unwrap());
+    for inst in &all {
+        let what = format!("{} sample {}", inst.task, inst.sample);
+        check_helmet_instance(inst, &model, true).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(inst.protocol, Protocol::Helmet);
+        let tokens = tok.encode(&inst.input).unwrap().len();
+        assert_eq!(inst.prompt_tokens, tokens, "{what}: no BOS");
+        if inst.task != Task::JsonKv {
+            assert_eq!(inst.truncated_tokens, 0, "{what}");
+            // RULER: sized in the sizing tokenizer to L − 128 (and filled).
+            assert!(
+                tokens + 128 <= 4096 && 10 * (tokens + 128) >= 9 * 4096,
+                "{what}: {tokens}"
+            );
+            continue;
+        }
+        // HELMET's k for 4K: 50 records, json.dumps(indent=4), bare keys below. 50
+        // records are ~4,300 bytes, so the byte tokenizer's prompt is cut to L − 100
+        // (its tokens never straddle the cut).
+        let made = helmet_item(Task::JsonKv, 4096, inst.sample, 5, &src).unwrap();
+        let context = &made.item.context;
+        assert_eq!(context.matches("\": \"").count(), 50, "{what}");
+        assert_eq!(made.units, 47);
+        assert!(inst.truncated_tokens > 0 && tokens == 4096 - 100, "{what}");
+        let kept = &inst.input[..inst.input.find("\n\nExtract the value").unwrap()];
+        assert!(context.starts_with(kept) && kept.len() < context.len());
+        assert!(context.starts_with("JSON data:\n{\n    \""), "{what}");
+        assert!(context.ends_with("\"\n}"), "{what}");
+        let [(k1, v1), (k2, v2)] = &made.item.demos[..] else {
+            panic!("{what}: two demos")
+        };
+        assert!(inst.input.ends_with(&format!(
+            "\n\nExtract the value corresponding to the specified key in the JSON object below.\n\nKey: {k1}\nCorresponding value: {v1}\n\nKey: {k2}\nCorresponding value: {v2}\n\nKey: {}\nCorresponding value:",
+            inst.query
+        )));
+        let gold = format!("    \"{}\": \"{}\"", inst.query, inst.answers[0]);
+        assert_eq!(context.matches(&gold).count(), 1, "{what}");
+        for (k, v) in &made.item.demos {
+            assert_eq!(context.matches(&format!("    \"{k}\": \"{v}\"")).count(), 1);
+        }
+    }
+    // The multi-value prompt is HEAD's plural one; the paper's wording is singular
+    // with the plural noun.
+    let mv = |mv| {
+        let src = HelmetSources {
+            mv,
+            ..src_with(tok)
+        };
+        helmet_item(Task::NiahMultivalue, 4096, 0, 5, &src).unwrap()
+    };
+    let head = mv(MvTemplate::Head);
+    assert!(
+        all[9]
+            .input
+            .starts_with("Some special magic numbers are hidden")
+    );
+    assert_eq!(
+        head.item.render(&head.item.context, MvTemplate::Head),
+        all[9].input
+    );
+    let paper = mv(MvTemplate::Paper);
+    let text = paper.item.render(&paper.item.context, MvTemplate::Paper);
+    assert!(text.starts_with("A special magic numbers is hidden within the following text. Make sure to memorize it. I will quiz you about the numbers afterwards.\n"));
+    let q = &paper.item.query;
+    assert!(text.ends_with(&format!(
+        "\nWhat is the special magic numbers for {q} mentioned in the provided text?\nThe special magic numbers for {q} mentioned in the provided text is"
+    )));
+    assert_eq!(
+        paper.item.answer_prefix(MvTemplate::Paper),
+        format!(
+            "The special magic numbers for {} mentioned in the provided text is",
+            paper.item.query
+        )
+    );
+
+    // HELMET has JSON KV files for 4K … 128K only.
+    let err = helmet_item(Task::JsonKv, 2048, 0, 0, &src).err().unwrap();
+    assert!(
+        matches!(err.source, FitError::NoHelmetSize { length: 2048 }),
+        "{err}"
+    );
+}
+
+fn src_with(tok: &'static Tokenizer) -> HelmetSources<'static> {
+    HelmetSources {
+        sizing: tok,
+        prose: Some(small_prose()),
+        words: WordLists::builtin(),
+        mv: MvTemplate::Head,
+    }
+}
+
+#[test]
+fn helmet_special_tokens_are_the_post_processors() {
+    // A template that puts BOS before and EOS after the text.
+    let mut json: serde_json::Value = serde_json::from_str(&byte_tokenizer_json()).unwrap();
+    let special =
+        |name: &str, id: u32| serde_json::json!({"id": name, "ids": [id], "tokens": [name]});
+    json["post_processor"] = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                   {"Sequence": {"id": "A", "type_id": 0}},
+                   {"SpecialToken": {"id": "<|end_of_text|>", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<|begin_of_text|>": special("<|begin_of_text|>", BOS),
+                           "<|end_of_text|>": special("<|end_of_text|>", EOS)}
+    });
+    let bytes = json.to_string().into_bytes();
+    let tok = Tokenizer::from_bytes(&bytes).unwrap();
+    let model = ModelText::new(&tok, &bytes).unwrap();
+    assert_eq!(
+        (model.prefix.clone(), model.suffix.clone()),
+        (vec![BOS], vec![EOS])
+    );
+    let ids = model.ids("the key").unwrap();
+    assert_eq!(ids.first(), Some(&BOS));
+    assert_eq!(ids.last(), Some(&EOS));
+    assert_eq!(model.count("the key").unwrap(), ids.len());
+
+    // Truncation counts them too: a context of 100 'x' in a prompt 20 over the limit
+    // is cut by 20 tokens, and the cut prompt fits exactly.
+    let item = HelmetItem {
+        task: Task::NiahMultikey2,
+        context: "x".repeat(100),
+        query: "a-b".into(),
+        type_needle_v: "number".into(),
+        demos: Vec::new(),
+        answers: vec!["1".into()],
+    };
+    let full = model
+        .count(&item.render(&item.context, MvTemplate::Head))
+        .unwrap();
+    let length = full - 20 + 50;
+    let p = model.truncate(&item, MvTemplate::Head, length, 50).unwrap();
+    // HELMET counts the cut from the end of `tokenizer(context)`, EOS included: one
+    // context token fewer is cut than the prompt is over (81 'x' kept, not 80).
+    assert_eq!((p.truncated, p.tokens), (20, full - 19));
+    assert_eq!(p.prompt, item.render(&"x".repeat(81), MvTemplate::Head));
+    // More to cut than the context has: an error, not a panic.
+    let err = model
+        .truncate(&item, MvTemplate::Head, full - 200 + 50, 50)
+        .unwrap_err();
+    assert!(err.to_string().contains("more than the context"), "{err}");
+}
+
+#[test]
+fn helmet_llama2_sizing_and_wonderwords_keys() {
+    let test = "helmet_llama2_sizing_and_wonderwords_keys";
+    let (Some((tok, kjv)), Some(l2), Some(words)) = (
+        llama3(test),
+        fixture("llama2-tokenizer.json", test),
+        fixture("wonderwords", test),
+    ) else {
+        return;
+    };
+    let llama2 = Tokenizer::from_file(&l2).unwrap();
+    let json = std::fs::read(fixture("tokenizer.json", test).unwrap()).unwrap();
+    let model = ModelText::new(tok, &json).unwrap();
+    let words = WordLists::from_dir(&words).unwrap();
+    // 912 lines, of which "nasty ", "blue-eyed " and "wet " repeat a word once
+    // trimmed: RULER's set of pairs has the same 910 adjectives.
+    assert_eq!(words.sizes(), (910, 6782));
+    let src = HelmetSources {
+        sizing: &llama2,
+        prose: Some(kjv),
+        words,
+        mv: MvTemplate::Paper,
+    };
+    let plan = Plan {
+        tasks: Task::ALL.to_vec(),
+        lengths: vec![8192],
+        samples: 1,
+        seed: 0,
+    };
+    let all = generate_helmet_all(&plan, &src, &model).unwrap();
+    let adjectives =
+        std::fs::read_to_string(fixture("wonderwords/adjectivelist.txt", test).unwrap()).unwrap();
+    for inst in &all {
+        check_helmet_instance(inst, &model, true).unwrap();
+        let llama2_tokens = llama2.encode(&inst.input).unwrap().len();
+        match inst.task {
+            Task::JsonKv => assert_eq!(inst.input.matches("\": \"").count(), 105),
+            _ => assert!(
+                llama2_tokens + 128 <= 8192 && 10 * (llama2_tokens + 128) >= 9 * 8192,
+                "{}: {llama2_tokens}",
+                inst.task
+            ),
+        }
+        // Llama-3 needs fewer tokens for the same text.
+        assert!(inst.prompt_tokens < llama2_tokens, "{}", inst.task);
+        if inst.task == Task::NiahMultikey2 {
+            let keys = needle_keys(&inst.input);
+            assert!(keys.len() > 100);
+            for key in keys {
+                assert!(
+                    adjectives
+                        .lines()
+                        .any(|a| key.starts_with(&format!("{}-", a.trim()))),
+                    "{key}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn checks_catch_broken_instances() {
     let tok = byte_tokenizer();
@@ -448,7 +690,15 @@ fn instances_round_trip_and_match_the_schema() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let keys: HashSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, required, "every field is required and documented");
-        assert_eq!(keys, properties);
+        // Fill instances have every required field and no other; HELMET-protocol ones
+        // add `protocol` (and `truncated_tokens` when cut).
+        assert_eq!(
+            properties
+                .difference(&keys)
+                .copied()
+                .collect::<HashSet<_>>(),
+            HashSet::from(["protocol", "truncated_tokens"])
+        );
         let task = v["task"].as_str().unwrap();
         let names: Vec<&str> = schema["properties"]["task"]["enum"]
             .as_array()
@@ -507,6 +757,8 @@ fn table_means_and_text() {
 
     let report = RecallReport {
         model: "m".into(),
+        protocol: "fill".into(),
+        mv_template: "head".into(),
         seed: 0,
         samples: 2,
         table: t.clone(),

@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
 use prolong_data::tokenize::Tokenizer;
+use prolong_eval::recall::checks::check_helmet_instance;
+use prolong_eval::recall::generate::{HelmetSources, generate_helmet_all};
+use prolong_eval::recall::helmet::{self, ModelText, MvTemplate, Protocol, UnknownName};
 use prolong_eval::recall::instance::to_jsonl;
+use prolong_eval::recall::values::WordLists;
 use prolong_eval::recall::{
-    Plan, Prose, RecallReport, Scored, Table, Task, check_instance, generate_all, score,
+    Instance, Plan, Prose, RecallReport, Scored, Table, Task, check_instance, generate_all, score,
 };
 use prolong_mds::write_atomic;
 use prolong_train::{Llama, LlamaConfig};
@@ -51,6 +55,39 @@ pub struct Args {
     /// Only generate, check and save the instances (no model).
     #[arg(long, requires = "save_instances")]
     instances_only: bool,
+    /// fill: each instance filled to 0.9 L … L − budget in the evaluated model's
+    /// tokenizer, BOS first. helmet: sized as HELMET's released files are (JSON KV's
+    /// fixed record counts, RULER tasks to L − 128 in --sizing-tokenizer), cut with
+    /// HELMET's truncation, special tokens as the tokenizer's post-processor adds them.
+    #[arg(long, default_value = "fill", value_parser = parse_protocol)]
+    protocol: Protocol,
+    /// --protocol helmet: the tokenizer.json the RULER tasks are sized in (HELMET's
+    /// files: Llama-2's, fixtures/cache/llama2-tokenizer.json).
+    #[arg(long)]
+    sizing_tokenizer: Option<PathBuf>,
+    /// niah_multivalue's wording under HELMET: head ("Some special magic numbers are
+    /// …", HELMET's code since 2025-02) or paper ("A special magic numbers is …", what
+    /// the published numbers were made with).
+    #[arg(long, default_value = "head", value_parser = parse_mv_template)]
+    mv_template: MvTemplate,
+    /// --protocol helmet: a folder with RULER's word lists (adjectivelist.txt,
+    /// nounlist.txt of the wonderwords package: fixtures/cache/wonderwords) for word
+    /// keys, instead of this project's shorter lists.
+    #[arg(long)]
+    key_words: Option<PathBuf>,
+    /// HELMET's `data` folder: run its released files (json_kv/test_k{N}_dep6.jsonl,
+    /// ruler/<task>/validation_<L>.jsonl; the first --samples items of each) instead of
+    /// generating instances, with HELMET's prompts and truncation.
+    #[arg(long, conflicts_with_all = ["haystack", "sizing_tokenizer", "key_words"])]
+    helmet_data: Option<PathBuf>,
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    s.parse().map_err(|e: UnknownName| e.to_string())
+}
+
+fn parse_mv_template(s: &str) -> Result<MvTemplate, String> {
+    s.parse().map_err(|e: UnknownName| e.to_string())
 }
 
 /// The longest length `--lengths` accepts (1024K tokens): 8× HELMET's longest (128K),
@@ -98,9 +135,19 @@ fn check_lengths_fit(config: &LlamaConfig, path: &Path, lengths: &[usize]) -> Re
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let tok = Tokenizer::from_file(&args.tokenizer)
+    let tok_json = std::fs::read(&args.tokenizer)
+        .with_context(|| format!("reading tokenizer {}", args.tokenizer.display()))?;
+    let tok = Tokenizer::from_bytes(&tok_json)
         .with_context(|| format!("tokenizer {}", args.tokenizer.display()))?;
-    let prose = match (&args.haystack, args.tasks.contains(&Task::NiahMultivalue)) {
+    let helmet = args.helmet_data.is_some() || args.protocol == Protocol::Helmet;
+    if !helmet && (args.sizing_tokenizer.is_some() || args.key_words.is_some()) {
+        bail!("--sizing-tokenizer and --key-words are for --protocol helmet");
+    }
+    if !helmet && args.mv_template != MvTemplate::Head {
+        bail!("--mv-template paper is for --protocol helmet or --helmet-data");
+    }
+    let needs_prose = args.helmet_data.is_none() && args.tasks.contains(&Task::NiahMultivalue);
+    let prose = match (&args.haystack, needs_prose) {
         (Some(path), true) => Some(Prose::from_file(path)?),
         (None, true) => bail!("niah_multivalue needs --haystack (a plain-text prose file)"),
         (_, false) => None,
@@ -109,6 +156,13 @@ pub fn run(args: Args) -> Result<()> {
     let model = match (&args.model, args.instances_only) {
         (Some(dir), false) => Some((dir, ModelTokens::resolve(dir, &tok, &args.lengths)?)),
         _ => None,
+    };
+    let model_text = match helmet {
+        true => Some(
+            ModelText::new(&tok, &tok_json)
+                .with_context(|| format!("tokenizer {}", args.tokenizer.display()))?,
+        ),
+        false => None,
     };
 
     if args.samples == 0 {
@@ -120,16 +174,66 @@ pub fn run(args: Args) -> Result<()> {
         samples: args.samples,
         seed: args.seed,
     };
-    let instances = generate_all(&plan, &tok, prose.as_ref())?;
-    instances.par_iter().try_for_each(|inst| {
-        check_instance(inst, &tok).with_context(|| {
-            format!(
-                "{} at length {} (sample {}) fails a check",
-                inst.task, inst.length, inst.sample
-            )
-        })
-    })?;
-    eprintln!("{} instances generated and checked", instances.len());
+    let instances = match (&model_text, &args.helmet_data) {
+        (None, _) => {
+            let instances = generate_all(&plan, &tok, prose.as_ref())?;
+            instances.par_iter().try_for_each(|inst| {
+                check_instance(inst, &tok).with_context(|| failed_check(inst))
+            })?;
+            instances
+        }
+        (Some(model_text), Some(dir)) => {
+            let instances = read_helmet_data(&plan, dir, args.mv_template, model_text)?;
+            instances.par_iter().try_for_each(|inst| {
+                check_helmet_instance(inst, model_text, false).with_context(|| failed_check(inst))
+            })?;
+            instances
+        }
+        (Some(model_text), None) => {
+            let sizing_tok;
+            let sizing = match &args.sizing_tokenizer {
+                Some(path) => {
+                    sizing_tok = Tokenizer::from_file(path)
+                        .with_context(|| format!("sizing tokenizer {}", path.display()))?;
+                    &sizing_tok
+                }
+                None if plan.tasks.iter().all(|&t| t == Task::JsonKv) => &tok,
+                None => bail!(
+                    "--protocol helmet sizes the RULER tasks in --sizing-tokenizer (HELMET's files: Llama-2's tokenizer.json)"
+                ),
+            };
+            let words = match &args.key_words {
+                Some(dir) => WordLists::from_dir(dir)?,
+                None => WordLists::builtin(),
+            };
+            let src = HelmetSources {
+                sizing,
+                prose: prose.as_ref(),
+                words,
+                mv: args.mv_template,
+            };
+            let instances = generate_helmet_all(&plan, &src, model_text)?;
+            instances.par_iter().try_for_each(|inst| {
+                check_helmet_instance(inst, model_text, true).with_context(|| failed_check(inst))
+            })?;
+            instances
+        }
+    };
+    let truncated = instances.iter().filter(|i| i.truncated_tokens > 0).count();
+    eprintln!(
+        "{} instances {} and checked{}",
+        instances.len(),
+        if args.helmet_data.is_some() {
+            "read"
+        } else {
+            "generated"
+        },
+        if truncated > 0 {
+            format!(" ({truncated} truncated as HELMET truncates)")
+        } else {
+            String::new()
+        }
+    );
     if let Some(path) = &args.save_instances {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -145,8 +249,14 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("model {}", dir.display()))?;
     let mut scored = Vec::with_capacity(instances.len());
     for (i, inst) in instances.iter().enumerate() {
-        let mut prompt = vec![ids.bos];
-        prompt.extend(tok.encode(&inst.input)?);
+        let prompt = match (&model_text, inst.protocol) {
+            (Some(m), Protocol::Helmet) => m.ids(&inst.input)?,
+            _ => {
+                let mut prompt = vec![ids.bos];
+                prompt.extend(tok.encode(&inst.input)?);
+                prompt
+            }
+        };
         let generated = llama.generate_greedy(&prompt, inst.max_new_tokens, &ids.stop)?;
         let prediction = tok.decode(&generated)?;
         let s = score(inst.task, &prediction, &inst.answers);
@@ -175,6 +285,44 @@ pub fn run(args: Args) -> Result<()> {
     write_report(out, dir, &args, table, scored)
 }
 
+fn failed_check(inst: &Instance) -> String {
+    format!(
+        "{} at length {} (sample {}) fails a check",
+        inst.task, inst.length, inst.sample
+    )
+}
+
+/// The instances of HELMET's files under `dir` for `plan`'s tasks and lengths, the
+/// first `plan.samples` items of each.
+fn read_helmet_data(
+    plan: &Plan,
+    dir: &Path,
+    mv: MvTemplate,
+    model: &ModelText,
+) -> Result<Vec<Instance>> {
+    let mut out = Vec::new();
+    for &task in &plan.tasks {
+        for &length in &plan.lengths {
+            let path = helmet::data_file(dir, task, length)
+                .ok_or(helmet::HelmetDataError::NoFile(length))?;
+            let items = helmet::read_data_file(&path, task, plan.samples)?;
+            let made: Vec<Result<Instance>> = items
+                .par_iter()
+                .enumerate()
+                .map(|(sample, item)| {
+                    let units = helmet::units_of(item);
+                    helmet::instance(item, mv, length, sample, 0, Vec::new(), units, model)
+                        .with_context(|| format!("{}: item {}", path.display(), sample + 1))
+                })
+                .collect();
+            for inst in made {
+                out.push(inst?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `items` without repeats, in the order first given.
 fn first_of_each<T: PartialEq + Clone>(items: &[T]) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(items.len());
@@ -196,8 +344,15 @@ fn write_report(
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let title = format!("Recall: {}", model.display());
     write_atomic(&out.join("recall.svg"), table.svg(&title).as_bytes())?;
+    let protocol = match (&args.helmet_data, args.protocol) {
+        (Some(dir), _) => format!("helmet-data {}", dir.display()),
+        (None, Protocol::Helmet) => "helmet".to_owned(),
+        (None, Protocol::Fill) => "fill".to_owned(),
+    };
     let report = RecallReport {
         model: model.display().to_string(),
+        protocol,
+        mv_template: args.mv_template.name().to_owned(),
         seed: args.seed,
         samples: args.samples,
         table,

@@ -4,6 +4,7 @@
 use prolong_data::tokenize::{TokenizeError, Tokenizer};
 
 use super::fit::{fills, prompt_tokens};
+use super::helmet::ModelText;
 use super::instance::Instance;
 
 /// An instance that breaks a check.
@@ -27,7 +28,9 @@ pub enum CheckError {
         budget: usize,
         length: usize,
     },
-    #[error("the prompt has {actual} tokens with BOS, not the {recorded} recorded")]
+    #[error(
+        "the prompt has {actual} tokens with BOS (or the tokenizer's special tokens), not the {recorded} recorded"
+    )]
     TokenCount { recorded: usize, actual: usize },
     #[error(transparent)]
     Tokenize(#[from] TokenizeError),
@@ -76,6 +79,35 @@ pub fn check_instance(inst: &Instance, tok: &Tokenizer) -> Result<(), CheckError
     check_answers(inst)?;
     check_budget(inst)?;
     let actual = prompt_tokens(tok, &inst.input)?;
+    if actual != inst.prompt_tokens {
+        return Err(CheckError::TokenCount {
+            recorded: inst.prompt_tokens,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// A HELMET-protocol instance: the recorded prompt tokens recount with the
+/// tokenizer's own special tokens; one `made_here` (not read from HELMET's files) and
+/// not truncated has each answer once and fits L − budget (HELMET fills in another
+/// tokenizer, so there is no lower bound).
+pub fn check_helmet_instance(
+    inst: &Instance,
+    model: &ModelText,
+    made_here: bool,
+) -> Result<(), CheckError> {
+    if made_here && inst.truncated_tokens == 0 {
+        check_answers(inst)?;
+        if inst.prompt_tokens + inst.max_new_tokens > inst.length {
+            return Err(CheckError::OverLength {
+                prompt_tokens: inst.prompt_tokens,
+                budget: inst.max_new_tokens,
+                length: inst.length,
+            });
+        }
+    }
+    let actual = model.count(&inst.input)?;
     if actual != inst.prompt_tokens {
         return Err(CheckError::TokenCount {
             recorded: inst.prompt_tokens,

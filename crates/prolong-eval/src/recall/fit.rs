@@ -56,6 +56,12 @@ pub enum FitError {
     Tokenize(#[from] TokenizeError),
     #[error(transparent)]
     Exhausted(#[from] super::values::Exhausted),
+    #[error(
+        "HELMET has no JSON KV size for length {length} (it has 4K, 8K, 16K, 32K, 64K and 128K); use --protocol fill"
+    )]
+    NoHelmetSize { length: usize },
+    #[error(transparent)]
+    Truncate(#[from] super::helmet::TruncateError),
 }
 
 /// Tokens of `prompt` as the model reads it: BOS, then the text.
@@ -96,29 +102,58 @@ pub fn fit(
         estimate += next;
         n += 1;
     }
-    loop {
+    let fitted = |n: usize| -> Result<Fitted, FitError> {
         let prompt = haystack.render(n);
-        let tokens = prompt_tokens(tok, &prompt)?;
-        if tokens <= target {
-            if !fills(tokens + budget, length) {
-                return Err(FitError::Underfilled {
-                    length,
-                    prompt_tokens: tokens,
-                    budget,
-                });
-            }
-            return Ok(Fitted {
-                prompt,
-                units: n,
-                prompt_tokens: tokens,
+        let prompt_tokens = prompt_tokens(tok, &prompt)?;
+        Ok(Fitted {
+            prompt,
+            units: n,
+            prompt_tokens,
+        })
+    };
+    let accept = |f: Fitted| -> Result<Fitted, FitError> {
+        if !fills(f.prompt_tokens + budget, length) {
+            return Err(FitError::Underfilled {
+                length,
+                prompt_tokens: f.prompt_tokens,
+                budget,
             });
+        }
+        Ok(f)
+    };
+    for _ in 0..MAX_TRIMS {
+        let f = fitted(n)?;
+        if f.prompt_tokens <= target {
+            return accept(f);
         }
         if n == 0 {
             return Err(too_short);
         }
         n -= 1;
     }
+    // The estimate is far off (a tokenizer whose units do not tokenize alone as they
+    // do in the text, such as a SentencePiece one that prefixes each encoded text with
+    // "▁"): the largest fitting count by bisection, each probe an exact count.
+    let (mut lo, mut hi) = (0, n);
+    let mut best = None;
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        let f = fitted(mid)?;
+        if f.prompt_tokens <= target {
+            lo = mid + 1;
+            best = Some(f);
+        } else if mid == 0 {
+            break;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    accept(best.ok_or(too_short)?)
 }
+
+/// Units trimmed one at a time from the estimate before bisecting (the byte-level
+/// fast path's estimate is exact or off by a token or two).
+const MAX_TRIMS: usize = 8;
 
 /// `units` with each of `inserts` (a nominal depth in 0..=1, a text) placed before
 /// unit `round(depth × units.len())` — after the last one for depth 1; inserts that

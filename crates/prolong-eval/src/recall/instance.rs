@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::helmet::Protocol;
 use super::task::Task;
 
 /// A prompt, its answers and how it was made.
@@ -34,6 +35,17 @@ pub struct Instance {
     pub prompt_tokens: usize,
     /// Haystack units in the context: filler records, distractor lines or sentences.
     pub haystack_units: usize,
+    /// How it was made; absent for `fill` (BOS first, filled in the model's tokenizer).
+    /// `helmet`: the tokenizer's own special tokens go around `input`.
+    #[serde(default, skip_serializing_if = "Protocol::is_fill")]
+    pub protocol: Protocol,
+    /// Tokens HELMET's truncation cut from the end of the context; absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated_tokens: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A JSONL file of instances that cannot be read.

@@ -8,6 +8,7 @@ use prolong_data::tokenize::Tokenizer;
 use prolong_train::data::rng::SplitMix64;
 
 use super::fit::{FitError, Fitted, Haystack, fit, interleave};
+use super::helmet::json_record_line;
 use super::values::{ValueKind, Values};
 
 /// The gold record's depths, swept over samples (sample `s` gets `DEPTHS[s % 6]`).
@@ -65,6 +66,56 @@ pub fn make(
         },
         fitted,
     ))
+}
+
+/// A HELMET JSON KV sample: `k` records (the gold one at the sample's swept depth, two
+/// demonstration records at random depths, the rest fillers) as HELMET's files lay
+/// them out: `JSON data:` and the object as `json.dumps(…, indent=4)` writes it. The
+/// demonstrations are shown below it with bare keys, as is the key asked for.
+pub struct HelmetKv {
+    pub sample: KvSample,
+    pub context: String,
+    pub demos: Vec<(String, String)>,
+    /// Filler records (k − 3).
+    pub fillers: usize,
+}
+
+/// HELMET JSON KV sample `sample` with `k` ≥ 3 records.
+pub fn make_helmet(sample: usize, k: usize, mut values: Values) -> Result<HelmetKv, FitError> {
+    let mut record = || -> Result<(String, String), FitError> {
+        Ok((
+            values.fresh(ValueKind::Uuid)?,
+            values.fresh(ValueKind::Uuid)?,
+        ))
+    };
+    let gold = record()?;
+    let demos = vec![record()?, record()?];
+    let fillers = (0..k.saturating_sub(3))
+        .map(|_| record().map(|r| json_record_line(&r.0, &r.1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let depth = DEPTHS[sample % DEPTHS.len()];
+    let demo_depths = [
+        values.rng().below(101) as f64 / 100.0,
+        values.rng().below(101) as f64 / 100.0,
+    ];
+    let mut special = vec![(depth, json_record_line(&gold.0, &gold.1))];
+    special.extend(
+        demo_depths
+            .iter()
+            .zip(&demos)
+            .map(|(&d, (k, v))| (d, json_record_line(k, v))),
+    );
+    let lines = interleave(&fillers, &special);
+    Ok(HelmetKv {
+        context: format!("JSON data:\n{{\n{}\n}}", lines.join(",\n")),
+        sample: KvSample {
+            gold_key: gold.0,
+            gold_value: gold.1,
+            depth,
+        },
+        demos,
+        fillers: fillers.len(),
+    })
 }
 
 /// `"key": "value"`.

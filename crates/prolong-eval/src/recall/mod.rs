@@ -8,6 +8,7 @@
 //! * [`fit`] — haystack sizing: as many units as fit the length, counted exactly;
 //! * [`ruler`], [`json_kv`] — one instance of a task;
 //! * [`generate`] — every instance of tasks × lengths × samples, in parallel;
+//! * [`helmet`] — HELMET's protocol: its sizes, prompt text, truncation and files;
 //! * [`instance`] — an instance as a JSONL record (schemas/recall-instance.schema.json);
 //! * [`checks`] — what every instance must satisfy (answers once, budget and fill);
 //! * [`score`] — RULER's and JSON KV's scorers;
@@ -16,6 +17,7 @@
 pub mod checks;
 pub mod fit;
 pub mod generate;
+pub mod helmet;
 pub mod instance;
 pub mod json_kv;
 pub mod prose;

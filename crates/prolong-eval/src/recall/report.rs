@@ -154,6 +154,12 @@ impl Table {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecallReport {
     pub model: String,
+    /// `fill`, `helmet` or `helmet-data DIR` (how the instances were made).
+    #[serde(default)]
+    pub protocol: String,
+    /// niah_multivalue's wording: `head` or `paper`.
+    #[serde(default)]
+    pub mv_template: String,
     pub seed: u64,
     pub samples: usize,
     pub table: Table,

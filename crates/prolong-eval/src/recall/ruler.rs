@@ -7,7 +7,6 @@
 //! line (multi-key), or prose sentences joined by spaces (multi-value).
 
 use prolong_data::tokenize::Tokenizer;
-use prolong_train::data::rng::SplitMix64;
 
 use super::fit::{FitError, Fitted, Haystack, fit, interleave};
 use super::prose::Prose;
@@ -26,6 +25,33 @@ pub struct NeedleSpec {
     values_per_key: usize,
     /// Distractor needles one a line, or prose.
     in_prose: bool,
+    /// The singular prompt with the plural noun, whatever the values per key
+    /// ([`NeedleSpec::paper_wording`]).
+    paper_wording: bool,
+}
+
+impl NeedleSpec {
+    /// The wording HELMET's published numbers were made with: until HELMET's commit of
+    /// 2025-02-06 ("fix niah mv, mq prompt") niah_multivalue got the singular template
+    /// with RULER's plural noun, "A special magic numbers is hidden …".
+    pub fn paper_wording(mut self) -> NeedleSpec {
+        self.paper_wording = self.values_per_key > 1;
+        self
+    }
+
+    /// HELMET's `type_needle_v`: the noun the prompt is written with.
+    pub fn type_needle_v(&self) -> String {
+        if self.values_per_key > 1 {
+            format!("{}s", self.noun)
+        } else {
+            self.noun.to_owned()
+        }
+    }
+
+    /// Whether the prompt is the plural template.
+    pub fn plural_prompt(&self) -> bool {
+        self.values_per_key > 1 && !self.paper_wording
+    }
 }
 
 /// The needles of a RULER task; `None` for JSON KV.
@@ -42,6 +68,7 @@ pub fn needles_of(task: Task) -> Option<NeedleSpec> {
         noun,
         values_per_key,
         in_prose,
+        paper_wording: false,
     })
 }
 
@@ -53,15 +80,21 @@ pub struct NeedleSample {
     pub answers: Vec<String>,
     /// Nominal depth (0..=1) of each answer's needle.
     pub depths: Vec<f64>,
+    /// The context of the fitted prompt (needles and haystack).
+    pub context: String,
+    /// HELMET's `type_needle_v`: the noun the prompt is written with.
+    pub type_needle_v: String,
+    /// Whether the prompt is the plural template.
+    pub plural: bool,
 }
 
 /// One sample of a needle task sized to `length` with `budget` tokens to generate;
-/// `prose` is the multi-value haystack.
+/// keys and values are drawn from `values`, `prose` is the multi-value haystack.
 pub fn make(
     spec: NeedleSpec,
     length: usize,
     budget: usize,
-    rng: SplitMix64,
+    mut values: Values,
     tok: &Tokenizer,
     prose: Option<&Prose>,
 ) -> Result<(NeedleSample, Fitted), FitError> {
@@ -70,7 +103,6 @@ pub fn make(
         (true, None) => return Err(FitError::NoProse),
         (false, _) => None,
     };
-    let mut values = Values::new(rng);
     let query = values.fresh(spec.key)?;
     let answers = (0..spec.values_per_key)
         .map(|_| values.fresh(spec.value))
@@ -94,7 +126,6 @@ pub fn make(
         None => Ground::Distractors { values },
     };
     let mut haystack = NeedleHaystack {
-        plural: answers.len() > 1,
         query: query.clone(),
         needles,
         units: Vec::new(),
@@ -107,6 +138,9 @@ pub fn make(
             query,
             answers,
             depths,
+            context: haystack.context(fitted.units),
+            type_needle_v: haystack.spec.type_needle_v(),
+            plural: haystack.spec.plural_prompt(),
         },
         fitted,
     ))
@@ -119,23 +153,31 @@ fn needle(noun: &str, key: &str, value: &str) -> String {
 
 /// RULER's niah prompt: the plural template, or its singular form when one value is
 /// asked for (RULER makes it with "Some" → "A", "are all"/"are" → "is" and the
-/// noun without its "s").
-pub fn prompt(noun: &str, plural: bool, query: &str, context: &str) -> String {
+/// noun without its "s"). `type_needle_v` is the noun as written: "numbers" in the
+/// plural template, "number" (or, in the paper's wording, "numbers") in the singular.
+pub fn helmet_prompt(type_needle_v: &str, plural: bool, query: &str, context: &str) -> String {
+    let v = type_needle_v;
     if plural {
         format!(
-            "Some special magic {noun}s are hidden within the following text. Make sure to memorize it. I will quiz you about the {noun}s afterwards.\n\
+            "Some special magic {v} are hidden within the following text. Make sure to memorize it. I will quiz you about the {v} afterwards.\n\
              {context}\n\
-             What are all the special magic {noun}s for {query} mentioned in the provided text?\n\
-             The special magic {noun}s for {query} mentioned in the provided text are"
+             What are all the special magic {v} for {query} mentioned in the provided text?\n\
+             The special magic {v} for {query} mentioned in the provided text are"
         )
     } else {
         format!(
-            "A special magic {noun} is hidden within the following text. Make sure to memorize it. I will quiz you about the {noun} afterwards.\n\
+            "A special magic {v} is hidden within the following text. Make sure to memorize it. I will quiz you about the {v} afterwards.\n\
              {context}\n\
-             What is the special magic {noun} for {query} mentioned in the provided text?\n\
-             The special magic {noun} for {query} mentioned in the provided text is"
+             What is the special magic {v} for {query} mentioned in the provided text?\n\
+             The special magic {v} for {query} mentioned in the provided text is"
         )
     }
+}
+
+/// The answer prefix that ends [`helmet_prompt`] (HELMET's system template).
+pub fn answer_prefix(type_needle_v: &str, plural: bool, query: &str) -> String {
+    let verb = if plural { "are" } else { "is" };
+    format!("The special magic {type_needle_v} for {query} mentioned in the provided text {verb}")
 }
 
 enum Ground<'p> {
@@ -145,9 +187,16 @@ enum Ground<'p> {
     Prose { prose: &'p Prose, start: usize },
 }
 
+impl NeedleHaystack<'_> {
+    /// The context with the first `n` haystack units.
+    fn context(&self, n: usize) -> String {
+        let sep = if self.spec.in_prose { " " } else { "\n" };
+        interleave(&self.units[..n], &self.needles).join(sep)
+    }
+}
+
 struct NeedleHaystack<'p> {
     spec: NeedleSpec,
-    plural: bool,
     query: String,
     /// (nominal depth, needle sentence).
     needles: Vec<(f64, String)>,
@@ -179,8 +228,11 @@ impl Haystack for NeedleHaystack<'_> {
     }
 
     fn render(&self, n: usize) -> String {
-        let sep = if self.spec.in_prose { " " } else { "\n" };
-        let context = interleave(&self.units[..n], &self.needles).join(sep);
-        prompt(self.spec.noun, self.plural, &self.query, &context)
+        helmet_prompt(
+            &self.spec.type_needle_v(),
+            self.spec.plural_prompt(),
+            &self.query,
+            &self.context(n),
+        )
     }
 }

@@ -2,12 +2,96 @@
 //! "{adjective}-{noun}" word keys and UUID v4 strings, each fresh within a sample.
 
 use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use prolong_train::data::rng::SplitMix64;
 
 /// Common English adjectives and nouns, one a line (written for this project).
 const ADJECTIVES: &str = include_str!("words/adjectives.txt");
 const NOUNS: &str = include_str!("words/nouns.txt");
+
+/// The adjectives and nouns of word keys ("{adjective}-{noun}").
+#[derive(Debug)]
+pub struct WordLists {
+    adjectives: Vec<String>,
+    nouns: Vec<String>,
+}
+
+/// Word lists that cannot be read or are empty.
+#[derive(Debug, thiserror::Error)]
+pub enum WordListError {
+    #[error("cannot read word list {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("word list {path}: no words")]
+    Empty { path: String },
+}
+
+/// A word list's largest accepted size (wonderwords' noun list is 0.05 MB).
+const MAX_WORD_LIST_BYTES: u64 = 16 << 20;
+
+impl WordLists {
+    /// This project's lists (308 adjectives × 262 nouns).
+    pub fn builtin() -> Arc<WordLists> {
+        static LISTS: OnceLock<Arc<WordLists>> = OnceLock::new();
+        LISTS
+            .get_or_init(|| {
+                Arc::new(WordLists {
+                    adjectives: words(ADJECTIVES),
+                    nouns: words(NOUNS),
+                })
+            })
+            .clone()
+    }
+
+    /// RULER's lists: `adjectivelist.txt` and `nounlist.txt` of the wonderwords
+    /// package in `dir` (one word a line, as RULER reads them: trimmed, empty lines
+    /// dropped, a repeated word kept once).
+    pub fn from_dir(dir: &Path) -> Result<Arc<WordLists>, WordListError> {
+        let read = |name: &str| -> Result<Vec<String>, WordListError> {
+            let path = dir.join(name);
+            let io = |source| WordListError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            let len = std::fs::metadata(&path).map_err(io)?.len();
+            if len > MAX_WORD_LIST_BYTES {
+                return Err(io(std::io::Error::other(format!(
+                    "{len} bytes, more than the {MAX_WORD_LIST_BYTES} a word list may have"
+                ))));
+            }
+            let list = words(&std::fs::read_to_string(&path).map_err(io)?);
+            if list.is_empty() {
+                return Err(WordListError::Empty {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(list)
+        };
+        Ok(Arc::new(WordLists {
+            adjectives: read("adjectivelist.txt")?,
+            nouns: read("nounlist.txt")?,
+        }))
+    }
+
+    /// (adjectives, nouns).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.adjectives.len(), self.nouns.len())
+    }
+}
+
+/// The trimmed non-empty lines of `list`, each once, in order.
+fn words(list: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    list.lines()
+        .map(str::trim)
+        .filter(|w| !w.is_empty() && seen.insert(*w))
+        .map(str::to_owned)
+        .collect()
+}
 
 /// Consecutive draws that may repeat an earlier string before the space counts as
 /// used up (with 80K word keys, a sample of 128K tokens uses under 10%).
@@ -37,18 +121,21 @@ pub struct Exhausted {
 pub struct Values {
     rng: SplitMix64,
     used: HashSet<String>,
-    adjectives: Vec<&'static str>,
-    nouns: Vec<&'static str>,
+    words: Arc<WordLists>,
 }
 
 impl Values {
+    /// Word keys from this project's lists.
     pub fn new(rng: SplitMix64) -> Values {
-        let words = |list: &'static str| list.lines().filter(|w| !w.is_empty()).collect();
+        Values::with_words(rng, WordLists::builtin())
+    }
+
+    /// Word keys from `words`.
+    pub fn with_words(rng: SplitMix64, words: Arc<WordLists>) -> Values {
         Values {
             rng,
             used: HashSet::new(),
-            adjectives: words(ADJECTIVES),
-            nouns: words(NOUNS),
+            words,
         }
     }
 
@@ -71,8 +158,9 @@ impl Values {
     fn draw(&mut self, kind: ValueKind) -> String {
         match kind {
             ValueKind::Word => {
-                let a = self.adjectives[self.rng.below(self.adjectives.len() as u64) as usize];
-                let n = self.nouns[self.rng.below(self.nouns.len() as u64) as usize];
+                let (adjectives, nouns) = (&self.words.adjectives, &self.words.nouns);
+                let a = &adjectives[self.rng.below(adjectives.len() as u64) as usize];
+                let n = &nouns[self.rng.below(nouns.len() as u64) as usize];
                 format!("{a}-{n}")
             }
             ValueKind::Number => (1_000_000 + self.rng.below(9_000_000)).to_string(),
