@@ -441,6 +441,48 @@ fn helmet_data_gives_helmets_prompt_text_byte_for_byte() {
     assert!(mv_context.starts_with(kept) && kept.len() < mv_context.len());
     assert_eq!(inst.input, head(kept));
     assert_eq!(inst.answers, ["1111111", "2222222"]);
+    // Run through a model: the prompt is the tokenizer's own ids (no BOS here), and
+    // recall.json says how the instances were made.
+    let model_dir = tiny_model(dir.path(), 302);
+    let out_dir = dir.path().join("out");
+    let out = recall(&[
+        "--model",
+        s(&model_dir),
+        "--tokenizer",
+        s(&tok),
+        "--helmet-data",
+        s(&data),
+        "--lengths",
+        "4K",
+        "--tasks",
+        "json_kv,niah_multikey_2",
+        "--samples",
+        "1",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: RecallReport =
+        serde_json::from_slice(&std::fs::read(out_dir.join("recall.json")).unwrap()).unwrap();
+    assert_eq!(report.protocol, format!("helmet-data {}", data.display()));
+    assert_eq!(report.mv_template, "head");
+    let model = Llama::load(&model_dir, DType::F32, &Device::Cpu).unwrap();
+    let (insts, _) = run("head", "json_kv,niah_multikey_2", "1");
+    assert_eq!(report.instances.len(), 2);
+    for (inst, got) in insts.iter().zip(&report.instances) {
+        let prompt = byte_tok.encode(&inst.input).unwrap();
+        assert_eq!(got.prompt_tokens, prompt.len());
+        let ids = model
+            .generate_greedy(&prompt, inst.max_new_tokens, &[EOS])
+            .unwrap();
+        assert_eq!(got.prediction, byte_tok.decode(&ids).unwrap());
+        assert_eq!(got.score, score(inst.task, &got.prediction, &inst.answers));
+    }
+
     let (insts, _) = run("paper", "niah_multivalue", "5");
     assert!(
         insts[0].input.starts_with("A special magic numbers is hidden within the following text. Make sure to memorize it. I will quiz you about the numbers afterwards.\nOne of")
