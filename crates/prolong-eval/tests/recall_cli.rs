@@ -517,6 +517,37 @@ fn helmet_data_errors_name_the_file_and_line() {
         assert!(!out.status.success() && !err.contains("panicked"), "{err}");
         err
     };
+    // The HELMET-only flags need the HELMET protocol, and its RULER tasks a sizing
+    // tokenizer.
+    for (args, want) in [
+        (
+            &["--protocol", "helmet", "--tasks", "niah_multikey_2"][..],
+            "sizes the RULER tasks in --sizing-tokenizer",
+        ),
+        (
+            &["--mv-template", "paper"][..],
+            "--mv-template paper is for",
+        ),
+        (&["--key-words", "w"][..], "are for --protocol helmet"),
+        (&["--protocol", "ruler"][..], "not one of: fill, helmet"),
+    ] {
+        let mut all = vec![
+            "--tokenizer",
+            s(&tok),
+            "--lengths",
+            "4K",
+            "--save-instances",
+            "i.jsonl",
+            "--instances-only",
+        ];
+        all.extend_from_slice(args);
+        let out = recall(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
     let err = fail("4K");
     assert!(
         err.contains("validation_4096.jsonl") && err.contains("No such file"),
