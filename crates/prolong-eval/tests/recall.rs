@@ -14,7 +14,7 @@ use prolong_eval::recall::checks::check_helmet_instance;
 use prolong_eval::recall::checks::{CheckError, check_answers, check_budget};
 use prolong_eval::recall::fit::FitError;
 use prolong_eval::recall::generate::{HelmetSources, generate_helmet_all, helmet_item};
-use prolong_eval::recall::helmet::{HelmetItem, ModelText, MvTemplate, Protocol};
+use prolong_eval::recall::helmet::{HelmetItem, ModelText, MvTemplate, Protocol, helmet_selection};
 use prolong_eval::recall::instance::{read_jsonl, to_jsonl};
 use prolong_eval::recall::json_kv::DEPTHS;
 use prolong_eval::recall::score::{json_kv_match, normalize, ruler_recall};
@@ -907,9 +907,12 @@ def cut(tok_file, before, after, context, max_length, gen):
         context = context[:offsets[-t][0]]
     return fmt(context)
 
+# datasets' shuffle(seed=42): numpy's default_rng(42).permutation(n).
+import numpy as np
 req = json.load(sys.stdin)
 print(json.dumps({"scores": [score(*c) for c in req["scores"]],
-                  "cuts": [cut(*c) for c in req["cuts"]]}))
+                  "cuts": [cut(*c) for c in req["cuts"]],
+                  "perms": [np.random.default_rng(42).permutation(n).tolist() for n in req["perms"]]}))
 "#;
 
 #[test]
@@ -1029,6 +1032,7 @@ fn scores_and_truncation_equal_helmets_python() {
     let request = serde_json::json!({
         "scores": scores.iter().map(|(t, p, a, pre)| serde_json::json!([t.name(), p, a, pre])).collect::<Vec<_>>(),
         "cuts": cuts,
+        "perms": [1, 2, 100, 600, 1000, 70_000],
     });
     let mut child = std::process::Command::new("python3")
         .args(["-c", HELMET_PY])
@@ -1065,6 +1069,10 @@ fn scores_and_truncation_equal_helmets_python() {
             o.len(),
             w.len()
         );
+    }
+    for perm in theirs["perms"].as_array().unwrap() {
+        let perm: Vec<usize> = serde_json::from_value(perm.clone()).unwrap();
+        assert_eq!(helmet_selection(perm.len(), perm.len()), perm);
     }
     // Some of them were cut, and some not.
     assert!(

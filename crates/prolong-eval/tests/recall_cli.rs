@@ -330,7 +330,6 @@ fn helmet_data_gives_helmets_prompt_text_byte_for_byte() {
     write_lines(
         &data.join("json_kv/test_k50_dep6.jsonl"),
         &[
-            // Three demos in the file: HELMET shows two.
             kv_line(
                 kv_context,
                 "k2",
@@ -384,14 +383,18 @@ fn helmet_data_gives_helmets_prompt_text_byte_for_byte() {
         (read_jsonl(&file).unwrap(), err)
     };
 
-    let (insts, _) = run("head", "json_kv,niah_multikey_2", "2");
-    assert_eq!(insts.len(), 3, "two json_kv items (--samples 2), one mk_2");
+    // HELMET's pick of --samples items: datasets' shuffle with seed 42 (numpy's
+    // default_rng(42).permutation(3) is [2, 1, 0]), then the first ones.
+    let (picked, _) = run("head", "json_kv", "2");
+    let (insts, _) = run("head", "json_kv,niah_multikey_2", "3");
+    assert_eq!(insts.len(), 4, "three json_kv items, one mk_2");
+    assert_eq!(picked[..], insts[..2]);
     let kv_tail =
         "\n\nExtract the value corresponding to the specified key in the JSON object below.\n\n";
     assert_eq!(
         insts[0].input,
         format!(
-            "{kv_context}{kv_tail}Key: k1\nCorresponding value: v1\n\nKey: k3\nCorresponding value: v3\n\nKey: k2\nCorresponding value:"
+            "{kv_context}{kv_tail}Key: k2\nCorresponding value: v2\n\nKey: k1\nCorresponding value:"
         )
     );
     // No demos: the blank line after them is still there (HELMET's shots = 2).
@@ -399,12 +402,19 @@ fn helmet_data_gives_helmets_prompt_text_byte_for_byte() {
         insts[1].input,
         format!("{kv_context}{kv_tail}\n\nKey: k3\nCorresponding value:")
     );
+    // Three demos in the file: HELMET shows two.
     assert_eq!(
-        (insts[0].answers.clone(), insts[0].haystack_units),
+        insts[2].input,
+        format!(
+            "{kv_context}{kv_tail}Key: k1\nCorresponding value: v1\n\nKey: k3\nCorresponding value: v3\n\nKey: k2\nCorresponding value:"
+        )
+    );
+    assert_eq!(
+        (insts[2].answers.clone(), insts[2].haystack_units),
         (vec!["v2".to_owned()], 3)
     );
     assert_eq!(
-        insts[2].input,
+        insts[3].input,
         format!(
             "A special magic number is hidden within the following text. Make sure to memorize it. I will quiz you about the number afterwards.\n{mk_context}\nWhat is the special magic number for c-d mentioned in the provided text?\nThe special magic number for c-d mentioned in the provided text is"
         )

@@ -76,8 +76,9 @@ pub struct Args {
     #[arg(long)]
     key_words: Option<PathBuf>,
     /// HELMET's `data` folder: run its released files (json_kv/test_k{N}_dep6.jsonl,
-    /// ruler/<task>/validation_<L>.jsonl; the first --samples items of each) instead of
-    /// generating instances, with HELMET's prompts and truncation.
+    /// ruler/<task>/validation_<L>.jsonl) instead of generating instances, with
+    /// HELMET's prompts and truncation; of each file the --samples items HELMET picks
+    /// (its seeded shuffle, then the first --samples: HELMET uses 100).
     #[arg(long, conflicts_with_all = ["haystack", "sizing_tokenizer", "key_words"])]
     helmet_data: Option<PathBuf>,
 }
@@ -292,8 +293,8 @@ fn failed_check(inst: &Instance) -> String {
     )
 }
 
-/// The instances of HELMET's files under `dir` for `plan`'s tasks and lengths, the
-/// first `plan.samples` items of each.
+/// The instances of HELMET's files under `dir` for `plan`'s tasks and lengths: of
+/// each file the `plan.samples` items HELMET picks, in its order.
 fn read_helmet_data(
     plan: &Plan,
     dir: &Path,
@@ -309,10 +310,10 @@ fn read_helmet_data(
             let made: Vec<Result<Instance>> = items
                 .par_iter()
                 .enumerate()
-                .map(|(sample, item)| {
+                .map(|(sample, (line, item))| {
                     let units = helmet::units_of(item);
                     helmet::instance(item, mv, length, sample, 0, Vec::new(), units, model)
-                        .with_context(|| format!("{}: item {}", path.display(), sample + 1))
+                        .with_context(|| format!("{}:{line}", path.display()))
                 })
                 .collect();
             for inst in made {
