@@ -403,6 +403,39 @@ fn helmet_special_tokens_are_the_post_processors() {
         (model.prefix.clone(), model.suffix.clone()),
         (vec![BOS], vec![EOS])
     );
+    // Llama-class tokenizers: tokenizer_config.json's add_bos_token (default true) and
+    // add_eos_token (default false) replace the post-processor, as HF rebuilds it;
+    // other classes keep it.
+    let with_config = |config: serde_json::Value| {
+        let mut m = ModelText::new(&tok, &bytes).unwrap();
+        m.apply_tokenizer_config(&config)
+            .map(|()| (m.prefix, m.suffix))
+    };
+    let bos = serde_json::json!({"content": "<|begin_of_text|>"});
+    assert_eq!(
+        with_config(serde_json::json!({"tokenizer_class": "LlamaTokenizerFast", "bos_token": bos}))
+            .unwrap(),
+        (vec![BOS], vec![])
+    );
+    assert_eq!(
+        with_config(serde_json::json!({"tokenizer_class": "LlamaTokenizer",
+            "add_bos_token": false, "add_eos_token": true, "eos_token": "<|end_of_text|>"}))
+        .unwrap(),
+        (vec![], vec![EOS])
+    );
+    assert_eq!(
+        with_config(
+            serde_json::json!({"tokenizer_class": "PreTrainedTokenizerFast",
+            "add_bos_token": false})
+        )
+        .unwrap(),
+        (vec![BOS], vec![EOS])
+    );
+    let err = with_config(serde_json::json!({"tokenizer_class": "LlamaTokenizerFast",
+        "bos_token": "<s>"}))
+    .unwrap_err();
+    assert!(err.to_string().contains("bos_token Some(\"<s>\")"), "{err}");
+
     let ids = model.ids("the key").unwrap();
     assert_eq!(ids.first(), Some(&BOS));
     assert_eq!(ids.last(), Some(&EOS));

@@ -493,6 +493,41 @@ fn helmet_data_gives_helmets_prompt_text_byte_for_byte() {
         assert_eq!(got.score, score(inst.task, &got.prediction, &inst.answers));
     }
 
+    // A tokenizer_config.json beside the tokenizer of a Llama class puts BOS first,
+    // as HF's LlamaTokenizerFast does.
+    let llama_dir = dir.path().join("llama");
+    std::fs::create_dir_all(&llama_dir).unwrap();
+    std::fs::copy(&tok, llama_dir.join("tokenizer.json")).unwrap();
+    std::fs::write(
+        llama_dir.join("tokenizer_config.json"),
+        r#"{"tokenizer_class": "LlamaTokenizerFast", "bos_token": "<|begin_of_text|>"}"#,
+    )
+    .unwrap();
+    let file = dir.path().join("llama.jsonl");
+    let out = recall(&[
+        "--tokenizer",
+        s(&llama_dir.join("tokenizer.json")),
+        "--helmet-data",
+        s(&data),
+        "--lengths",
+        "4K",
+        "--tasks",
+        "niah_multikey_2",
+        "--save-instances",
+        s(&file),
+        "--instances-only",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let with_bos = &read_jsonl(&file).unwrap()[0];
+    assert_eq!(
+        with_bos.prompt_tokens,
+        1 + byte_tok.encode(&with_bos.input).unwrap().len()
+    );
+
     let (insts, _) = run("paper", "niah_multivalue", "5");
     assert!(
         insts[0].input.starts_with("A special magic numbers is hidden within the following text. Make sure to memorize it. I will quiz you about the numbers afterwards.\nOne of")

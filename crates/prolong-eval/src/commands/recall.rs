@@ -58,7 +58,8 @@ pub struct Args {
     /// fill: each instance filled to 0.9 L … L − budget in the evaluated model's
     /// tokenizer, BOS first. helmet: sized as HELMET's released files are (JSON KV's
     /// fixed record counts, RULER tasks to L − 128 in --sizing-tokenizer), cut with
-    /// HELMET's truncation, special tokens as the tokenizer's post-processor adds them.
+    /// HELMET's truncation, special tokens as HF adds them (tokenizer.json's
+    /// post-processor, or a tokenizer_config.json beside it for Llama-class tokenizers).
     #[arg(long, default_value = "fill", value_parser = parse_protocol)]
     protocol: Protocol,
     /// --protocol helmet: the tokenizer.json the RULER tasks are sized in (HELMET's
@@ -159,10 +160,7 @@ pub fn run(args: Args) -> Result<()> {
         _ => None,
     };
     let model_text = match helmet {
-        true => Some(
-            ModelText::new(&tok, &tok_json)
-                .with_context(|| format!("tokenizer {}", args.tokenizer.display()))?,
-        ),
+        true => Some(model_text(&tok, &tok_json, &args.tokenizer)?),
         false => None,
     };
 
@@ -284,6 +282,24 @@ pub fn run(args: Args) -> Result<()> {
     let table = Table::new(&plan.tasks, &plan.lengths, &scored);
     print!("{}", table.to_text());
     write_report(out, dir, &args, table, scored)
+}
+
+/// The model's tokenizer as HF loads it from the folder of `path`: tokenizer.json's
+/// post-processor, or, for the classes whose tokenizer_config.json decides it, that
+/// file's add_bos_token / add_eos_token.
+fn model_text<'t>(tok: &'t Tokenizer, json: &[u8], path: &Path) -> Result<ModelText<'t>> {
+    let mut text =
+        ModelText::new(tok, json).with_context(|| format!("tokenizer {}", path.display()))?;
+    let config_path = path.with_file_name("tokenizer_config.json");
+    if config_path.exists() {
+        let bytes = std::fs::read(&config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?;
+        let config: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not JSON", config_path.display()))?;
+        text.apply_tokenizer_config(&config)
+            .with_context(|| config_path.display().to_string())?;
+    }
+    Ok(text)
 }
 
 fn failed_check(inst: &Instance) -> String {

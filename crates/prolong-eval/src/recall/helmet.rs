@@ -250,6 +250,53 @@ impl<'t> ModelText<'t> {
         })
     }
 
+    /// HF's rule for tokenizer classes whose tokenizer_config.json decides the
+    /// special tokens (Llama's, CodeLlama's and Gemma's rebuild the post-processor
+    /// from `add_bos_token`, default true, and `add_eos_token`, default false); other
+    /// classes keep tokenizer.json's post-processor. `config` is tokenizer_config.json.
+    pub fn apply_tokenizer_config(&mut self, config: &Value) -> Result<(), TokenizeError> {
+        const REBUILT: [&str; 6] = [
+            "LlamaTokenizer",
+            "LlamaTokenizerFast",
+            "CodeLlamaTokenizer",
+            "CodeLlamaTokenizerFast",
+            "GemmaTokenizer",
+            "GemmaTokenizerFast",
+        ];
+        let class = config.get("tokenizer_class").and_then(Value::as_str);
+        if !class.is_some_and(|c| REBUILT.contains(&c)) {
+            return Ok(());
+        }
+        let flag =
+            |key: &str, default: bool| config.get(key).and_then(Value::as_bool).unwrap_or(default);
+        let id_of = |key: &str| -> Result<Vec<u32>, TokenizeError> {
+            let token = match config.get(key) {
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(v) => v.get("content").and_then(Value::as_str),
+                None => None,
+            };
+            let id = token.and_then(|t| self.tok.added_token_id(t)).ok_or_else(|| {
+                TokenizeError::Invalid(format!(
+                    "tokenizer_config.json: {key} {token:?} is not an added token of tokenizer.json"
+                ))
+            })?;
+            Ok(vec![id])
+        };
+        let prefix = if flag("add_bos_token", true) {
+            id_of("bos_token")?
+        } else {
+            Vec::new()
+        };
+        let suffix = if flag("add_eos_token", false) {
+            id_of("eos_token")?
+        } else {
+            Vec::new()
+        };
+        self.prefix = prefix;
+        self.suffix = suffix;
+        Ok(())
+    }
+
     /// The ids HF's `tokenizer(prompt)` gives: special tokens and the text's.
     pub fn ids(&self, prompt: &str) -> Result<Vec<u32>, TokenizeError> {
         let mut ids = self.prefix.clone();
