@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use prolong_data::tokenize::Tokenizer;
 use prolong_eval::recall::checks::check_helmet_instance;
 use prolong_eval::recall::checks::{CheckError, check_answers, check_budget};
-use prolong_eval::recall::fit::FitError;
+use prolong_eval::recall::fit::{FitError, Haystack, fit};
 use prolong_eval::recall::generate::{HelmetSources, generate_helmet_all, helmet_item};
 use prolong_eval::recall::helmet::{HelmetItem, ModelText, MvTemplate, Protocol, helmet_selection};
 use prolong_eval::recall::instance::{read_jsonl, to_jsonl};
@@ -370,6 +370,35 @@ fn helmet_protocol_sizes_prompts_as_helmets_files() {
         matches!(err.source, FitError::NoHelmetSize { length: 2048 }),
         "{err}"
     );
+}
+
+/// Units of ten bytes that claim one token each: a gross underestimate, as a
+/// SentencePiece tokenizer's per-unit counts can be.
+struct Underestimated {
+    renders: std::cell::Cell<usize>,
+}
+
+impl Haystack for Underestimated {
+    fn unit_tokens(&mut self, _: &Tokenizer, _: usize) -> Result<usize, FitError> {
+        Ok(1)
+    }
+    fn render(&self, n: usize) -> String {
+        self.renders.set(self.renders.get() + 1);
+        format!("Q?{}", "0123456789".repeat(n))
+    }
+}
+
+#[test]
+fn fit_bisects_when_the_estimate_is_far_off() {
+    let tok = byte_tokenizer();
+    let mut h = Underestimated {
+        renders: std::cell::Cell::new(0),
+    };
+    let fitted = fit(tok, &mut h, 4096, 100).unwrap();
+    // BOS + "Q?" + 10 per unit ≤ 3996: 399 units.
+    assert_eq!((fitted.units, fitted.prompt_tokens), (399, 3993));
+    // Eight trims, then a bisection: not the ~3,500 renders of trimming one at a time.
+    assert!(h.renders.get() < 40, "{}", h.renders.get());
 }
 
 fn src_with(tok: &'static Tokenizer) -> HelmetSources<'static> {
