@@ -972,3 +972,39 @@ fn dedup_keeps_the_same_files_on_any_number_of_tasks() {
         assert!(run == &runs[0], "{} tasks keep other files", world + 1);
     }
 }
+
+#[test]
+fn head_through_packed_refs_detached_and_unborn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("packed");
+    small_repo(&dir);
+    let git = dir.join(".git");
+    let head = Repository::open(&dir)
+        .unwrap()
+        .head()
+        .unwrap()
+        .target()
+        .unwrap();
+    let branch = std::fs::read_to_string(git.join("HEAD")).unwrap();
+    let branch = branch.trim().strip_prefix("ref: ").unwrap().to_string();
+    // As `git pack-refs --all` leaves it: the branch only in packed-refs.
+    std::fs::remove_file(git.join(&branch)).unwrap();
+    std::fs::write(
+        git.join("packed-refs"),
+        format!("# pack-refs with: peeled fully-peeled sorted\n{head} {branch}\n"),
+    )
+    .unwrap();
+    let read = |dir: &Path| read_repository(dir, &ReposOptions::default(), None);
+    let doc = read(&dir).outcome.unwrap();
+    assert_eq!(doc.text, SMALL_TEXT);
+    assert_eq!(doc.metadata.commit, Some(head.to_string()));
+    // Detached.
+    std::fs::write(git.join("HEAD"), format!("{head}\n")).unwrap();
+    assert_eq!(read(&dir).outcome.unwrap().text, SMALL_TEXT);
+    // A branch with no commit yet.
+    std::fs::write(git.join("HEAD"), "ref: refs/heads/none\n").unwrap();
+    assert_eq!(read(&dir).outcome.unwrap_err().to_string(), "no_commits");
+    // A ref outside refs/.
+    std::fs::write(git.join("HEAD"), "ref: ../../outside\n").unwrap();
+    assert_eq!(read(&dir).outcome.unwrap_err().to_string(), "corrupt_git");
+}

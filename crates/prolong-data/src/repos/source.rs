@@ -559,9 +559,22 @@ fn packed_ref(git_dir: &Path, name: &str) -> Result<Option<Oid>, RepoSkip> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(corrupt(format!("{}: {e}", path.display()))),
     };
-    // Streamed line by line: packed-refs of big repositories run to MBs.
-    for line in std::io::BufReader::new(file).split(b'\n') {
-        let line = line.map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
+    // Streamed line by line (packed-refs of big repositories run to MBs),
+    // each line bounded: a ref line is an id, a space and a name.
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_REF_FILE_BYTES)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if read as u64 == MAX_REF_FILE_BYTES && line.last() != Some(&b'\n') {
+            return Err(corrupt(format!("{}: a line over 64 KB", path.display())));
+        }
         let line = String::from_utf8_lossy(&line);
         if let Some((id, ref_name)) = line.trim_end().split_once(' ')
             && ref_name == name
@@ -572,7 +585,6 @@ fn packed_ref(git_dir: &Path, name: &str) -> Result<Option<Oid>, RepoSkip> {
                 .map_err(|_| corrupt(format!("packed-refs: bad id for {name}")));
         }
     }
-    Ok(None)
 }
 
 /// One tree entry, owned (trees are dropped once listed).
