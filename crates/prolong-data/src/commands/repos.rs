@@ -30,8 +30,8 @@ use prolong_data::repos::{
 ///
 /// --dedup-files keeps each content (git blob id) in the first entry of
 /// INPUT_DIR, in sorted order, holding it past the path filters, whatever
-/// --world-size: each task first surveys the trees of its entries and of
-/// every earlier entry (plain folders are read for it).
+/// --world-size: each task first surveys the trees (and blob sizes) of its
+/// entries and of every earlier entry (plain folders are read for it).
 ///
 /// Task R of N (--rank/--world-size, by default SLURM_ARRAY_TASK_ID /
 /// SLURM_ARRAY_TASK_COUNT, else 0 of 1) takes entries R, R+N, ... in sorted

@@ -22,8 +22,9 @@
 //! is kept by the first entry of the whole input folder that holds it (see
 //! the source module). Before writing, a task surveys its own entries (the
 //! contents they hold) and then every earlier entry of the other tasks
-//! (git trees only, plain folders read), so each task holds the owners of its
-//! own contents only, not the whole input's.
+//! (git trees and blob sizes, not blob contents; plain folders are read), so
+//! each task holds the owners of its own contents only, not the whole
+//! input's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
