@@ -255,24 +255,34 @@ fn whole_run_documents_and_skip_counts() {
 
     let s = &report.stats;
     assert_eq!((s.repos_in, s.repos_out), (8, 4));
+    // f-corrupt's only blob is missing: that file is skipped, and with it
+    // the repository has no file.
     let repos_skipped: BTreeMap<String, u64> = [
-        ("corrupt_git".to_string(), 2),
+        ("corrupt_git".to_string(), 1),
         ("empty_folder".to_string(), 1),
+        ("no_files".to_string(), 1),
         ("not_a_directory".to_string(), 1),
     ]
     .into();
     assert_eq!(s.repos_skipped, repos_skipped);
     assert_eq!(s.files_kept, 2 + 2 + 2 + 4);
-    let corrupt: Vec<&str> = s.problems.iter().map(|p| p.repo.as_str()).collect();
-    assert_eq!(corrupt, ["f-corrupt", "g-garbage"]);
-    assert!(
-        s.problems
-            .iter()
-            .all(|p| p.reason == "corrupt_git" && !p.error.is_empty())
+    let problems: Vec<(&str, Option<&str>, &str)> = s
+        .problems
+        .iter()
+        .map(|p| (p.repo.as_str(), p.path.as_deref(), p.reason.as_str()))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            ("f-corrupt", Some("lost.rs"), "missing_object"),
+            ("g-garbage", None, "corrupt_git")
+        ]
     );
+    assert!(s.problems.iter().all(|p| !p.error.is_empty()));
     let mut files_skipped = mixed_skips(false);
     *files_skipped.get_mut("symlink").unwrap() += 2;
     files_skipped.insert("not_regular".to_string(), 1);
+    files_skipped.insert("missing_object".to_string(), 1);
     assert_eq!(s.files_skipped, files_skipped);
 
     // Stats and marker are written, and the stats parse back.
@@ -307,7 +317,7 @@ fn dedup_keeps_the_first_copy() {
         "==> main.go <==\npackage main\n\nfunc main() {}\n"
     );
     assert_eq!(docs[1].metadata.skipped, mixed_skips(true));
-    assert_eq!(report.stats.repos_skipped["no_files"], 1);
+    assert_eq!(report.stats.repos_skipped["no_files"], 2);
     assert_eq!(report.stats.files_skipped["duplicate"], 1 + 2);
 }
 
@@ -372,20 +382,44 @@ fn done_tasks_are_skipped_and_missing_done_redoes() {
     run(&input.root, &out, &options, 0, 1);
     let first = std::fs::read(part_path(&out, 0, 1)).unwrap();
 
-    // Completed: not redone, even though the input changed.
-    std::fs::remove_dir_all(input.root.join("d-folder")).unwrap();
+    // Completed: not redone.
     let report = run_task(&input.root, &out, &options, 0, 1, &mut |_| {}).unwrap();
     assert!(report.skipped);
     assert_eq!(report.stats.repos_out, 4);
     assert_eq!(std::fs::read(part_path(&out, 0, 1)).unwrap(), first);
 
-    // Other settings with a marker: refused.
+    // Other settings, another input folder, other entries: refused, with
+    // one line naming what changed and how to start afresh.
+    let refused = |input: &Path, options: &ReposOptions| {
+        let err = run_task(input, &out, options, 0, 1, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, ReposError::Changed { .. }), "{err}");
+        let line = err.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("use a fresh output folder"), "{line}");
+        line
+    };
     let other = ReposOptions {
         dedup_files: true,
+        max_files: 7,
         ..ReposOptions::default()
     };
-    let err = run_task(&input.root, &out, &other, 0, 1, &mut |_| {}).unwrap_err();
-    assert!(matches!(err, ReposError::SettingsMismatch { .. }), "{err}");
+    let line = refused(&input.root, &other);
+    assert!(
+        line.contains("max_files 1000000 then, 7 now")
+            && line.contains("dedup_files false then, true now"),
+        "{line}"
+    );
+    let elsewhere = input.root.with_file_name("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let line = refused(&elsewhere, &options);
+    assert!(line.contains("elsewhere"), "{line}");
+    std::fs::remove_dir_all(input.root.join("d-folder")).unwrap();
+    let line = refused(&input.root, &options);
+    assert!(
+        line.contains("entries of the input folder differ (8 then, 7 now)"),
+        "{line}"
+    );
+    assert_eq!(std::fs::read(part_path(&out, 0, 1)).unwrap(), first);
 
     // No marker (a killed run, with a stale temporary file of a process that is
     // gone): redone from scratch.
@@ -441,4 +475,536 @@ fn cli_runs_and_prints_json() {
     assert!(stdout.contains("part-00001-of-00002"), "{stdout}");
     assert!(stdout.lines().count() < 25, "{stdout}");
     assert!(out.join("part-00001-of-00002.done").is_file());
+}
+
+/// A repository outside the input folder: its content must never appear in
+/// the output.
+fn outside_repo(dir: &Path) -> Oid {
+    let repo = Repository::init(dir).unwrap();
+    commit(&repo, &[("s.py", b"SECRET=1\n", BLOB)])
+}
+
+/// Points HEAD of the git folder `git_dir` at `commit` (on refs/heads/master).
+fn set_head(git_dir: &Path, commit: Oid) {
+    std::fs::create_dir_all(git_dir.join("refs/heads")).unwrap();
+    std::fs::write(git_dir.join("refs/heads/master"), format!("{commit}\n")).unwrap();
+    std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/master\n").unwrap();
+}
+
+fn symlink(target: &Path, link: &Path) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+#[test]
+fn redirected_git_dirs_are_skipped_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside/s");
+    let secret = outside_repo(&outside);
+    let out_git = outside.join(".git");
+    let root = tmp.path().join("in");
+    std::fs::create_dir_all(&root).unwrap();
+    let own = |name: &str| {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("own.py"), "x=1\n").unwrap();
+        dir
+    };
+    // A `.git` file (as in worktrees and submodule checkouts) and a `.git` link.
+    let dir = own("a-gitdir-file");
+    std::fs::write(dir.join(".git"), format!("gitdir: {}\n", out_git.display())).unwrap();
+    let dir = own("b-git-link");
+    symlink(&out_git, &dir.join(".git"));
+    // Alternates, in a repository with a working tree and in a bare one.
+    let dir = own("c-alternates");
+    Repository::init(&dir).unwrap();
+    let info = dir.join(".git/objects/info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(
+        info.join("alternates"),
+        format!("{}\n", out_git.join("objects").display()),
+    )
+    .unwrap();
+    set_head(&dir.join(".git"), secret);
+    let dir = root.join("d-bare-alternates.git");
+    Repository::init_bare(&dir).unwrap();
+    std::fs::create_dir_all(dir.join("objects/info")).unwrap();
+    std::fs::write(
+        dir.join("objects/info/alternates"),
+        format!("# comment\n{}\n", out_git.join("objects").display()),
+    )
+    .unwrap();
+    set_head(&dir, secret);
+    // commondir (a linked worktree's admin folder).
+    let dir = own("e-commondir");
+    Repository::init(&dir).unwrap();
+    std::fs::write(
+        dir.join(".git/commondir"),
+        format!("{}\n", out_git.display()),
+    )
+    .unwrap();
+    // The object folder, or its XX/ folders, linked to the outside's.
+    let dir = own("f-objects-link");
+    Repository::init(&dir).unwrap();
+    std::fs::remove_dir_all(dir.join(".git/objects")).unwrap();
+    symlink(&out_git.join("objects"), &dir.join(".git/objects"));
+    set_head(&dir.join(".git"), secret);
+    let dir = own("g-object-dirs-linked");
+    Repository::init(&dir).unwrap();
+    for entry in std::fs::read_dir(out_git.join("objects")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().len() == 2 {
+            symlink(
+                &entry.path(),
+                &dir.join(".git/objects").join(entry.file_name()),
+            );
+        }
+    }
+    set_head(&dir.join(".git"), secret);
+    // refs/heads and HEAD linked.
+    let dir = own("h-refs-link");
+    Repository::init(&dir).unwrap();
+    std::fs::remove_dir_all(dir.join(".git/refs/heads")).unwrap();
+    symlink(&out_git.join("refs/heads"), &dir.join(".git/refs/heads"));
+    let dir = own("i-head-link");
+    Repository::init(&dir).unwrap();
+    std::fs::remove_file(dir.join(".git/HEAD")).unwrap();
+    symlink(&out_git.join("HEAD"), &dir.join(".git/HEAD"));
+    // And one repository of its own, which is read.
+    small_repo(&root.join("z-own"));
+
+    let out = tmp.path().join("out");
+    let report = run_task(&root, &out, &ReposOptions::default(), 0, 1, &mut |_| {}).unwrap();
+    let docs = read_docs(&report.part);
+    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["z-own"]);
+    assert_eq!(docs[0].text, SMALL_TEXT);
+    let skipped: BTreeMap<String, u64> = [("redirected_git_dir".to_string(), 9)].into();
+    assert_eq!(report.stats.repos_skipped, skipped);
+    assert!(
+        report
+            .stats
+            .problems
+            .iter()
+            .all(|p| p.reason == "redirected_git_dir" && !p.error.is_empty())
+    );
+    let mut raw = String::new();
+    zstd::stream::read::Decoder::new(std::fs::File::open(&report.part).unwrap())
+        .unwrap()
+        .read_to_string(&mut raw)
+        .unwrap();
+    assert!(!raw.contains("SECRET"), "{raw}");
+}
+
+#[test]
+fn git_config_and_environment_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside/s");
+    outside_repo(&outside);
+    let out_git = outside.join(".git");
+    let root = tmp.path().join("in");
+    small_repo(&root.join("own"));
+    // Unparsable user and XDG git config, and every variable that would
+    // send git elsewhere.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join("xdg/git")).unwrap();
+    std::fs::write(home.join(".gitconfig"), "[core\n").unwrap();
+    std::fs::write(home.join("xdg/git/config"), "[core\n").unwrap();
+    let run = |out: &Path, hostile: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        cmd.arg("repos")
+            .arg(&root)
+            .arg("--out")
+            .arg(out)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT");
+        if hostile {
+            let objects = out_git.join("objects");
+            cmd.env("HOME", &home)
+                .env("XDG_CONFIG_HOME", home.join("xdg"))
+                .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
+                .env("GIT_CONFIG_SYSTEM", home.join(".gitconfig"))
+                .env("GIT_DIR", &out_git)
+                .env("GIT_COMMON_DIR", &out_git)
+                .env("GIT_OBJECT_DIRECTORY", &objects)
+                .env("GIT_ALTERNATE_OBJECT_DIRECTORIES", &objects)
+                .env("GIT_WORK_TREE", &outside);
+        }
+        common::succeeded(cmd.output().unwrap());
+        read_docs(&part_path(out, 0, 1))
+    };
+    let plain = run(&tmp.path().join("plain"), false);
+    let hostile = run(&tmp.path().join("hostile"), true);
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0].text, SMALL_TEXT);
+    assert_eq!(hostile, plain);
+}
+
+#[test]
+fn folder_links_are_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("ignore-all"), "*.py\n").unwrap();
+    std::fs::write(outside.join("secret.py"), "SECRET = 1\n").unwrap();
+    let dir = tmp.path().join("folder");
+    std::fs::create_dir_all(dir.join("pkg")).unwrap();
+    std::fs::write(dir.join("a.py"), "A = 1\n").unwrap();
+    std::fs::write(dir.join("pkg/b.py"), "B = 2\n").unwrap();
+    // A linked .gitignore is not read; a linked folder is not entered.
+    symlink(&outside.join("ignore-all"), &dir.join(".gitignore"));
+    symlink(&outside.join("ignore-all"), &dir.join("pkg/.gitignore"));
+    symlink(&outside, &dir.join("linked"));
+    let doc = read_repository(&dir, &ReposOptions::default(), None)
+        .outcome
+        .unwrap();
+    assert_eq!(doc.text, "==> a.py <==\nA = 1\n\n==> pkg/b.py <==\nB = 2\n");
+    assert_eq!(doc.metadata.skipped, [("symlink".to_string(), 3)].into());
+}
+
+/// Commits `tree` on HEAD of `repo`.
+fn commit_tree(repo: &Repository, tree: Oid) -> Oid {
+    let tree = repo.find_tree(tree).unwrap();
+    let sig = Signature::new("t", "t@example.com", &Time::new(1_700_000_000, 0)).unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "tree", &tree, &[])
+        .unwrap()
+}
+
+/// A bare repository whose HEAD tree names one subtree `width` times per
+/// level: `width^levels` paths from a few KB of objects.
+fn tree_bomb(dir: &Path, width: usize, levels: usize) {
+    let repo = Repository::init_bare(dir).unwrap();
+    let blob = repo.blob(b"x=1\n").unwrap();
+    let mut builder = repo.treebuilder(None).unwrap();
+    for i in 0..width {
+        builder.insert(format!("f{i}.py"), blob, BLOB).unwrap();
+    }
+    let mut tree = builder.write().unwrap();
+    for _ in 1..levels {
+        let mut builder = repo.treebuilder(None).unwrap();
+        for i in 0..width {
+            builder.insert(format!("d{i}"), tree, 0o040000).unwrap();
+        }
+        tree = builder.write().unwrap();
+    }
+    commit_tree(&repo, tree);
+}
+
+/// A repository holding one file `depth` folders deep.
+fn deep_repo(dir: &Path, depth: usize) {
+    let repo = Repository::init_bare(dir).unwrap();
+    let mut builder = repo.treebuilder(None).unwrap();
+    builder
+        .insert("deep.py", repo.blob(b"D = 1\n").unwrap(), BLOB)
+        .unwrap();
+    let mut tree = builder.write().unwrap();
+    for _ in 0..depth {
+        let mut builder = repo.treebuilder(None).unwrap();
+        builder.insert("d", tree, 0o040000).unwrap();
+        tree = builder.write().unwrap();
+    }
+    commit_tree(&repo, tree);
+}
+
+fn outcome(dir: &Path, options: &ReposOptions) -> Result<u64, String> {
+    read_repository(dir, options, None)
+        .outcome
+        .map(|doc| doc.metadata.files)
+        .map_err(|skip| skip.to_string())
+}
+
+#[test]
+fn limits_skip_repositories_while_the_tree_is_walked() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 10^9 paths from 9 trees and a blob: the walk must stop at the limit
+    // (a walk that listed the paths first would never end).
+    let bomb = tmp.path().join("bomb");
+    tree_bomb(&bomb, 10, 9);
+    let small = ReposOptions {
+        max_files: 1000,
+        ..ReposOptions::default()
+    };
+    assert_eq!(outcome(&bomb, &small), Err("too_many_files".into()));
+    // Within the limit, the same kind of tree is read: 10 + 100 + 1000 entries.
+    let little = tmp.path().join("little");
+    tree_bomb(&little, 10, 3);
+    let limit = |max_files| ReposOptions {
+        max_files,
+        ..ReposOptions::default()
+    };
+    assert_eq!(outcome(&little, &limit(1110)), Ok(1000));
+    assert_eq!(outcome(&little, &limit(1109)), Err("too_many_files".into()));
+
+    let deep = tmp.path().join("deep");
+    deep_repo(&deep, 150);
+    assert_eq!(
+        outcome(&deep, &ReposOptions::default()),
+        Err("too_deep".into())
+    );
+    let depth = |max_depth| ReposOptions {
+        max_depth,
+        ..ReposOptions::default()
+    };
+    assert_eq!(outcome(&deep, &depth(151)), Ok(1));
+    assert_eq!(outcome(&deep, &depth(150)), Err("too_deep".into()));
+
+    // Total bytes: small_repo reads 13 + 14 bytes.
+    let repo = tmp.path().join("small");
+    small_repo(&repo);
+    let bytes = |max_repo_bytes| ReposOptions {
+        max_repo_bytes,
+        ..ReposOptions::default()
+    };
+    assert_eq!(outcome(&repo, &bytes(27)), Ok(2));
+    assert_eq!(outcome(&repo, &bytes(26)), Err("too_large".into()));
+
+    // Plain folders: every entry counts, a folder too.
+    let folder = tmp.path().join("folder");
+    std::fs::create_dir_all(folder.join("sub")).unwrap();
+    for i in 0..10 {
+        std::fs::write(folder.join(format!("sub/f{i}.py")), format!("F = {i}\n")).unwrap();
+    }
+    assert_eq!(outcome(&folder, &limit(11)), Ok(10));
+    assert_eq!(outcome(&folder, &limit(10)), Err("too_many_files".into()));
+    assert_eq!(outcome(&folder, &depth(1)), Err("too_deep".into()));
+    assert_eq!(outcome(&folder, &bytes(59)), Err("too_large".into()));
+}
+
+#[test]
+fn limits_through_cli_and_recipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("in");
+    tree_bomb(&root.join("bomb"), 10, 9);
+    small_repo(&root.join("small"));
+    let out = tmp.path().join("cli");
+    let output = common::succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("repos")
+            .arg(&root)
+            .arg("--out")
+            .arg(&out)
+            .args(["--max-files", "500", "--max-depth", "20", "--json"])
+            .args(["--max-repo-bytes", "1000000"])
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .output()
+            .unwrap(),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stats = &summary["stats"];
+    assert_eq!(stats["repos_out"], 1);
+    assert_eq!(
+        stats["repos_skipped"],
+        serde_json::json!({"too_many_files": 1})
+    );
+    assert_eq!(stats["options"]["max_files"], 500);
+    assert_eq!(stats["options"]["max_depth"], 20);
+    assert_eq!(stats["options"]["max_repo_bytes"], 1_000_000);
+
+    let recipe = tmp.path().join("recipe.toml");
+    std::fs::write(
+        &recipe,
+        "[[step]]\nname = \"repos\"\nstage = \"repos\"\ninput = \"in\"\nout = \"recipe-out\"\n\
+         max_files = 12\nmax_depth = 20\nmax_repo_bytes = 26\n",
+    )
+    .unwrap();
+    common::succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("run")
+            .arg(&recipe)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .output()
+            .unwrap(),
+    );
+    let stats: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(stats_path(&tmp.path().join("recipe-out"), 0, 1)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        stats["repos_skipped"],
+        serde_json::json!({"too_large": 1, "too_many_files": 1})
+    );
+    assert_eq!(stats["options"]["max_files"], 12);
+    assert_eq!(stats["options"]["max_depth"], 20);
+}
+
+#[test]
+fn a_missing_blob_skips_its_file_a_missing_tree_the_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files: [(&str, &[u8], i32); 4] = [
+        ("a.rs", b"fn a() {}\n", BLOB),
+        ("b/c.rs", b"fn c() {}\n", BLOB),
+        ("b/d.rs", b"fn d() {}\n", BLOB),
+        ("e.md", b"# E\n", BLOB),
+    ];
+    let loose = |dir: &Path, id: Oid| {
+        let id = id.to_string();
+        dir.join(".git/objects").join(&id[..2]).join(&id[2..])
+    };
+    // A partial clone: one blob absent.
+    let dir = tmp.path().join("partial");
+    let repo = Repository::init(&dir).unwrap();
+    commit(&repo, &files);
+    std::fs::remove_file(loose(&dir, repo.blob(b"fn c() {}\n").unwrap())).unwrap();
+    let result = read_repository(&dir, &ReposOptions::default(), None);
+    let doc = result.outcome.unwrap();
+    assert_eq!(
+        doc.text,
+        "==> a.rs <==\nfn a() {}\n\n==> b/d.rs <==\nfn d() {}\n\n==> e.md <==\n# E\n"
+    );
+    assert_eq!(
+        doc.metadata.skipped,
+        [("missing_object".to_string(), 1)].into()
+    );
+    assert_eq!(result.problems.len(), 1);
+    assert_eq!(result.problems[0].path.as_deref(), Some("b/c.rs"));
+
+    // A tree absent: the repository is skipped.
+    let dir = tmp.path().join("no-tree");
+    let repo = Repository::init(&dir).unwrap();
+    let head = commit(&repo, &files);
+    let subtree = repo
+        .find_commit(head)
+        .unwrap()
+        .tree()
+        .unwrap()
+        .get_name("b")
+        .unwrap()
+        .id();
+    std::fs::remove_file(loose(&dir, subtree)).unwrap();
+    let result = read_repository(&dir, &ReposOptions::default(), None);
+    assert_eq!(result.outcome.unwrap_err().to_string(), "corrupt_git");
+    assert_eq!(result.problems[0].path, None);
+}
+
+#[test]
+fn paths_come_in_byte_order_with_the_text_of_head() {
+    // '-' < '.' < '/' < '0': a walk in name order would put a/b.rs before a.rs.
+    let names = [
+        "a/b.rs", "a.rs", "a-b.rs", "a0.rs", "ab/c.rs", "Z.rs", "a/b/c.rs",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let git = tmp.path().join("git");
+    let repo = Repository::init(&git).unwrap();
+    let contents: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.to_string(), format!("// {n}\nfn f() {{}}\n")))
+        .collect();
+    let files: Vec<(&str, &[u8], i32)> = contents
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_bytes(), BLOB))
+        .collect();
+    commit(&repo, &files);
+    let folder = tmp.path().join("folder");
+    for (name, content) in &contents {
+        let path = folder.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    let mut sorted: Vec<&str> = names.to_vec();
+    sorted.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    // The text of each file as HEAD holds it (`git show HEAD:path`).
+    let head = repo.head().unwrap().peel_to_tree().unwrap();
+    let shown: Vec<String> = sorted
+        .iter()
+        .map(|p| {
+            let blob = head
+                .get_path(Path::new(p))
+                .unwrap()
+                .to_object(&repo)
+                .unwrap();
+            String::from_utf8(blob.as_blob().unwrap().content().to_vec()).unwrap()
+        })
+        .collect();
+    let expected =
+        prolong_data::repos::render(sorted.iter().zip(&shown).map(|(p, t)| (*p, t.as_str())));
+    for dir in [&git, &folder] {
+        let doc = read_repository(dir, &ReposOptions::default(), None)
+            .outcome
+            .unwrap();
+        assert_eq!(doc.text, expected, "{}", dir.display());
+    }
+}
+
+#[test]
+fn dedup_keeps_the_same_files_on_any_number_of_tasks() {
+    let input = input();
+    // A plain folder holding a copy of a git blob (a-small's src/main.rs).
+    let dup = input.root.join("h-folder-dup");
+    std::fs::create_dir_all(&dup).unwrap();
+    std::fs::write(dup.join("main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(dup.join("other.py"), "Y = 2\n").unwrap();
+    let options = ReposOptions {
+        dedup_files: true,
+        ..ReposOptions::default()
+    };
+    let mut runs = Vec::new();
+    for world in 1..=3 {
+        let out = input.root.with_file_name(format!("w{world}"));
+        let mut docs = Vec::new();
+        let mut duplicates = 0;
+        for rank in 0..world {
+            let report = run_task(&input.root, &out, &options, rank, world, &mut |_| {}).unwrap();
+            docs.extend(read_docs(&report.part));
+            duplicates += report
+                .stats
+                .files_skipped
+                .get("duplicate")
+                .copied()
+                .unwrap_or(0);
+        }
+        // Merged in repository order.
+        docs.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
+        runs.push((docs, duplicates));
+    }
+    let (docs, duplicates) = &runs[0];
+    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["a-small", "b-mixed", "d-folder", "h-folder-dup"]);
+    assert_eq!(docs[0].text, SMALL_TEXT);
+    assert_eq!(
+        docs[1].text,
+        "==> main.go <==\npackage main\n\nfunc main() {}\n"
+    );
+    assert_eq!(docs[3].text, "==> other.py <==\nY = 2\n");
+    // b-mixed's dup.txt, c-bare's two files, h-folder-dup's main.rs.
+    assert_eq!(*duplicates, 4);
+    for (world, run) in runs.iter().enumerate().skip(1) {
+        assert!(run == &runs[0], "{} tasks keep other files", world + 1);
+    }
+}
+
+#[test]
+fn head_through_packed_refs_detached_and_unborn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("packed");
+    small_repo(&dir);
+    let git = dir.join(".git");
+    let head = Repository::open(&dir)
+        .unwrap()
+        .head()
+        .unwrap()
+        .target()
+        .unwrap();
+    let branch = std::fs::read_to_string(git.join("HEAD")).unwrap();
+    let branch = branch.trim().strip_prefix("ref: ").unwrap().to_string();
+    // As `git pack-refs --all` leaves it: the branch only in packed-refs.
+    std::fs::remove_file(git.join(&branch)).unwrap();
+    std::fs::write(
+        git.join("packed-refs"),
+        format!("# pack-refs with: peeled fully-peeled sorted\n{head} {branch}\n"),
+    )
+    .unwrap();
+    let read = |dir: &Path| read_repository(dir, &ReposOptions::default(), None);
+    let doc = read(&dir).outcome.unwrap();
+    assert_eq!(doc.text, SMALL_TEXT);
+    assert_eq!(doc.metadata.commit, Some(head.to_string()));
+    // Detached.
+    std::fs::write(git.join("HEAD"), format!("{head}\n")).unwrap();
+    assert_eq!(read(&dir).outcome.unwrap().text, SMALL_TEXT);
+    // A branch with no commit yet.
+    std::fs::write(git.join("HEAD"), "ref: refs/heads/none\n").unwrap();
+    assert_eq!(read(&dir).outcome.unwrap_err().to_string(), "no_commits");
+    // A ref outside refs/.
+    std::fs::write(git.join("HEAD"), "ref: ../../outside\n").unwrap();
+    assert_eq!(read(&dir).outcome.unwrap_err().to_string(), "corrupt_git");
 }

@@ -3,7 +3,10 @@ use std::path::PathBuf;
 
 use super::task_args::TaskArgs;
 use anyhow::Context;
-use prolong_data::repos::{DEFAULT_MAX_FILE_BYTES, DEFAULT_SOURCE, ReposOptions, TaskReport};
+use prolong_data::repos::{
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_REPO_BYTES,
+    DEFAULT_SOURCE, ReposOptions, TaskReport,
+};
 
 /// Turn a folder of code repositories into documents, one per repository.
 ///
@@ -15,10 +18,26 @@ use prolong_data::repos::{DEFAULT_MAX_FILE_BYTES, DEFAULT_SOURCE, ReposOptions, 
 /// generated files, and those failing the BigCode line filters, are skipped
 /// and counted by reason; symbolic links and submodules are never followed.
 ///
+/// Every byte comes from inside the repository's own entry: no git config
+/// (the repository's, /etc/gitconfig, ~/.gitconfig) and no GIT_* variable
+/// is read; a repository pointing elsewhere (a .git file or link, commondir,
+/// objects/info/alternates, a linked objects or refs folder) is skipped as
+/// redirected_git_dir. A missing blob (a partial clone) skips that file
+/// (missing_object); a repository over --max-files entries, --max-depth
+/// path components or --max-repo-bytes bytes read is skipped whole
+/// (too_many_files, too_deep, too_large), found while the tree is streamed,
+/// so a "tree bomb" never fills memory.
+///
+/// --dedup-files keeps each content (git blob id) in the first entry of
+/// INPUT_DIR, in sorted order, holding it past the path filters, whatever
+/// --world-size: each task first surveys the trees (and blob sizes) of its
+/// entries and of every earlier entry (plain folders are read for it).
+///
 /// Task R of N (--rank/--world-size, by default SLURM_ARRAY_TASK_ID /
 /// SLURM_ARRAY_TASK_COUNT, else 0 of 1) takes entries R, R+N, ... in sorted
 /// order and writes OUT_DIR/part-RRRRR-of-NNNNN.jsonl.zst, then its
-/// .stats.json, then its .done marker; a completed task is skipped on re-run.
+/// .stats.json, then its .done marker; a completed task is skipped on re-run,
+/// and a re-run with other settings, input folder or entries is refused.
 ///
 /// Example: prolong-data repos data/repos --out data/docs/code --dedup-files
 #[derive(clap::Args)]
@@ -33,8 +52,20 @@ pub struct Args {
     /// Skip files larger than this many bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_FILE_BYTES)]
     max_file_bytes: u64,
-    /// Keep one copy of files byte-identical across repositories (the first
-    /// repository in sorted order keeps it; within one task).
+    /// Skip a repository with more entries (files, links, submodules and
+    /// folders) than this.
+    #[arg(long, default_value_t = DEFAULT_MAX_FILES)]
+    max_files: u64,
+    /// Skip a repository whose files read (past the path and size filters)
+    /// hold more bytes than this.
+    #[arg(long, default_value_t = DEFAULT_MAX_REPO_BYTES)]
+    max_repo_bytes: u64,
+    /// Skip a repository with a path of more components than this.
+    #[arg(long, default_value_t = DEFAULT_MAX_DEPTH)]
+    max_depth: u64,
+    /// Keep one copy of files byte-identical across repositories: the first
+    /// entry of INPUT_DIR in sorted order holding it keeps it, whatever
+    /// --world-size.
     #[arg(long)]
     dedup_files: bool,
     /// The documents' `source` field.
@@ -50,6 +81,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let options = ReposOptions {
         max_file_bytes: args.max_file_bytes,
+        max_files: args.max_files,
+        max_repo_bytes: args.max_repo_bytes,
+        max_depth: args.max_depth,
         dedup_files: args.dedup_files,
         source: args.source.clone(),
     };

@@ -76,7 +76,15 @@ impl Stage {
     /// The keys a step of this stage takes (besides `name`, `stage`, `out`).
     pub fn keys(self) -> &'static [&'static str] {
         match self {
-            Stage::Repos => &["input", "max_file_bytes", "dedup_files", "source"],
+            Stage::Repos => &[
+                "input",
+                "max_file_bytes",
+                "max_files",
+                "max_repo_bytes",
+                "max_depth",
+                "dedup_files",
+                "source",
+            ],
             Stage::Tokenize => &[
                 "inputs",
                 "source",
@@ -178,6 +186,9 @@ pub struct Step {
     // repos
     pub input: Option<String>,
     pub max_file_bytes: Option<u64>,
+    pub max_files: Option<u64>,
+    pub max_repo_bytes: Option<u64>,
+    pub max_depth: Option<u64>,
     pub dedup_files: Option<bool>,
     pub source: Option<SourceKey>,
     // tokenize, filter, pack
@@ -250,6 +261,9 @@ impl Step {
         };
         add(self.input.is_some(), "input");
         add(self.max_file_bytes.is_some(), "max_file_bytes");
+        add(self.max_files.is_some(), "max_files");
+        add(self.max_repo_bytes.is_some(), "max_repo_bytes");
+        add(self.max_depth.is_some(), "max_depth");
         add(self.dedup_files.is_some(), "dedup_files");
         add(self.source.is_some(), "source");
         add(self.inputs.is_some(), "inputs");

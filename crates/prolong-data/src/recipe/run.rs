@@ -289,6 +289,11 @@ fn run_step(
                 max_file_bytes: step
                     .max_file_bytes
                     .unwrap_or(crate::repos::DEFAULT_MAX_FILE_BYTES),
+                max_files: step.max_files.unwrap_or(crate::repos::DEFAULT_MAX_FILES),
+                max_repo_bytes: step
+                    .max_repo_bytes
+                    .unwrap_or(crate::repos::DEFAULT_MAX_REPO_BYTES),
+                max_depth: step.max_depth.unwrap_or(crate::repos::DEFAULT_MAX_DEPTH),
                 dedup_files: step.dedup_files.unwrap_or(false),
                 source: match &step.source {
                     Some(SourceKey::Name(s)) => s.clone(),

@@ -18,9 +18,14 @@ pub enum ReposError {
     #[error("bad settings: {0}")]
     Settings(String),
     #[error(
-        "{path} was made with other settings ({found}); use another output folder or remove it"
+        "{out}: task {task} was completed with other settings or inputs ({what}); \
+         use a fresh output folder or remove that one"
     )]
-    SettingsMismatch { path: PathBuf, found: String },
+    Changed {
+        out: PathBuf,
+        task: String,
+        what: String,
+    },
     #[error(transparent)]
     Mds(#[from] prolong_mds::MdsError),
 }

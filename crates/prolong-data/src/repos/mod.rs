@@ -29,7 +29,8 @@ pub use document::{Document, RepoMetadata, TextBuilder, is_header_like, render};
 pub use error::ReposError;
 pub use filters::Skip;
 pub use source::{
-    DEFAULT_MAX_FILE_BYTES, DEFAULT_SOURCE, Problem, RepoResult, ReposOptions, read_repository,
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_REPO_BYTES,
+    DEFAULT_SOURCE, Dedup, Problem, RepoResult, ReposOptions, read_repository, survey,
 };
 pub use task::{
     Progress, TaskReport, TaskStats, ZSTD_LEVEL, list_inputs, marker_path, part_name, part_path,

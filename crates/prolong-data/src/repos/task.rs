@@ -14,19 +14,27 @@
 //! marker and is redone from scratch by the next run, which gives
 //! byte-identical output (zstd level [`ZSTD_LEVEL`], one thread, with a
 //! content checksum). A task whose marker exists is skipped, after checking
-//! that it was made with the same settings.
+//! that it was made with the same settings, input folder and entries (their
+//! names; a repository's new commits are not looked for): a rerun that
+//! differs is refused, naming what changed.
 //!
-//! `--dedup-files` compares files across the repositories of one task only:
-//! with `--world-size 1` it is global.
+//! `--dedup-files` is global and the same whatever `--world-size`: a content
+//! is kept by the first entry of the whole input folder that holds it (see
+//! the source module). Before writing, a task surveys its own entries (the
+//! contents they hold) and then every earlier entry of the other tasks
+//! (git trees and blob sizes, not blob contents; plain folders are read), so
+//! each task holds the owners of its own contents only, not the whole
+//! input's.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use git2::Oid;
 use serde::{Deserialize, Serialize};
 
 use super::error::ReposError;
-use super::source::{Problem, ReposOptions, read_repository};
+use super::source::{Dedup, Problem, ReposOptions, read_repository, survey};
 
 /// The zstd level of the output (fixed: part of the byte-identical promise).
 pub const ZSTD_LEVEL: i32 = 6;
@@ -57,6 +65,13 @@ pub struct TaskStats {
     pub rank: usize,
     pub world_size: usize,
     pub options: ReposOptions,
+    /// The input folder, as given.
+    pub input: PathBuf,
+    /// Entries of the input folder, all tasks'.
+    pub entries: u64,
+    /// xxh3-128 (hex) of the entries' names, in sorted order, each followed
+    /// by a NUL byte: a rerun on other entries is refused.
+    pub entries_hash: String,
     /// Entries of the input folder this task took.
     pub repos_in: u64,
     /// Documents written.
@@ -121,6 +136,62 @@ fn remove_if_exists(path: &Path) -> Result<(), ReposError> {
     }
 }
 
+/// xxh3-128 (hex) of the entries' names, each followed by a NUL byte.
+fn names_hash(entries: &[PathBuf]) -> String {
+    let mut bytes = Vec::new();
+    for entry in entries {
+        bytes.extend_from_slice(entry.file_name().unwrap_or_default().as_encoded_bytes());
+        bytes.push(0);
+    }
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+}
+
+/// The settings that differ, as `key A then, B now`; none when equal.
+fn settings_changed(then: &ReposOptions, now: &ReposOptions) -> Option<String> {
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (
+        serde_json::to_value(then).ok()?,
+        serde_json::to_value(now).ok()?,
+    ) else {
+        return None;
+    };
+    let changes: Vec<String> = b
+        .iter()
+        .filter(|(key, value)| a.get(*key) != Some(*value))
+        .map(|(key, value)| {
+            let old = a.get(key).map_or("unset".to_string(), |v| v.to_string());
+            format!("{key} {old} then, {value} now")
+        })
+        .collect();
+    (!changes.is_empty()).then(|| changes.join(", "))
+}
+
+/// The owner (first entry in sorted order) of each content of the entries
+/// `mine` (indices into `entries`, increasing) among all entries up to the
+/// last of them: the contents of `mine` are surveyed first, then those of
+/// every earlier entry of the other tasks can only lower an owner.
+fn dedup_owners(
+    entries: &[PathBuf],
+    mine: &[usize],
+    options: &ReposOptions,
+) -> HashMap<Oid, usize> {
+    let mut owners: HashMap<Oid, usize> = HashMap::new();
+    for &index in mine {
+        for key in survey(&entries[index], options) {
+            owners.entry(key).or_insert(index);
+        }
+    }
+    let last = mine.last().copied().unwrap_or(0);
+    let others = (0..last).filter(|i| mine.binary_search(i).is_err());
+    for index in others {
+        for key in survey(&entries[index], options) {
+            if let Some(owner) = owners.get_mut(&key) {
+                *owner = (*owner).min(index);
+            }
+        }
+    }
+    owners
+}
+
 fn read_stats(path: &Path) -> Result<TaskStats, ReposError> {
     let bytes = std::fs::read(path).map_err(|e| ReposError::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|source| ReposError::Json {
@@ -144,13 +215,32 @@ pub fn run_task(
     let stats_file = stats_path(out, rank, world_size);
     let marker = marker_path(out, rank, world_size);
 
+    let entries = list_inputs(input)?;
+    let entries_hash = names_hash(&entries);
     if marker.is_file() {
-        let stats = read_stats(&stats_file)?;
-        if stats.options != *options || stats.rank != rank || stats.world_size != world_size {
-            return Err(ReposError::SettingsMismatch {
-                path: stats_file,
-                found: serde_json::to_string(&stats.options).unwrap_or_default(),
-            });
+        let changed = |what: String| ReposError::Changed {
+            out: out.to_path_buf(),
+            task: part_name(rank, world_size),
+            what,
+        };
+        let stats = read_stats(&stats_file)
+            .map_err(|e| changed(format!("its stats file is unreadable: {e}")))?;
+        if let Some(what) = settings_changed(&stats.options, options) {
+            return Err(changed(what));
+        }
+        if stats.input != input {
+            return Err(changed(format!(
+                "it read {}, this run {}",
+                stats.input.display(),
+                input.display()
+            )));
+        }
+        if (stats.entries, &stats.entries_hash) != (entries.len() as u64, &entries_hash) {
+            return Err(changed(format!(
+                "the entries of the input folder differ ({} then, {} now)",
+                stats.entries,
+                entries.len()
+            )));
         }
         return Ok(TaskReport {
             stats,
@@ -159,8 +249,7 @@ pub fn run_task(
         });
     }
 
-    let entries = list_inputs(input)?;
-    let mine: Vec<&PathBuf> = entries.iter().skip(rank).step_by(world_size).collect();
+    let mine: Vec<usize> = (rank..entries.len()).step_by(world_size).collect();
 
     // Start from scratch: nothing of an earlier attempt survives.
     std::fs::create_dir_all(out).map_err(|e| ReposError::io(out, e))?;
@@ -173,11 +262,20 @@ pub fn run_task(
         .collect();
     prolong_mds::remove_stale_temps(out, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
 
+    let owners = if options.dedup_files {
+        dedup_owners(&entries, &mine, options)
+    } else {
+        HashMap::new()
+    };
+
     let mut stats = TaskStats {
         task: part_name(rank, world_size),
         rank,
         world_size,
         options: options.clone(),
+        input: input.to_path_buf(),
+        entries: entries.len() as u64,
+        entries_hash,
         repos_in: mine.len() as u64,
         repos_out: 0,
         repos_skipped: BTreeMap::new(),
@@ -194,12 +292,15 @@ pub fn run_task(
     };
     progress(p);
 
-    let mut seen: HashSet<u128> = HashSet::new();
     prolong_mds::write_atomic_with(&part, true, |writer| {
         let mut encoder = zstd::stream::write::Encoder::new(writer, ZSTD_LEVEL)?;
         encoder.include_checksum(true)?;
-        for path in &mine {
-            let result = read_repository(path, options, Some(&seen));
+        for &index in &mine {
+            let dedup = Dedup {
+                owners: &owners,
+                index,
+            };
+            let result = read_repository(&entries[index], options, Some(dedup));
             for (reason, n) in &result.skipped {
                 *stats.files_skipped.entry(reason.clone()).or_default() += n;
             }
@@ -218,7 +319,6 @@ pub fn run_task(
                     stats.files_kept += doc.metadata.files;
                     stats.bytes_kept += doc.metadata.bytes;
                     stats.text_bytes += doc.text.len() as u64;
-                    seen.extend(result.kept_hashes);
                 }
                 Err(reason) => {
                     *stats
