@@ -57,13 +57,17 @@ demo: fixtures corpus train
 # tests skip, saying so, if a registry is unreachable) and the Python peers.
 # scripts/cuda-check.sh compiles our CUDA kernels with NVIDIA's nvcc wheels (or says
 # it skipped); CUDA_CHECK=full builds the whole `cuda` feature (~45 min cold).
+# scripts/install-mpi.sh installs Open MPI for the `mpi` feature (CPU ranks): the
+# distributed tests run on MPI ranks when it is there, and are left out when not.
 test:
 	bash scripts/fetch-fixtures.sh || echo "fixtures unavailable: end-to-end tests will skip"
 	bash scripts/install-python-peers.sh
+	bash scripts/install-mpi.sh
 	bash scripts/cuda-check.sh
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace
+	features="$$(bash scripts/install-mpi.sh --features)"; \
+	$(CARGO) clippy --workspace --all-targets $$features -- -D warnings && \
+	$(CARGO) test --workspace $$features
 
 bench: fixtures
 	bash scripts/bench.sh

@@ -8,6 +8,7 @@
 //!   recomputation;
 //! * [`checkpoint`] — HF-layout safetensors load/save (single file or sharded);
 //! * [`optim`] — AdamW (fp32 master weights and moments), clipping, LR schedule;
+//! * [`plan`] — per-rank memory, FLOPs and traffic of a multi-device run;
 //! * [`stage`] — stage recipes (TOML); [`train`] — the training loop, trainer
 //!   checkpoints and exact resume; [`metrics`] — per-step records, loss SVG, FLOPs.
 
@@ -21,6 +22,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod packed;
+pub mod plan;
 pub mod stage;
 pub mod train;
 

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
         prolong-train train --config pipelines/tiny-stage1.toml\n  \
         prolong-train train --config pipelines/tiny-stage1.toml --resume\n  \
         prolong-train train --config pipelines/stage1-64k.toml --out runs/stage1-64k\n  \
+        prolong-train launch --nproc-per-node 2 -- ranks\n  \
         prolong-train forward --model fixtures/hf-llama/model \\\n      \
         --batch fixtures/hf-llama/reference.safetensors --out logits.safetensors"
 )]
@@ -36,6 +37,23 @@ enum Command {
         prolong-train forward --model fixtures/hf-llama/model \\\n      \
         --batch fixtures/hf-llama/reference.safetensors --out logits.safetensors")]
     Forward(commands::forward::ForwardArgs),
+    /// Start N local ranks of a prolong-train command (what `torchrun --nproc-per-node N` does).
+    #[command(after_help = "Examples:\n  \
+        prolong-train launch --nproc-per-node 4 -- ranks                 # CPU ranks via mpirun\n  \
+        prolong-train launch --nproc-per-node 8 --backend env -- ranks   # torchrun's environment\n\n\
+        Multi-rank training itself is not built yet: `train` refuses a world of more than one\n\
+        rank rather than train the same data N times.")]
+    Launch(commands::launch::LaunchArgs),
+    /// Per-rank memory, step FLOPs and bytes moved of a recipe on N GPUs; says whether it
+    /// fits and which knob makes it fit.
+    #[command(after_help = "Examples:\n  \
+        prolong-train plan --config pipelines/stage1-64k.toml --gpus 8 --gpu-memory 80GB\n  \
+        prolong-train plan --config pipelines/stage2-512k.toml --gpus 8 --sp 8\n  \
+        prolong-train plan --config pipelines/stage1-64k.toml --model-config models/8b/config.json --json")]
+    Plan(commands::plan::PlanArgs),
+    /// Print this process's rank, world size and local rank as read from the launcher's
+    /// environment (torchrun, mpirun, srun).
+    Ranks,
 }
 
 fn main() {
@@ -45,6 +63,9 @@ fn main() {
             commands::train::prepare(&args).and_then(|cfg| commands::train::main(args, cfg))
         }
         Command::Forward(args) => commands::forward::main(args),
+        Command::Launch(args) => commands::launch::main(args),
+        Command::Ranks => commands::launch::ranks(),
+        Command::Plan(args) => commands::plan::main(args),
     };
     if let Err(e) = result {
         eprintln!("error: {}", one_line(&e));

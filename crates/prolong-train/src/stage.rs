@@ -269,7 +269,7 @@ impl CheckpointSection {
 
 /// `"5GB"` → 5·10⁹, `"512MiB"` → 512·2²⁰, `"1000"` → 1000; `None` for anything else
 /// (or 0).
-fn parse_size(text: &str) -> Option<u64> {
+pub fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

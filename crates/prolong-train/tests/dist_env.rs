@@ -47,6 +47,37 @@ fn ranks_from_torchrun_then_slurm_then_single() {
     assert_eq!(RankInfo::from_vars(vars(&one_node)).unwrap(), info(2, 4, 2));
 }
 
+/// Open MPI's and MPICH's names; an `mpirun` inside an `srun` step is the MPI world,
+/// and torchrun's names still win over both.
+#[test]
+fn ranks_from_mpi_launchers() {
+    let ompi = [
+        ("OMPI_COMM_WORLD_RANK", "3"),
+        ("OMPI_COMM_WORLD_SIZE", "4"),
+        ("OMPI_COMM_WORLD_LOCAL_RANK", "1"),
+    ];
+    let pmi = [
+        ("PMI_RANK", "6"),
+        ("PMI_SIZE", "8"),
+        ("MPI_LOCALRANKID", "2"),
+    ];
+    let slurm = [("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")];
+    assert_eq!(RankInfo::from_vars(vars(&ompi)).unwrap(), info(3, 4, 1));
+    assert_eq!(RankInfo::from_vars(vars(&pmi)).unwrap(), info(6, 8, 2));
+    let in_srun: Vec<_> = ompi.iter().chain(&slurm).copied().collect();
+    assert_eq!(RankInfo::from_vars(vars(&in_srun)).unwrap(), info(3, 4, 1));
+    let srun_pmi: Vec<_> = pmi.iter().chain(&slurm).copied().collect();
+    assert_eq!(RankInfo::from_vars(vars(&srun_pmi)).unwrap(), info(6, 8, 2));
+    let torchrun = [("RANK", "1"), ("WORLD_SIZE", "2")];
+    let all: Vec<_> = torchrun.iter().chain(&ompi).chain(&pmi).copied().collect();
+    assert_eq!(RankInfo::from_vars(vars(&all)).unwrap(), info(1, 2, 1));
+    let bad = [("OMPI_COMM_WORLD_RANK", "4"), ("OMPI_COMM_WORLD_SIZE", "4")];
+    match RankInfo::from_vars(vars(&bad)) {
+        Err(DistError::Env { var, .. }) => assert_eq!(var, "OMPI_COMM_WORLD_RANK"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn bad_rank_variables_are_named_errors() {
     for (pairs, var) in [

@@ -1,4 +1,6 @@
 //! The subcommands of the `prolong-train` binary.
 
 pub mod forward;
+pub mod launch;
+pub mod plan;
 pub mod train;

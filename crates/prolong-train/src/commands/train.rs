@@ -26,6 +26,16 @@ pub struct TrainArgs {
 
 /// Reads the recipe and fixes the matmul thread count before any tensor op runs.
 pub fn prepare(args: &TrainArgs) -> Result<StageConfig> {
+    // Every rank of a multi-rank launch would train the same sequences and write the
+    // same checkpoints: refuse until the data-parallel loop exists.
+    let ranks = prolong_train::dist::rank::RankInfo::from_env()?;
+    if ranks.world_size > 1 {
+        anyhow::bail!(
+            "rank {} of {}: training on more than one rank is not built yet; run one process",
+            ranks.rank,
+            ranks.world_size
+        );
+    }
     let cfg = StageConfig::load(&args.config)?;
     if let Some(n) = cfg.train.threads {
         // SAFETY: called from main before any other thread exists.

@@ -1,8 +1,11 @@
 //! Multi-GPU training, host side: everything about how work is split across ranks that
 //! can be computed (and tested) without a GPU.
 //!
-//! * [`rank`] — who am I: rank, world size and local rank from torchrun's or Slurm's
-//!   environment;
+//! * [`rank`] — who am I: rank, world size and local rank from torchrun's, MPI's or
+//!   Slurm's environment;
+//! * [`group`] — the process group: all-reduce, reduce-scatter, all-gather,
+//!   all-to-all, broadcast and barrier, on one rank ([`group::Solo`]) or over MPI
+//!   (feature `mpi`);
 //! * [`unique_id`] — the NCCL unique id handed from rank 0 to the others through a file
 //!   on a shared path;
 //! * [`varlen`] — `cu_seqlens` / `max_seqlen` of a packed sequence for the varlen
@@ -16,6 +19,7 @@
 //! The NCCL calls that move the bytes live behind the `cuda` feature in
 //! `ops::cuda::nccl`; they take their counts and offsets from here.
 
+pub mod group;
 pub mod rank;
 pub mod ulysses;
 pub mod unique_id;
@@ -50,6 +54,10 @@ pub enum DistError {
     /// Rank 0 could not publish the unique id.
     #[error("publishing the unique id: {0}")]
     Publish(#[from] prolong_mds::MdsError),
+
+    /// An MPI call failed or cannot be made (feature `mpi`).
+    #[error("MPI {op}: {msg}")]
+    Mpi { op: &'static str, msg: String },
 
     /// An NCCL call failed (feature `cuda`).
     #[error("NCCL {op}: {msg}")]

@@ -1,9 +1,13 @@
 //! Rank discovery from the launcher's environment.
 //!
 //! torchrun (and most launchers built on it) set `RANK`, `WORLD_SIZE`, `LOCAL_RANK`;
-//! `srun` sets `SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`. The torchrun names win
-//! when both are present (a torchrun inside an `srun` step is the torchrun world). With
-//! neither, the process is the single rank of a world of one.
+//! Open MPI's `mpirun` sets `OMPI_COMM_WORLD_RANK`, `OMPI_COMM_WORLD_SIZE`,
+//! `OMPI_COMM_WORLD_LOCAL_RANK`; MPICH's and Intel MPI's set `PMI_RANK`, `PMI_SIZE`
+//! (and `MPI_LOCALRANKID`); `srun` sets `SLURM_PROCID`, `SLURM_NTASKS`,
+//! `SLURM_LOCALID`. The first set present wins, in that order: a torchrun or an
+//! `mpirun` inside an `srun` step is its own world, and an `srun` that starts MPI ranks
+//! directly sets the PMI names to the same values as its own. With none, the process
+//! is the single rank of a world of one.
 
 use super::{DistError, DistResult};
 
@@ -32,8 +36,14 @@ impl RankInfo {
 
     /// From any variable lookup (the process environment in [`RankInfo::from_env`]).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> DistResult<Self> {
-        const SETS: [[&str; 3]; 2] = [
+        const SETS: [[&str; 3]; 4] = [
             ["RANK", "WORLD_SIZE", "LOCAL_RANK"],
+            [
+                "OMPI_COMM_WORLD_RANK",
+                "OMPI_COMM_WORLD_SIZE",
+                "OMPI_COMM_WORLD_LOCAL_RANK",
+            ],
+            ["PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"],
             ["SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"],
         ];
         for [rank, world, local] in SETS {

@@ -1,0 +1,372 @@
+//! Ranks as users start them: `prolong-train launch` (torchrun's environment, or
+//! mpirun), and the process group's collectives over real MPI ranks (feature
+//! `mpi`; `make test` turns it on). MPI runs need Open MPI's `mpirun`: where it
+//! is missing, those tests say they skipped.
+//!
+//! The MPI tests run this very test executable under `mpirun`, selecting the
+//! ignored test `mpi_rank_body`: every rank computes what each collective must
+//! give from the other ranks' (deterministic) inputs and checks it exactly.
+
+use std::process::{Command, Output, Stdio};
+#[cfg(feature = "mpi")]
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_prolong-train");
+
+fn launch(args: &[&str]) -> Output {
+    // Each mpirun gets its own session folder: two started at once by parallel tests
+    // can otherwise fail in orte_init.
+    let session = tempfile::tempdir().unwrap();
+    Command::new(EXE)
+        .arg("launch")
+        .args(args)
+        .env_remove("RANK")
+        .env_remove("WORLD_SIZE")
+        .env("TMPDIR", session.path())
+        .output()
+        .unwrap()
+}
+
+fn sorted_lines(out: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn launch_env_gives_each_rank_torchruns_variables() {
+    let out = launch(&["--nproc-per-node", "3", "--backend", "env", "--", "ranks"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        sorted_lines(&out),
+        [
+            "rank 0 of 3 (local rank 0)",
+            "rank 1 of 3 (local rank 1)",
+            "rank 2 of 3 (local rank 2)"
+        ]
+    );
+}
+
+/// One rank failing stops the launch with that rank's status.
+#[test]
+fn launch_env_reports_a_failed_rank() {
+    let out = launch(&[
+        "--nproc-per-node",
+        "2",
+        "--backend",
+        "env",
+        "--",
+        "forward",
+        "--model",
+        "/nonexistent/model",
+        "--batch",
+        "/nonexistent/batch.safetensors",
+        "--out",
+        "/nonexistent/out.safetensors",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a rank of 2 failed with exit status 1"),
+        "{err}"
+    );
+}
+
+/// Until the data-parallel loop exists, N ranks must not train the same data N times.
+#[test]
+fn train_refuses_more_than_one_rank() {
+    let out = launch(&[
+        "--nproc-per-node",
+        "2",
+        "--backend",
+        "env",
+        "--",
+        "train",
+        "--config",
+        "pipelines/tiny-stage1.toml",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("of 2: training on more than one rank is not built yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn launch_refuses_to_nest() {
+    let out = launch(&["--", "launch", "--", "ranks"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot launch ranks"));
+}
+
+/// `mpirun` when Open MPI is installed, else None (and the caller skips, saying so).
+fn mpirun_available(test: &str) -> bool {
+    let ok = Command::new("mpirun")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("{test}: skipped: no mpirun (install openmpi-bin, as `make test` does)");
+    }
+    ok
+}
+
+#[test]
+fn launch_mpi_starts_mpi_ranks() {
+    if !mpirun_available("launch_mpi_starts_mpi_ranks") {
+        return;
+    }
+    let out = launch(&["--nproc-per-node", "2", "--", "ranks"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        sorted_lines(&out),
+        ["rank 0 of 2 (local rank 0)", "rank 1 of 2 (local rank 1)"]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The collectives over MPI ranks.
+// ---------------------------------------------------------------------------
+
+/// What rank `rank` contributes: multiples of 1/4 below 32, so that every sum
+/// over a few ranks is exact in f32 whatever order MPI adds in.
+#[cfg(feature = "mpi")]
+fn values(rank: usize, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((rank * 31 + i * 7) % 127) as f32 * 0.25)
+        .collect()
+}
+
+/// Bytes rank `from` sends to rank `to` in the all-to-all: `from + 2 to + 1` of them
+/// (uneven on purpose; rank 0 to rank 0 is one byte).
+#[cfg(feature = "mpi")]
+fn block(from: usize, to: usize) -> Vec<u8> {
+    vec![(from * 16 + to) as u8; from + 2 * to + 1]
+}
+
+/// One rank's part: run under `mpirun` by the tests below.
+#[cfg(feature = "mpi")]
+#[test]
+#[ignore = "one MPI rank's body: the tests below run it under mpirun"]
+fn mpi_rank_body() {
+    use prolong_train::dist::group::{MpiGroup, ProcessGroup, as_bytes, as_bytes_mut};
+
+    let g = MpiGroup::init().unwrap();
+    let (r, n) = (g.rank(), g.size());
+    println!("rank {r} pid {}", std::process::id());
+    g.barrier().unwrap();
+    if std::env::var("PROLONG_TEST_KILL_RANK").is_ok_and(|k| k == r.to_string()) {
+        // Dies between two collectives; the others are already in the next one.
+        let _ = Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        std::thread::sleep(Duration::from_secs(60));
+    }
+
+    // all-reduce, long enough to take MPI's large-message path.
+    let len = 100_003;
+    let mut v = values(r, len);
+    g.all_reduce_sum(&mut v).unwrap();
+    let all: Vec<Vec<f32>> = (0..n).map(|q| values(q, len)).collect();
+    let sum: Vec<f32> = (0..len).map(|i| all.iter().map(|a| a[i]).sum()).collect();
+    assert_eq!(v, sum, "all_reduce_sum");
+
+    // reduce-scatter: rank r gets block r of the sum.
+    let per = 1_001;
+    let send = values(r, per * n);
+    let mut recv = vec![0f32; per];
+    g.reduce_scatter_sum(&send, &mut recv).unwrap();
+    let full: Vec<f32> = (0..per * n)
+        .map(|i| (0..n).map(|q| values(q, per * n)[i]).sum())
+        .collect();
+    assert_eq!(recv, full[r * per..(r + 1) * per], "reduce_scatter_sum");
+
+    // all-gather of typed values (bf16 bits here) through the byte interface.
+    let mine: Vec<u16> = (0..5).map(|i| (r * 100 + i) as u16).collect();
+    let mut gathered = vec![0u16; 5 * n];
+    g.all_gather(as_bytes(&mine), as_bytes_mut(&mut gathered))
+        .unwrap();
+    let expect: Vec<u16> = (0..n)
+        .flat_map(|q| (0..5).map(move |i| (q * 100 + i) as u16))
+        .collect();
+    assert_eq!(gathered, expect, "all_gather");
+
+    // all-to-all with uneven blocks.
+    let send: Vec<u8> = (0..n).flat_map(|to| block(r, to)).collect();
+    let send_counts: Vec<usize> = (0..n).map(|to| block(r, to).len()).collect();
+    let recv_counts: Vec<usize> = (0..n).map(|from| block(from, r).len()).collect();
+    let mut recv = vec![0u8; recv_counts.iter().sum()];
+    g.all_to_all(&send, &send_counts, &mut recv, &recv_counts)
+        .unwrap();
+    let expect: Vec<u8> = (0..n).flat_map(|from| block(from, r)).collect();
+    assert_eq!(recv, expect, "all_to_all");
+
+    // broadcast from the last rank.
+    let mut buf = if r == n - 1 {
+        b"from the last rank".to_vec()
+    } else {
+        vec![0u8; 18]
+    };
+    g.broadcast(&mut buf, n - 1).unwrap();
+    assert_eq!(&buf, b"from the last rank", "broadcast");
+
+    // A size mistake is an error on the rank that made it, before anything moves.
+    assert!(g.all_gather(b"ab", &mut [0u8; 3]).is_err());
+
+    g.barrier().unwrap();
+    println!("rank {r} of {n}: collectives ok");
+}
+
+/// Runs `mpi_rank_body` on `n` ranks; gives up (and fails) only if the job hangs.
+#[cfg(feature = "mpi")]
+fn run_ranks(n: usize, kill_rank: Option<usize>) -> (bool, String) {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let mut cmd = Command::new("mpirun");
+    cmd.args([
+        "-np",
+        &n.to_string(),
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+    ]);
+    if root {
+        cmd.arg("--allow-run-as-root");
+    }
+    if let Some(k) = kill_rank {
+        cmd.env("PROLONG_TEST_KILL_RANK", k.to_string());
+        cmd.args(["-x", "PROLONG_TEST_KILL_RANK"]);
+    }
+    cmd.arg(std::env::current_exe().unwrap()).args([
+        "--ignored",
+        "--exact",
+        "mpi_rank_body",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    let session = tempfile::tempdir().unwrap();
+    cmd.env("TMPDIR", session.path());
+    let out_path = tempfile::NamedTempFile::new().unwrap();
+    let mut child = cmd
+        .stdout(out_path.reopen().unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A guard against a hang only: a healthy run takes seconds.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("mpirun with {n} ranks still running after 300 s: hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut text = std::fs::read_to_string(out_path.path()).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    text.push_str(&err);
+    (status.success(), text)
+}
+
+#[cfg(feature = "mpi")]
+#[test]
+fn collectives_over_two_and_four_mpi_ranks() {
+    if !mpirun_available("collectives_over_two_and_four_mpi_ranks") {
+        return;
+    }
+    for n in [2, 4] {
+        let (ok, out) = run_ranks(n, None);
+        assert!(ok, "{n} ranks:\n{out}");
+        for r in 0..n {
+            assert!(
+                out.contains(&format!("rank {r} of {n}: collectives ok")),
+                "rank {r} of {n}:\n{out}"
+            );
+        }
+    }
+}
+
+/// A rank killed with SIGKILL between collectives: the job ends with an error
+/// instead of the others waiting for it forever, and no rank is left running.
+#[cfg(feature = "mpi")]
+#[test]
+fn a_killed_rank_ends_the_whole_job() {
+    if !mpirun_available("a_killed_rank_ends_the_whole_job") {
+        return;
+    }
+    let (ok, out) = run_ranks(3, Some(1));
+    assert!(!ok, "the job succeeded with a dead rank:\n{out}");
+    assert!(!out.contains("collectives ok"), "{out}");
+    let pids: Vec<u32> = out
+        .lines()
+        .filter_map(|l| {
+            // libtest's "test mpi_rank_body ... " may stand before it on the line.
+            let at = l.find("rank ")?;
+            l[at..].split_once(" pid ")?.1.trim().parse().ok()
+        })
+        .collect();
+    assert_eq!(pids.len(), 3, "every rank started:\n{out}");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "rank process {pid} still running after the job ended"
+        );
+    }
+}
+
+/// `plan` on the shipped recipes with Llama-3-8B's shape: stage 1 (64K) and SFT fit
+/// 8×80 GB with full sharding; stage 2 (512K) does not until Ulysses SP 8, and the plan
+/// says so.
+#[test]
+fn plan_of_the_shipped_recipes_on_eight_80gb_gpus() {
+    let plan = |recipe: &str, extra: &[&str]| {
+        let out = Command::new(EXE)
+            .current_dir("../..")
+            .args([
+                "plan",
+                "--config",
+                recipe,
+                "--gpus",
+                "8",
+                "--gpu-memory",
+                "80GB",
+            ])
+            .args(["--model-config", "pipelines/models/llama-3-8b.json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for recipe in ["pipelines/stage1-64k.toml", "pipelines/sft.toml"] {
+        let text = plan(recipe, &[]);
+        assert!(
+            text.contains("46.8 GB  of 72.0 GB usable") && text.contains("-> fits"),
+            "{text}"
+        );
+    }
+    let stage2 = plan("pipelines/stage2-512k.toml", &[]);
+    assert!(stage2.contains("DOES NOT FIT"), "{stage2}");
+    assert!(stage2.contains("would fit with: --sp 8"), "{stage2}");
+    let sp8 = plan("pipelines/stage2-512k.toml", &["--sp", "8"]);
+    assert!(
+        sp8.contains("DP 1 x SP 8") && sp8.contains("-> fits"),
+        "{sp8}"
+    );
+    let json = plan("pipelines/stage1-64k.toml", &["--shard", "none", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["fits"], false);
+    assert_eq!(v["suggestions"][0], "--shard full");
+}
