@@ -129,8 +129,27 @@ impl StreamSpec {
     }
 }
 
+/// The other name ProLong's own scripts give a preset folder: train_512K.sh reads the
+/// 512K stage's long data from `thestackv1_concat_by_repo2-{65536,524288}` and
+/// `book2-{65536,524288}`, the released prolong-data-512K folders without the `2`.
+fn alternative_folder(preset: Preset, folder: &str) -> Option<String> {
+    if preset != Preset::Prolong512k {
+        return None;
+    }
+    ["thestackv1_concat_by_repo-", "book-"]
+        .iter()
+        .find_map(|p| {
+            folder
+                .strip_prefix(p)
+                .map(|rest| format!("{}2-{rest}", &p[..p.len() - 1]))
+        })
+}
+
 /// A preset's streams under `root` (`root/<folder>`). A folder is missing
-/// when it holds no index.json. Missing folders are an error (listing them
+/// when it holds no index.json. For the 512K preset the long-data folders are
+/// found under either layout (`book-524288` or train_512K.sh's `book2-524288`);
+/// each stream is named after the folder found, so the manifest and the summary
+/// say which layout it was. Missing folders are an error (listing them
 /// all) unless `allow_missing`, which drops them and returns their names; the
 /// proportions of the rest are renormalised when the manifest is built.
 pub fn preset_streams(
@@ -141,11 +160,13 @@ pub fn preset_streams(
     let mut present = Vec::new();
     let mut missing = Vec::new();
     for &(folder, proportion) in preset.folders() {
-        let path = root.join(folder);
-        if path.join(prolong_mds::INDEX_FILE).is_file() {
+        let found = std::iter::once(folder.to_string())
+            .chain(alternative_folder(preset, folder))
+            .find(|f| root.join(f).join(prolong_mds::INDEX_FILE).is_file());
+        if let Some(name) = found {
             present.push(StreamSpec {
-                name: folder.into(),
-                path,
+                path: root.join(&name),
+                name,
                 proportion,
             });
         } else {

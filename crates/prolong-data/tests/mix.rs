@@ -162,6 +162,34 @@ fn presets_map_folder_names_and_report_missing_ones() {
     let err = preset_streams(Preset::Prolong512k, &empty, true).unwrap_err();
     assert!(err.to_string().contains("none is present"), "{err}");
     assert!(err.to_string().contains("book-524288"), "{err}");
+
+    // train_512K.sh's names for the long data (`...2-524288`) are found as well, and the
+    // streams are named after the folders found.
+    let root = tmp.path().join("prolong-data-512K");
+    for name in [
+        "thestackv1_concat_by_repo2-65536",
+        "thestackv1_concat_by_repo2-524288",
+        "book2-65536",
+        "book-524288",
+    ] {
+        write_packed(&root.join(name), 2, 32);
+    }
+    let (streams, missing) = preset_streams(Preset::Prolong512k, &root, true).unwrap();
+    let names: Vec<&str> = streams.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "thestackv1_concat_by_repo2-65536",
+            "thestackv1_concat_by_repo2-524288",
+            "book2-65536",
+            "book-524288"
+        ]
+    );
+    assert!(streams[2].path.ends_with("book2-65536"));
+    assert!(missing.contains(&"textbooks".to_string()), "{missing:?}");
+    // The 64K preset has no such alternative names: none of its folders is there.
+    let err = preset_streams(Preset::Prolong64k, &root, true).unwrap_err();
+    assert!(err.to_string().contains("none is present"), "{err}");
 }
 
 #[test]

@@ -374,7 +374,7 @@ fn variables_come_from_the_environment_then_vars() {
 fn the_pipelines_recipes_parse() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
     for (name, steps) in [
-        ("corpus.toml", 22),
+        ("corpus.toml", 23),
         ("prolong-64k.toml", 22),
         ("prolong-512k.toml", 10),
     ] {

@@ -11,6 +11,7 @@
 //! [data]
 //! manifest = "data/mix/stage1-64k.toml"       # or: streams = ["path@0.3", ...]
 //! seq_len = 65536
+//! apply_mask = false                          # train only where `mask` = 1 (SFT: true)
 //!
 //! [train]
 //! steps = 5000
@@ -18,6 +19,8 @@
 //! peak_lr = 1e-5
 //! warmup = 0.1                                # fraction of steps
 //! seed = 42
+//! decay_norms = true                          # weight decay on RMSNorm weights (ProLong)
+//! loss_normalisation = "sequence"             # or "token" (SFT)
 //!
 //! [checkpoint]
 //! out = "runs/stage1-64k"
@@ -27,6 +30,9 @@
 //! [eval]                                      # optional: held-out loss
 //! sequences = 32                              # held out of the training streams
 //! every = 250                                 # steps (0: only before and after)
+//!
+//! [device]                                    # the peak MFU divides by
+//! peak_tflops = 989                           # or: gpu = "H100"; or measured (CPU)
 //! ```
 //!
 //! Every table rejects unknown keys. Relative paths are relative to the working
@@ -179,6 +185,12 @@ pub struct DataSection {
     pub streams: Option<Vec<String>>,
     /// Tokens per packed sequence; must match the shards.
     pub seq_len: usize,
+    /// Train only on the tokens the datasets' `mask` column marks (ProLong's
+    /// `--apply_instruct_masks`: on for SFT, off for the long-context stages, whose
+    /// released mixtures carry `mask` in their Tulu folder and must still train on
+    /// every token). Off by default, as in ProLong.
+    #[serde(default)]
+    pub apply_mask: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +208,14 @@ pub struct TrainSection {
     pub min_lr_ratio: f64,
     #[serde(default = "default_wd")]
     pub weight_decay: f64,
+    /// Weight decay on the RMSNorm weights too (default: no, HF Trainer's groups). ProLong
+    /// decays them: HF Trainer (transformers 4.44) exempts only parameters of modules in
+    /// `ALL_LAYERNORM_LAYERS` (`nn.LayerNorm`, plus transformers' own `LlamaRMSNorm`), and
+    /// ProLong's training/modeling_flash_llama.py defines its own `LlamaRMSNorm`
+    /// (an `nn.Module`, not in that list), while training/trainer.py keeps HF's
+    /// `create_optimizer`; so the ProLong recipes set it.
+    #[serde(default)]
+    pub decay_norms: bool,
     /// Global gradient-norm clip (0 disables).
     #[serde(default = "default_clip")]
     pub clip: f64,
@@ -207,14 +227,32 @@ pub struct TrainSection {
     pub eps: f64,
     /// Seed of the data order.
     pub seed: u64,
-    /// Labeled tokens per cross-entropy block.
+    /// Labeled tokens per cross-entropy block (ProLong's `LOGIT_BLOCK_SIZE`).
     #[serde(default = "default_loss_block")]
     pub loss_block: usize,
+    /// How a step's loss averages its tokens: `"sequence"` (default; HF Trainer's rule,
+    /// ProLong's pre-training) or `"token"` (ProLong's SFT `--token_scaled_loss`).
+    #[serde(default)]
+    pub loss_normalisation: LossNormalisation,
     /// CPU threads of the matmuls (the CLI sets RAYON_NUM_THREADS from it; default: the
     /// environment's, else all cores). Recorded in checkpoints: exact resume is guaranteed
     /// for the same count (candle's gemm also gave identical bits for 2 and 16 threads).
     #[serde(default)]
     pub threads: Option<usize>,
+}
+
+/// The loss of an optimizer step over its micro-batches (one packed sequence each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossNormalisation {
+    /// The mean over the micro-batches of each one's token-mean loss (HF Trainer divides
+    /// each micro-batch's mean by the accumulation steps).
+    #[default]
+    Sequence,
+    /// The sum of the losses of every labelled token of the step, across micro-batches,
+    /// divided by their count: a conversation with 2,000 answer tokens weighs 100× one
+    /// with 20 (ProLong's `--token_scaled_loss`).
+    Token,
 }
 
 fn default_min_lr_ratio() -> f64 {
@@ -317,10 +355,15 @@ pub struct EvalSection {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceSection {
-    /// Peak throughput of the device in TFLOP/s for the MFU estimate (e.g. 989 for an
-    /// H100 in bf16). Measured with a quick matmul when absent.
+    /// Peak throughput of the device in TFLOP/s that MFU and HFU divide by (e.g. 989 for
+    /// an H100 SXM in bf16).
     #[serde(default)]
     pub peak_tflops: Option<f64>,
+    /// Or a GPU of the known table (`metrics::KNOWN_GPUS`: "H100", "H100-SXM", "H200",
+    /// "A100"), whose bf16 peak is used. With neither, the peak of a large matmul in the
+    /// compute dtype is measured before training.
+    #[serde(default)]
+    pub gpu: Option<String>,
 }
 
 impl StageConfig {
@@ -486,6 +529,15 @@ impl StageConfig {
             && !(p.is_finite() && p > 0.0)
         {
             return invalid(format!("device.peak_tflops ({p}) must be positive"));
+        }
+        if let Some(g) = &self.device.gpu
+            && crate::metrics::known_gpu_peak(g).is_none()
+        {
+            let known: Vec<&str> = crate::metrics::KNOWN_GPUS.iter().map(|k| k.0).collect();
+            return invalid(format!(
+                "device.gpu {g:?} is not a known GPU ({}); give device.peak_tflops instead",
+                known.join(", ")
+            ));
         }
         Ok(())
     }

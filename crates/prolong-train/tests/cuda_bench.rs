@@ -110,7 +110,7 @@ fn gpu_table() {
         acc.add(&grads).unwrap();
         opt.update(model.params_mut(), &acc, 1e-5).unwrap();
     });
-    let flops = train_flops(&cfg, seq.segments());
+    let flops = train_flops(&cfg, &seq).model;
     println!(
         "| training, ~1B Llama, 64K tokens, documents | {:.0} tokens/s |",
         t as f64 / secs

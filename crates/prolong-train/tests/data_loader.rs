@@ -271,6 +271,18 @@ fn columns_are_read_in_every_layout() {
     }
     // Both sub-folders of the merged root are read.
     assert_eq!(merged_samples, (0..6).collect());
+
+    // `[data] apply_mask = false` (pre-training): the same sequences, no mask read.
+    let mut off = MixtureLoader::new(&mix, 30, SEQ, 3)
+        .unwrap()
+        .apply_mask(false);
+    let plain = drain(&mut off);
+    assert_eq!(plain.len(), seqs.len());
+    for (p, s) in plain.iter().zip(&seqs) {
+        assert_eq!((&p.input_ids, &p.indices), (&s.input_ids, &s.indices));
+        assert_eq!(p.mask, None);
+    }
+    assert!(seqs.iter().any(|s| s.mask.is_some()));
 }
 
 #[test]

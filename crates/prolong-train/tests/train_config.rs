@@ -203,3 +203,101 @@ fn cli_reports_recipe_and_data_errors_in_one_line() {
         assert!(!out.join("final").exists());
     }
 }
+
+/// `a/b/../c` → `a/c` (lexically; the paths need not exist).
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every recipe under pipelines/ reads only paths that a recipe writes (a data recipe's
+/// step `out`, a stage's `checkpoint.out`/final) or that the README says to download.
+/// Paths are taken relative to the repository root: a data recipe's relative to its file
+/// (after `${VAR}` expansion from its `[vars]`), a stage's relative to the working
+/// directory, the root.
+#[test]
+fn recipes_read_only_what_a_recipe_writes_or_the_readme_downloads() {
+    let root = lexical(&pipelines().join(".."));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut written: Vec<PathBuf> = Vec::new();
+    let mut reads: Vec<(String, PathBuf)> = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pipelines())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let v: toml::Value = toml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        if let Some(steps) = v.get("step").and_then(|s| s.as_array()) {
+            let vars = v
+                .get("vars")
+                .and_then(|t| t.as_table())
+                .cloned()
+                .unwrap_or_default();
+            let expand = |s: &str| -> PathBuf {
+                let mut s = s.to_string();
+                for (k, val) in &vars {
+                    s = s.replace(&format!("${{{k}}}"), val.as_str().unwrap());
+                }
+                assert!(!s.contains("${"), "{name}: unexpanded {s}");
+                lexical(&pipelines().join(s))
+            };
+            for step in steps {
+                if let Some(out) = step.get("out").and_then(|o| o.as_str()) {
+                    written.push(expand(out));
+                }
+                let mut inputs: Vec<&str> = Vec::new();
+                if let Some(a) = step.get("inputs").and_then(|a| a.as_array()) {
+                    inputs.extend(a.iter().filter_map(|x| x.as_str()));
+                }
+                if let Some(a) = step.get("streams").and_then(|a| a.as_array()) {
+                    inputs.extend(a.iter().filter_map(|x| x.get("path")?.as_str()));
+                }
+                for i in inputs {
+                    reads.push((name.clone(), expand(i)));
+                }
+            }
+        } else {
+            let cfg = StageConfig::parse(&std::fs::read_to_string(file).unwrap(), file)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let at_root = |p: &Path| lexical(&root.join(p));
+            written.push(at_root(&cfg.checkpoint.out.join("final")));
+            if let Some(init) = &cfg.model.init {
+                reads.push((name.clone(), at_root(init)));
+            }
+            if let Some(m) = &cfg.data.manifest {
+                reads.push((name.clone(), at_root(m)));
+            }
+            for s in cfg.data.streams.iter().flatten() {
+                let path = s.rsplit_once('@').map_or(s.as_str(), |(p, _)| p);
+                reads.push((name.clone(), at_root(Path::new(path))));
+            }
+        }
+    }
+    let mut unmet = Vec::new();
+    for (recipe, path) in &reads {
+        let rel = path.strip_prefix(&root).unwrap_or(path);
+        let ok = written.iter().any(|w| path.starts_with(w))
+            || readme.contains(&rel.to_string_lossy().into_owned())
+            || path.starts_with(root.join("fixtures"));
+        if !ok {
+            unmet.push(format!("{recipe}: {}", rel.display()));
+        }
+    }
+    assert!(
+        unmet.is_empty(),
+        "read but never written nor downloaded:\n{}",
+        unmet.join("\n")
+    );
+}

@@ -4,6 +4,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use prolong_train::PackedSequence;
+use prolong_train::stage::LossNormalisation;
 use prolong_train::train::accumulate;
 use prolong_train::train::init::random_llama;
 
@@ -38,7 +39,13 @@ fn matmul_and_training_step_are_deterministic_run_to_run() {
     let ids: Vec<u32> = (0..512u32).map(|i| (i * 7919 + 13) % 300).collect();
     let seq = PackedSequence::new(ids, &[[0, 200], [200, 512]], None).unwrap();
     let run = || {
-        let (loss, g) = accumulate(&model, std::slice::from_ref(&seq), 128).unwrap();
+        let (loss, g) = accumulate(
+            &model,
+            std::slice::from_ref(&seq),
+            128,
+            LossNormalisation::Sequence,
+        )
+        .unwrap();
         (
             loss.to_bits(),
             g.tensors.iter().map(bits).collect::<Vec<_>>(),

@@ -75,6 +75,11 @@ fn loss_falls_on_repetitive_data() {
         ..Default::default()
     };
     assert_eq!(run(&path, &cfg, &again).unwrap().steps_run, 0);
+    // `[data] apply_mask` is part of the recorded recipe: a resume that changes it refuses.
+    let mut masked = cfg.clone();
+    masked.data.apply_mask = true;
+    let e = run(&path, &masked, &again).unwrap_err().to_string();
+    assert!(e.contains("[data] differs"), "{e}");
 }
 
 #[test]

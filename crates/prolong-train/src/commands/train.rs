@@ -84,19 +84,24 @@ pub fn main(args: TrainArgs, cfg: StageConfig) -> Result<()> {
             100.0 * (b - a) / a
         );
     }
+    let pct = |u: Option<f64>| {
+        u.map(|u| format!("{:.1}%", 100.0 * u))
+            .unwrap_or_else(|| "n/a (FLOP rate above the peak: the peak is wrong)".into())
+    };
     println!(
-        "{} tokens/s over {:.1} s on {} thread(s); model FLOPs {}; MFU {:.1}% of {:.3} TFLOP/s ({})",
+        "{} tokens/s over {:.1} s on {} thread(s); model FLOPs {}, executed {} (with recomputation)",
         human(s.tokens_per_s()),
         s.run_seconds,
         s.threads,
-        human(s.run_flops),
-        100.0 * s.mfu(),
-        s.peak_tflops,
-        if s.peak_measured {
-            "measured matmul peak"
-        } else {
-            "device.peak_tflops"
-        }
+        human(s.run_flops.model),
+        human(s.run_flops.executed()),
+    );
+    println!(
+        "MFU {} and HFU {} of {:.3} TFLOP/s ({})",
+        pct(s.mfu()),
+        pct(s.hfu()),
+        s.peak.tflops,
+        s.peak.source
     );
     println!("out: {} (final/, metrics.jsonl, loss.svg)", s.out.display());
     Ok(())

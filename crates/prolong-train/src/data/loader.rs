@@ -26,7 +26,8 @@ pub struct LoadedSequence {
     /// Document pieces `[start, end)`, sorted and disjoint, within `[0, seq_len]`;
     /// `[[0, seq_len]]` when the dataset has no `indices` column.
     pub indices: Vec<[usize; 2]>,
-    /// One 0/1 byte per token when the dataset has a `mask` column (SFT data).
+    /// One 0/1 byte per token when the dataset has a `mask` column (SFT data) and the
+    /// loader applies it ([`MixtureLoader::apply_mask`]).
     pub mask: Option<Vec<u8>>,
 }
 
@@ -122,10 +123,12 @@ impl LoadedStream {
 /// Every sample is checked as it is read: `input_ids` (uint32) of exactly
 /// `seq_len` tokens; `indices` (optional, any integer dtype, shape (n, 2)) sorted
 /// disjoint pieces within the sequence; `mask` (optional, any integer dtype) one
-/// 0/1 value per token. `length` and other columns are not read.
+/// 0/1 value per token, read only when the loader applies it (on by default; a stage
+/// sets it from `[data] apply_mask`). `length` and other columns are not read.
 pub struct MixtureLoader {
     streams: Vec<LoadedStream>,
     seq_len: usize,
+    apply_mask: bool,
     seed: u64,
     total: u64,
     allocation: Vec<u64>,
@@ -170,7 +173,7 @@ impl MixtureLoader {
                     });
                 }
             } else {
-                read_sequence(&stream, j, 0, seq_len)?;
+                read_sequence(&stream, j, 0, seq_len, true)?;
             }
             streams.push(stream);
         }
@@ -184,12 +187,22 @@ impl MixtureLoader {
         Ok(MixtureLoader {
             streams,
             seq_len,
+            apply_mask: true,
             seed,
             total: total_sequences,
             allocation,
             order,
             position: 0,
         })
+    }
+
+    /// Whether sequences carry their dataset's `mask` column (`false`: the column is not
+    /// read, every token is a label as in pre-training). ProLong reads it only with
+    /// `--apply_instruct_masks`, which only its SFT script passes; its released 64K/512K
+    /// mixtures carry `mask` in the Tulu folder, which pre-training must ignore.
+    pub fn apply_mask(mut self, on: bool) -> Self {
+        self.apply_mask = on;
+        self
     }
 
     /// The next sequence, or `None` once `total_sequences` have been handed out.
@@ -214,7 +227,7 @@ impl MixtureLoader {
             stream.perm_epoch = Some(epoch);
         }
         let sample = stream.perm[(stream.cursor % len) as usize];
-        let sequence = read_sequence(stream, j, sample, self.seq_len)?;
+        let sequence = read_sequence(stream, j, sample, self.seq_len, self.apply_mask)?;
         stream.cursor += 1;
         self.position += 1;
         Ok(Some(sequence))
@@ -257,7 +270,7 @@ impl MixtureLoader {
     /// Reads sample `sample` of stream `j` (checked like every handed-out sequence),
     /// without moving the loader.
     pub fn read(&self, j: usize, sample: usize) -> Result<LoadedSequence, DataError> {
-        read_sequence(&self.streams[j], j, sample, self.seq_len)
+        read_sequence(&self.streams[j], j, sample, self.seq_len, self.apply_mask)
     }
 
     /// Sequences handed out so far.
@@ -369,6 +382,7 @@ fn read_sequence(
     j: usize,
     sample: usize,
     seq_len: usize,
+    apply_mask: bool,
 ) -> Result<LoadedSequence, DataError> {
     let path = &stream.path;
     let mds = |source: MdsError| DataError::Mds {
@@ -401,7 +415,7 @@ fn read_sequence(
     } else {
         vec![[0, seq_len]]
     };
-    let mask = if s.has("mask") {
+    let mask = if apply_mask && s.has("mask") {
         let a = s.array("mask").map_err(mds)?;
         Some(read_mask(&a, seq_len).map_err(bad)?)
     } else {

@@ -4,6 +4,7 @@
 use candle_core::{DType, Tensor};
 
 use crate::error::Result;
+use crate::ops::precision::{self, accum_dtype};
 use crate::ops::{cross_entropy, linear};
 use crate::packed::PackedSequence;
 
@@ -39,7 +40,8 @@ pub(crate) fn loss_and_grads(
 ) -> Result<(f64, Tensor, Tensor)> {
     let dloss = 1.0 / seq.num_labels().max(1) as f64;
     let mut loss_sum = 0.0;
-    let mut dw = w.zeros_like()?;
+    // The output projection's gradient is summed over the blocks in f32 (see `precision`).
+    let mut dw = Tensor::zeros(w.dims(), accum_dtype(w.dtype()), w.device())?;
     let mut dh_rows = Vec::new();
     for (pos, tgt) in blocks(seq, block) {
         let hb = h.index_select(&Tensor::new(pos, h.device())?, 0)?; // [B, C]
@@ -48,7 +50,7 @@ pub(crate) fn loss_and_grads(
         let (losses, dlogits) = cross_entropy::forward_backward(&logits, &tgt, dloss)?;
         loss_sum += sum_f64(&losses)?;
         let (dhb, dwb) = linear::backward(&dlogits, &hb, w)?; // 4·B·V·C FLOPs
-        dw = (dw + dwb)?;
+        dw = (dw + precision::widen(&dwb)?)?;
         dh_rows.push(dhb);
     }
     let mut dh = h.zeros_like()?;

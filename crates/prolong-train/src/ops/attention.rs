@@ -29,7 +29,7 @@ use std::ops::Range;
 use candle_core::{D, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::ops::cpu;
+use crate::ops::{cpu, precision};
 
 /// Queries per causal tile (per query head).
 pub const QUERY_BLOCK: usize = 256;
@@ -63,7 +63,10 @@ pub fn forward(
     if let Some(out) = crate::ops::cuda::attention::forward(q, k, v, heads, segments)? {
         return Ok(out);
     }
-    forward_tiled(q, k, v, heads, segments, QUERY_BLOCK)
+    // Scores, softmax and the value sums in f32 for bf16 inputs (see `precision`).
+    let w = precision::widen;
+    let out = forward_tiled(&w(q)?, &w(k)?, &w(v)?, heads, segments, QUERY_BLOCK)?;
+    precision::narrow(out, q.dtype())
 }
 
 /// Returns `(dq, dk, dv)` for `dout [T, H·D]`, with the inputs given to `forward`.
@@ -79,7 +82,18 @@ pub fn backward(
     if let Some(grads) = crate::ops::cuda::attention::backward(dout, q, k, v, heads, segments)? {
         return Ok(grads);
     }
-    backward_tiled(dout, q, k, v, heads, segments, QUERY_BLOCK)
+    let w = precision::widen;
+    let (dq, dk, dv) = backward_tiled(
+        &w(dout)?,
+        &w(q)?,
+        &w(k)?,
+        &w(v)?,
+        heads,
+        segments,
+        QUERY_BLOCK,
+    )?;
+    let n = |t| precision::narrow(t, dout.dtype());
+    Ok((n(dq)?, n(dk)?, n(dv)?))
 }
 
 /// [`forward`] with `block` queries per tile (`usize::MAX`: one tile per document, the

@@ -11,9 +11,12 @@ use candle_core::{D, DType, Device, Storage, Tensor};
 
 use crate::error::Result;
 use crate::ops::cpu::{LANES, exp_into, exp_nonpos};
+use crate::ops::precision;
 
-/// `logits [B, V]`, `targets [B]` (u32) → per-row loss `[B]`: `logsumexp(z) − z[target]`.
+/// `logits [B, V]`, `targets [B]` (u32) → per-row loss `[B]`: `logsumexp(z) − z[target]`,
+/// computed and returned in the logits' accumulation dtype (f32 for bf16 logits).
 pub fn forward(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logits = &precision::widen(logits)?;
     if let Some(out) = fused_cpu(logits, targets, None)? {
         return Ok(out.0);
     }
@@ -23,12 +26,24 @@ pub fn forward(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 
 /// Loss and its gradient in one pass: returns `(losses [B], dlogits [B, V])`, where
 /// `dlogits = dloss · (softmax(z) − onehot(target))` is the gradient of `dloss · Σ losses`.
-/// A token-mean loss over `N` labels passes `dloss = 1/N`.
+/// A token-mean loss over `N` labels passes `dloss = 1/N`. The losses are in the
+/// accumulation dtype, `dlogits` in the logits' dtype (see [`precision`]).
 pub fn forward_backward(logits: &Tensor, targets: &Tensor, dloss: f64) -> Result<(Tensor, Tensor)> {
     #[cfg(feature = "cuda")]
     if let Some(out) = crate::ops::cuda::fused::cross_entropy(logits, targets, dloss)? {
         return Ok(out);
     }
+    let dtype = logits.dtype();
+    let (losses, dlogits) = forward_backward_widened(&precision::widen(logits)?, targets, dloss)?;
+    Ok((losses, precision::narrow(dlogits, dtype)?))
+}
+
+/// [`forward_backward`] on logits in their accumulation dtype.
+fn forward_backward_widened(
+    logits: &Tensor,
+    targets: &Tensor,
+    dloss: f64,
+) -> Result<(Tensor, Tensor)> {
     if let Some((losses, dlogits)) = fused_cpu(logits, targets, Some(dloss))? {
         return Ok((losses, dlogits.expect("gradient requested")));
     }

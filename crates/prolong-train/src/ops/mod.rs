@@ -18,6 +18,7 @@ pub mod cross_entropy;
 pub mod cuda;
 pub mod embedding;
 pub mod linear;
+pub mod precision;
 pub mod rmsnorm;
 pub mod rope;
 pub mod silu_mul;

@@ -3,14 +3,22 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::ops::cpu;
+use crate::ops::{cpu, precision};
 
 /// `x [T, C]`, `w [C]` → `(y [T, C], rstd [T, 1])`; `rstd` is what backward needs.
+/// `y` is in `x`'s dtype, `rstd` in its accumulation dtype (see [`precision`]).
 pub fn forward(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
     #[cfg(feature = "cuda")]
     if let Some(out) = crate::ops::cuda::fused::rmsnorm_forward(x, w, eps)? {
         return Ok(out);
     }
+    let dtype = x.dtype();
+    let (y, rstd) = forward_widened(&precision::widen(x)?, &precision::widen(w)?, eps)?;
+    Ok((precision::narrow(y, dtype)?, rstd))
+}
+
+/// [`forward`] on inputs already in their accumulation dtype.
+fn forward_widened(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
     if let (Ok((t, c)), Ok(cw)) = (x.dims2(), w.dims1())
         && c == cw
         && c > 0
@@ -44,7 +52,8 @@ pub fn forward(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
     Ok((y, rstd))
 }
 
-/// Returns `(dx [T, C], dw [C])` for `dy [T, C]`.
+/// Returns `(dx [T, C], dw [C])` for `dy [T, C]`: `dx` in `dy`'s dtype, `dw` (a sum over
+/// the tokens) in the accumulation dtype.
 ///
 /// With `x̂ = x · rstd`: `dw = Σ_t dy ⊙ x̂` and
 /// `dx = rstd · (dx̂ − x̂ · mean(dx̂ ⊙ x̂))`, `dx̂ = dy ⊙ w`.
@@ -53,6 +62,19 @@ pub fn backward(dy: &Tensor, x: &Tensor, w: &Tensor, rstd: &Tensor) -> Result<(T
     if let Some(out) = crate::ops::cuda::fused::rmsnorm_backward(dy, x, w, rstd)? {
         return Ok(out);
     }
+    let dtype = dy.dtype();
+    let w_ = precision::widen;
+    let (dx, dw) = backward_widened(&w_(dy)?, &w_(x)?, &w_(w)?, &w_(rstd)?)?;
+    Ok((precision::narrow(dx, dtype)?, dw))
+}
+
+/// [`backward`] on inputs already in their accumulation dtype.
+fn backward_widened(
+    dy: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    rstd: &Tensor,
+) -> Result<(Tensor, Tensor)> {
     if let (Ok((t, c)), Ok(cw)) = (x.dims2(), w.dims1())
         && c == cw
         && c > 0

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::ops::cpu;
+use crate::ops::{cpu, precision};
 
 /// `g, u [T, F]` → `h [T, F]`.
 pub fn forward(g: &Tensor, u: &Tensor) -> Result<Tensor> {
@@ -11,6 +11,13 @@ pub fn forward(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     if let Some(out) = crate::ops::cuda::fused::silu_mul_forward(g, u)? {
         return Ok(out);
     }
+    let dtype = g.dtype();
+    let h = forward_widened(&precision::widen(g)?, &precision::widen(u)?)?;
+    precision::narrow(h, dtype)
+}
+
+/// [`forward`] on inputs in their accumulation dtype.
+fn forward_widened(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     if g.dims() == u.dims() {
         let fused = cpu::with_f32(g, |gs| {
             cpu::with_f32(u, |us| {
@@ -38,6 +45,14 @@ pub fn backward(dh: &Tensor, g: &Tensor, u: &Tensor) -> Result<(Tensor, Tensor)>
     if let Some(out) = crate::ops::cuda::fused::silu_mul_backward(dh, g, u)? {
         return Ok(out);
     }
+    let dtype = dh.dtype();
+    let w = precision::widen;
+    let (dg, du) = backward_widened(&w(dh)?, &w(g)?, &w(u)?)?;
+    Ok((precision::narrow(dg, dtype)?, precision::narrow(du, dtype)?))
+}
+
+/// [`backward`] on inputs in their accumulation dtype.
+fn backward_widened(dh: &Tensor, g: &Tensor, u: &Tensor) -> Result<(Tensor, Tensor)> {
     if g.dims() == u.dims() && dh.dims() == g.dims() {
         let fused = cpu::with_f32(dh, |ds| {
             cpu::with_f32(g, |gs| {

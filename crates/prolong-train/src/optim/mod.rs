@@ -4,10 +4,11 @@
 //! * Update rule: PyTorch `torch.optim.AdamW` (decoupled weight decay applied first,
 //!   `p ← p·(1 − lr·wd)`, then `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 //!   `p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)`).
-//! * Weight decay groups, as HF Trainer's defaults (which ProLong uses): decay on every
-//!   matrix (projections, `embed_tokens`, `lm_head`), none on norm weights (and biases —
-//!   Llama has none). Rule: a tensor decays iff it has ≥ 2 dimensions and its name does
-//!   not contain `norm`.
+//! * Weight decay groups, as HF Trainer's defaults: decay on every matrix (projections,
+//!   `embed_tokens`, `lm_head`), none on norm weights (and biases — Llama has none).
+//!   Rule: a tensor decays iff it has ≥ 2 dimensions and its name does not contain
+//!   `norm`. [`AdamW::set_decay_norms`] decays the RMSNorm weights as well, which is what
+//!   ProLong's training ran (`[train] decay_norms`).
 //! * Master weights and both moments are fp32 whatever the compute dtype; after each step
 //!   the model's tensors are the master weights cast to the model's dtype (for an fp32
 //!   model they share storage).
@@ -52,9 +53,15 @@ impl Default for AdamWConfig {
     }
 }
 
-/// Whether the parameter called `name` with shape `dims` gets weight decay.
+/// Whether the parameter called `name` with shape `dims` gets weight decay under HF
+/// Trainer's default groups (no decay on norm weights).
 pub fn decays(name: &str, dims: &[usize]) -> bool {
     dims.len() >= 2 && !name.contains("norm")
+}
+
+/// Whether `name` is an RMSNorm weight (`[train] decay_norms` decays them too).
+fn is_norm(name: &str) -> bool {
+    name.ends_with("norm.weight")
 }
 
 /// The state of one parameter.
@@ -99,6 +106,15 @@ impl AdamW {
             step: 0,
             params,
         })
+    }
+
+    /// Also decays the RMSNorm weights (`on`), or not (HF Trainer's default groups).
+    /// ProLong decays them: its own `LlamaRMSNorm` class is not in the layer-norm list
+    /// HF Trainer excludes (see `[train] decay_norms`).
+    pub fn set_decay_norms(&mut self, on: bool) {
+        for p in &mut self.params {
+            p.decay = decays(&p.name, p.master.dims()) || (on && is_norm(&p.name));
+        }
     }
 
     /// One update with learning rate `lr` and fp32 gradients `grads` (named order). The
@@ -280,12 +296,21 @@ impl Gradients {
     /// Adds one micro-batch's gradients (any dtype; converted to fp32). Accumulation runs in
     /// micro-batch order, so the sum is reproducible.
     pub fn add(&mut self, grads: &LlamaParams) -> Result<()> {
+        self.add_scaled(grads, 1.0)
+    }
+
+    /// Adds `s ·` one micro-batch's gradients (fp32; `s = 1` adds them unchanged).
+    pub fn add_scaled(&mut self, grads: &LlamaParams, s: f64) -> Result<()> {
         let named = grads.named();
+        let f32_scaled = |t: &Tensor| -> Result<Tensor> {
+            let t = t.to_dtype(DType::F32)?;
+            Ok(if s == 1.0 { t } else { t.affine(s, 0.0)? })
+        };
         if self.tensors.is_empty() {
             self.tensors = named
                 .into_iter()
-                .map(|(_, t)| t.to_dtype(DType::F32))
-                .collect::<candle_core::Result<_>>()?;
+                .map(|(_, t)| f32_scaled(t))
+                .collect::<Result<_>>()?;
             return Ok(());
         }
         if named.len() != self.tensors.len() {
@@ -296,7 +321,7 @@ impl Gradients {
             )));
         }
         for (acc, (_, g)) in self.tensors.iter_mut().zip(named) {
-            *acc = (&*acc + g.to_dtype(DType::F32)?)?;
+            *acc = (&*acc + f32_scaled(g)?)?;
         }
         Ok(())
     }

@@ -3,11 +3,13 @@
 //!
 //! Loss and gradient of a step (HF Trainer's rule, which ProLong uses): each micro-batch
 //! is one packed sequence; its loss is the mean over its label tokens (pre-training: every
-//! token but the first of each document; SFT: only the tokens with `mask == 1`, which the
-//! model's labels already handle). The step's loss and gradient are the mean over the
-//! `tokens_per_step / seq_len` micro-batches of those per-micro-batch means (HF divides
-//! each micro-batch loss by the accumulation steps). A micro-batch without labels counts
-//! with loss 0 and zero gradient.
+//! token but the first of each document; SFT with `[data] apply_mask`: only the tokens
+//! with `mask == 1`, which the model's labels already handle). With `[train]
+//! loss_normalisation = "sequence"` (the default) the step's loss and gradient are the
+//! mean over the `tokens_per_step / seq_len` micro-batches of those per-micro-batch means
+//! (HF divides each micro-batch loss by the accumulation steps; a micro-batch without
+//! labels counts with loss 0 and zero gradient); with `"token"` (ProLong's SFT
+//! `--token_scaled_loss`) they are the mean over every label token of the step.
 //!
 //! Determinism: the data order, the initial weights, the accumulation order and every
 //! reduction are fixed, so on CPU the same recipe and thread count give bit-identical
@@ -25,11 +27,11 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::data::{DataError, Mixture, MixtureLoader};
-use crate::metrics::{StepRecord, train_flops};
+use crate::metrics::{StepFlops, StepRecord, train_flops, utilisation};
 use crate::model::Llama;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
 use crate::packed::PackedSequence;
-use crate::stage::{StageConfig, StageError};
+use crate::stage::{LossNormalisation, StageConfig, StageError};
 use checkpoint::TrainerState;
 use eval::HeldOut;
 use init::InitRng;
@@ -92,24 +94,60 @@ pub struct TrainSummary {
     pub eval_sequences: usize,
     pub first_eval_loss: Option<f64>,
     pub final_eval_loss: Option<f64>,
-    /// Tokens and model FLOPs of this invocation, and its wall time (held-out
-    /// evaluations left out).
+    /// Tokens and FLOPs (model and recomputed) of this invocation, and its wall time
+    /// (held-out evaluations left out).
     pub run_tokens: u64,
-    pub run_flops: f64,
+    pub run_flops: StepFlops,
     pub run_seconds: f64,
     pub threads: usize,
-    /// Device peak for the MFU (TFLOP/s) and whether it was measured.
-    pub peak_tflops: f64,
-    pub peak_measured: bool,
+    /// Device peak for MFU and HFU (TFLOP/s) and where it came from.
+    pub peak: Peak,
 }
 
 impl TrainSummary {
     pub fn tokens_per_s(&self) -> f64 {
         self.run_tokens as f64 / self.run_seconds.max(1e-9)
     }
-    pub fn mfu(&self) -> f64 {
-        self.run_flops / self.run_seconds.max(1e-9) / (self.peak_tflops * 1e12)
+    /// Model FLOPs per second over the peak; `None` above 100% (a wrong peak).
+    pub fn mfu(&self) -> Option<f64> {
+        utilisation(self.run_flops.model, self.run_seconds, self.peak.tflops)
     }
+    /// Executed FLOPs (with recomputation) per second over the peak; `None` above 100%.
+    pub fn hfu(&self) -> Option<f64> {
+        utilisation(
+            self.run_flops.executed(),
+            self.run_seconds,
+            self.peak.tflops,
+        )
+    }
+}
+
+/// The peak MFU divides by, and how it was obtained (printed beside the MFU).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peak {
+    pub tflops: f64,
+    pub source: String,
+}
+
+/// The device peak of a stage: `[device] peak_tflops`, else `[device] gpu` from the known
+/// table, else measured now on `dev` (before training, so that it is not measured on a
+/// machine busy with the run's own leftovers).
+pub fn device_peak(cfg: &StageConfig, dtype: DType, dev: &Device) -> Result<Peak, TrainError> {
+    if let Some(p) = cfg.device.peak_tflops {
+        return Ok(Peak {
+            tflops: p,
+            source: "device.peak_tflops".into(),
+        });
+    }
+    if let Some(g) = &cfg.device.gpu
+        && let Some(p) = crate::metrics::known_gpu_peak(g)
+    {
+        return Ok(Peak {
+            tflops: p,
+            source: format!("device.gpu = {g:?}, bf16 data-sheet peak"),
+        });
+    }
+    measure_peak(dtype, dev)
 }
 
 /// The device the stage runs on. CPU today; the ops are written against candle's device
@@ -152,21 +190,33 @@ pub fn initial_model(
     }
 }
 
-/// One optimizer step's forward/backward over its micro-batches: the mean of the
-/// micro-batch losses and the mean of their gradients (fp32), accumulated in order.
+/// One optimizer step's forward/backward over its micro-batches: the step's loss and
+/// its fp32 gradient, accumulated in order. With [`LossNormalisation::Sequence`] both
+/// are the mean over the micro-batches of each one's token-mean; with
+/// [`LossNormalisation::Token`] the token mean over every label of the step
+/// (`Σ_i n_i·mean_i / Σ_i n_i`, `n_i` the labels of micro-batch `i`).
 pub fn accumulate(
     model: &Llama,
     seqs: &[PackedSequence],
     loss_block: usize,
+    norm: LossNormalisation,
 ) -> Result<(f64, Gradients), TrainError> {
     let mut grads = Gradients::default();
     let mut loss = 0.0;
     for seq in seqs {
         let (out, g) = model.loss_and_grads_blocked(seq, loss_block)?;
-        loss += out.loss;
-        grads.add(&g)?;
+        let weight = match norm {
+            LossNormalisation::Sequence => 1.0,
+            LossNormalisation::Token => out.label_tokens as f64,
+        };
+        loss += weight * out.loss;
+        grads.add_scaled(&g, weight)?;
     }
-    let n = seqs.len().max(1) as f64;
+    let n = match norm {
+        LossNormalisation::Sequence => seqs.len(),
+        LossNormalisation::Token => seqs.iter().map(|s| s.num_labels()).sum(),
+    };
+    let n = n.max(1) as f64;
     grads.scale(1.0 / n)?;
     Ok((loss / n, grads))
 }
@@ -198,7 +248,8 @@ pub fn run(
     // Data first: a mixture that does not fit the recipe (seq_len, empty stream) fails
     // before any model is loaded.
     let mixture = mixture(cfg)?;
-    let mut loader = MixtureLoader::new(&mixture, steps * micro, cfg.data.seq_len, cfg.train.seed)?;
+    let mut loader = MixtureLoader::new(&mixture, steps * micro, cfg.data.seq_len, cfg.train.seed)?
+        .apply_mask(cfg.data.apply_mask);
     // Held-out sequences leave the loader before it hands out (or restores) anything.
     let held_out = cfg
         .eval
@@ -228,6 +279,7 @@ pub fn run(
             }
             let model = Llama::load(dir, dtype, &dev)?;
             let mut opt = AdamW::new(adam_cfg, model.params())?;
+            opt.set_decay_norms(cfg.train.decay_norms);
             checkpoint::load_optimizer(dir, &mut opt)?;
             loader.restore(&state.loader)?;
             let from = state.step;
@@ -243,6 +295,7 @@ pub fn run(
         None => {
             let model = initial_model(cfg, &llama_cfg, dtype, &dev)?;
             let mut opt = AdamW::new(adam_cfg, model.params())?;
+            opt.set_decay_norms(cfg.train.decay_norms);
             if cfg.model.keep_optimizer {
                 let dir = cfg.model.init.as_deref().unwrap_or(Path::new("."));
                 checkpoint::load_optimizer(dir, &mut opt)?;
@@ -294,7 +347,8 @@ pub fn run(
         cfg.train.min_lr_ratio,
     );
     let bar = progress_bar(opts.progress, steps, state.step, &name);
-    let (mut run_tokens, mut run_flops) = (0u64, 0.0f64);
+    let peak = device_peak(cfg, dtype, &dev)?;
+    let (mut run_tokens, mut run_flops) = (0u64, StepFlops::default());
     let run_start = Instant::now();
     let mut eval_seconds = 0.0; // kept out of the throughput
     let start_step = state.step;
@@ -302,7 +356,7 @@ pub fn run(
     while state.step < steps {
         let t0 = Instant::now();
         let mut seqs = Vec::with_capacity(micro as usize);
-        let (mut step_tokens, mut step_flops) = (0u64, 0.0f64);
+        let (mut step_tokens, mut step_flops) = (0u64, StepFlops::default());
         for _ in 0..micro {
             let s = loader
                 .next_sequence()?
@@ -311,11 +365,16 @@ pub fn run(
                     msg: "the loader ran out of sequences".into(),
                 })?;
             let seq = PackedSequence::new(s.input_ids, &s.indices, s.mask.as_deref())?;
-            step_flops += train_flops(&llama_cfg, seq.segments());
+            step_flops += train_flops(&llama_cfg, &seq);
             step_tokens += seq.len() as u64;
             seqs.push(seq);
         }
-        let (loss, mut grads) = accumulate(&model, &seqs, cfg.train.loss_block)?;
+        let (loss, mut grads) = accumulate(
+            &model,
+            &seqs,
+            cfg.train.loss_block,
+            cfg.train.loss_normalisation,
+        )?;
         drop(seqs);
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
@@ -333,7 +392,7 @@ pub fn run(
         state.tokens += step_tokens;
         state.sequences += micro;
         state.elapsed_s += dt;
-        state.flops += step_flops;
+        state.flops += step_flops.model;
         run_tokens += step_tokens;
         run_flops += step_flops;
         let rec = StepRecord {
@@ -398,10 +457,6 @@ pub fn run(
     let svg = crate::metrics::loss_svg(&state.metrics, &state.evals, &title);
     crate::checkpoint::write_atomic(&out.join("loss.svg"), svg.as_bytes())?;
 
-    let (peak_tflops, peak_measured) = match cfg.device.peak_tflops {
-        Some(p) => (p, false),
-        None => (measure_peak_tflops(dtype, &dev)?, true),
-    };
     Ok(TrainSummary {
         name,
         out,
@@ -424,8 +479,7 @@ pub fn run(
         run_flops,
         run_seconds: run_start.elapsed().as_secs_f64() - eval_seconds,
         threads,
-        peak_tflops,
-        peak_measured,
+        peak,
     })
 }
 
@@ -488,20 +542,32 @@ fn progress_bar(show: bool, steps: u64, pos: u64, name: &str) -> indicatif::Prog
     bar
 }
 
-/// Best of a few square matmuls in the compute dtype, in TFLOP/s: the device peak the MFU
-/// is measured against when the recipe does not give one.
-pub fn measure_peak_tflops(dtype: DType, dev: &Device) -> Result<f64, TrainError> {
-    let n = 512usize;
-    let a = Tensor::ones((n, n), dtype, dev)?;
-    let b = Tensor::ones((n, n), dtype, dev)?;
+/// Side of the square matmul whose best time gives a CPU's peak: large enough that the
+/// gemm runs at full speed (tiling and threads busy), small enough to time in a second.
+const PEAK_MATMUL: usize = 1024;
+
+/// Best of five `n × n × n` matmuls (`n` = 1024) of random values in the compute dtype,
+/// after one warm-up, in TFLOP/s: the peak MFU is measured against when the recipe gives
+/// none.
+pub fn measure_peak(dtype: DType, dev: &Device) -> Result<Peak, TrainError> {
+    let n = PEAK_MATMUL;
+    let a = Tensor::randn(0f32, 1.0, (n, n), dev)?.to_dtype(dtype)?;
+    let b = Tensor::randn(0f32, 1.0, (n, n), dev)?.to_dtype(dtype)?;
     let _ = a.matmul(&b)?; // warm up
+    dev.synchronize()?;
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         let t = Instant::now();
-        let c = a.matmul(&b)?;
+        let c = a.matmul(&b)?; // 2·n³ FLOPs
         dev.synchronize()?;
         drop(c);
         best = best.min(t.elapsed().as_secs_f64());
     }
-    Ok(2.0 * (n as f64).powi(3) / best.max(1e-9) / 1e12)
+    Ok(Peak {
+        tflops: 2.0 * (n as f64).powi(3) / best.max(1e-9) / 1e12,
+        source: format!(
+            "measured before training: best of 5 {n}x{n}x{n} {dtype:?} matmuls on {} thread(s)",
+            candle_core::utils::get_num_threads()
+        ),
+    })
 }

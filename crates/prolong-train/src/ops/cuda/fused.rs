@@ -41,7 +41,7 @@ pub fn rmsnorm_forward(x: &Tensor, w: &Tensor, eps: f64) -> Result<Option<(Tenso
     Ok(Some((tensor(&dev, y, (t, c)), rstd)))
 }
 
-/// RMSNorm backward: `(dx [T, C] bf16, dw [C] bf16)`; `rstd` as from the forward.
+/// RMSNorm backward: `(dx [T, C] bf16, dw [C] f32)`; `rstd` as from the forward.
 pub fn rmsnorm_backward(
     dy: &Tensor,
     x: &Tensor,
@@ -72,7 +72,8 @@ pub fn rmsnorm_backward(
             .arg(&ci);
         driver(unsafe { b.launch(rows(t, ROW_THREADS)) })?;
     }
-    let dw = tensor(&dev, dw, c).to_dtype(DType::BF16)?;
+    // dw is a sum over the tokens: it stays f32, as `ops::precision` rules.
+    let dw = tensor(&dev, dw, c);
     Ok(Some((tensor(&dev, dx, (t, c)), dw)))
 }
 
