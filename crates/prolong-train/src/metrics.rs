@@ -96,12 +96,6 @@ impl std::ops::AddAssign for StepFlops {
 
 /// [`StepFlops`] of one training pass over `seq`.
 pub fn train_flops(cfg: &LlamaConfig, seq: &PackedSequence) -> StepFlops {
-    let c = cfg.hidden_size as f64;
-    let (q, kv) = (cfg.q_dim() as f64, cfg.kv_dim() as f64);
-    let f = cfg.intermediate_size as f64;
-    let layers = cfg.num_hidden_layers as f64;
-    let p = c * q + 2.0 * c * kv + q * c + 3.0 * c * f;
-    let tokens = seq.len() as f64;
     let pairs: f64 = seq
         .segments()
         .iter()
@@ -110,7 +104,18 @@ pub fn train_flops(cfg: &LlamaConfig, seq: &PackedSequence) -> StepFlops {
             l * (l + 1.0) / 2.0
         })
         .sum();
-    let labels = seq.num_labels() as f64;
+    pass_flops(cfg, seq.len() as f64, pairs, seq.num_labels() as f64)
+}
+
+/// [`StepFlops`] of one training pass over `tokens` tokens whose documents hold
+/// `pairs` causal (query, key) pairs (Σ len·(len+1)/2), `labels` of them labelled (only
+/// those go through the output projection). `plan` counts whole steps with it.
+pub fn pass_flops(cfg: &LlamaConfig, tokens: f64, pairs: f64, labels: f64) -> StepFlops {
+    let c = cfg.hidden_size as f64;
+    let (q, kv) = (cfg.q_dim() as f64, cfg.kv_dim() as f64);
+    let f = cfg.intermediate_size as f64;
+    let layers = cfg.num_hidden_layers as f64;
+    let p = c * q + 2.0 * c * kv + q * c + 3.0 * c * f;
     StepFlops {
         model: layers * (6.0 * p * tokens + 12.0 * q * pairs)
             + 6.0 * c * cfg.vocab_size as f64 * labels,

@@ -27,6 +27,9 @@
 //! keeps everything whole (2P bf16 + 16P f32). Without recomputation every layer
 //! keeps the inputs of its matmuls and nonlinearities instead of one input.
 //!
+//! FLOPs count each sequence as one document labelled throughout (the most attention
+//! a sequence can cost), with `metrics::pass_flops`, the trainer's own count.
+//!
 //! ProLong's own switches map onto these: its `--fsdp` 1/2/3 (FULL_SHARD,
 //! SHARD_GRAD_OP, NO_SHARD) are `full`, `grad_op` and `none`; `--seq_parallel_size`
 //! is `--sp`; `--gradient_checkpointing` is recompute.
@@ -244,14 +247,14 @@ impl PlanInput {
         }
         let total: f64 = parts.iter().map(|p| p.bytes).sum();
 
-        // FLOPs: model FLOPs of the step's sequences; recomputation adds a forward
-        // (a third of the non-attention training FLOPs and of attention's).
+        // FLOPs of the step's sequences, each one document labelled throughout (the
+        // most attention a sequence can cost); recomputation adds most of a forward.
         let sequences = self.tokens_per_step as f64 / self.seq_len as f64;
-        let one_document = 0..self.seq_len;
-        let per_seq = crate::metrics::train_flops(m, std::slice::from_ref(&one_document));
-        let model_flops = per_seq * sequences;
+        let s = self.seq_len as f64;
+        let per_seq = crate::metrics::pass_flops(m, s, s * (s + 1.0) / 2.0, s - 1.0);
+        let model_flops = per_seq.model * sequences;
         let hardware_flops = if self.recompute {
-            model_flops * 4.0 / 3.0
+            per_seq.executed() * sequences
         } else {
             model_flops
         };
@@ -514,17 +517,29 @@ mod tests {
         assert_eq!(ulysses.bytes, 524_288.0 * (1024.0 + 256.0) * 4.0);
     }
 
+    /// 6 FLOPs per parameter and token for the layers' matmuls, causal attention over
+    /// one 64K document, the output projection on its 65,535 labels; 64 sequences.
     #[test]
     fn model_flops_are_six_n_per_token_plus_attention() {
         let plan = stage1().plan().unwrap();
         let m = llama3_8b();
-        let (p, _) = parameter_counts(&m);
-        let n = p as f64 - 128256.0 * 4096.0 - 4096.0 * 65.0; // no embedding lookup, no norms
-        let attn = 6.0 * 2.0 * 4096.0 * 65536f64.powi(2) / 2.0 * 32.0;
-        let per_seq = 6.0 * n * 65536.0 + attn;
+        let (_, per_layer) = parameter_counts(&m);
+        let matmuls = per_layer as f64 - 2.0 * 4096.0; // no norms
+        let s = 65536.0f64;
+        let attention = 12.0 * 4096.0 * s * (s + 1.0) / 2.0;
+        let head = 6.0 * 4096.0 * 128256.0 * (s - 1.0);
+        let per_seq = 32.0 * (6.0 * matmuls * s + attention) + head;
         let rel = (plan.step_model_flops - 64.0 * per_seq).abs() / plan.step_model_flops;
         assert!(rel < 1e-12, "{rel}");
-        assert_eq!(plan.step_hardware_flops, plan.step_model_flops * 4.0 / 3.0);
+        assert!(plan.step_hardware_flops > plan.step_model_flops);
+        let no_recompute = PlanInput {
+            recompute: false,
+            ..stage1()
+        };
+        assert_eq!(
+            no_recompute.plan().unwrap().step_hardware_flops,
+            plan.step_model_flops
+        );
     }
 
     #[test]
