@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::filter::input::TOKENS_COLUMN;
 
-/// The released ProLong training mixtures (recipe.md), per-folder
+/// The released ProLong training mixtures (docs/recipe.md), per-folder
 /// proportions of sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
@@ -52,7 +52,7 @@ impl Preset {
         Preset::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    /// (folder, proportion), in recipe.md's order.
+    /// (folder, proportion), in docs/recipe.md's order.
     pub fn folders(self) -> &'static [(&'static str, f64)] {
         match self {
             Preset::Prolong64k => &[

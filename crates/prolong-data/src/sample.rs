@@ -56,7 +56,7 @@ use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
 
 pub const REPORT_FILE: &str = "sample.json";
 
-/// ShortMix's token shares (percent), by source, from recipe.md.
+/// ShortMix's token shares (percent), by source (docs/recipe.md, "Corpus").
 pub const SHORTMIX: [(&str, f64); 7] = [
     ("fineweb", 25.0),
     ("fineweb-edu", 25.0),

@@ -1,4 +1,4 @@
-//! Evaluation of long-context checkpoints (recipe.md "Evaluation").
+//! Evaluation of long-context checkpoints (docs/recipe.md, "Evaluation").
 //!
 //! Modules:
 //! * [`ppl`] — loss and perplexity on packed MDS sequences by position bucket;

@@ -1,5 +1,6 @@
-//! HELMET's own protocol (issue 16): instances sized as HELMET's released files are,
-//! those files read as they are, and HELMET's prompt text, truncation and BOS rule.
+//! HELMET's own protocol (docs/eval-recall.md, "Sizing protocols"): instances sized
+//! as HELMET's released files are, those files read as they are, and HELMET's prompt
+//! text, truncation and BOS rule.
 //!
 //! * Sizing. JSON KV has a fixed number of records per length ([`JSON_KV_RECORDS`],
 //!   HELMET's `test_k{N}_dep6.jsonl`); the RULER tasks are filled until their prompt
