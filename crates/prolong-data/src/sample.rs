@@ -123,6 +123,14 @@ pub struct SampleOptions {
     pub size_limit: Option<u64>,
 }
 
+/// What a task's marker records (see [`TaskSpec::check_output`]).
+#[derive(Serialize)]
+struct SampleSettings<'a> {
+    sources: &'a [Source],
+    #[serde(flatten)]
+    options: &'a SampleOptions,
+}
+
 /// What was asked of one source and what it gave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceReport {
@@ -197,6 +205,8 @@ pub enum SampleError {
     Input(#[from] InputError),
     #[error(transparent)]
     Mds(#[from] prolong_mds::MdsError),
+    #[error(transparent)]
+    Output(#[from] crate::task::OutputError),
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error("{arg:?}: {reason}")]
@@ -298,6 +308,9 @@ pub fn sample_task(
     let targets = targets(sources, options.total_tokens)?;
     check_names(sources)?;
     check_world_size(out, sources, task)?;
+    let settings = SampleSettings { sources, options };
+    let inputs: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+    task.check_output(out, &inputs, &settings)?;
     if task.is_done(out) {
         let changed = |reason: &str| SampleError::Changed {
             out: out.to_path_buf(),
@@ -336,11 +349,8 @@ pub fn sample_task(
     // run would vouch for parts being rewritten.
     remove_file_if_present(&out.join(REPORT_FILE))?;
     task.remove_stale_temps(out)?;
-    prolong_mds::remove_stale_temps(out, &[REPORT_FILE])?;
     for s in sources {
-        let dir = out.join(&s.name);
-        remove_file_if_present(&dir.join(prolong_mds::INDEX_FILE))?;
-        prolong_mds::remove_stale_temps(&dir, &[prolong_mds::INDEX_FILE])?;
+        remove_file_if_present(&out.join(&s.name).join(prolong_mds::INDEX_FILE))?;
     }
 
     // Shard g of the concatenated sources is task (g mod N)'s.
@@ -423,7 +433,7 @@ pub fn sample_task(
             r.achieved_tokens as f64 / achieved as f64
         };
     }
-    task.complete(out, &stats)?;
+    task.complete(out, &stats, &settings)?;
     let merged = finish_if_complete(out, sources, task)?;
     Ok(SampleOutcome {
         report: stats.report.clone(),
@@ -474,14 +484,9 @@ fn check_world_size(out: &Path, sources: &[Source], task: TaskSpec) -> Result<()
 /// do not depend on which task writes it, nor on a float's trip through
 /// JSON). Returns whether it found the run complete.
 fn finish_if_complete(out: &Path, sources: &[Source], task: TaskSpec) -> Result<bool, SampleError> {
-    if !task.all_done(out) {
+    let dirs: Vec<PathBuf> = sources.iter().map(|s| out.join(&s.name)).collect();
+    if !task.merge_if_complete_in(out, &dirs)? {
         return Ok(false);
-    }
-    for s in sources {
-        let dir = out.join(&s.name);
-        if !dir.join(prolong_mds::INDEX_FILE).is_file() {
-            prolong_mds::merge_index(&dir)?;
-        }
     }
     let report_path = out.join(REPORT_FILE);
     if !report_path.is_file() {

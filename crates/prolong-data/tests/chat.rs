@@ -37,6 +37,7 @@ fn run(
     let options = ChatOptions {
         domain: domain.into(),
         size_limit: prolong_mds::DEFAULT_SIZE_LIMIT,
+        tokenizer_hash: String::new(),
     };
     chat_task(&encoder, files, out, task, &options, &mut |_| {})
 }
@@ -360,7 +361,7 @@ fn compressed_inputs_sharded_runs_and_reruns_give_the_same_bytes() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("task proc1-2 was completed with other inputs or settings"),
+        err.contains("was made with other settings (domain was \"c\", now \"other\")"),
         "{err}"
     );
 }
@@ -504,4 +505,61 @@ fn tokenizer_config_gives_the_bos_and_must_be_llama3s_layout() {
         stderr.contains("has no added token \"<|begin_of_text|>\""),
         "{stderr}"
     );
+}
+
+/// `prolong-data chat INPUT --tokenizer TOKENIZER --domain DOMAIN --out OUT`
+/// over 60 conversations (shards of about 10).
+fn chat_command(dir: &Path, domain: &str) -> impl Fn(&Path) -> std::process::Command + use<> {
+    let tokenizer = dir.join("tokenizer.json");
+    std::fs::write(&tokenizer, common::chat_tokenizer_json()).unwrap();
+    let input = dir.join("chats.jsonl");
+    let lines: String = (0..60)
+        .map(|i| {
+            format!(
+                "{{\"messages\": [{{\"role\": \"user\", \"content\": \"question {i}\"}}, \
+                 {{\"role\": \"assistant\", \"content\": \"answer {}\"}}]}}\n",
+                "x".repeat(i)
+            )
+        })
+        .collect();
+    std::fs::write(&input, lines).unwrap();
+    let domain = domain.to_string();
+    move |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        c.arg("chat")
+            .arg(&input)
+            .arg("--tokenizer")
+            .arg(&tokenizer)
+            .args(["--domain", &domain, "--size-limit", "3000", "--out"])
+            .arg(out);
+        c
+    }
+}
+
+#[test]
+fn killed_chat_then_rerun_is_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::assert_kill_and_rerun_is_identical(
+        chat_command(tmp.path(), "chat"),
+        &tmp.path().join("clean"),
+        &tmp.path().join("killed"),
+        10,
+    );
+}
+
+#[test]
+fn rerun_removes_the_temps_of_killed_writers_and_refuses_other_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    common::assert_rerun_removes_dead_temps(chat_command(tmp.path(), "chat"), &out, &["."]);
+    let before = common::files(&out);
+    let output = chat_command(tmp.path(), "other")(&out).output().unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("domain was \"chat\", now \"other\"") && err.contains("start afresh"),
+        "{err}"
+    );
+    assert!(common::files(&out) == before);
 }

@@ -1,6 +1,6 @@
 //! The filter stage: exact length bounds, copies that keep the input's
 //! columns and encodings, rank tasks with markers and a merge, skip/redo on
-//! re-runs, and a real kill -9 in the middle.
+//! re-runs, and kill -9 at every write step.
 
 mod common;
 
@@ -9,7 +9,7 @@ use common::{files, read_tokenized};
 use std::path::{Path, PathBuf};
 
 use prolong_data::filter::{FilterError, FilterOptions, FilterStats, filter_task};
-use prolong_data::task::TaskSpec;
+use prolong_data::task::{OutputError, TaskSpec};
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
 
 /// Token ids of document `i` of length `n`.
@@ -215,7 +215,17 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
         ..options.clone()
     };
     let err = filter_task(&inputs, &out, t(0, 3), &other, &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, FilterError::Changed { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FilterError::Output(OutputError::SettingsChanged { .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("min_tokens was 50, now 51"),
+        "{err}"
+    );
     let err = filter_task(&inputs, &out, t(0, 2), &options, &mut |_, _| {}).unwrap_err();
     assert!(matches!(err, FilterError::OtherWorldSize { .. }), "{err}");
 }
@@ -265,12 +275,12 @@ fn inputs_with_other_columns_or_no_length_are_refused() {
 fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("tok");
-    let lengths: Vec<usize> = (0..30_000).map(|i| 1 + (i * 7919) % 400).collect();
+    let lengths: Vec<usize> = (0..300).map(|i| 1 + (i * 7919) % 400).collect();
     write_docs(
         &input,
         &lengths,
         false,
-        WriterOptions::default().size_limit(1 << 20),
+        WriterOptions::default().size_limit(1 << 16),
     );
     let bin = env!("CARGO_BIN_EXE_prolong-data");
     let args = |out: &Path| {
@@ -278,58 +288,16 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
         c.arg("filter")
             .arg(&input)
             .args(["--min-tokens", "100", "--max-tokens", "350"])
-            .args(["--size-limit", "200000", "--out"])
-            .arg(out)
-            .stdout(std::process::Stdio::null());
+            .args(["--size-limit", "40000", "--out"])
+            .arg(out);
         c
     };
-    let clean = tmp.path().join("clean");
-    let started = std::time::Instant::now();
-    assert!(args(&clean).status().unwrap().success());
-    let full = started.elapsed();
-    let killed = tmp.path().join("killed");
-    // Kill at fractions of a full run's time, until one kill lands after some
-    // shards were written and before the marker; the fractions go round three times,
-    // since on a loaded machine a run's time varies a lot.
-    let mut mid_way = 0;
-    let fractions = [0.3, 0.5, 0.7, 0.2, 0.4, 0.6, 0.8, 0.9];
-    for &fraction in fractions.iter().cycle().take(3 * fractions.len()) {
-        let mut child = args(&killed).spawn().unwrap();
-        std::thread::sleep(full.mul_f64(fraction));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if killed.join("proc0-1.done").exists() {
-            break;
-        }
-        assert!(
-            !killed.join("index.json").exists(),
-            "a killed run left a finished-looking index"
-        );
-        let partial = std::fs::read_dir(killed.join("proc0-1"))
-            .map(|d| d.count() > 0)
-            .unwrap_or(false);
-        if partial {
-            mid_way += 1;
-            if mid_way == 2 {
-                break;
-            }
-        }
-    }
-    assert!(
-        mid_way > 0,
-        "no kill landed mid-way (a full run takes {full:?})"
+    common::assert_kill_and_rerun_is_identical(
+        args,
+        &tmp.path().join("clean"),
+        &tmp.path().join("killed"),
+        10,
     );
-    assert!(args(&killed).status().unwrap().success());
-    let (a, b) = (files(&clean), files(&killed));
-    let extra: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
-    let lost: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).collect();
-    assert!(
-        extra.is_empty() && lost.is_empty(),
-        "extra {extra:?}, lost {lost:?}"
-    );
-    for (name, bytes) in &a {
-        assert!(b[name] == *bytes, "{name} differs after kill and rerun");
-    }
 }
 
 #[test]
@@ -359,4 +327,49 @@ fn cli_prints_json_stats() {
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.starts_with("error: ") && err.contains("nope"), "{err}");
+}
+
+#[test]
+fn rerun_removes_the_temps_of_killed_writers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("tok");
+    write_docs(&input, &[3, 4, 5, 6], false, WriterOptions::default());
+    let args = |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        c.arg("filter")
+            .arg(&input)
+            .args(["--min-tokens", "4", "--out"])
+            .arg(out);
+        c
+    };
+    common::assert_rerun_removes_dead_temps(args, &tmp.path().join("out"), &["."]);
+}
+
+/// `filter X --out X` on a flat dataset once overwrote X/index.json (D10).
+#[test]
+fn an_output_that_overlaps_an_input_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("tok");
+    write_docs(&input, &[3, 4, 5], false, WriterOptions::default());
+    let before = files(&input);
+    for (out, relation) in [
+        (input.clone(), "is the input"),
+        (input.join("sub"), "is inside the input"),
+        (tmp.path().to_path_buf(), "holds the input"),
+    ] {
+        let err = filter_task(
+            std::slice::from_ref(&input),
+            &out,
+            t(0, 1),
+            &FilterOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, FilterError::Output(OutputError::Overlaps { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains(relation), "{err}");
+    }
+    assert!(files(&input) == before, "the input changed");
 }

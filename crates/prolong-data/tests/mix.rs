@@ -312,3 +312,30 @@ fn cli_writes_manifests_and_fails_clearly() {
     );
     assert_eq!(Mixture::from_manifest(&out).unwrap().streams.len(), 2);
 }
+
+/// Mix writes one file, its manifest: killed at each of its three write steps
+/// (before the temporary file, before the rename, after it), a re-run gives
+/// the same bytes and leaves no temporary file.
+#[test]
+fn killed_mix_then_rerun_is_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("packed/a"), tmp.path().join("packed/b"));
+    write_packed(&a, 3, 8);
+    write_packed(&b, 2, 8);
+    let command = |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        c.arg("mix")
+            .arg(format!("a={}@0.25", a.display()))
+            .arg(format!("b={}@0.75", b.display()))
+            .arg("--out")
+            .arg(out.join("mix.toml"));
+        c
+    };
+    let points = common::assert_kill_and_rerun_is_identical(
+        command,
+        &tmp.path().join("clean"),
+        &tmp.path().join("killed"),
+        3,
+    );
+    assert_eq!(points, 3);
+}

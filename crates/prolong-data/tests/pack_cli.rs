@@ -153,3 +153,36 @@ fn pack_all_tasks_in_one_process_or_from_slurm_variables() {
     assert_eq!(v["tasks_run"], serde_json::json!(["proc1-2"]));
     assert_eq!(v["merged"], false);
 }
+
+/// `pack X --out X` on a flat dataset once overwrote X/index.json (D10): an
+/// output that is an input, inside one or holding one is refused, and the
+/// input is left as it was.
+#[test]
+fn pack_refuses_an_output_that_overlaps_an_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("tok");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(golden("tokenized")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::create_dir_all(&input).unwrap();
+        std::fs::copy(entry.path(), input.join(entry.file_name())).unwrap();
+        files.push(entry.file_name());
+    }
+    let before = common::files(&input);
+    let input_str = input.to_str().unwrap();
+    let inside = input.join("packed");
+    let via_dots = tmp.path().join("tok/../tok");
+    for (out, relation) in [
+        (input_str, "is the input"),
+        (via_dots.to_str().unwrap(), "is the input"),
+        (inside.to_str().unwrap(), "is inside the input"),
+        (tmp.path().to_str().unwrap(), "holds the input"),
+    ] {
+        let (ok, _, err) = run(&[input_str, "--out", out, "--len", "1024"]);
+        assert!(!ok, "--out {out} was accepted");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(relation), "{err}");
+    }
+    assert!(common::files(&input) == before, "the input changed");
+    assert!(!inside.exists());
+}

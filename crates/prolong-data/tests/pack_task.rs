@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use prolong_data::pack::{PackError, PackOptions, run_all, run_task};
-use prolong_data::task::TaskSpec;
+use prolong_data::task::{OutputError, TaskSpec};
 use prolong_mds::{Array, INDEX_FILE, MdsDataset, MdsWriter, Value, WriterOptions};
 
 fn tokenized() -> PathBuf {
@@ -74,12 +74,14 @@ fn rerun_skips_and_killed_task_is_redone_identically() {
     assert_eq!(again.record.stats, first.record.stats);
     assert_eq!(snapshot(&out), files);
 
-    // Other settings on a completed task: refused.
+    // Other settings on a completed task: refused, naming the setting.
     let other = o.clone().min_length(7);
-    assert!(matches!(
-        run(&[tokenized()], &out, &other, 0, 1),
-        Err(PackError::SettingsMismatch { .. })
-    ));
+    let err = run(&[tokenized()], &out, &other, 0, 1).unwrap_err();
+    assert!(
+        matches!(err, PackError::Output(OutputError::SettingsChanged { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("min_length was"), "{err}");
 
     // A task killed mid-way: no marker, a truncated shard, a temporary file,
     // a stale extra shard. Re-running redoes it and gives the same bytes.
@@ -207,8 +209,8 @@ fn compressed_input_packs_like_raw_input() {
     run(std::slice::from_ref(&zipped), &b, &o, 0, 1).unwrap();
     let (sa, sb) = (snapshot(&a), snapshot(&b));
     for (k, v) in &sa {
-        if k.ends_with("proc0-1.stats.json") {
-            continue; // names its inputs
+        if k.ends_with("proc0-1.stats.json") || k.ends_with("proc0-1.done") {
+            continue; // name their inputs
         }
         assert_eq!(Some(v), sb.get(k), "{}", k.display());
     }

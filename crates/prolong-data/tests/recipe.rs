@@ -352,6 +352,29 @@ fn unknown_and_misplaced_keys_name_the_file_and_line() {
     assert!(stderr.contains("bad.toml:8:"), "{stderr}");
 }
 
+/// Two steps writing one folder would skip or clobber each other's tasks.
+#[test]
+fn two_steps_with_the_same_out_are_an_error() {
+    let step = |name: &str, out: &str| {
+        format!(
+            "[[step]]\nname = \"{name}\"\nstage = \"pack\"\ninputs = [\"x\"]\nout = \"{out}\"\nlen = 8\n"
+        )
+    };
+    let msg = parse_err(&format!("{}{}", step("a", "y"), step("b", "y/")));
+    assert!(msg.starts_with("pipelines/x.toml:11:"), "{msg}");
+    assert!(
+        msg.contains("steps \"a\" and \"b\" both write out = \"y/\""),
+        "{msg}"
+    );
+    assert!(
+        Recipe::parse(
+            &format!("{}{}", step("a", "y"), step("b", "z")),
+            Path::new("x.toml")
+        )
+        .is_ok()
+    );
+}
+
 #[test]
 fn variables_come_from_the_environment_then_vars() {
     let text = "[vars]\nA = \"from-vars\"\nB = \"${A}/b\"\n[[step]]\nname = \"m\"\nstage = \"mix\"\npreset = \"prolong-64k\"\nroot = \"${B}\"\nout = \"/abs/m.toml\"\n";

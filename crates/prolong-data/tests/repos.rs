@@ -1008,3 +1008,28 @@ fn head_through_packed_refs_detached_and_unborn() {
     std::fs::write(git.join("HEAD"), "ref: ../../outside\n").unwrap();
     assert_eq!(read(&dir).outcome.unwrap_err().to_string(), "corrupt_git");
 }
+
+/// Repos writes three files per task (its part, stats and marker): killed at
+/// each of their nine write steps, a re-run gives the same bytes and leaves
+/// no temporary file.
+#[test]
+fn killed_repos_then_rerun_is_byte_identical() {
+    let input = input();
+    let command = |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        c.arg("repos")
+            .arg(&input.root)
+            .arg("--out")
+            .arg(out)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT");
+        c
+    };
+    let points = common::assert_kill_and_rerun_is_identical(
+        command,
+        &input.root.with_file_name("clean"),
+        &input.root.with_file_name("killed"),
+        9,
+    );
+    assert_eq!(points, 9);
+}

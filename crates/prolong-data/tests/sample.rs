@@ -268,7 +268,7 @@ fn killed_sample_then_rerun_is_byte_identical() {
     let args: Vec<String> = (0..3)
         .map(|salt| {
             let dir = tok.join(format!("s{salt}"));
-            write_source(&dir, 1500, 4000, salt);
+            write_source(&dir, 100, 400, salt);
             format!("{}@{}", dir.display(), salt + 1)
         })
         .collect();
@@ -276,19 +276,78 @@ fn killed_sample_then_rerun_is_byte_identical() {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
         c.arg("sample")
             .args(&args)
-            .args(["--tokens", "4000000", "--seed", "5", "--out"])
-            .arg(out)
-            .stdout(std::process::Stdio::null());
+            .args(["--tokens", "30000", "--seed", "5", "--size-limit", "30000"])
+            .arg("--out")
+            .arg(out);
         c
     };
     common::assert_kill_and_rerun_is_identical(
         command,
         &tmp.path().join("clean"),
         &tmp.path().join("killed"),
-        // The run takes about 0.2 s in the test profile: kills during the
-        // length pass and during the copies.
-        &[10, 40, 90, 140],
+        10,
     );
+}
+
+/// Three small sources and `prolong-data sample` over them into OUT, with
+/// `extra` arguments.
+fn sample_command(tok: &Path, extra: &[&str]) -> impl Fn(&Path) -> std::process::Command + use<> {
+    let args: Vec<String> = (0..3)
+        .map(|salt| {
+            let dir = tok.join(format!("s{salt}"));
+            if !dir.exists() {
+                write_source(&dir, 20, 100, salt);
+            }
+            format!("{}@{}", dir.display(), salt + 1)
+        })
+        .collect();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    move |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        c.arg("sample")
+            .args(&args)
+            .args(["--tokens", "1000"])
+            .args(&extra)
+            .arg("--out")
+            .arg(out);
+        c
+    }
+}
+
+/// The flake of issue 11: `s2/.index.json.tmp.PID.N` of a killed writer of a
+/// per-source index survived the re-run.
+#[test]
+fn rerun_removes_the_temps_of_killed_writers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let command = sample_command(&tmp.path().join("tok"), &["--seed", "5"]);
+    common::assert_rerun_removes_dead_temps(command, &tmp.path().join("out"), &["s2", "s0"]);
+}
+
+/// A re-run with another seed, or into one of its sources, is refused with
+/// one line naming why.
+#[test]
+fn rerun_with_other_settings_or_into_an_input_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = tmp.path().join("tok");
+    let out = tmp.path().join("out");
+    common::succeeded(
+        sample_command(&tok, &["--seed", "5"])(&out)
+            .output()
+            .unwrap(),
+    );
+    let before = files(&out);
+    for (extra, out, want) in [
+        (["--seed", "6"], out.clone(), "seed was 5, now 6"),
+        (["--seed", "5"], tok.join("s1"), "is the input"),
+        (["--seed", "5"], tok.join("s1/x"), "is inside the input"),
+    ] {
+        let output = sample_command(&tok, &extra)(&out).output().unwrap();
+        assert!(!output.status.success());
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    assert!(files(&out) == before, "the refused run changed the output");
 }
 
 #[test]

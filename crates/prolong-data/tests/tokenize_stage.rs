@@ -187,11 +187,11 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
     let tokenizer = write_byte_tokenizer(tmp.path());
     let input = tmp.path().join("big.jsonl");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-    for i in 0..40_000 {
+    for i in 0..300 {
         writeln!(
             f,
             "{{\"text\": \"document {i}: {}\"}}",
-            "the quick brown fox jumps over the lazy dog ".repeat(i % 50 + 1)
+            "the quick brown fox jumps over the lazy dog ".repeat(i % 5 + 1)
         )
         .unwrap();
     }
@@ -205,21 +205,124 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
             "--tokenizer",
             tokenizer.to_str().unwrap(),
             "--size-limit",
-            "1000000",
+            "40000",
             "--domain",
             "web",
             "--out",
         ])
-        .arg(out)
-        .stdout(std::process::Stdio::null());
+        .arg(out);
         c
     };
     assert_kill_and_rerun_is_identical(
         args,
         &tmp.path().join("clean"),
         &tmp.path().join("killed"),
-        &[50, 150, 400],
+        10,
     );
+}
+
+/// `prolong-data tokenize INPUT --tokenizer TOKENIZER --domain DOMAIN --out OUT`.
+fn tokenize_command(
+    input: &Path,
+    tokenizer: &Path,
+    domain: &str,
+) -> impl Fn(&Path) -> std::process::Command + use<> {
+    let (input, tokenizer, domain) = (input.to_owned(), tokenizer.to_owned(), domain.to_owned());
+    move |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        c.arg("tokenize")
+            .arg(&input)
+            .arg("--tokenizer")
+            .arg(&tokenizer)
+            .args(["--domain", &domain, "--out"])
+            .arg(out);
+        c
+    }
+}
+
+/// D3: a kill after the marker and before the merged index.json was renamed
+/// left the output without it for good (every re-run exited 0 and skipped).
+/// Now the re-run writes it, and removes the killed writers' temps.
+#[test]
+fn rerun_writes_a_missing_merged_index_and_removes_dead_temps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokenizer = write_byte_tokenizer(tmp.path());
+    let input = tmp.path().join("docs.jsonl");
+    std::fs::write(&input, "{\"text\": \"one\"}\n{\"text\": \"two\"}\n").unwrap();
+    let command = tokenize_command(&input, &tokenizer, "web");
+    common::assert_rerun_removes_dead_temps(command, &tmp.path().join("tok"), &["."]);
+}
+
+/// D4: a re-run with another tokenizer, other inputs or another domain once
+/// kept the old output and printed its stats. Now each is refused with one
+/// line naming what changed, and the output is left alone; so is an output
+/// inside the input folder (D10).
+#[test]
+fn rerun_with_other_settings_or_into_the_input_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokenizer = write_byte_tokenizer(tmp.path());
+    let other_dir = tmp.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other_tokenizer = other_dir.join("tokenizer.json");
+    std::fs::write(
+        &other_tokenizer,
+        byte_tokenizer_json().replace("\"fuse_unk\":false", "\"fuse_unk\":true"),
+    )
+    .unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("a.jsonl"), "{\"text\": \"one\"}\n").unwrap();
+    let second = tmp.path().join("b.jsonl");
+    std::fs::write(&second, "{\"text\": \"two\"}\n").unwrap();
+    let out = tmp.path().join("tok");
+    succeeded(
+        tokenize_command(&docs, &tokenizer, "web")(&out)
+            .output()
+            .unwrap(),
+    );
+    // A copy of the same tokenizer elsewhere is the same tokenizer.
+    let copy = other_dir.join("copy.json");
+    std::fs::copy(&tokenizer, &copy).unwrap();
+    succeeded(
+        tokenize_command(&docs, &copy, "web")(&out)
+            .output()
+            .unwrap(),
+    );
+    let before = files(&out);
+    for (input, tokenizer, domain, out, want) in [
+        (&docs, &other_tokenizer, "web", &out, "tokenizer_hash was"),
+        (
+            &docs,
+            &tokenizer,
+            "book",
+            &out,
+            "domain was \"web\", now \"book\"",
+        ),
+        (&second, &tokenizer, "web", &out, "files was"),
+        (
+            &docs,
+            &tokenizer,
+            "web",
+            &docs.join("tok"),
+            "is inside the input",
+        ),
+    ] {
+        let output = tokenize_command(input, tokenizer, domain)(out)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{want}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+        let how = if want.starts_with("is") {
+            "apart from the inputs"
+        } else {
+            "start afresh"
+        };
+        assert!(err.contains(how), "{err}");
+    }
+    assert!(files(&out) == before, "a refused run changed the output");
+    assert!(!docs.join("tok").exists());
 }
 
 #[test]

@@ -1,4 +1,17 @@
 //! Files appear under their final name only once they are complete.
+//!
+//! Every file a stage writes (shards, index.json, stats, markers, reports,
+//! manifests) goes through [`write_atomic_with`]: it first removes the
+//! temporary files that dead writers of the same name left beside it, so a
+//! re-run after a kill leaves none behind, whichever stage it is.
+//!
+//! Kill testing: with `PROLONG_KILL_AT_WRITE=N` ([`KILL_AT_WRITE_VAR`]) in
+//! its environment, a process sends itself SIGKILL when it reaches its N-th
+//! write step (counting from 1). Each atomic write has three steps: before
+//! its temporary file is created, after that file is written (and synced)
+//! but before the rename, and after the rename. Kill tests choose their kill
+//! points by this count, never by timing, so every point is reached on any
+//! machine under any load.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +28,40 @@ pub fn temp_path(path: &Path) -> PathBuf {
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     path.with_file_name(format!(".{name}.tmp.{}.{n}", std::process::id()))
+}
+
+/// The environment variable that kills a process at its N-th write step
+/// (see the module docs).
+pub const KILL_AT_WRITE_VAR: &str = "PROLONG_KILL_AT_WRITE";
+
+/// One write step: the process dies here if it is the step
+/// `PROLONG_KILL_AT_WRITE` names.
+fn write_step() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static KILL_AT: OnceLock<Option<u64>> = OnceLock::new();
+    static STEPS: AtomicU64 = AtomicU64::new(0);
+    let kill_at = *KILL_AT.get_or_init(|| {
+        std::env::var(KILL_AT_WRITE_VAR)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+    });
+    if let Some(at) = kill_at
+        && STEPS.fetch_add(1, Ordering::SeqCst) + 1 == at
+    {
+        kill_self();
+    }
+}
+
+/// Dies as `kill -9` kills: no destructor runs, no buffer is flushed.
+fn kill_self() -> ! {
+    #[cfg(unix)]
+    // SAFETY: kill(2) on our own pid touches no memory of this process.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    // SIGKILL is delivered before kill(2) returns; elsewhere, abort.
+    std::process::abort()
 }
 
 /// Writes `bytes` to a temporary name beside `path`, syncs it, then renames
@@ -44,6 +91,15 @@ pub fn write_atomic_with(
     sync: bool,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        remove_stale_temps(dir, &[&name.to_string_lossy()])?;
+    }
+    write_step();
     let tmp = temp_path(path);
     let result = (|| {
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
@@ -52,18 +108,21 @@ pub fn write_atomic_with(
         if sync {
             file.sync_data()?;
         }
+        write_step();
         std::fs::rename(&tmp, path)
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         MdsError::io(path, e)
-    })
+    })?;
+    write_step();
+    Ok(())
 }
 
 /// Removes the temporary files (`.NAME.tmp.PID.N`) that killed processes left
 /// in `dir` for the given final names. Only files of processes that no longer
-/// run are removed, so a concurrent writer is never disturbed; where that
-/// cannot be told (no `/proc`), none are.
+/// run on this machine are removed, so a concurrent writer here is never
+/// disturbed; where that cannot be told (no `/proc`), none are.
 pub fn remove_stale_temps(dir: &Path, names: &[&str]) -> Result<()> {
     if !Path::new("/proc/self").exists() {
         return Ok(());

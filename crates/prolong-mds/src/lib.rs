@@ -23,7 +23,8 @@ mod verify;
 mod writer;
 
 pub use atomic::{
-    remove_stale_temps, temp_path, write_atomic, write_atomic_parts, write_atomic_with,
+    KILL_AT_WRITE_VAR, remove_stale_temps, temp_path, write_atomic, write_atomic_parts,
+    write_atomic_with,
 };
 pub use dtype::Dtype;
 pub use encoding::Encoding;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::template::{ChatEncoder, SpecialTokens, TemplateError};
 use super::{Message, parse_conversation};
 use crate::documents::{DocumentError, JsonLine, SkipCounts, read_json_lines};
-use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
+use crate::task::{LengthHistogram, TaskSpec};
 use crate::tokenize::stage::{Batch, SkipCountsRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,19 @@ pub struct ChatOptions {
     pub domain: String,
     /// MDS shard size limit in bytes.
     pub size_limit: u64,
+    /// Which tokenizer encodes ([`crate::tokenize::stage::tokenizer_hash`];
+    /// empty: not recorded).
+    #[serde(default)]
+    pub tokenizer_hash: String,
+}
+
+/// What a task's marker records (see [`TaskSpec::check_output`]).
+#[derive(Serialize)]
+struct ChatSettings<'a> {
+    files: &'a [PathBuf],
+    special_tokens: &'a SpecialTokens,
+    #[serde(flatten)]
+    options: &'a ChatOptions,
 }
 
 /// What one task did: its stats file.
@@ -66,6 +79,8 @@ pub enum ChatError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Mds(#[from] prolong_mds::MdsError),
+    #[error(transparent)]
+    Output(#[from] crate::task::OutputError),
     #[error(
         "{path}: none of its {lines} lines has a \"messages\" or \"conversations\" array \
          (first line's keys: {keys}); is it a chat file?"
@@ -108,6 +123,12 @@ pub fn chat_task(
     on_progress: &mut OnProgress<'_>,
 ) -> Result<ChatOutcome, ChatError> {
     let mine: Vec<PathBuf> = task.take(files).cloned().collect();
+    let settings = ChatSettings {
+        files,
+        special_tokens: encoder.special_tokens(),
+        options,
+    };
+    task.check_output(out, files, &settings)?;
     if task.is_done(out) {
         let stats = completed_stats(encoder, &mine, out, task, options)?;
         task.merge_if_complete(out)?;
@@ -116,9 +137,6 @@ pub fn chat_task(
             skipped: true,
         });
     }
-    // Redone from scratch; a root index from an earlier complete run would
-    // vouch for shards being rewritten.
-    remove_file_if_present(&out.join(prolong_mds::INDEX_FILE))?;
     let dir = task.clear_output(out)?;
     let writer = MdsWriter::create(
         &dir,
@@ -156,7 +174,7 @@ pub fn chat_task(
     } = output;
     writer.finish()?;
     stats.skipped = (&skipped).into();
-    task.complete(out, &stats)?;
+    task.complete(out, &stats, &settings)?;
     task.merge_if_complete(out)?;
     Ok(ChatOutcome {
         stats,

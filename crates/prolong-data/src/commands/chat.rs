@@ -60,10 +60,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let tokenizer = Tokenizer::from_file(&args.io.tokenizer)?;
     let encoder = ChatEncoder::new(&tokenizer, &tokens)
         .with_context(|| format!("tokenizer {}", args.io.tokenizer.display()))?;
+    prolong_data::task::check_apart(&args.io.out, &args.io.inputs)?;
     let files = input_files(&args.io.inputs)?;
     let options = ChatOptions {
         domain: summary::domain_or_folder_name(args.domain.clone(), &args.io.out),
         size_limit: args.size_limit,
+        tokenizer_hash: prolong_data::tokenize::stage::tokenizer_hash(&args.io.tokenizer)?,
     };
     let bar = progress::bytes_bar(progress::total_bytes(task.take(&files)), "chat");
     let outcome = chat_task(

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use prolong_data::documents::{GroupFields, Select};
 use prolong_data::tokenize::Tokenizer;
-use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task};
+use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task, tokenizer_hash};
 
 use super::progress;
 use super::summary;
@@ -67,6 +67,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let task = args.task.resolve()?;
+    prolong_data::task::check_apart(&args.io.out, &args.io.inputs)?;
     let tokenizer = Tokenizer::from_file(&args.io.tokenizer)?;
     let files = input_files(&args.io.inputs)?;
     let options = TokenizeOptions {
@@ -82,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .zip(args.path_field)
             .map(|(repo, path)| GroupFields { repo, path }),
         size_limit: args.size_limit,
+        tokenizer_hash: tokenizer_hash(&args.io.tokenizer)?,
     };
     // Grouping by repository reads every file in every task.
     let read: Vec<&PathBuf> = if options.group_by_repo.is_some() {

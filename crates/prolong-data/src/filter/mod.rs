@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
+use crate::task::{LengthHistogram, TaskSpec};
 use input::{InputError, copy_doc, create_writer, for_each_doc, plan_shards};
 
 /// The recipe's minimum length of long documents (books, code repositories).
@@ -44,6 +44,14 @@ pub struct FilterOptions {
     pub max_tokens: Option<u64>,
     /// MDS shard size limit in bytes; `None`: the input's.
     pub size_limit: Option<u64>,
+}
+
+/// What a task's marker records (see [`TaskSpec::check_output`]).
+#[derive(Serialize)]
+struct FilterSettings<'a> {
+    inputs: &'a [PathBuf],
+    #[serde(flatten)]
+    options: &'a FilterOptions,
 }
 
 impl FilterOptions {
@@ -114,6 +122,8 @@ pub enum FilterError {
     Input(#[from] InputError),
     #[error(transparent)]
     Mds(#[from] prolong_mds::MdsError),
+    #[error(transparent)]
+    Output(#[from] crate::task::OutputError),
     #[error("invalid settings: {0}")]
     Settings(String),
     #[error(
@@ -166,6 +176,8 @@ pub fn filter_task(
         )));
     }
     check_world_size(out, task)?;
+    let settings = FilterSettings { inputs, options };
+    task.check_output(out, inputs, &settings)?;
     if task.is_done(out) {
         let stats: FilterStats = task.read_stats(out).ok_or_else(|| FilterError::Changed {
             out: out.to_path_buf(),
@@ -203,9 +215,6 @@ pub fn filter_task(
             "the inputs {inputs:?} hold no shards"
         )));
     };
-    // Redo from scratch; a root index from an earlier complete run would
-    // vouch for shards being rewritten.
-    remove_file_if_present(&out.join(prolong_mds::INDEX_FILE))?;
     let dir = task.clear_output(out)?;
     let mut writer = create_writer(&dir, first, options.size_limit)?;
     let mut stats = FilterStats {
@@ -251,7 +260,7 @@ pub fn filter_task(
         on_progress(done, total);
     }
     writer.finish()?;
-    task.complete(out, &stats)?;
+    task.complete(out, &stats, &settings)?;
     let merged = task.merge_if_complete(out)?;
     Ok(FilterOutcome {
         stats,

@@ -22,11 +22,8 @@ pub enum PackError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "{path}: this task was completed with other settings ({found}); \
-         pack into a fresh folder or remove the old output"
-    )]
-    SettingsMismatch { path: PathBuf, found: String },
+    #[error(transparent)]
+    Output(#[from] crate::task::OutputError),
     #[error(transparent)]
     Mds(#[from] MdsError),
 }

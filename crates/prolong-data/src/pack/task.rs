@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use prolong_mds::{Array, Dtype, INDEX_FILE, Index, MdsWriter, Value, WriterOptions, write_atomic};
+use prolong_mds::{Array, Dtype, INDEX_FILE, MdsWriter, Value, WriterOptions};
 use serde::{Deserialize, Serialize};
 
 use super::error::PackError;
@@ -30,6 +30,15 @@ use super::options::PackOptions;
 use super::packer::{Packer, Sequence};
 use super::stats::PackStats;
 use crate::task::TaskSpec;
+
+/// What a task's marker records (see [`TaskSpec::check_output`]).
+#[derive(Serialize)]
+struct PackSettings<'a> {
+    inputs: &'a [PathBuf],
+    with_mask: bool,
+    #[serde(flatten)]
+    options: &'a PackOptions,
+}
 
 /// What a task's stats file holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,19 +98,15 @@ pub fn run_task(
     let mine: Vec<&InputShard> = task.take(&shards).collect();
     let name = task.name();
     let stats_file = task.stats_path(out);
+    let settings = PackSettings {
+        inputs,
+        with_mask,
+        options,
+    };
+    task.check_output(out, inputs, &settings)?;
 
     if task.is_done(out) {
         let record = read_record(&stats_file)?;
-        let same = record.options == *options
-            && record.with_mask == with_mask
-            && record.world_size == world_size
-            && record.rank == rank;
-        if !same {
-            return Err(PackError::SettingsMismatch {
-                path: stats_file,
-                found: serde_json::to_string(&record.options).unwrap_or_default(),
-            });
-        }
         let merged = merge_if_complete(out, options, world_size)?;
         return Ok(TaskReport {
             record,
@@ -200,7 +205,7 @@ pub fn run_task(
         input_shards: mine.len(),
         stats,
     };
-    task.complete(out, &record)?;
+    task.complete(out, &record, &settings)?;
     let merged = merge_if_complete(out, options, world_size)?;
     Ok(TaskReport {
         record,
@@ -297,15 +302,6 @@ fn merged_dirs(out: &Path, options: &PackOptions) -> Vec<PathBuf> {
     dirs
 }
 
-fn all_complete(out: &Path, world_size: usize) -> bool {
-    world_size > 0
-        && TaskSpec {
-            rank: 0,
-            world_size,
-        }
-        .all_done(out)
-}
-
 /// The records of every completed task of the run.
 pub fn read_all_stats(out: &Path, world_size: usize) -> Result<Vec<TaskRecord>, PackError> {
     (0..world_size)
@@ -316,42 +312,13 @@ pub fn read_all_stats(out: &Path, world_size: usize) -> Result<Vec<TaskRecord>, 
 }
 
 /// Writes the merged index.json of every subset folder and of `out` once
-/// every task is complete; returns whether it did.
+/// every task is complete (see [`TaskSpec::merge_if_complete_in`]); returns
+/// whether the run is complete.
 pub fn merge_if_complete(
     out: &Path,
     options: &PackOptions,
     world_size: usize,
 ) -> Result<bool, PackError> {
-    if !all_complete(out, world_size) {
-        return Ok(false);
-    }
-    for dir in merged_dirs(out, options) {
-        if !dir.is_dir() {
-            continue;
-        }
-        // A run killed while writing this index left its temporary file behind.
-        prolong_mds::remove_stale_temps(&dir, &[INDEX_FILE])?;
-        if has_indexed_subdir(&dir)? {
-            prolong_mds::merge_index(&dir)?;
-        } else {
-            // No task produced a sequence here: an empty dataset.
-            let empty = Index {
-                shards: Vec::new(),
-                version: 2,
-            };
-            write_atomic(&dir.join(INDEX_FILE), empty.to_merged_json().as_bytes())?;
-        }
-    }
-    Ok(true)
-}
-
-fn has_indexed_subdir(dir: &Path) -> Result<bool, PackError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| PackError::io(dir, e))?;
-    for entry in entries {
-        let path = entry.map_err(|e| PackError::io(dir, e))?.path();
-        if path.is_dir() && (path.join(INDEX_FILE).is_file() || has_indexed_subdir(&path)?) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    let task = TaskSpec::new(0, world_size).map_err(|e| PackError::settings(e.to_string()))?;
+    Ok(task.merge_if_complete_in(out, &merged_dirs(out, options))?)
 }

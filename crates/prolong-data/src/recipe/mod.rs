@@ -445,6 +445,9 @@ impl Recipe {
             at(offset, e.message().trim().to_string())
         })?;
         let mut names = std::collections::BTreeSet::new();
+        // Each step's output as written (variables unexpanded): two steps
+        // writing one folder would skip or clobber each other's tasks.
+        let mut outs = std::collections::BTreeMap::new();
         let mut steps = Vec::new();
         for (index, step) in file.step.into_iter().enumerate() {
             if let Some((key, message)) = step.check() {
@@ -454,6 +457,16 @@ impl Recipe {
                 return Err(at(
                     key_offset(text, index, "name"),
                     format!("two steps are named {:?}", step.name),
+                ));
+            }
+            let out = step.out.trim_end_matches('/').to_string();
+            if let Some(first) = outs.insert(out, step.name.clone()) {
+                return Err(at(
+                    key_offset(text, index, "out"),
+                    format!(
+                        "steps {first:?} and {:?} both write out = {:?}; give each its own",
+                        step.name, step.out
+                    ),
                 ));
             }
             steps.push(step);

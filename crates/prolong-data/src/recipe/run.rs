@@ -178,7 +178,7 @@ pub fn run_recipe(
             // slow part); the other stages are called and skip a completed
             // task themselves after checking its settings (a changed setting
             // is an error, or for mix a rewritten manifest).
-            if step.stage == Stage::Tokenize && task_done(recipe, step, this)? {
+            if step.stage == Stage::Tokenize && tokenize_done(recipe, step, this)? {
                 StepOutcome::Skipped
             } else {
                 run_step(recipe, step, this, &mut tokenizers)?
@@ -225,19 +225,62 @@ fn tokenizer<'t>(
     tokenizers: &'t mut HashMap<PathBuf, Tokenizer>,
 ) -> anyhow::Result<&'t Tokenizer> {
     let fail = ctx(step);
-    let path = match step.tokenizer.as_ref().or(recipe.tokenizer.as_ref()) {
-        Some(t) => recipe.path(t)?,
-        None => {
-            return Err(fail(
-                "no tokenizer (give `tokenizer` in the step or at the top of the recipe)".into(),
-            ));
-        }
-    };
+    let path = tokenizer_path(recipe, step)?;
     if !tokenizers.contains_key(&path) {
         let t = Tokenizer::from_file(&path).map_err(|e| fail(e.to_string()))?;
         tokenizers.insert(path.clone(), t);
     }
     Ok(&tokenizers[&path])
+}
+
+/// The path of the step's tokenizer (its own `tokenizer`, else the recipe's).
+fn tokenizer_path(recipe: &Recipe, step: &Step) -> anyhow::Result<PathBuf> {
+    match step.tokenizer.as_ref().or(recipe.tokenizer.as_ref()) {
+        Some(t) => Ok(recipe.path(t)?),
+        None => Err(ctx(step)(
+            "no tokenizer (give `tokenizer` in the step or at the top of the recipe)".into(),
+        )),
+    }
+}
+
+/// A tokenize step's input files and options.
+fn tokenize_plan(
+    recipe: &Recipe,
+    step: &Step,
+    out: &Path,
+) -> anyhow::Result<(Vec<PathBuf>, crate::tokenize::stage::TokenizeOptions)> {
+    let fail = ctx(step);
+    let mut inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
+    if let Some(SourceKey::Hub(hub)) = &step.source {
+        inputs.extend(crate::hub::resolve(hub).map_err(|e| fail(e.to_string()))?);
+    }
+    crate::task::check_apart(out, &inputs).map_err(|e| fail(e.to_string()))?;
+    let files = crate::tokenize::stage::input_files(&inputs).map_err(|e| fail(e.to_string()))?;
+    let tokenizer_hash = crate::tokenize::stage::tokenizer_hash(&tokenizer_path(recipe, step)?)
+        .map_err(|e| fail(e.to_string()))?;
+    let options = crate::tokenize::stage::TokenizeOptions {
+        domain: step.domain.clone().unwrap_or_else(|| folder_name(out)),
+        text_field: step.text_field.clone().unwrap_or_else(|| "text".into()),
+        id_field: step.id_field.clone(),
+        select: step.select.clone(),
+        group_by_repo: step.group_by_repo.clone(),
+        size_limit: step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT),
+        tokenizer_hash,
+    };
+    Ok((files, options))
+}
+
+/// Whether a tokenize step's task is done (after the checks and merge of
+/// [`crate::tokenize::stage::finish_if_done`]): loading the tokenizer is
+/// the slow part of a skip.
+fn tokenize_done(recipe: &Recipe, step: &Step, task: TaskSpec) -> anyhow::Result<bool> {
+    let out = recipe.path(&step.out)?;
+    if !task.is_done(&out) {
+        return Ok(false);
+    }
+    let (files, options) = tokenize_plan(recipe, step, &out)?;
+    crate::tokenize::stage::finish_if_done(&files, &out, task, &options)
+        .map_err(|e| ctx(step)(e.to_string()))
 }
 
 /// The output folder's name: the default `domain` of tokenize and chat.
@@ -318,21 +361,8 @@ fn run_step(
             ))
         }
         Stage::Tokenize => {
+            let (files, options) = tokenize_plan(recipe, step, &out)?;
             let tokenizer = tokenizer(recipe, step, tokenizers)?;
-            let mut inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
-            if let Some(SourceKey::Hub(hub)) = &step.source {
-                inputs.extend(crate::hub::resolve(hub).map_err(|e| fail(e.to_string()))?);
-            }
-            let files =
-                crate::tokenize::stage::input_files(&inputs).map_err(|e| fail(e.to_string()))?;
-            let options = crate::tokenize::stage::TokenizeOptions {
-                domain: step.domain.clone().unwrap_or_else(|| folder_name(&out)),
-                text_field: step.text_field.clone().unwrap_or_else(|| "text".into()),
-                id_field: step.id_field.clone(),
-                select: step.select.clone(),
-                group_by_repo: step.group_by_repo.clone(),
-                size_limit: step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT),
-            };
             let stats = crate::tokenize::stage::tokenize_task(
                 tokenizer,
                 &files,
@@ -378,11 +408,16 @@ fn run_step(
             let tokenizer = tokenizer(recipe, step, tokenizers)?;
             let encoder = ChatEncoder::new(tokenizer, &tokens).map_err(|e| fail(e.to_string()))?;
             let inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
+            crate::task::check_apart(&out, &inputs).map_err(|e| fail(e.to_string()))?;
             let files =
                 crate::tokenize::stage::input_files(&inputs).map_err(|e| fail(e.to_string()))?;
             let options = ChatOptions {
                 domain: step.domain.clone().unwrap_or_else(|| folder_name(&out)),
                 size_limit: step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT),
+                tokenizer_hash: crate::tokenize::stage::tokenizer_hash(&tokenizer_path(
+                    recipe, step,
+                )?)
+                .map_err(|e| fail(e.to_string()))?,
             };
             let outcome = chat_task(&encoder, &files, &out, task, &options, &mut |_| {})
                 .map_err(|e| fail(e.to_string()))?;

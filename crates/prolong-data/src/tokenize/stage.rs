@@ -46,6 +46,29 @@ pub struct TokenizeOptions {
     pub group_by_repo: Option<GroupFields>,
     /// MDS shard size limit in bytes.
     pub size_limit: u64,
+    /// Which tokenizer encodes: [`tokenizer_hash`] of its tokenizer.json,
+    /// recorded with each task's marker so that a re-run with another
+    /// tokenizer is refused (empty: not recorded).
+    #[serde(default)]
+    pub tokenizer_hash: String,
+}
+
+/// What identifies a tokenizer.json: a hash of its bytes (not its path, so a
+/// copy elsewhere is the same tokenizer).
+pub fn tokenizer_hash(path: &Path) -> Result<String, TokenizeStageError> {
+    let bytes = std::fs::read(path).map_err(|err| TokenizeStageError::Io {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    Ok(format!("xxh3:{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)))
+}
+
+/// What a task's marker records (see [`TaskSpec::check_output`]).
+#[derive(Serialize)]
+pub struct TokenizeSettings<'a> {
+    pub files: &'a [PathBuf],
+    #[serde(flatten)]
+    pub options: &'a TokenizeOptions,
 }
 
 impl Default for TokenizeOptions {
@@ -57,6 +80,7 @@ impl Default for TokenizeOptions {
             select: None,
             group_by_repo: None,
             size_limit: prolong_mds::DEFAULT_SIZE_LIMIT,
+            tokenizer_hash: String::new(),
         }
     }
 }
@@ -100,6 +124,8 @@ pub enum TokenizeStageError {
     Tokenizer(#[from] TokenizeError),
     #[error(transparent)]
     Mds(#[from] prolong_mds::MdsError),
+    #[error(transparent)]
+    Output(#[from] crate::task::OutputError),
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error("no input files (expected .jsonl, .jsonl.gz, .jsonl.zst, .json, .txt) under {0:?}")]
@@ -169,8 +195,29 @@ impl<T> Batch<T> {
 /// Progress of a task, for progress bars: bytes of input files finished.
 pub type OnProgress<'a> = dyn FnMut(u64) + 'a;
 
+/// Checks that `out` and its markers suit a run over `files` with `options`
+/// (see [`TaskSpec::check_output`]); if the task is done, merges the run's
+/// index when the run is complete and the index missing, and returns true.
+/// What [`tokenize_task`] does first, for callers that skip a completed task
+/// without loading the tokenizer.
+pub fn finish_if_done(
+    files: &[PathBuf],
+    out: &Path,
+    task: TaskSpec,
+    options: &TokenizeOptions,
+) -> Result<bool, TokenizeStageError> {
+    task.check_output(out, files, &TokenizeSettings { files, options })?;
+    if !task.is_done(out) {
+        return Ok(false);
+    }
+    task.merge_if_complete(out)?;
+    Ok(true)
+}
+
 /// Runs task `task` over `files` (already expanded by [`input_files`]).
-/// Returns `None` when the task had been completed before.
+/// Returns `None` when the task had been completed before (after checking
+/// that it was made with the same files and options, and merging the run's
+/// index if it is complete and the index missing).
 pub fn tokenize_task(
     tokenizer: &Tokenizer,
     files: &[PathBuf],
@@ -179,9 +226,10 @@ pub fn tokenize_task(
     options: &TokenizeOptions,
     on_progress: &mut OnProgress<'_>,
 ) -> Result<Option<TokenizeStats>, TokenizeStageError> {
-    if task.is_done(out) {
+    if finish_if_done(files, out, task, options)? {
         return Ok(None);
     }
+    let settings = TokenizeSettings { files, options };
     // A task without its marker is redone from scratch.
     let dir = task.clear_output(out)?;
     let writer = MdsWriter::create(
@@ -254,10 +302,8 @@ pub fn tokenize_task(
     } = output;
     writer.finish()?;
     stats.skipped = (&skipped).into();
-    task.complete(out, &stats)?;
-    if task.all_done(out) {
-        prolong_mds::merge_index(out)?;
-    }
+    task.complete(out, &stats, &settings)?;
+    task.merge_if_complete(out)?;
     Ok(Some(stats))
 }
 

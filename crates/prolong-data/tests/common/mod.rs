@@ -127,38 +127,81 @@ pub fn read_tokenized(dir: &Path) -> Vec<(String, Vec<u32>)> {
         .collect()
 }
 
-/// Runs a stage command into `clean` undisturbed, then into `killed`,
-/// killing it with SIGKILL after each of `delays_ms` and re-running it to
-/// completion; the two outputs must be the same bytes (stats files aside:
-/// they name their output folder). A killed run must never leave a merged
-/// index.json without its task's marker.
+/// Runs a stage command into `clean` undisturbed; then, for each write step
+/// N = 1, 2, ... of a run (`PROLONG_KILL_AT_WRITE`, see `prolong_mds::atomic`:
+/// three per file written, the last ones inside the final marker and index
+/// writes), into a fresh `killed` that it SIGKILLs itself at step N, then
+/// re-runs to completion. Each re-run's output must be the same bytes as the
+/// clean one (stats files aside: they name their output folder), with no
+/// temporary file left; a killed run must never leave a merged index.json
+/// without its task's marker. Stops at the first N a run survives and
+/// returns how many kill points it checked, at least `min_points`.
 pub fn assert_kill_and_rerun_is_identical(
     command: impl Fn(&Path) -> std::process::Command,
     clean: &Path,
     killed: &Path,
-    delays_ms: &[u64],
-) {
-    assert!(command(clean).status().unwrap().success());
-    for &delay_ms in delays_ms {
-        let mut child = command(killed).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if !killed.join("proc0-1.done").exists() {
+    min_points: usize,
+) -> usize {
+    use std::os::unix::process::ExitStatusExt;
+    let run = |out: &Path, kill_at: Option<usize>| {
+        let mut c = command(out);
+        c.env_remove(prolong_mds::KILL_AT_WRITE_VAR);
+        if let Some(n) = kill_at {
+            c.env(prolong_mds::KILL_AT_WRITE_VAR, n.to_string());
+        }
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    succeeded(run(clean, None));
+    let want = files(clean);
+    for n in 1.. {
+        if killed.exists() {
+            std::fs::remove_dir_all(killed).unwrap();
+        }
+        let output = run(killed, Some(n));
+        if output.status.success() {
+            assert!(
+                n > min_points,
+                "only {} kill points, want {min_points}",
+                n - 1
+            );
+            println!("checked {} kill points", n - 1);
+            return n - 1;
+        }
+        assert_eq!(
+            output.status.signal(),
+            Some(9),
+            "kill at write {n}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let marker = killed.join("proc0-1.done");
+        if killed.is_dir() && !marker.exists() {
             assert!(
                 !killed.join("index.json").exists(),
-                "a killed run left a finished-looking index"
+                "kill at write {n} left a finished-looking index"
             );
         }
-    }
-    assert!(command(killed).status().unwrap().success());
-    let (a, b) = (files(clean), files(killed));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, bytes) in &a {
-        if !name.ends_with(".stats.json") {
-            assert!(b[name] == *bytes, "{name} differs after kill and rerun");
+        succeeded(run(killed, None));
+        let got = files(killed);
+        let temps: Vec<&String> = got.keys().filter(|k| k.contains(".tmp.")).collect();
+        assert!(temps.is_empty(), "kill at write {n} left {temps:?}");
+        assert_eq!(
+            want.keys().collect::<Vec<_>>(),
+            got.keys().collect::<Vec<_>>(),
+            "kill at write {n}"
+        );
+        for (name, bytes) in &want {
+            if !name.ends_with(".stats.json") {
+                assert!(
+                    got[name] == *bytes,
+                    "{name} differs after a kill at write {n} and a re-run"
+                );
+            }
         }
     }
+    unreachable!()
 }
 
 /// Llama-3's chat special tokens, as the added tokens of
@@ -184,4 +227,50 @@ pub fn chat_tokenizer_json() -> String {
         })
         .collect();
     v.to_string()
+}
+
+/// The id of a process that has exited: temporary files named after it are a
+/// dead writer's.
+pub fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
+/// Runs a stage command into `out`; then leaves what killed writers leave:
+/// a half-written `.index.json.tmp.PID.N` in each folder of `merged` (relative
+/// to `out`; "." for `out` itself), the first of them without its index.json,
+/// and a half-written marker temp beside the markers. A re-run must remove
+/// every such temp and give the same bytes as the first run.
+pub fn assert_rerun_removes_dead_temps(
+    command: impl Fn(&Path) -> std::process::Command,
+    out: &Path,
+    merged: &[&str],
+) {
+    let run = |out: &Path| {
+        let mut c = command(out);
+        c.env_remove(prolong_mds::KILL_AT_WRITE_VAR);
+        c.stdout(std::process::Stdio::null());
+        succeeded(c.output().unwrap())
+    };
+    run(out);
+    let want = files(out);
+    let pid = dead_pid();
+    let mut planted = vec![out.join(format!(".proc0-1.done.tmp.{pid}.3"))];
+    std::fs::write(&planted[0], b"{").unwrap();
+    for (i, dir) in merged.iter().enumerate() {
+        let index = out.join(dir).join("index.json");
+        let bytes = std::fs::read(&index).unwrap();
+        let temp = out.join(dir).join(format!(".index.json.tmp.{pid}.{i}"));
+        std::fs::write(&temp, &bytes[..bytes.len() / 2]).unwrap();
+        if i == 0 {
+            std::fs::remove_file(&index).unwrap();
+        }
+        planted.push(temp);
+    }
+    run(out);
+    for temp in &planted {
+        assert!(!temp.exists(), "{} is still there", temp.display());
+    }
+    assert!(files(out) == want, "the re-run's output differs");
 }
