@@ -39,10 +39,10 @@ enum Command {
     Forward(commands::forward::ForwardArgs),
     /// Start N local ranks of a prolong-train command (what `torchrun --nproc-per-node N` does).
     #[command(after_help = "Examples:\n  \
-        prolong-train launch --nproc-per-node 4 -- ranks                 # CPU ranks via mpirun\n  \
+        prolong-train launch --nproc-per-node 4 -- train --config C      # 4 CPU ranks via mpirun\n  \
         prolong-train launch --nproc-per-node 8 --backend env -- ranks   # torchrun's environment\n\n\
-        Multi-rank training itself is not built yet: `train` refuses a world of more than one\n\
-        rank rather than train the same data N times.")]
+        `train` on N ranks is data parallel with replicated weights (DDP): each rank trains its\n\
+        share of every step and the gradients are summed over MPI (build with --features mpi).")]
     Launch(commands::launch::LaunchArgs),
     /// Per-rank memory, step FLOPs and bytes moved of a recipe on N GPUs; says whether it
     /// fits and which knob makes it fit.

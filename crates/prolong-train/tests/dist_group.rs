@@ -7,6 +7,9 @@
 //! ignored test `mpi_rank_body`: every rank computes what each collective must
 //! give from the other ranks' (deterministic) inputs and checks it exactly.
 
+#[path = "train_util.rs"]
+mod util;
+
 use std::process::{Command, Output, Stdio};
 #[cfg(feature = "mpi")]
 use std::time::{Duration, Instant};
@@ -75,9 +78,25 @@ fn launch_env_reports_a_failed_rank() {
     );
 }
 
-/// Until the data-parallel loop exists, N ranks must not train the same data N times.
+/// A recipe of a random tiny model on a small packed dataset (4 micro-batches a step).
+fn tiny_recipe(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let data = dir.join("data");
+    if !data.exists() {
+        util::write_packed(&data, &util::random_samples(40, 128, 64, 5));
+    }
+    let out = dir.join(name);
+    util::write(
+        &dir.join(format!("{name}.toml")),
+        &util::recipe(&data, &out, 128, 4, 6, 0, 64, 3e-3),
+    )
+}
+
+/// Without a multi-rank backend, N ranks must not each train the same data.
+#[cfg(not(feature = "mpi"))]
 #[test]
-fn train_refuses_more_than_one_rank() {
+fn train_on_many_ranks_needs_the_mpi_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_recipe(tmp.path(), "a");
     let out = launch(&[
         "--nproc-per-node",
         "2",
@@ -85,13 +104,14 @@ fn train_refuses_more_than_one_rank() {
         "env",
         "--",
         "train",
+        "--quiet",
         "--config",
-        "pipelines/tiny-stage1.toml",
+        cfg.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("of 2: training on more than one rank is not built yet"),
+        err.contains("this build has no multi-rank backend"),
         "{err}"
     );
 }
@@ -369,4 +389,134 @@ fn plan_of_the_shipped_recipes_on_eight_80gb_gpus() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["fits"], false);
     assert_eq!(v["suggestions"][0], "--shard full");
+}
+
+/// Each step's (loss, gradient norm), and every final weight by name, of a run.
+#[cfg(feature = "mpi")]
+type RunResult = (Vec<(f64, f64)>, Vec<(String, Vec<f32>)>);
+
+/// The [`RunResult`] of the run in `out`.
+#[cfg(feature = "mpi")]
+fn result(out: &std::path::Path) -> RunResult {
+    let curve = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["loss"].as_f64().unwrap(),
+                v["grad_norm"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let weights = candle_core::safetensors::load(
+        out.join("final/model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let mut weights: Vec<(String, Vec<f32>)> = weights
+        .into_iter()
+        .map(|(k, t)| {
+            let v = t
+                .to_dtype(candle_core::DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            (k, v)
+        })
+        .collect();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    (curve, weights)
+}
+
+/// Data parallelism: 2 and 4 MPI ranks, each training its share of every step, give
+/// one rank's run with the same global batch. Not bit for bit: the ranks' f32 gradient
+/// sums are added in another order (ulps per element), which six AdamW steps carry into
+/// the weights, so losses and gradient norms must agree within 1e-5 relative and every
+/// weight tensor within 1e-5 of its norm.
+#[cfg(feature = "mpi")]
+#[test]
+fn data_parallel_ranks_train_as_one_rank() {
+    if !mpirun_available("data_parallel_ranks_train_as_one_rank") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tiny_recipe(tmp.path(), "one");
+    let o = Command::new(EXE)
+        .args(["train", "--quiet", "--config"])
+        .arg(&one)
+        .env_remove("RANK")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (curve1, weights1) = result(&tmp.path().join("one"));
+    assert_eq!(curve1.len(), 6);
+    for n in [2, 4] {
+        let name = format!("ranks{n}");
+        let cfg = tiny_recipe(tmp.path(), &name);
+        let o = launch(&[
+            "--nproc-per-node",
+            &n.to_string(),
+            "--",
+            "train",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{n} ranks: {o:?}");
+        // One summary, from rank 0.
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout)
+                .matches("6 steps")
+                .count(),
+            1,
+            "{o:?}"
+        );
+        let (curve, weights) = result(&tmp.path().join(&name));
+        for (step, (a, b)) in curve1.iter().zip(&curve).enumerate() {
+            assert!(
+                ((a.0 - b.0) / a.0).abs() < 1e-5,
+                "{n} ranks, step {step}: loss {a:?} vs {b:?}"
+            );
+            assert!(
+                ((a.1 - b.1) / a.1).abs() < 1e-5,
+                "{n} ranks, step {step}: grad norm {a:?} vs {b:?}"
+            );
+        }
+        assert_eq!(weights.len(), weights1.len());
+        for ((name_a, a), (name_b, b)) in weights1.iter().zip(&weights) {
+            assert_eq!(name_a, name_b);
+            let norm: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+            let diff: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                diff <= 1e-5 * norm,
+                "{n} ranks: {name_a} differs by {diff} (norm {norm})"
+            );
+        }
+    }
+    // A step that does not divide over the ranks is refused, on every rank.
+    let cfg = tiny_recipe(tmp.path(), "ranks3");
+    let o = launch(&[
+        "--nproc-per-node",
+        "3",
+        "--",
+        "train",
+        "--quiet",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(
+            "4 micro-batches per step (tokens_per_step / seq_len) do not divide over 3 ranks"
+        ),
+        "{o:?}"
+    );
 }

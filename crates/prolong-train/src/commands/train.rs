@@ -26,16 +26,6 @@ pub struct TrainArgs {
 
 /// Reads the recipe and fixes the matmul thread count before any tensor op runs.
 pub fn prepare(args: &TrainArgs) -> Result<StageConfig> {
-    // Every rank of a multi-rank launch would train the same sequences and write the
-    // same checkpoints: refuse until the data-parallel loop exists.
-    let ranks = prolong_train::dist::rank::RankInfo::from_env()?;
-    if ranks.world_size > 1 {
-        anyhow::bail!(
-            "rank {} of {}: training on more than one rank is not built yet; run one process",
-            ranks.rank,
-            ranks.world_size
-        );
-    }
     let cfg = StageConfig::load(&args.config)?;
     if let Some(n) = cfg.train.threads {
         // SAFETY: called from main before any other thread exists.
@@ -52,6 +42,10 @@ pub fn main(args: TrainArgs, cfg: StageConfig) -> Result<()> {
     };
     let s = run(&args.config, &cfg, &opts)
         .with_context(|| format!("stage {}", args.config.display()))?;
+    // Rank 0 reports for the world (the summary is the same on every rank).
+    if !prolong_train::dist::rank::RankInfo::from_env()?.is_root() {
+        return Ok(());
+    }
     if s.steps_run == 0 {
         println!(
             "{}: already complete ({} steps) in {}",

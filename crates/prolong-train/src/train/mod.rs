@@ -14,6 +14,17 @@
 //! Determinism: the data order, the initial weights, the accumulation order and every
 //! reduction are fixed, so on CPU the same recipe and thread count give bit-identical
 //! losses and weights, with or without a kill and `--resume` in between.
+//!
+//! Data parallelism (replicated weights, DDP): with N ranks (torchrun's, mpirun's or
+//! srun's environment; CPU ranks through the `mpi` feature) every rank reads the same
+//! step from the loader and trains micro-batches r, r + N, r + 2N, ... of it, so the
+//! global batch and the data order are those of one rank. Each rank sums its
+//! micro-batches' weighted losses and gradients; the sums are added over the ranks (f32
+//! all-reduce for the gradients, f64 in rank order for the loss and the weights) and
+//! divided once, as one rank divides its own sum. Every rank then clips and steps the
+//! same gradient, so the replicas stay equal; rank 0 alone writes metrics, checkpoints
+//! and the loss chart. The result equals a one-rank run up to the order of the f32
+//! gradient sums.
 
 pub mod checkpoint;
 pub mod eval;
@@ -27,6 +38,9 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::data::{DataError, Mixture, MixtureLoader};
+use crate::dist::DistError;
+use crate::dist::group::{ProcessGroup, Solo, as_bytes, as_bytes_mut};
+use crate::dist::rank::RankInfo;
 use crate::metrics::{StepFlops, StepRecord, train_flops, utilisation};
 use crate::model::Llama;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
@@ -57,6 +71,8 @@ pub enum TrainError {
     Resume(String),
     #[error("step {step}: {msg}")]
     Diverged { step: u64, msg: String },
+    #[error("ranks: {0}")]
+    Dist(#[from] DistError),
 }
 
 impl From<candle_core::Error> for TrainError {
@@ -201,6 +217,24 @@ pub fn accumulate(
     loss_block: usize,
     norm: LossNormalisation,
 ) -> Result<(f64, Gradients), TrainError> {
+    accumulate_part(model, seqs, loss_block, norm)?.finish(&Solo)
+}
+
+/// One rank's share of a step, not yet divided: the weighted sums of its micro-batches'
+/// losses and gradients, and the count the step divides by.
+pub struct StepPart {
+    loss: f64,
+    count: f64,
+    grads: Gradients,
+}
+
+/// The sums of [`accumulate`] over `seqs` (one rank's micro-batches of a step).
+pub fn accumulate_part(
+    model: &Llama,
+    seqs: &[PackedSequence],
+    loss_block: usize,
+    norm: LossNormalisation,
+) -> Result<StepPart, TrainError> {
     let mut grads = Gradients::default();
     let mut loss = 0.0;
     for seq in seqs {
@@ -212,13 +246,76 @@ pub fn accumulate(
         loss += weight * out.loss;
         grads.add_scaled(&g, weight)?;
     }
-    let n = match norm {
+    let count = match norm {
         LossNormalisation::Sequence => seqs.len(),
         LossNormalisation::Token => seqs.iter().map(|s| s.num_labels()).sum(),
     };
-    let n = n.max(1) as f64;
-    grads.scale(1.0 / n)?;
-    Ok((loss / n, grads))
+    Ok(StepPart {
+        loss,
+        count: count as f64,
+        grads,
+    })
+}
+
+impl StepPart {
+    /// Adds the parts of every rank of `group` and divides: the step's loss and gradient.
+    /// On one rank nothing moves and the arithmetic is exactly [`accumulate`]'s.
+    pub fn finish(mut self, group: &dyn ProcessGroup) -> Result<(f64, Gradients), TrainError> {
+        if group.size() > 1 {
+            // Gradient sums in f32, one tensor at a time (every rank holds every
+            // tensor: the step's micro-batches are at least the ranks).
+            for t in self.grads.tensors.iter_mut() {
+                let mut v = t.flatten_all()?.to_vec1::<f32>()?;
+                group.all_reduce_sum(&mut v)?;
+                *t = Tensor::from_vec(v, t.shape(), t.device())?;
+            }
+            // Loss and count in f64, added in rank order: the same on every rank.
+            let mine = [self.loss, self.count];
+            let mut all = vec![0f64; 2 * group.size()];
+            group.all_gather(as_bytes(&mine), as_bytes_mut(&mut all))?;
+            self.loss = all.chunks(2).map(|p| p[0]).sum();
+            self.count = all.chunks(2).map(|p| p[1]).sum();
+        }
+        let n = self.count.max(1.0);
+        self.grads.scale(1.0 / n)?;
+        Ok((self.loss / n, self.grads))
+    }
+}
+
+/// The process group of this run's ranks: one rank without a launcher; MPI ranks
+/// (feature `mpi`) under mpirun, srun or `prolong-train launch`.
+pub fn process_group() -> Result<Box<dyn ProcessGroup>, TrainError> {
+    let ranks = RankInfo::from_env()?;
+    if ranks.world_size == 1 {
+        return Ok(Box::new(Solo));
+    }
+    #[cfg(feature = "mpi")]
+    {
+        let group = crate::dist::group::MpiGroup::init()?;
+        if (group.rank(), group.size()) != (ranks.rank, ranks.world_size) {
+            return Err(DistError::Mpi {
+                op: "init",
+                msg: format!(
+                    "MPI says rank {} of {}, the environment rank {} of {} (start the ranks with mpirun, srun or prolong-train launch)",
+                    group.rank(),
+                    group.size(),
+                    ranks.rank,
+                    ranks.world_size
+                ),
+            }
+            .into());
+        }
+        Ok(Box::new(group))
+    }
+    #[cfg(not(feature = "mpi"))]
+    Err(DistError::Mpi {
+        op: "init",
+        msg: format!(
+            "rank {} of {}: this build has no multi-rank backend (build with --features mpi for CPU ranks)",
+            ranks.rank, ranks.world_size
+        ),
+    }
+    .into())
 }
 
 /// Runs (or resumes) the stage described by `cfg` (read from `cfg_path`).
@@ -244,6 +341,17 @@ pub fn run(
     let micro = cfg.micro_batches();
     let steps = cfg.train.steps;
     let threads = candle_core::utils::get_num_threads();
+    let group = process_group()?;
+    let (rank, ranks) = (group.rank(), group.size());
+    let root = rank == 0;
+    if micro % ranks as u64 != 0 {
+        return Err(TrainError::Stage(StageError::Invalid {
+            path: cfg_path.into(),
+            msg: format!(
+                "{micro} micro-batches per step (tokens_per_step / seq_len) do not divide over {ranks} ranks"
+            ),
+        }));
+    }
 
     // Data first: a mixture that does not fit the recipe (seq_len, empty stream) fails
     // before any model is loaded.
@@ -257,7 +365,10 @@ pub fn run(
         .map(|e| HeldOut::new(e, &mixture, &mut loader))
         .transpose()?;
 
-    checkpoint::remove_partial(&out)?;
+    if root {
+        checkpoint::remove_partial(&out)?;
+    }
+    group.barrier()?;
     let existing = checkpoint::list(&out)?;
     let adam_cfg = AdamWConfig {
         beta1: cfg.train.beta1,
@@ -319,26 +430,33 @@ pub fn run(
         }
     };
 
-    std::fs::create_dir_all(&out).map_err(|source| TrainError::Io {
-        path: out.clone(),
-        source,
-    })?;
     if let Some(h) = &held_out
         && state.step == 0
     {
         state.evals = vec![h.evaluate(&model, 0)?];
     }
     let metrics_path = out.join("metrics.jsonl");
-    // The metrics file is exactly the checkpoint's records: steps after it are redone.
-    let text = crate::metrics::jsonl(&state.metrics, &state.evals);
-    crate::checkpoint::write_atomic(&metrics_path, text.as_bytes())?;
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|source| TrainError::Io {
-            path: metrics_path.clone(),
+    // Rank 0 writes everything; the others train and hold the same state.
+    let mut metrics_file = if root {
+        std::fs::create_dir_all(&out).map_err(|source| TrainError::Io {
+            path: out.clone(),
             source,
         })?;
+        // The metrics file is exactly the checkpoint's records: steps after it are redone.
+        let text = crate::metrics::jsonl(&state.metrics, &state.evals);
+        crate::checkpoint::write_atomic(&metrics_path, text.as_bytes())?;
+        Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&metrics_path)
+                .map_err(|source| TrainError::Io {
+                    path: metrics_path.clone(),
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
 
     let schedule = CosineSchedule::new(
         cfg.train.peak_lr,
@@ -346,8 +464,13 @@ pub fn run(
         steps,
         cfg.train.min_lr_ratio,
     );
-    let bar = progress_bar(opts.progress, steps, state.step, &name);
-    let peak = device_peak(cfg, dtype, &dev)?;
+    let bar = progress_bar(opts.progress && root, steps, state.step, &name);
+    let mut peak = device_peak(cfg, dtype, &dev)?;
+    if ranks > 1 {
+        // The step's FLOPs are the whole world's: so is the peak they are divided by.
+        peak.tflops *= ranks as f64;
+        peak.source = format!("{} x {ranks} ranks", peak.source);
+    }
     let (mut run_tokens, mut run_flops) = (0u64, StepFlops::default());
     let run_start = Instant::now();
     let mut eval_seconds = 0.0; // kept out of the throughput
@@ -357,7 +480,9 @@ pub fn run(
         let t0 = Instant::now();
         let mut seqs = Vec::with_capacity(micro as usize);
         let (mut step_tokens, mut step_flops) = (0u64, StepFlops::default());
-        for _ in 0..micro {
+        // Every rank reads the whole step (the loader's state stays the same on all of
+        // them) and trains micro-batches rank, rank + ranks, ...
+        for i in 0..micro {
             let s = loader
                 .next_sequence()?
                 .ok_or_else(|| TrainError::Diverged {
@@ -367,14 +492,17 @@ pub fn run(
             let seq = PackedSequence::new(s.input_ids, &s.indices, s.mask.as_deref())?;
             step_flops += train_flops(&llama_cfg, &seq);
             step_tokens += seq.len() as u64;
-            seqs.push(seq);
+            if i % ranks as u64 == rank as u64 {
+                seqs.push(seq);
+            }
         }
-        let (loss, mut grads) = accumulate(
+        let (loss, mut grads) = accumulate_part(
             &model,
             &seqs,
             cfg.train.loss_block,
             cfg.train.loss_normalisation,
-        )?;
+        )?
+        .finish(group.as_ref())?;
         drop(seqs);
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
@@ -413,10 +541,12 @@ pub fn run(
             lines.push_str(&serde_json::to_string(&e).unwrap_or_default());
             state.evals.push(e);
         }
-        writeln!(metrics_file, "{lines}").map_err(|source| TrainError::Io {
-            path: metrics_path.clone(),
-            source,
-        })?;
+        if let Some(file) = metrics_file.as_mut() {
+            writeln!(file, "{lines}").map_err(|source| TrainError::Io {
+                path: metrics_path.clone(),
+                source,
+            })?;
+        }
         bar.set_position(state.step);
         let held = state
             .evals
@@ -434,7 +564,9 @@ pub fn run(
             .checkpoint
             .max_shard_bytes()
             .unwrap_or(crate::checkpoint::DEFAULT_MAX_SHARD_BYTES);
-        if state.step == steps {
+        if !root {
+            // Checkpoints are rank 0's (the replicas are equal).
+        } else if state.step == steps {
             checkpoint::save(&out.join("final"), &model, &opt, &state, shard)?;
         } else if every > 0 && state.step % every == 0 {
             checkpoint::save(
@@ -454,8 +586,12 @@ pub fn run(
     } else {
         format!("{name}: training and held-out loss")
     };
-    let svg = crate::metrics::loss_svg(&state.metrics, &state.evals, &title);
-    crate::checkpoint::write_atomic(&out.join("loss.svg"), svg.as_bytes())?;
+    if root {
+        let svg = crate::metrics::loss_svg(&state.metrics, &state.evals, &title);
+        crate::checkpoint::write_atomic(&out.join("loss.svg"), svg.as_bytes())?;
+    }
+    // No rank leaves before rank 0's final checkpoint is in place.
+    group.barrier()?;
 
     Ok(TrainSummary {
         name,
