@@ -12,6 +12,10 @@ use crate::pyjson;
 
 pub const INDEX_FILE: &str = "index.json";
 
+/// The largest raw shard the format can describe: offsets are u32 and the
+/// last one is the shard's length.
+pub const MAX_SHARD_BYTES: u64 = u32::MAX as u64;
+
 /// The parsed index.json of a dataset folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +161,21 @@ impl ShardEntry {
             (Some(_), None) => return Err("compressed but zip_data is null".into()),
             (None, Some(_)) => return Err("zip_data given but compression is null".into()),
             _ => {}
+        }
+        // Sizes are checked here, before any reader allocates by them: a raw
+        // shard's offsets are 32-bit and its last offset is its length, and
+        // each sample takes one 4-byte offset after the 4-byte count.
+        if self.raw_data.bytes > MAX_SHARD_BYTES {
+            return Err(format!(
+                "raw_data.bytes {} is more than the {MAX_SHARD_BYTES} bytes a shard's 32-bit offsets address",
+                self.raw_data.bytes
+            ));
+        }
+        if self.samples > self.raw_data.bytes.saturating_sub(8) / 4 {
+            return Err(format!(
+                "samples {} cannot fit in raw_data.bytes {}",
+                self.samples, self.raw_data.bytes
+            ));
         }
         for info in std::iter::once(&self.raw_data).chain(&self.zip_data) {
             safe_relative(&info.basename)
