@@ -156,3 +156,27 @@ fn packed_histograms_count_document_pieces() {
         128 * ds.len() as u64
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tokenized(tmp.path(), &[("web", 10), ("books", 300)]);
+    // A pipe whose reader is gone before the command starts, as in
+    // `prolong-data stats DIR | (exit 0)`: the first print fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        .arg("stats")
+        .arg(tmp.path())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // It panicked: status 101, "failed printing to stdout: Broken pipe".
+    assert_eq!(
+        out.status.code(),
+        Some(prolong_mds::closed_stdout::CLOSED_STDOUT_EXIT),
+        "{stderr}"
+    );
+    assert_eq!(stderr, "");
+}

@@ -6,6 +6,7 @@
 //! The format, byte by byte, is described in docs/mds-format.md.
 
 mod atomic;
+pub mod closed_stdout;
 mod dtype;
 mod encoding;
 mod error;
