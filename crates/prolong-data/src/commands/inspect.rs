@@ -132,6 +132,19 @@ fn print_sample(dataset: &MdsDataset, i: usize, tokenizer: Option<&PathBuf>) -> 
     } else {
         vec![(0, ids.len())]
     };
+    // The tokenizers crate's decode drops ids it does not know: refuse them
+    // instead of printing text with pieces silently missing.
+    if let Some((at, id)) = ids
+        .iter()
+        .enumerate()
+        .find(|&(_, &id)| tokenizer.id_to_token(id).is_none())
+    {
+        anyhow::bail!(
+            "sample {i}: input_ids[{at}] = {id} is not in the vocabulary of {} ({} ids)",
+            path.display(),
+            tokenizer.get_vocab_size(true)
+        );
+    }
     for (k, (start, end)) in pieces.into_iter().enumerate() {
         let piece = ids
             .get(start..end)

@@ -46,6 +46,7 @@ fn histograms(
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| ".".into());
     let mut out: BTreeMap<String, LengthHistogram> = BTreeMap::new();
+    prolong_data::summary::check_columns(dataset)?;
     let bar = progress::bar(dataset.len() as u64, "stats");
     for i in 0..dataset.len() {
         let sample = dataset.get(i)?;
@@ -66,7 +67,7 @@ fn histograms(
             }
         } else {
             let length = if sample.has("length") {
-                sample.integer("length")? as u64
+                prolong_data::summary::sample_length(&sample)?
             } else {
                 match sample.get("input_ids")? {
                     Value::Array(a) => a.len() as u64,
