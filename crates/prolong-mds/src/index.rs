@@ -120,6 +120,39 @@ impl Index {
         Ok(index)
     }
 
+    /// Checks that every shard has the columns (names and encodings) of the
+    /// first: readers take one set of columns for the whole dataset.
+    pub fn check_same_columns(&self, path: &Path) -> Result<()> {
+        let Some(first) = self.shards.first() else {
+            return Ok(());
+        };
+        let describe = |s: &ShardEntry| {
+            s.column_names
+                .iter()
+                .zip(&s.column_encodings)
+                .map(|(n, e)| format!("{n}:{e}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (i, shard) in self.shards.iter().enumerate().skip(1) {
+            if shard.column_names != first.column_names
+                || shard.column_encodings != first.column_encodings
+            {
+                return Err(MdsError::BadIndex {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "shard {i} ({}) has columns {}, shard 0 ({}) has {}",
+                        shard.raw_data.basename,
+                        describe(shard),
+                        first.raw_data.basename,
+                        describe(first)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn total_samples(&self) -> u64 {
         self.shards.iter().map(|s| s.samples).sum()
     }

@@ -26,6 +26,7 @@ pub struct VerifyReport {
 /// naming the shard (and sample).
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let index = Index::load(dir)?;
+    index.check_same_columns(&dir.join(crate::index::INDEX_FILE))?;
     let mut report = VerifyReport::default();
     for entry in &index.shards {
         verify_shard(dir, entry, &mut report)?;

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use common::*;
 use prolong_mds::{
-    Index, MdsDataset, MdsError, MdsWriter, Value, WriterOptions, read_shard_raw, verify,
+    Index, MdsDataset, MdsError, MdsWriter, Value, WriterOptions, merge_index, read_shard_raw,
+    verify,
 };
 
 fn edit(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
@@ -219,6 +220,42 @@ fn every_reader_checks_the_recorded_hashes_once_per_shard() {
     assert!(
         err.to_string()
             .contains("shard.00000.mds: sha1 hash mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sub_datasets_with_other_columns_are_not_merged_nor_verified() {
+    let root = tempfile::tempdir().unwrap();
+    for (sub, column) in [("a", "text"), ("b", "body")] {
+        let mut w = MdsWriter::create(
+            root.path().join(sub),
+            &[(column, "str")],
+            WriterOptions::default(),
+        )
+        .unwrap();
+        w.write(&[(column, Value::Str("x".into()))]).unwrap();
+        w.finish().unwrap();
+    }
+    // merge wrote a root of both, and verify passed it.
+    let err = merge_index(root.path()).unwrap_err().to_string();
+    assert!(
+        err.ends_with("index.json: not an MDS index: shard 1 (b/shard.00000.mds) has columns body:str, shard 0 (a/shard.00000.mds) has text:str"),
+        "{err}"
+    );
+    assert!(!root.path().join("index.json").exists());
+    // The same root index written by hand.
+    let mut shards = Vec::new();
+    for sub in ["a", "b"] {
+        let mut index = Index::load(&root.path().join(sub)).unwrap();
+        index.shards[0].raw_data.basename = format!("{sub}/shard.00000.mds");
+        shards.append(&mut index.shards);
+    }
+    let index = Index { shards, version: 2 };
+    std::fs::write(root.path().join("index.json"), index.to_merged_json()).unwrap();
+    let err = verify(root.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("shard 1 (b/shard.00000.mds) has columns body:str"),
         "{err}"
     );
 }
