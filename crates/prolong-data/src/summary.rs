@@ -72,55 +72,66 @@ impl DatasetSummary {
     /// `indices` shape; token payloads are not touched. `progress` is called
     /// with the number of samples done.
     pub fn compute(
-        dataset: &MdsDataset,
+        dataset: &mut MdsDataset,
         mut progress: impl FnMut(usize),
     ) -> Result<DatasetSummary, MdsError> {
         check_columns(dataset)?;
         let mut summary = DatasetSummary::default();
-        for i in 0..dataset.len() {
-            let sample = dataset.get(i)?;
-            let domain = if sample.has("domain") {
-                sample.str("domain")?
-            } else {
-                ""
-            };
-            let tokens = if sample.has("length") {
-                sample_length(&sample)?
-            } else if sample.has("input_ids") {
-                sample.array("input_ids")?.len() as u64
-            } else {
-                0
-            };
-            let documents = if sample.has("indices") {
-                match sample.get("indices")? {
-                    Value::Array(a) => a.shape.first().copied().unwrap_or(0) as u64,
-                    other => {
-                        return Err(MdsError::BadValue {
-                            column: "indices".into(),
-                            reason: format!("not an ndarray: {other:?}"),
-                        });
-                    }
+        let mut done = 0;
+        for shard in 0..dataset.num_shards() {
+            let samples = dataset.index().shards[shard].samples as usize;
+            for local in 0..samples {
+                let sample = dataset.get_in_shard(shard, local)?;
+                summary.add(&sample)?;
+                done += 1;
+                if done % 4096 == 0 {
+                    progress(done);
                 }
-            } else {
-                1
-            };
-            let counts = Counts {
-                samples: 1,
-                documents,
-                tokens,
-            };
-            summary.total.add(&counts);
-            summary
-                .domains
-                .entry(domain.to_string())
-                .or_default()
-                .add(&counts);
-            if i % 4096 == 0 {
-                progress(i);
             }
+            // One shard held at a time, whatever the dataset's size.
+            dataset.release_shard(shard);
         }
         progress(dataset.len());
         Ok(summary)
+    }
+
+    fn add(&mut self, sample: &prolong_mds::Sample<'_>) -> Result<(), MdsError> {
+        let domain = if sample.has("domain") {
+            sample.str("domain")?
+        } else {
+            ""
+        };
+        let tokens = if sample.has("length") {
+            sample_length(sample)?
+        } else if sample.has("input_ids") {
+            sample.array("input_ids")?.len() as u64
+        } else {
+            0
+        };
+        let documents = if sample.has("indices") {
+            match sample.get("indices")? {
+                Value::Array(a) => a.shape.first().copied().unwrap_or(0) as u64,
+                other => {
+                    return Err(MdsError::BadValue {
+                        column: "indices".into(),
+                        reason: format!("not an ndarray: {other:?}"),
+                    });
+                }
+            }
+        } else {
+            1
+        };
+        let counts = Counts {
+            samples: 1,
+            documents,
+            tokens,
+        };
+        self.total.add(&counts);
+        self.domains
+            .entry(domain.to_string())
+            .or_default()
+            .add(&counts);
+        Ok(())
     }
 }
 

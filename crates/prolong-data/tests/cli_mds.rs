@@ -99,6 +99,25 @@ fn inspect_refuses_ids_outside_the_tokenizers_vocabulary() {
 }
 
 #[test]
+fn inspect_and_stats_write_nothing_beside_a_compressed_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&golden("zstd-hashed"), tmp.path());
+    let before = common::files(tmp.path());
+    assert!(before.keys().all(|name| !name.ends_with(".mds")));
+    let dir = tmp.path().to_str().unwrap();
+    // inspect used to leave a decompressed copy of every shard beside it.
+    for args in [
+        vec!["inspect", dir],
+        vec!["inspect", dir, "--sample", "4"],
+        vec!["stats", dir],
+    ] {
+        let (ok, _, err) = run(&args);
+        assert!(ok, "{args:?}: {err}");
+        assert_eq!(common::files(tmp.path()), before, "{args:?}");
+    }
+}
+
+#[test]
 fn verify_passes_then_fails_naming_the_shard() {
     let tmp = tempfile::tempdir().unwrap();
     copy_tree(&golden("zstd-hashed"), tmp.path());

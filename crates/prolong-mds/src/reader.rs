@@ -20,6 +20,8 @@ pub struct MdsDataset {
     shards: Vec<ShardSlot>,
     /// `starts[s]` = global index of shard s's first sample; one extra at the end.
     starts: Vec<usize>,
+    /// Whether a decompressed shard is cached beside its zip file.
+    cache: bool,
 }
 
 struct ShardSlot {
@@ -54,7 +56,19 @@ impl MdsDataset {
     /// Opens `dir/index.json`. Shard basenames may point into sub-folders
     /// (a merged root such as ProLong's `procNN-64/` layout).
     pub fn open(dir: impl AsRef<Path>) -> Result<MdsDataset> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_with(dir.as_ref(), true)
+    }
+
+    /// Opens `dir/index.json` for a reader that writes nothing: compressed
+    /// shards are decompressed in memory only (no cache file beside them,
+    /// which would double the disk a dataset takes). Pair it with
+    /// [`MdsDataset::release_shard`] to hold one shard at a time.
+    pub fn open_uncached(dir: impl AsRef<Path>) -> Result<MdsDataset> {
+        Self::open_with(dir.as_ref(), false)
+    }
+
+    fn open_with(dir: &Path, cache: bool) -> Result<MdsDataset> {
+        let dir = dir.to_path_buf();
         let index = Index::load(&dir)?;
         let mut shards = Vec::with_capacity(index.shards.len());
         let mut starts = vec![0usize];
@@ -75,6 +89,7 @@ impl MdsDataset {
             index,
             shards,
             starts,
+            cache,
         })
     }
 
@@ -154,6 +169,14 @@ impl MdsDataset {
         (0..self.len()).map(move |i| self.get(i))
     }
 
+    /// Drops shard `shard`'s bytes (mapped or decompressed) once a pass is done
+    /// with it; a later access opens (and checks) it again.
+    pub fn release_shard(&mut self, shard: usize) {
+        if let Some(slot) = self.shards.get_mut(shard) {
+            slot.open.take();
+        }
+    }
+
     /// The raw (uncompressed) bytes of shard `shard`, its header checked.
     pub fn shard_bytes(&self, shard: usize) -> Result<&[u8]> {
         Ok(&self.open_shard(shard)?.data)
@@ -164,7 +187,7 @@ impl MdsDataset {
         if let Some(open) = slot.open.get() {
             return Ok(open);
         }
-        let data = load_raw(slot)?;
+        let data = load_raw(slot, self.cache)?;
         let header = ShardHeader::parse(&data).map_err(|reason| MdsError::BadShard {
             path: slot.raw_path.clone(),
             reason,
@@ -188,7 +211,7 @@ impl MdsDataset {
 /// else decompressed from the zip file (and cached beside it when possible).
 /// Every hash index.json records for the bytes used is checked here, once per
 /// shard and process, so no reader hands on data its index does not vouch for.
-fn load_raw(slot: &ShardSlot) -> Result<ShardData> {
+fn load_raw(slot: &ShardSlot, cache: bool) -> Result<ShardData> {
     let raw_info = &slot.entry.raw_data;
     let raw_ok = std::fs::metadata(&slot.raw_path).is_ok_and(|m| m.len() == raw_info.bytes);
     let (zip_path, zip_info) = match (&slot.zip_path, &slot.entry.zip_data) {
@@ -201,6 +224,9 @@ fn load_raw(slot: &ShardSlot) -> Result<ShardData> {
         }
     };
     let raw = read_zip(zip_path, zip_info, &slot.raw_path, raw_info)?;
+    if !cache {
+        return Ok(ShardData::Owned(raw));
+    }
     // Cache the raw shard for the next process; two racing processes write the
     // same bytes to different temporary names and the last rename wins.
     let tmp = temp_path(&slot.raw_path);

@@ -29,15 +29,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dataset =
-        MdsDataset::open(&args.dir).with_context(|| format!("open {}", args.dir.display()))?;
+    // Uncached: a compressed dataset is decompressed in memory, shard by
+    // shard, never written beside its zip files.
+    let mut dataset = MdsDataset::open_uncached(&args.dir)
+        .with_context(|| format!("open {}", args.dir.display()))?;
     match args.sample {
         Some(i) => print_sample(&dataset, i, args.tokenizer.as_ref()),
-        None => print_summary(&dataset, args.json),
+        None => print_summary(&mut dataset, args.json),
     }
 }
 
-fn print_summary(dataset: &MdsDataset, json: bool) -> anyhow::Result<()> {
+fn print_summary(dataset: &mut MdsDataset, json: bool) -> anyhow::Result<()> {
     let bar = progress::bar(dataset.len() as u64, "inspect");
     let summary = DatasetSummary::compute(dataset, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
