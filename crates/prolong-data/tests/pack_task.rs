@@ -205,6 +205,8 @@ fn compressed_input_packs_like_raw_input() {
     let b = tmp.path().join("b");
     run(&[tokenized()], &a, &o, 0, 1).unwrap();
     run(std::slice::from_ref(&zipped), &b, &o, 0, 1).unwrap();
+    // Decompressed in memory: no raw copy left beside the input.
+    assert!(!zipped.join("shard.00000.mds").exists());
     let (sa, sb) = (snapshot(&a), snapshot(&b));
     for (k, v) in &sa {
         if k.ends_with("proc0-1.stats.json") {

@@ -4,8 +4,9 @@
 //! pass over a large dataset would grow the resident set with the input. Raw
 //! shards are therefore read here with plain sequential reads through one
 //! reusable buffer (memory: the larger of 8 MiB and the largest sample);
-//! compressed shards without a raw copy are decompressed one at a time
-//! through a short-lived `MdsDataset` (memory: one raw shard).
+//! compressed shards without a raw copy are decompressed in memory one at a
+//! time through a short-lived `MdsDataset` (memory: one raw shard; nothing is
+//! written beside the input).
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -151,9 +152,9 @@ pub fn for_each_doc(
         }
         return Ok(());
     }
-    // Compressed, and no raw copy: decompress this one shard (the dataset
-    // caches the raw bytes beside the zip file when it can), then drop it.
-    let dataset = MdsDataset::open(&shard.dataset)?;
+    // Compressed, and no raw copy: decompress this one shard in memory
+    // (nothing written beside the input), then drop it.
+    let dataset = MdsDataset::open_uncached(&shard.dataset)?;
     let data = dataset.shard_bytes(shard.shard)?;
     let header = prolong_mds::ShardHeader::parse(data).map_err(|reason| PackError::BadInput {
         path: shard.raw_path.clone(),
