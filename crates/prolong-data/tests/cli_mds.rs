@@ -67,6 +67,57 @@ fn inspect_prints_one_sample() {
 }
 
 #[test]
+fn inspect_refuses_ids_outside_the_tokenizers_vocabulary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokenizer = common::write_byte_tokenizer(tmp.path());
+    let dir = golden("sft-mask");
+    let dataset = prolong_mds::MdsDataset::open(&dir).unwrap();
+    let ids = dataset
+        .get(0)
+        .unwrap()
+        .u32s("input_ids")
+        .unwrap()
+        .into_owned();
+    let (at, id) = ids.iter().enumerate().find(|&(_, &id)| id > 255).unwrap();
+    // The decoded text used to come out with those tokens silently missing.
+    let (ok, _, err) = run(&[
+        "inspect",
+        dir.to_str().unwrap(),
+        "--sample",
+        "0",
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "sample 0: input_ids[{at}] = {id} is not in the vocabulary of {} (256 ids)",
+            tokenizer.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn inspect_and_stats_write_nothing_beside_a_compressed_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&golden("zstd-hashed"), tmp.path());
+    let before = common::files(tmp.path());
+    assert!(before.keys().all(|name| !name.ends_with(".mds")));
+    let dir = tmp.path().to_str().unwrap();
+    // inspect used to leave a decompressed copy of every shard beside it.
+    for args in [
+        vec!["inspect", dir],
+        vec!["inspect", dir, "--sample", "4"],
+        vec!["stats", dir],
+    ] {
+        let (ok, _, err) = run(&args);
+        assert!(ok, "{args:?}: {err}");
+        assert_eq!(common::files(tmp.path()), before, "{args:?}");
+    }
+}
+
+#[test]
 fn verify_passes_then_fails_naming_the_shard() {
     let tmp = tempfile::tempdir().unwrap();
     copy_tree(&golden("zstd-hashed"), tmp.path());

@@ -207,6 +207,8 @@ fn compressed_input_packs_like_raw_input() {
     let b = tmp.path().join("b");
     run(&[tokenized()], &a, &o, 0, 1).unwrap();
     run(std::slice::from_ref(&zipped), &b, &o, 0, 1).unwrap();
+    // Decompressed in memory: no raw copy left beside the input.
+    assert!(!zipped.join("shard.00000.mds").exists());
     let (sa, sb) = (snapshot(&a), snapshot(&b));
     for (k, v) in &sa {
         if k.ends_with("proc0-1.stats.json") || k.ends_with("proc0-1.done") {
@@ -244,6 +246,47 @@ fn output_compression_and_no_sequences() {
     assert_eq!(rep.record.stats.dropped.last_buffer, 88356 + 130);
     let e = MdsDataset::open(tmp.path().join("e")).unwrap();
     assert_eq!(e.len(), 0);
+}
+
+#[test]
+fn a_shard_whose_recorded_hash_no_longer_matches_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = PackOptions::new(1024);
+    for (name, options, file) in [
+        ("raw", WriterOptions::default(), "shard.00000.mds"),
+        (
+            "zipped",
+            WriterOptions::default().compression("zstd"),
+            "shard.00000.mds.zstd",
+        ),
+    ] {
+        let input = tmp.path().join(name);
+        rewrite(
+            &input,
+            &[("input_ids", "ndarray:uint32")],
+            options.hashes(["sha1", "xxh64"]),
+            |_, s| {
+                vec![(
+                    "input_ids",
+                    Value::Array(s.array("input_ids").unwrap().into_owned()),
+                )]
+            },
+        );
+        // One bit of the last token of the shard, which still decodes.
+        let path = input.join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 4;
+        bytes[at] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let out = tmp.path().join(format!("out-{name}"));
+        let e = err_text(run(std::slice::from_ref(&input), &out, &o, 0, 1));
+        assert!(
+            e.contains(&format!("{name}/{file}: sha1 hash mismatch")),
+            "{e}"
+        );
+        assert!(!out.join("proc0-1.done").exists());
+        assert!(!out.join(INDEX_FILE).exists());
+    }
 }
 
 fn err_text(r: Result<prolong_data::pack::TaskReport, PackError>) -> String {

@@ -393,6 +393,60 @@ fn variables_come_from_the_environment_then_vars() {
     assert_eq!(recipe.expand("${PATH}").unwrap(), path);
 }
 
+/// A recipe whose `V0` is `V1` repeated `wide` times, `V1` is `V2` repeated,
+/// ... down to `V{deep}` = `leaf`; step `m` writes to `${V0}`.
+fn exponential_vars(wide: usize, deep: usize, leaf: &str) -> String {
+    let mut text = String::from("[vars]\n");
+    for level in 0..deep {
+        text += &format!(
+            "V{level} = \"{}\"\n",
+            format!("${{V{}}}", level + 1).repeat(wide)
+        );
+    }
+    text += &format!("V{deep} = \"{leaf}\"\n");
+    text + "[[step]]\nname = \"m\"\nstage = \"mix\"\npreset = \"prolong-64k\"\nroot = \"r\"\nout = \"${V0}\"\n"
+}
+
+#[test]
+fn exponentially_repeating_variables_are_an_error_not_a_hang() {
+    let path = Path::new("/r/pipelines/x.toml");
+    // 10^6 copies of 10 bytes: 10 MB, past the bound on size.
+    let recipe = Recipe::parse(&exponential_vars(10, 6, "xxxxxxxxxx"), path).unwrap();
+    let err = recipe.expand("${V0}").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "/r/pipelines/x.toml: {:?} expands to more than 65536 bytes \
+             (variables that repeat each other grow exponentially)",
+            "${V3}".repeat(10)
+        )
+    );
+    // Empty leaves take no room but 10^5 substitutions: past the bound on work.
+    let recipe = Recipe::parse(&exponential_vars(10, 5, ""), path).unwrap();
+    let err = recipe.expand("${V0}").unwrap_err().to_string();
+    assert!(
+        err.ends_with("takes more than 10000 substitutions (variables that repeat each other grow exponentially)"),
+        "{err}"
+    );
+    // Within the bounds it expands.
+    let recipe = Recipe::parse(&exponential_vars(4, 3, "ab"), path).unwrap();
+    assert_eq!(recipe.expand("${V0}").unwrap(), "ab".repeat(64));
+
+    // The reported case, ten wide and twelve deep, through `run --list`: it
+    // aborted after 15 s.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bomb.toml");
+    std::fs::write(&file, exponential_vars(10, 12, "x")).unwrap();
+    let out = bin().arg("run").arg(&file).arg("--list").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("bomb.toml") && stderr.contains("grow exponentially"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn the_pipelines_recipes_parse() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");

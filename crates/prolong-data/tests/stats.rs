@@ -156,3 +156,102 @@ fn packed_histograms_count_document_pieces() {
         128 * ds.len() as u64
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tokenized(tmp.path(), &[("web", 10), ("books", 300)]);
+    // A pipe whose reader is gone before the command starts, as in
+    // `prolong-data stats DIR | (exit 0)`: the first print fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        .arg("stats")
+        .arg(tmp.path())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // It panicked: status 101, "failed printing to stdout: Broken pipe".
+    assert_eq!(
+        out.status.code(),
+        Some(prolong_mds::closed_stdout::CLOSED_STDOUT_EXIT),
+        "{stderr}"
+    );
+    assert_eq!(stderr, "");
+}
+
+#[test]
+fn columns_of_another_encoding_are_refused_by_stats_and_inspect() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, columns, expected) in [
+        (
+            "str_length",
+            [
+                ("domain", "str"),
+                ("input_ids", "ndarray:uint32"),
+                ("length", "str"),
+            ],
+            "column \"length\" is str, expected an integer",
+        ),
+        (
+            "bytes_domain",
+            [
+                ("domain", "bytes"),
+                ("input_ids", "ndarray:uint32"),
+                ("length", "int"),
+            ],
+            "column \"domain\" is bytes, expected str",
+        ),
+        (
+            "int64_ids",
+            [
+                ("domain", "str"),
+                ("input_ids", "ndarray:int64"),
+                ("length", "int"),
+            ],
+            "column \"input_ids\" is ndarray:int64, expected ndarray:uint32",
+        ),
+    ] {
+        let dir = tmp.path().join(name);
+        let mut w = MdsWriter::create(&dir, &columns, WriterOptions::default()).unwrap();
+        let value = |enc: &str| match enc {
+            "str" => Value::Str("7".into()),
+            "bytes" => Value::Bytes(b"web".as_slice().into()),
+            "int" => Value::Int(2),
+            "ndarray:int64" => Value::Array(Array::from_i64(&[1, 2]).into_owned()),
+            _ => Value::Array(Array::from_u32(&[1, 2]).into_owned()),
+        };
+        let sample: Vec<(&str, Value)> = columns.iter().map(|&(n, e)| (n, value(e))).collect();
+        w.write(&sample).unwrap();
+        w.finish().unwrap();
+        for command in ["stats", "inspect"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+                .arg(command)
+                .arg(&dir)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{command} {name}");
+            assert!(
+                stderr.contains("index.json") && stderr.contains(&format!("shard 0: {expected}")),
+                "{command} {name}: {stderr}"
+            );
+        }
+    }
+    // A negative length wrapped to 18446744073709551615 tokens.
+    let dir = tmp.path().join("negative");
+    let mut w = MdsWriter::create(&dir, &[("length", "int")], WriterOptions::default()).unwrap();
+    w.write(&[("length", Value::Int(-1))]).unwrap();
+    w.finish().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        .arg("inspect")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("column \"length\": -1 is not a length"),
+        "{stderr}"
+    );
+}

@@ -35,7 +35,8 @@ fn bad_records_are_counted_by_reason_with_file_and_line() {
     let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
     let input = tmp.path().join("docs.jsonl");
     let mut f = std::fs::File::create(&input).unwrap();
-    f.write_all(b"{\"text\": \"hello\"}\n").unwrap(); // line 1: ok
+    // line 1: ok, after a UTF-8 byte order mark (it was malformed_json)
+    f.write_all(b"\xef\xbb\xbf{\"text\": \"hello\"}\n").unwrap();
     f.write_all(b"{\"text\": \"broken\"\n").unwrap(); // 2: malformed
     f.write_all(b"{\"text\": \"caf\xe9\"}\n").unwrap(); // 3: invalid UTF-8
     f.write_all(b"{\"body\": \"no text field\"}\n").unwrap(); // 4: missing text
@@ -355,4 +356,59 @@ fn kjv_tokenizes_to_the_same_ids_as_one_whole_document_encode() {
         .to_vec();
     assert_eq!(docs[0].1.len(), want.len());
     assert!(docs[0].1 == want);
+}
+
+#[test]
+fn mediawiki_pages_not_emitted_are_counted_and_a_malformed_file_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let page = |t: &str| format!("<page><title>{t}</title><text>{t} text</text></page>\n");
+    // The file ends inside page C's text: C was dropped without a count.
+    let dump = tmp.path().join("dump.xml");
+    std::fs::write(
+        &dump,
+        format!(
+            "<mediawiki>\n{}{}<page><title>C</title><text>C te",
+            page("A"),
+            page("B")
+        ),
+    )
+    .unwrap();
+    let stats = run(
+        &tok,
+        &[dump],
+        &tmp.path().join("out"),
+        TaskSpec::new(0, 1).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((stats.documents_in, stats.documents_out), (3, 2));
+    assert_eq!(skip_reasons(&stats.skipped), vec![("truncated_page", 1)]);
+
+    // An end tag that closes the wrong element: one error naming the file
+    // and line (it gave 0 documents and exit 0).
+    let bad = tmp.path().join("bad.xml");
+    std::fs::write(
+        &bad,
+        format!("<mediawiki>\n{}<page><text>x</page>\n", page("A")),
+    )
+    .unwrap();
+    let files = input_files(std::slice::from_ref(&bad)).unwrap();
+    let err = tokenize_task(
+        &tok,
+        &files,
+        &tmp.path().join("out2"),
+        TaskSpec::new(0, 1).unwrap(),
+        &options(),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}:3: malformed_xml (not well-formed XML at line 3, byte ",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out2/index.json").exists());
 }

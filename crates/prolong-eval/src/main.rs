@@ -25,6 +25,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    prolong_mds::closed_stdout::exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ppl(args) => commands::ppl::run(args),

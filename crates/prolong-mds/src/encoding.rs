@@ -60,6 +60,11 @@ impl Encoding {
                     .split(',')
                     .map(|d| d.parse::<usize>().ok().filter(|&d| d > 0))
                     .collect::<Option<Vec<usize>>>()?;
+                // A fixed-size value lives in one shard, so its size must fit
+                // the shard's 32-bit offsets (and never overflow the product).
+                dims.iter()
+                    .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+                    .filter(|&bytes| bytes as u64 <= crate::index::MAX_SHARD_BYTES)?;
                 Some(dims)
             }
         };

@@ -1,6 +1,11 @@
 //! The hash algorithms index.json may record for each shard file.
 
+use std::path::Path;
+
 use sha1::Digest;
+
+use crate::error::{MdsError, Result};
+use crate::index::FileInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HashAlgo {
@@ -120,6 +125,58 @@ impl Hasher {
             Hasher::Xxh3_128(h) => format!("{:032x}", h.digest128()),
         }
     }
+}
+
+/// Every hash index.json records for one file, computed as its bytes go by,
+/// for readers that stream a shard instead of holding it whole.
+pub struct FileHashes {
+    hashers: Vec<(String, String, Hasher)>,
+}
+
+impl FileHashes {
+    /// The hashes `info` records (an unknown algorithm was refused when the
+    /// index was parsed; it is refused here too for an index built by hand).
+    pub fn new(info: &FileInfo) -> Result<FileHashes> {
+        let hashers = info
+            .hashes
+            .iter()
+            .map(|(algo, expected)| {
+                let h =
+                    HashAlgo::from_name(algo).ok_or_else(|| MdsError::UnknownHash(algo.clone()))?;
+                Ok((algo.clone(), expected.clone(), Hasher::new(h)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(FileHashes { hashers })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        for (_, _, h) in &mut self.hashers {
+            h.update(data);
+        }
+    }
+
+    /// The first recorded hash the bytes seen do not match, as an error naming `path`.
+    pub fn finish(self, path: &Path) -> Result<()> {
+        for (algo, expected, h) in self.hashers {
+            let actual = h.finish_hex();
+            if actual != expected {
+                return Err(MdsError::HashMismatch {
+                    path: path.to_path_buf(),
+                    algo,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks every hash index.json records for the file `path` holding `data`.
+pub fn check_hashes(path: &Path, data: &[u8], info: &FileInfo) -> Result<()> {
+    let mut hashes = FileHashes::new(info)?;
+    hashes.update(data);
+    hashes.finish(path)
 }
 
 fn hex(bytes: &[u8]) -> String {

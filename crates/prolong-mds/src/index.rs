@@ -12,6 +12,10 @@ use crate::pyjson;
 
 pub const INDEX_FILE: &str = "index.json";
 
+/// The largest raw shard the format can describe: offsets are u32 and the
+/// last one is the shard's length.
+pub const MAX_SHARD_BYTES: u64 = u32::MAX as u64;
+
 /// The parsed index.json of a dataset folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +120,39 @@ impl Index {
         Ok(index)
     }
 
+    /// Checks that every shard has the columns (names and encodings) of the
+    /// first: readers take one set of columns for the whole dataset.
+    pub fn check_same_columns(&self, path: &Path) -> Result<()> {
+        let Some(first) = self.shards.first() else {
+            return Ok(());
+        };
+        let describe = |s: &ShardEntry| {
+            s.column_names
+                .iter()
+                .zip(&s.column_encodings)
+                .map(|(n, e)| format!("{n}:{e}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (i, shard) in self.shards.iter().enumerate().skip(1) {
+            if shard.column_names != first.column_names
+                || shard.column_encodings != first.column_encodings
+            {
+                return Err(MdsError::BadIndex {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "shard {i} ({}) has columns {}, shard 0 ({}) has {}",
+                        shard.raw_data.basename,
+                        describe(shard),
+                        first.raw_data.basename,
+                        describe(first)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn total_samples(&self) -> u64 {
         self.shards.iter().map(|s| s.samples).sum()
     }
@@ -157,6 +194,21 @@ impl ShardEntry {
             (Some(_), None) => return Err("compressed but zip_data is null".into()),
             (None, Some(_)) => return Err("zip_data given but compression is null".into()),
             _ => {}
+        }
+        // Sizes are checked here, before any reader allocates by them: a raw
+        // shard's offsets are 32-bit and its last offset is its length, and
+        // each sample takes one 4-byte offset after the 4-byte count.
+        if self.raw_data.bytes > MAX_SHARD_BYTES {
+            return Err(format!(
+                "raw_data.bytes {} is more than the {MAX_SHARD_BYTES} bytes a shard's 32-bit offsets address",
+                self.raw_data.bytes
+            ));
+        }
+        if self.samples > self.raw_data.bytes.saturating_sub(8) / 4 {
+            return Err(format!(
+                "samples {} cannot fit in raw_data.bytes {}",
+                self.samples, self.raw_data.bytes
+            ));
         }
         for info in std::iter::once(&self.raw_data).chain(&self.zip_data) {
             safe_relative(&info.basename)

@@ -6,6 +6,7 @@
 //! The format, byte by byte, is described in docs/mds-format.md.
 
 mod atomic;
+pub mod closed_stdout;
 mod dtype;
 mod encoding;
 mod error;
@@ -29,10 +30,10 @@ pub use atomic::{
 pub use dtype::Dtype;
 pub use encoding::Encoding;
 pub use error::{MdsError, Result};
-pub use hash::HashAlgo;
-pub use index::{Column, Compression, FileInfo, INDEX_FILE, Index, ShardEntry};
+pub use hash::{FileHashes, HashAlgo, check_hashes};
+pub use index::{Column, Compression, FileInfo, INDEX_FILE, Index, MAX_SHARD_BYTES, ShardEntry};
 pub use merge::merge_index;
-pub use reader::{MdsDataset, Sample};
+pub use reader::{MdsDataset, Sample, read_shard_raw};
 pub use shard::{ShardHeader, decode_shard, split_sample};
 pub use value::{Array, Scalar, Value, cast_or_copy};
 pub use verify::{VerifyReport, verify};

@@ -37,6 +37,8 @@ pub fn merge_index(root: &Path) -> Result<Index> {
         }
     }
     let merged = Index { shards, version: 2 };
+    // Sub-folders with other columns make no one dataset: refuse before writing.
+    merged.check_same_columns(&root.join(INDEX_FILE))?;
     write_atomic(&root.join(INDEX_FILE), merged.to_merged_json().as_bytes())?;
     Ok(merged)
 }

@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use crate::atomic::temp_path;
 use crate::error::{MdsError, Result};
-use crate::index::{Column, Compression, Index, ShardEntry, safe_relative};
+use crate::hash::check_hashes;
+use crate::index::{Column, FileInfo, Index, ShardEntry, safe_relative};
 use crate::shard::{ShardHeader, split_sample};
 use crate::value::{Array, Value};
 
@@ -19,6 +20,8 @@ pub struct MdsDataset {
     shards: Vec<ShardSlot>,
     /// `starts[s]` = global index of shard s's first sample; one extra at the end.
     starts: Vec<usize>,
+    /// Whether a decompressed shard is cached beside its zip file.
+    cache: bool,
 }
 
 struct ShardSlot {
@@ -53,7 +56,19 @@ impl MdsDataset {
     /// Opens `dir/index.json`. Shard basenames may point into sub-folders
     /// (a merged root such as ProLong's `procNN-64/` layout).
     pub fn open(dir: impl AsRef<Path>) -> Result<MdsDataset> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_with(dir.as_ref(), true)
+    }
+
+    /// Opens `dir/index.json` for a reader that writes nothing: compressed
+    /// shards are decompressed in memory only (no cache file beside them,
+    /// which would double the disk a dataset takes). Pair it with
+    /// [`MdsDataset::release_shard`] to hold one shard at a time.
+    pub fn open_uncached(dir: impl AsRef<Path>) -> Result<MdsDataset> {
+        Self::open_with(dir.as_ref(), false)
+    }
+
+    fn open_with(dir: &Path, cache: bool) -> Result<MdsDataset> {
+        let dir = dir.to_path_buf();
         let index = Index::load(&dir)?;
         let mut shards = Vec::with_capacity(index.shards.len());
         let mut starts = vec![0usize];
@@ -74,6 +89,7 @@ impl MdsDataset {
             index,
             shards,
             starts,
+            cache,
         })
     }
 
@@ -153,6 +169,14 @@ impl MdsDataset {
         (0..self.len()).map(move |i| self.get(i))
     }
 
+    /// Drops shard `shard`'s bytes (mapped or decompressed) once a pass is done
+    /// with it; a later access opens (and checks) it again.
+    pub fn release_shard(&mut self, shard: usize) {
+        if let Some(slot) = self.shards.get_mut(shard) {
+            slot.open.take();
+        }
+    }
+
     /// The raw (uncompressed) bytes of shard `shard`, its header checked.
     pub fn shard_bytes(&self, shard: usize) -> Result<&[u8]> {
         Ok(&self.open_shard(shard)?.data)
@@ -163,7 +187,7 @@ impl MdsDataset {
         if let Some(open) = slot.open.get() {
             return Ok(open);
         }
-        let data = load_raw(slot)?;
+        let data = load_raw(slot, self.cache)?;
         let header = ShardHeader::parse(&data).map_err(|reason| MdsError::BadShard {
             path: slot.raw_path.clone(),
             reason,
@@ -185,18 +209,24 @@ impl MdsDataset {
 
 /// The raw bytes of a shard: mapped when a raw file of the right size exists,
 /// else decompressed from the zip file (and cached beside it when possible).
-fn load_raw(slot: &ShardSlot) -> Result<ShardData> {
-    let raw_bytes = slot.entry.raw_data.bytes;
-    let raw_ok = std::fs::metadata(&slot.raw_path).is_ok_and(|m| m.len() == raw_bytes);
-    let zip_path = match (&slot.zip_path, slot.entry.compression()) {
-        (Some(zip), Compression::Zstd { .. }) if !raw_ok => zip,
-        _ => return map_file(&slot.raw_path),
+/// Every hash index.json records for the bytes used is checked here, once per
+/// shard and process, so no reader hands on data its index does not vouch for.
+fn load_raw(slot: &ShardSlot, cache: bool) -> Result<ShardData> {
+    let raw_info = &slot.entry.raw_data;
+    let raw_ok = std::fs::metadata(&slot.raw_path).is_ok_and(|m| m.len() == raw_info.bytes);
+    let (zip_path, zip_info) = match (&slot.zip_path, &slot.entry.zip_data) {
+        (Some(path), Some(info)) if !raw_ok => (path, info),
+        _ => {
+            let data = map_file(&slot.raw_path)?;
+            check_size(&slot.raw_path, data.len(), raw_info)?;
+            check_hashes(&slot.raw_path, &data, raw_info)?;
+            return Ok(data);
+        }
     };
-    let zipped = std::fs::read(zip_path).map_err(|e| MdsError::io(zip_path, e))?;
-    let raw = decompress(&zipped, raw_bytes).map_err(|reason| MdsError::BadShard {
-        path: zip_path.clone(),
-        reason,
-    })?;
+    let raw = read_zip(zip_path, zip_info, &slot.raw_path, raw_info)?;
+    if !cache {
+        return Ok(ShardData::Owned(raw));
+    }
     // Cache the raw shard for the next process; two racing processes write the
     // same bytes to different temporary names and the last rename wins.
     let tmp = temp_path(&slot.raw_path);
@@ -210,14 +240,92 @@ fn load_raw(slot: &ShardSlot) -> Result<ShardData> {
     Ok(ShardData::Owned(raw))
 }
 
+/// The raw bytes of shard `entry` of the dataset folder `dir`, read into `buf`
+/// with plain reads: the raw file when one of the recorded size exists, else
+/// the zip file decompressed in memory (nothing is written beside it). Sizes
+/// and every recorded hash are checked, so a stage that copies these bytes on
+/// never vouches with a fresh hash for data it did not verify.
+pub fn read_shard_raw(dir: &Path, entry: &ShardEntry, buf: &mut Vec<u8>) -> Result<()> {
+    let path = |info: &FileInfo| dir.join(safe_relative(&info.basename).unwrap_or_default());
+    let raw_info = &entry.raw_data;
+    let raw_path = path(raw_info);
+    let raw_ok = std::fs::metadata(&raw_path).is_ok_and(|m| m.len() == raw_info.bytes);
+    match &entry.zip_data {
+        Some(zip_info) if !raw_ok => {
+            *buf = read_zip(&path(zip_info), zip_info, &raw_path, raw_info)?;
+        }
+        _ => {
+            use std::io::Read;
+            let mut file =
+                std::fs::File::open(&raw_path).map_err(|e| MdsError::io(&raw_path, e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| MdsError::io(&raw_path, e))?
+                .len();
+            check_size(&raw_path, len as usize, raw_info)?;
+            buf.clear();
+            file.read_to_end(buf)
+                .map_err(|e| MdsError::io(&raw_path, e))?;
+            check_size(&raw_path, buf.len(), raw_info)?;
+            check_hashes(&raw_path, buf, raw_info)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a zip file, checks its size and hashes, decompresses it and checks
+/// the raw bytes' size and hashes (reported under the raw file's name).
+fn read_zip(
+    zip_path: &Path,
+    zip_info: &FileInfo,
+    raw_path: &Path,
+    raw_info: &FileInfo,
+) -> Result<Vec<u8>> {
+    let zipped = std::fs::read(zip_path).map_err(|e| MdsError::io(zip_path, e))?;
+    check_size(zip_path, zipped.len(), zip_info)?;
+    check_hashes(zip_path, &zipped, zip_info)?;
+    let raw = decompress(&zipped, raw_info.bytes).map_err(|reason| MdsError::BadShard {
+        path: zip_path.to_path_buf(),
+        reason,
+    })?;
+    check_hashes(raw_path, &raw, raw_info)?;
+    Ok(raw)
+}
+
+fn check_size(path: &Path, len: usize, info: &FileInfo) -> Result<()> {
+    if len as u64 != info.bytes {
+        return Err(MdsError::BadShard {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes, index.json says {}", info.bytes),
+        });
+    }
+    Ok(())
+}
+
+/// Decompresses a zstd shard that index.json says holds `raw_bytes` bytes.
+/// The output grows with what the data really decompresses to (never
+/// preallocated from the recorded size, which may be absurd), and stops one
+/// byte past `raw_bytes`.
 pub(crate) fn decompress(zipped: &[u8], raw_bytes: u64) -> Result<Vec<u8>, String> {
-    let raw =
-        zstd::bulk::decompress(zipped, raw_bytes as usize).map_err(|e| format!("zstd: {e}"))?;
+    use std::io::Read;
+    let decoder =
+        zstd::stream::read::Decoder::with_buffer(zipped).map_err(|e| format!("zstd: {e}"))?;
+    // A start that a real shard seldom outgrows; more only as data arrives.
+    let guess = (zipped.len() as u64).saturating_mul(4).min(raw_bytes);
+    let mut raw = Vec::with_capacity(guess as usize);
+    decoder
+        .take(raw_bytes.saturating_add(1))
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("zstd: {e}"))?;
     if raw.len() as u64 != raw_bytes {
-        return Err(format!(
-            "decompresses to {} bytes, index.json says {raw_bytes}",
-            raw.len()
-        ));
+        return Err(if raw.len() as u64 > raw_bytes {
+            format!("decompresses to more than the {raw_bytes} bytes index.json says")
+        } else {
+            format!(
+                "decompresses to {} bytes, index.json says {raw_bytes}",
+                raw.len()
+            )
+        });
     }
     Ok(raw)
 }

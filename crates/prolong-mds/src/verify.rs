@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{MdsError, Result};
-use crate::hash::HashAlgo;
+use crate::hash::check_hashes;
 use crate::index::{FileInfo, Index, ShardEntry, safe_relative};
 use crate::reader::decompress;
 use crate::shard::decode_shard;
@@ -26,6 +26,7 @@ pub struct VerifyReport {
 /// naming the shard (and sample).
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let index = Index::load(dir)?;
+    index.check_same_columns(&dir.join(crate::index::INDEX_FILE))?;
     let mut report = VerifyReport::default();
     for entry in &index.shards {
         verify_shard(dir, entry, &mut report)?;
@@ -109,25 +110,6 @@ fn read_checked(path: &Path, info: &FileInfo) -> Result<Vec<u8>> {
     }
     check_hashes(path, &data, info)?;
     Ok(data)
-}
-
-/// Checks every hash index.json records for the file.
-fn check_hashes(path: &Path, data: &[u8], info: &FileInfo) -> Result<()> {
-    for (algo, expected) in &info.hashes {
-        let Some(h) = HashAlgo::from_name(algo) else {
-            return Err(MdsError::UnknownHash(algo.clone()));
-        };
-        let actual = h.hex(data);
-        if actual != *expected {
-            return Err(MdsError::HashMismatch {
-                path: path.to_path_buf(),
-                algo: algo.clone(),
-                expected: expected.clone(),
-                actual,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// ProLong's packed columns: `length` equals the number of `input_ids`;

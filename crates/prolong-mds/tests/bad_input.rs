@@ -5,7 +5,10 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use prolong_mds::{MdsDataset, MdsError, MdsWriter, Value, WriterOptions, verify};
+use prolong_mds::{
+    Index, MdsDataset, MdsError, MdsWriter, Value, WriterOptions, merge_index, read_shard_raw,
+    verify,
+};
 
 fn edit(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
     let mut bytes = std::fs::read(path).unwrap();
@@ -46,11 +49,26 @@ fn truncated_shard() {
     edit(&shard, |b| b.truncate(b.len() - 10));
     let err = read_all(copy.path());
     assert!(
+        err.contains("shard.00001.mds") && err.contains("bytes, index.json says"),
+        "{err}"
+    );
+    // With index.json edited to agree, the header's own checks catch it.
+    let len = std::fs::metadata(&shard).unwrap().len();
+    edit_index(copy.path(), |j| {
+        j["shards"][1]["raw_data"]["bytes"] = len.into()
+    });
+    let err = read_all(copy.path());
+    assert!(
         err.contains("shard.00001.mds") && err.contains("last offset"),
         "{err}"
     );
     edit(&shard, |b| b.truncate(6));
-    let err = read_all(copy.path());
+    edit_index(copy.path(), |j| {
+        j["shards"][1]["raw_data"]["bytes"] = 6.into();
+        j["shards"][1]["samples"] = 0.into();
+    });
+    // No sample lies in a shard of 0 samples: verify opens it.
+    let err = verify(copy.path()).unwrap_err().to_string();
     assert!(
         err.contains("shard.00001.mds") && err.contains("cannot hold"),
         "{err}"
@@ -90,6 +108,156 @@ fn wrong_hash() {
     let err = verify(copy.path()).unwrap_err();
     assert!(matches!(err, MdsError::HashMismatch { .. }), "{err}");
     assert!(err.to_string().contains("shard.00002.mds.zstd"), "{err}");
+}
+
+/// Every reader and verify give the same one-line error for an index entry.
+fn every_reader_fails(dir: &Path) -> String {
+    let err = read_all(dir);
+    let verify_err = verify(dir).unwrap_err().to_string();
+    assert_eq!(err, verify_err);
+    err
+}
+
+#[test]
+fn absurd_sizes_in_index_json_are_refused_before_any_allocation() {
+    // 2^60 raw bytes on a zstd shard aborted every reader ("memory allocation
+    // of 1152921504606846976 bytes failed").
+    let copy = golden_copy("zstd-hashed");
+    edit_index(copy.path(), |j| {
+        j["shards"][1]["raw_data"]["bytes"] = (1u64 << 60).into()
+    });
+    let err = every_reader_fails(copy.path());
+    assert!(
+        err.contains("index.json")
+            && err.contains("shard 1: raw_data.bytes 1152921504606846976 is more than"),
+        "{err}"
+    );
+
+    // A size the format allows but the data does not have: decompression
+    // stops one byte past the data's real size.
+    let copy = golden_copy("zstd-hashed");
+    edit_index(copy.path(), |j| {
+        j["shards"][1]["raw_data"]["bytes"] = u64::from(u32::MAX).into()
+    });
+    let err = every_reader_fails(copy.path());
+    assert!(
+        err.contains("shard.00001.mds.zstd: bad shard: decompresses to 25076 bytes, index.json says 4294967295"),
+        "{err}"
+    );
+    let copy = golden_copy("zstd-hashed");
+    edit_index(copy.path(), |j| {
+        j["shards"][1]["raw_data"]["bytes"] = 100.into()
+    });
+    let err = every_reader_fails(copy.path());
+    assert!(
+        err.contains("decompresses to more than the 100 bytes index.json says"),
+        "{err}"
+    );
+
+    // A sample count no shard of that size can hold.
+    let copy = golden_copy("prolong-packed");
+    edit_index(copy.path(), |j| {
+        j["shards"][0]["samples"] = (1u64 << 40).into()
+    });
+    let err = every_reader_fails(copy.path());
+    assert!(
+        err.contains("shard 0: samples 1099511627776 cannot fit in raw_data.bytes"),
+        "{err}"
+    );
+
+    // A fixed-size column whose size overflows (it panicked in debug builds).
+    let copy = golden_copy("sft-mask");
+    edit_index(copy.path(), |j| {
+        j["shards"][0]["column_encodings"][0] = "ndarray:uint64:4294967296,4294967296".into()
+    });
+    let err = every_reader_fails(copy.path());
+    assert!(
+        err.contains("unknown encoding \"ndarray:uint64:4294967296,4294967296\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_reader_checks_the_recorded_hashes_once_per_shard() {
+    // One flipped byte in a zip file whose size is unchanged.
+    let copy = golden_copy("zstd-hashed");
+    let zip = copy.path().join("shard.00002.mds.zstd");
+    edit(&zip, |b| {
+        let at = b.len() - 3;
+        b[at] ^= 1;
+    });
+    let err = read_all(copy.path());
+    assert!(
+        err.contains("shard.00002.mds.zstd: sha1 hash mismatch"),
+        "{err}"
+    );
+    let index = Index::load(copy.path()).unwrap();
+    let mut buf: Vec<u8> = Vec::new();
+    let err = read_shard_raw(copy.path(), &index.shards[2], &mut buf).unwrap_err();
+    assert!(matches!(err, MdsError::HashMismatch { .. }), "{err}");
+    // Shard 1 is sound and reads.
+    read_shard_raw(copy.path(), &index.shards[1], &mut buf).unwrap();
+    assert_eq!(buf.len() as u64, index.shards[1].raw_data.bytes);
+
+    // A raw (cached) copy is checked against the raw file's hashes.
+    let copy = golden_copy("zstd-hashed");
+    let dataset = MdsDataset::open(copy.path()).unwrap();
+    dataset.get(0).unwrap();
+    drop(dataset);
+    let raw = copy.path().join("shard.00000.mds");
+    let data = std::fs::read(&raw).unwrap();
+    // A letter of the domain text flipped to upper case: still valid UTF-8,
+    // so only the hash can tell.
+    let domain_at = data
+        .windows(4)
+        .position(|w| w.iter().all(u8::is_ascii_lowercase))
+        .unwrap();
+    edit(&raw, |b| b[domain_at] ^= 0x20);
+    let err = read_all(copy.path());
+    assert!(err.contains("shard.00000.mds: sha1 hash mismatch"), "{err}");
+    let index = Index::load(copy.path()).unwrap();
+    let err = read_shard_raw(copy.path(), &index.shards[0], &mut buf).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("shard.00000.mds: sha1 hash mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sub_datasets_with_other_columns_are_not_merged_nor_verified() {
+    let root = tempfile::tempdir().unwrap();
+    for (sub, column) in [("a", "text"), ("b", "body")] {
+        let mut w = MdsWriter::create(
+            root.path().join(sub),
+            &[(column, "str")],
+            WriterOptions::default(),
+        )
+        .unwrap();
+        w.write(&[(column, Value::Str("x".into()))]).unwrap();
+        w.finish().unwrap();
+    }
+    // merge wrote a root of both, and verify passed it.
+    let err = merge_index(root.path()).unwrap_err().to_string();
+    assert!(
+        err.ends_with("index.json: not an MDS index: shard 1 (b/shard.00000.mds) has columns body:str, shard 0 (a/shard.00000.mds) has text:str"),
+        "{err}"
+    );
+    assert!(!root.path().join("index.json").exists());
+    // The same root index written by hand.
+    let mut shards = Vec::new();
+    for sub in ["a", "b"] {
+        let mut index = Index::load(&root.path().join(sub)).unwrap();
+        index.shards[0].raw_data.basename = format!("{sub}/shard.00000.mds");
+        shards.append(&mut index.shards);
+    }
+    let index = Index { shards, version: 2 };
+    std::fs::write(root.path().join("index.json"), index.to_merged_json()).unwrap();
+    let err = verify(root.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("shard 1 (b/shard.00000.mds) has columns body:str"),
+        "{err}"
+    );
 }
 
 #[test]

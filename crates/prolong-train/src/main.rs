@@ -57,6 +57,7 @@ enum Command {
 }
 
 fn main() {
+    prolong_mds::closed_stdout::exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => {

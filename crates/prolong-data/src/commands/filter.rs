@@ -10,7 +10,9 @@ use super::task_args::TaskArgs;
 /// Keep the tokenized documents whose length is within [--min-tokens, --max-tokens].
 ///
 /// Inputs are tokenized MDS datasets ({domain, input_ids[, mask], length});
-/// the output has the same columns, encodings, compression and hashes. Task R
+/// the output has the same columns, encodings, compression and hashes (each
+/// input shard's recorded hashes are checked before it is read, so fresh
+/// hashes never vouch for corrupt input). Task R
 /// of --world-size N takes input shards R, R+N, ... (of all inputs in order)
 /// and writes OUT/procR-N/, then OUT/procR-N.stats.json and OUT/procR-N.done;
 /// the last task to finish merges OUT/index.json. A re-run skips completed

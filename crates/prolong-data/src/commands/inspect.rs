@@ -29,15 +29,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dataset =
-        MdsDataset::open(&args.dir).with_context(|| format!("open {}", args.dir.display()))?;
+    // Uncached: a compressed dataset is decompressed in memory, shard by
+    // shard, never written beside its zip files.
+    let mut dataset = MdsDataset::open_uncached(&args.dir)
+        .with_context(|| format!("open {}", args.dir.display()))?;
     match args.sample {
         Some(i) => print_sample(&dataset, i, args.tokenizer.as_ref()),
-        None => print_summary(&dataset, args.json),
+        None => print_summary(&mut dataset, args.json),
     }
 }
 
-fn print_summary(dataset: &MdsDataset, json: bool) -> anyhow::Result<()> {
+fn print_summary(dataset: &mut MdsDataset, json: bool) -> anyhow::Result<()> {
     let bar = progress::bar(dataset.len() as u64, "inspect");
     let summary = DatasetSummary::compute(dataset, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
@@ -132,6 +134,19 @@ fn print_sample(dataset: &MdsDataset, i: usize, tokenizer: Option<&PathBuf>) -> 
     } else {
         vec![(0, ids.len())]
     };
+    // The tokenizers crate's decode drops ids it does not know: refuse them
+    // instead of printing text with pieces silently missing.
+    if let Some((at, id)) = ids
+        .iter()
+        .enumerate()
+        .find(|&(_, &id)| tokenizer.id_to_token(id).is_none())
+    {
+        anyhow::bail!(
+            "sample {i}: input_ids[{at}] = {id} is not in the vocabulary of {} ({} ids)",
+            path.display(),
+            tokenizer.get_vocab_size(true)
+        );
+    }
     for (k, (start, end)) in pieces.into_iter().enumerate() {
         let piece = ids
             .get(start..end)

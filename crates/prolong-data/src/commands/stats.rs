@@ -38,7 +38,7 @@ pub struct Args {
 
 /// Length histograms by domain.
 fn histograms(
-    dataset: &MdsDataset,
+    dataset: &mut MdsDataset,
     dir: &Path,
 ) -> anyhow::Result<BTreeMap<String, LengthHistogram>> {
     let fallback = std::path::absolute(dir)
@@ -46,47 +46,56 @@ fn histograms(
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| ".".into());
     let mut out: BTreeMap<String, LengthHistogram> = BTreeMap::new();
+    prolong_data::summary::check_columns(dataset)?;
     let bar = progress::bar(dataset.len() as u64, "stats");
-    for i in 0..dataset.len() {
-        let sample = dataset.get(i)?;
-        let domain = if sample.has("domain") {
-            sample.str("domain")?
-        } else {
-            ""
-        };
-        let domain = match domain {
-            "." | "" => fallback.clone(),
-            d => d.to_string(),
-        };
-        let hist = out.entry(domain).or_default();
-        if sample.has("indices") {
-            let indices = sample.u32s("indices")?;
-            for pair in indices.chunks_exact(2) {
-                hist.add(u64::from(pair[1].saturating_sub(pair[0])));
-            }
-        } else {
-            let length = if sample.has("length") {
-                sample.integer("length")? as u64
+    let mut i = 0;
+    for shard in 0..dataset.num_shards() {
+        for local in 0..dataset.index().shards[shard].samples as usize {
+            let sample = dataset.get_in_shard(shard, local)?;
+            let domain = if sample.has("domain") {
+                sample.str("domain")?
             } else {
-                match sample.get("input_ids")? {
-                    Value::Array(a) => a.len() as u64,
-                    _ => anyhow::bail!("sample {i}: input_ids is not an array"),
-                }
+                ""
             };
-            hist.add(length);
+            let domain = match domain {
+                "." | "" => fallback.clone(),
+                d => d.to_string(),
+            };
+            let hist = out.entry(domain).or_default();
+            if sample.has("indices") {
+                let indices = sample.u32s("indices")?;
+                for pair in indices.chunks_exact(2) {
+                    hist.add(u64::from(pair[1].saturating_sub(pair[0])));
+                }
+            } else {
+                let length = if sample.has("length") {
+                    prolong_data::summary::sample_length(&sample)?
+                } else {
+                    match sample.get("input_ids")? {
+                        Value::Array(a) => a.len() as u64,
+                        _ => anyhow::bail!("sample {i}: input_ids is not an array"),
+                    }
+                };
+                hist.add(length);
+            }
+            i += 1;
+            if i % 4096 == 0 {
+                bar.set_position(i as u64);
+            }
         }
-        if i % 4096 == 0 {
-            bar.set_position(i as u64);
-        }
+        // One shard held at a time, whatever the dataset's size.
+        dataset.release_shard(shard);
     }
     bar.finish_and_clear();
     Ok(out)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dataset =
-        MdsDataset::open(&args.dir).with_context(|| format!("open {}", args.dir.display()))?;
-    let hists = histograms(&dataset, &args.dir)?;
+    // Uncached: a compressed dataset is decompressed in memory, shard by
+    // shard, never written beside its zip files.
+    let mut dataset = MdsDataset::open_uncached(&args.dir)
+        .with_context(|| format!("open {}", args.dir.display()))?;
+    let hists = histograms(&mut dataset, &args.dir)?;
     if let Some(path) = &args.plot {
         let svg = render_svg(&hists, args.y == "tokens", &args.dir.display().to_string());
         prolong_mds::write_atomic(path, svg.as_bytes())

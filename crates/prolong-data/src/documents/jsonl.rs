@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use super::{Document, Fields, Record, RepoFile, SkipReason, Skipped};
 
+const UTF8_BOM: &[u8] = "\u{feff}".as_bytes();
+
 /// One parsed line: its 1-based line number and its object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonLine {
@@ -82,6 +84,11 @@ impl<R: Read> Iterator for JsonLines<R> {
             }
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
+            }
+            // A UTF-8 byte order mark (editors on Windows write one) starts
+            // the file, not the first object.
+            if self.line == 1 && self.buf.starts_with(UTF8_BOM) {
+                self.buf.drain(..UTF8_BOM.len());
             }
             // Blank lines separate nothing in JSONL; they are not records.
             if self.buf.iter().all(u8::is_ascii_whitespace) {

@@ -54,6 +54,11 @@ pub enum SkipReason {
     CorruptStream,
     /// A MediaWiki redirect page.
     Redirect,
+    /// A MediaWiki page the file ends inside.
+    TruncatedPage,
+    /// A MediaWiki file that is not well-formed XML: the tokenize stage
+    /// fails on it, naming where reading stopped.
+    MalformedXml,
     /// The row's [`Select`] field holds none of the selected values (or is
     /// missing).
     NotSelected,
@@ -76,6 +81,8 @@ impl SkipReason {
             SkipReason::EmptyDocument => "empty_document",
             SkipReason::CorruptStream => "corrupt_stream",
             SkipReason::Redirect => "redirect",
+            SkipReason::TruncatedPage => "truncated_page",
+            SkipReason::MalformedXml => "malformed_xml",
             SkipReason::NotSelected => "not_selected",
             SkipReason::MissingGroupField => "missing_group_field",
             SkipReason::DuplicatePath => "duplicate_path",
@@ -115,6 +122,9 @@ pub enum DocumentError {
         "{path}: unsupported input (expected .jsonl, .jsonl.gz, .jsonl.zst, .json, .txt, .md, .xml, .parquet)"
     )]
     UnknownFormat { path: PathBuf },
+    /// A file that cannot be read as its format at all (`file:line: detail`).
+    #[error("{0}")]
+    Malformed(Skipped),
 }
 
 /// Which fields of a record hold the text and the id, and which rows to

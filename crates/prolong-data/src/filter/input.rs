@@ -142,39 +142,12 @@ fn describe(entry: &ShardEntry) -> String {
 }
 
 /// Reads a shard's raw bytes into `buf` (the raw file when it is complete,
-/// else the decompressed `.zstd` file) and checks its header.
+/// else the decompressed `.zstd` file), its sizes and recorded hashes checked
+/// (so a copy never carries a fresh hash over corrupt input), and checks its
+/// header.
 pub fn read_shard(shard: &InputShard, buf: &mut Vec<u8>) -> Result<ShardHeader, InputError> {
     let raw_path = shard.path(&shard.entry.raw_data.basename)?;
-    let raw_bytes = shard.entry.raw_data.bytes;
-    let raw_ok = std::fs::metadata(&raw_path).is_ok_and(|m| m.len() == raw_bytes);
-    let io = |path: &Path, err| InputError::Io {
-        path: path.to_path_buf(),
-        err,
-    };
-    match (&shard.entry.zip_data, raw_ok) {
-        (Some(zip), false) => {
-            let zip_path = shard.path(&zip.basename)?;
-            let zipped = std::fs::read(&zip_path).map_err(|e| io(&zip_path, e))?;
-            *buf = zstd::bulk::decompress(&zipped, raw_bytes as usize).map_err(|e| {
-                InputError::BadInput {
-                    path: zip_path.clone(),
-                    reason: format!("zstd: {e}"),
-                }
-            })?;
-        }
-        _ => {
-            use std::io::Read;
-            buf.clear();
-            let mut file = std::fs::File::open(&raw_path).map_err(|e| io(&raw_path, e))?;
-            file.read_to_end(buf).map_err(|e| io(&raw_path, e))?;
-        }
-    }
-    if buf.len() as u64 != raw_bytes {
-        return Err(InputError::BadInput {
-            path: raw_path,
-            reason: format!("{} raw bytes, index.json says {raw_bytes}", buf.len()),
-        });
-    }
+    prolong_mds::read_shard_raw(&shard.dataset, &shard.entry, buf)?;
     let header = ShardHeader::parse(buf).map_err(|reason| InputError::BadInput {
         path: raw_path.clone(),
         reason: format!("bad shard: {reason}"),

@@ -4,15 +4,18 @@
 //! pass over a large dataset would grow the resident set with the input. Raw
 //! shards are therefore read here with plain sequential reads through one
 //! reusable buffer (memory: the larger of 8 MiB and the largest sample);
-//! compressed shards without a raw copy are decompressed one at a time
-//! through a short-lived `MdsDataset` (memory: one raw shard).
+//! compressed shards without a raw copy are decompressed in memory one at a
+//! time through a short-lived `MdsDataset` (memory: one raw shard; nothing is
+//! written beside the input).
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use prolong_mds::{Column, Dtype, Encoding, Index, MdsDataset, ShardEntry, Value, split_sample};
+use prolong_mds::{
+    Column, Dtype, Encoding, FileHashes, Index, MdsDataset, ShardEntry, Value, split_sample,
+};
 
 use super::error::PackError;
 
@@ -149,9 +152,9 @@ pub fn for_each_doc(
         }
         return Ok(());
     }
-    // Compressed, and no raw copy: decompress this one shard (the dataset
-    // caches the raw bytes beside the zip file when it can), then drop it.
-    let dataset = MdsDataset::open(&shard.dataset)?;
+    // Compressed, and no raw copy: decompress this one shard in memory
+    // (nothing written beside the input), then drop it.
+    let dataset = MdsDataset::open_uncached(&shard.dataset)?;
     let data = dataset.shard_bytes(shard.shard)?;
     let header = prolong_mds::ShardHeader::parse(data).map_err(|reason| PackError::BadInput {
         path: shard.raw_path.clone(),
@@ -238,6 +241,10 @@ struct RawShardReader {
     end: usize,
     /// Bytes of the file not yet read into `buf`.
     left: u64,
+    /// The hashes index.json records, fed every byte read and checked after
+    /// the last sample (taken then), so corrupt input never reaches the output
+    /// of a finished run.
+    hashes: Option<FileHashes>,
 }
 
 const READ_CHUNK: usize = 8 << 20;
@@ -257,9 +264,11 @@ impl RawShardReader {
                 entry.raw_data.bytes
             )));
         }
+        let mut hashes = FileHashes::new(&entry.raw_data)?;
         let mut word = [0u8; 4];
         file.read_exact(&mut word)
             .map_err(|_| bad("shorter than its 4-byte sample count".into()))?;
+        hashes.update(&word);
         let n = u32::from_le_bytes(word) as usize;
         if n as u64 != entry.samples {
             return Err(bad(format!(
@@ -275,6 +284,7 @@ impl RawShardReader {
         }
         let mut table = vec![0u8; 4 * (n + 1)];
         file.read_exact(&mut table).map_err(io)?;
+        hashes.update(&table);
         let offsets: Vec<u32> = table
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -295,8 +305,11 @@ impl RawShardReader {
                 offsets[n]
             )));
         }
-        file.seek(SeekFrom::Start(u64::from(offsets[0])))
-            .map_err(io)?;
+        // The config between the table and the first sample is read (not
+        // skipped) only to be hashed.
+        let mut config = vec![0u8; (u64::from(offsets[0]) - table_end) as usize];
+        file.read_exact(&mut config).map_err(io)?;
+        hashes.update(&config);
         let left = len - u64::from(offsets[0]);
         Ok(RawShardReader {
             path: path.to_path_buf(),
@@ -307,11 +320,15 @@ impl RawShardReader {
             start: 0,
             end: 0,
             left,
+            hashes: Some(hashes),
         })
     }
 
     fn next_sample(&mut self) -> Result<Option<&[u8]>, PackError> {
         if self.next + 1 >= self.offsets.len() {
+            if let Some(hashes) = self.hashes.take() {
+                hashes.finish(&self.path)?;
+            }
             return Ok(None);
         }
         let size = (self.offsets[self.next + 1] - self.offsets[self.next]) as usize;
@@ -327,6 +344,9 @@ impl RawShardReader {
             self.file
                 .read_exact(&mut self.buf[self.end..self.end + want])
                 .map_err(|e| PackError::io(&self.path, e))?;
+            if let Some(hashes) = &mut self.hashes {
+                hashes.update(&self.buf[self.end..self.end + want]);
+            }
             self.end += want;
             self.left -= want as u64;
         }

@@ -398,6 +398,13 @@ pub enum RecipeError {
     Vars { path: PathBuf, message: String },
 }
 
+/// The most bytes one expanded value may have: values are paths, names and
+/// settings, far below this.
+pub const MAX_EXPANDED_BYTES: usize = 64 << 10;
+/// The most `${NAME}` substitutions one value may take, variables within
+/// variables included.
+pub const MAX_SUBSTITUTIONS: usize = 10_000;
+
 /// A parsed and checked recipe.
 #[derive(Debug, Clone)]
 pub struct Recipe {
@@ -493,12 +500,20 @@ impl Recipe {
     }
 
     /// `${NAME}` replaced: the environment first, then `[vars]` (whose values
-    /// may use other variables).
+    /// may use other variables). Bounded in size and work: variables that
+    /// repeat others (`V0 = "${V1}${V1}..."`, each level wider) would
+    /// otherwise grow exponentially.
     pub fn expand(&self, value: &str) -> Result<String, RecipeError> {
-        self.expand_depth(value, 0)
+        let mut substitutions = 0;
+        self.expand_depth(value, 0, &mut substitutions)
     }
 
-    fn expand_depth(&self, value: &str, depth: usize) -> Result<String, RecipeError> {
+    fn expand_depth(
+        &self,
+        value: &str,
+        depth: usize,
+        substitutions: &mut usize,
+    ) -> Result<String, RecipeError> {
         let err = |message: String| RecipeError::Vars {
             path: self.path.clone(),
             message,
@@ -515,10 +530,17 @@ impl Recipe {
                 .find('}')
                 .ok_or_else(|| err(format!("unclosed ${{ in {value:?}")))?;
             let name = &after[..end];
+            *substitutions += 1;
+            if *substitutions > MAX_SUBSTITUTIONS {
+                return Err(err(format!(
+                    "{value:?} takes more than {MAX_SUBSTITUTIONS} substitutions \
+                     (variables that repeat each other grow exponentially)"
+                )));
+            }
             let resolved = match std::env::var(name) {
                 Ok(v) => v,
                 Err(_) => match self.vars.get(name) {
-                    Some(v) => self.expand_depth(v, depth + 1)?,
+                    Some(v) => self.expand_depth(v, depth + 1, substitutions)?,
                     None => {
                         return Err(err(format!(
                             "${{{name}}} in {value:?} is neither in [vars] nor in the environment"
@@ -527,6 +549,12 @@ impl Recipe {
                 },
             };
             out.push_str(&resolved);
+            if out.len() > MAX_EXPANDED_BYTES {
+                return Err(err(format!(
+                    "{value:?} expands to more than {MAX_EXPANDED_BYTES} bytes \
+                     (variables that repeat each other grow exponentially)"
+                )));
+            }
             rest = &after[end + 1..];
         }
         out.push_str(rest);

@@ -54,9 +54,17 @@ pub enum TokenizeError {
     Invalid(String),
     #[error("tokenizers crate: {0}")]
     Reference(String),
+    /// Any of the above from a file: its path instead of "tokenizer.json".
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
 }
 
 type Result<T> = std::result::Result<T, TokenizeError>;
+
+/// How many ids below the largest a tokenizer.json may leave to no token.
+/// tokenizer.json allows such holes (ids reserved between the vocabulary and
+/// the added tokens); bounding them bounds the tables sized by the largest id.
+pub const MAX_UNUSED_IDS: usize = 1 << 16;
 
 /// Smallest piece [`Tokenizer::encode_long`] cuts a document into.
 const MIN_LONG_CHUNK: usize = 1 << 16;
@@ -160,13 +168,24 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 impl Tokenizer {
     /// Loads a tokenizer.json; the fast path when it applies.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
-        Self::from_bytes(&read(path.as_ref())?)
+        let path = path.as_ref();
+        Self::from_bytes(&read(path)?).map_err(|e| {
+            let message = match e {
+                TokenizeError::Json(e) => format!("not valid JSON: {e}"),
+                TokenizeError::Invalid(m) => m,
+                other => other.to_string(),
+            };
+            TokenizeError::File {
+                path: path.display().to_string(),
+                message,
+            }
+        })
     }
 
     /// Loads the contents of a tokenizer.json; the fast path when it applies.
     pub fn from_bytes(json: &[u8]) -> Result<Tokenizer> {
         let v: Value = serde_json::from_slice(json)?;
-        let (vocab_size, added) = sizes(&v);
+        let (vocab_size, added) = sizes(&v)?;
         let kind = match fast_from_json(&v)? {
             Ok(fast) => Kind::Fast(Box::new(fast)),
             Err(why) => Kind::Reference {
@@ -185,7 +204,7 @@ impl Tokenizer {
     /// crate (for comparisons).
     pub fn reference_from_bytes(json: &[u8]) -> Result<Tokenizer> {
         let v: Value = serde_json::from_slice(json)?;
-        let (vocab_size, added) = sizes(&v);
+        let (vocab_size, added) = sizes(&v)?;
         let tok = Box::new(reference_tokenizer(json)?);
         Ok(Tokenizer {
             kind: Kind::Reference {
@@ -417,16 +436,27 @@ impl Encoder<'_> {
     }
 }
 
-/// (largest id + 1, added tokens) of a tokenizer.json.
-fn sizes(v: &Value) -> (usize, Vec<(String, u32)>) {
-    let mut max = 0u64;
+/// (largest id + 1, added tokens) of a tokenizer.json, its ids checked first:
+/// the model's vocabulary and the added tokens use each id once (an added
+/// token may repeat a vocabulary entry, same text and id), and leave at most
+/// [`MAX_UNUSED_IDS`] ids unused. Readers size tables by the largest id, so
+/// an id of 4,000,000,000 in a file of a few tokens must be refused, not
+/// allocated.
+fn sizes(v: &Value) -> Result<(usize, Vec<(String, u32)>)> {
+    let id_of = |kind: &str, token: &str, id: &Value| {
+        id.as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| {
+                TokenizeError::Invalid(format!(
+                    "{kind} {token:?} has id {id}, not an integer below 2^32"
+                ))
+            })
+    };
+    let mut ids: Vec<(u32, &str)> = Vec::new();
     if let Some(vocab) = v.pointer("/model/vocab").and_then(Value::as_object) {
-        max = vocab
-            .values()
-            .filter_map(Value::as_u64)
-            .map(|i| i + 1)
-            .max()
-            .unwrap_or(0);
+        for (token, id) in vocab {
+            ids.push((id_of("vocabulary token", token, id)?, token));
+        }
     }
     let mut added = Vec::new();
     for t in v
@@ -435,15 +465,36 @@ fn sizes(v: &Value) -> (usize, Vec<(String, u32)>) {
         .into_iter()
         .flatten()
     {
-        if let (Some(c), Some(id)) = (
-            t.get("content").and_then(Value::as_str),
-            t.get("id").and_then(Value::as_u64),
-        ) {
-            max = max.max(id + 1);
-            added.push((c.to_owned(), id as u32));
+        if let (Some(c), Some(id)) = (t.get("content").and_then(Value::as_str), t.get("id")) {
+            let id = id_of("added token", c, id)?;
+            ids.push((id, c));
+            added.push((c.to_owned(), id));
         }
     }
-    (max as usize, added)
+    ids.sort_unstable();
+    // An added token that is also in the vocabulary with the same id.
+    ids.dedup();
+    for w in ids.windows(2) {
+        if w[0].0 == w[1].0 {
+            return Err(TokenizeError::Invalid(format!(
+                "tokens {:?} and {:?} share id {}",
+                w[0].1, w[1].1, w[0].0
+            )));
+        }
+    }
+    // Ids are distinct now: the largest one tells how many are unused.
+    let tokens = ids.len();
+    let n = ids.last().map_or(0, |&(id, _)| id as usize + 1);
+    if let Some(&(id, token)) = ids.last()
+        && n - tokens > MAX_UNUSED_IDS
+    {
+        return Err(TokenizeError::Invalid(format!(
+            "token {token:?} has id {id}, which leaves {} of the ids below it unused \
+             (the vocabulary and added tokens have {tokens}; at most {MAX_UNUSED_IDS} may be unused)",
+            n - tokens
+        )));
+    }
+    Ok((n, added))
 }
 
 /// GPT-2's map from bytes to the chars that stand for them in byte-level

@@ -21,7 +21,9 @@ use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
 use serde::{Deserialize, Serialize};
 
 use super::{TokenizeError, Tokenizer};
-use crate::documents::{DocumentError, Fields, GroupFields, Select, SkipCounts, read_documents};
+use crate::documents::{
+    DocumentError, Fields, GroupFields, Select, SkipCounts, SkipReason, read_documents,
+};
 use crate::task::{LengthHistogram, TaskSpec};
 
 /// Documents longer than this are encoded alone, split at pre-tokenizer
@@ -268,6 +270,10 @@ pub fn tokenize_task(
     let mut add = |record: crate::documents::Record| -> Result<(), TokenizeStageError> {
         output.stats.documents_in += 1;
         match record {
+            // Not one bad record but a file that cannot be read: an error.
+            Err(skip) if skip.reason == SkipReason::MalformedXml => {
+                return Err(DocumentError::Malformed(skip).into());
+            }
             Err(skip) => output.skipped.add(&skip),
             Ok(doc) => output.push(doc.text)?,
         }
