@@ -10,8 +10,9 @@ DATA ?= data
 
 all: build
 
+# With Open MPI present (scripts/install-mpi.sh), the binaries train on MPI ranks too.
 build:
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace $$(bash scripts/install-mpi.sh --features)
 
 # Real text for the demo and end-to-end tests, pinned by sha256, into fixtures/cache/.
 fixtures:
