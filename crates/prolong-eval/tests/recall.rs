@@ -410,9 +410,8 @@ fn src_with(tok: &'static Tokenizer) -> HelmetSources<'static> {
     }
 }
 
-#[test]
-fn helmet_special_tokens_are_the_post_processors() {
-    // A template that puts BOS before and EOS after the text.
+/// The byte tokenizer with a post-processor that puts BOS before and EOS after the text.
+fn bos_eos_tokenizer_json() -> serde_json::Value {
     let mut json: serde_json::Value = serde_json::from_str(&byte_tokenizer_json()).unwrap();
     let special =
         |name: &str, id: u32| serde_json::json!({"id": name, "ids": [id], "tokens": [name]});
@@ -425,6 +424,12 @@ fn helmet_special_tokens_are_the_post_processors() {
         "special_tokens": {"<|begin_of_text|>": special("<|begin_of_text|>", BOS),
                            "<|end_of_text|>": special("<|end_of_text|>", EOS)}
     });
+    json
+}
+
+#[test]
+fn helmet_special_tokens_are_the_post_processors() {
+    let json = bos_eos_tokenizer_json();
     let bytes = json.to_string().into_bytes();
     let tok = Tokenizer::from_bytes(&bytes).unwrap();
     let model = ModelText::new(&tok, &bytes).unwrap();
@@ -1036,18 +1041,7 @@ fn scores_and_truncation_equal_helmets_python() {
     // Truncation: the byte tokenizer with a post-processor adding BOS and EOS, and the
     // Llama-3 tokenizer when the fixture is there, on a context with multi-byte text.
     let dir = tempfile::tempdir().unwrap();
-    let mut json: serde_json::Value = serde_json::from_str(&byte_tokenizer_json()).unwrap();
-    let special =
-        |name: &str, id: u32| serde_json::json!({"id": name, "ids": [id], "tokens": [name]});
-    json["post_processor"] = serde_json::json!({
-        "type": "TemplateProcessing",
-        "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
-                   {"Sequence": {"id": "A", "type_id": 0}},
-                   {"SpecialToken": {"id": "<|end_of_text|>", "type_id": 0}}],
-        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-        "special_tokens": {"<|begin_of_text|>": special("<|begin_of_text|>", BOS),
-                           "<|end_of_text|>": special("<|end_of_text|>", EOS)}
-    });
+    let json = bos_eos_tokenizer_json();
     let byte_path = dir.path().join("byte.json");
     std::fs::write(&byte_path, json.to_string()).unwrap();
     let mut tokenizers = vec![byte_path];

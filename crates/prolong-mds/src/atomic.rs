@@ -35,8 +35,10 @@ pub fn temp_path(path: &Path) -> PathBuf {
 pub const KILL_AT_WRITE_VAR: &str = "PROLONG_KILL_AT_WRITE";
 
 /// One write step: the process dies here if it is the step
-/// `PROLONG_KILL_AT_WRITE` names.
-fn write_step() {
+/// `PROLONG_KILL_AT_WRITE` names. Writers that do not go through
+/// [`write_atomic_with`] (the trainer's appended metrics lines) call it once
+/// per record, so that kill tests can stop them by progress too.
+pub fn write_step() {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static KILL_AT: OnceLock<Option<u64>> = OnceLock::new();

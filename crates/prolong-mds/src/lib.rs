@@ -25,7 +25,7 @@ mod writer;
 
 pub use atomic::{
     KILL_AT_WRITE_VAR, remove_stale_temps, temp_path, write_atomic, write_atomic_parts,
-    write_atomic_with,
+    write_atomic_with, write_step,
 };
 pub use dtype::Dtype;
 pub use encoding::Encoding;

@@ -1,5 +1,5 @@
 //! Exact resume: a run of the `prolong-train` binary killed with SIGKILL (twice, at
-//! arbitrary moments) and resumed gives the same loss curve, held-out losses and
+//! steps chosen by progress) and resumed gives the same loss curve, held-out losses and
 //! byte-identical final weights and optimizer state as an uninterrupted run.
 
 #[path = "train_util.rs"]
@@ -7,7 +7,6 @@ mod util;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn train(cfg: &Path, resume: bool) -> Command {
     let mut c = Command::new(util::bin());
@@ -19,30 +18,19 @@ fn train(cfg: &Path, resume: bool) -> Command {
     c
 }
 
-fn lines(out: &Path) -> usize {
-    std::fs::read_to_string(out.join("metrics.jsonl"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
-
-/// Starts a run and SIGKILLs it once `metrics.jsonl` has at least `after` lines.
-/// Returns whether the kill landed before the run finished.
-fn run_and_kill(cfg: &Path, out: &Path, resume: bool, after: usize) -> bool {
-    let mut child = train(cfg, resume).spawn().unwrap();
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "the run failed before the kill");
-            return false;
-        }
-        if lines(out) >= after {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return true;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(300), "run too slow");
-        std::thread::sleep(Duration::from_micros(500));
-    }
+/// Runs the stage with `PROLONG_KILL_AT_WRITE=kill_at`: it kills itself with SIGKILL
+/// right after the `kill_at`-th step record of this run reaches `metrics.jsonl` (the
+/// trainer's one write step per optimizer step), a point chosen by progress.
+fn run_and_kill(cfg: &Path, resume: bool, kill_at: u64) {
+    let status = train(cfg, resume)
+        .env(prolong_mds::KILL_AT_WRITE_VAR, kill_at.to_string())
+        .status()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the run was not killed at its write step {kill_at}: {status}"
+    );
 }
 
 /// Every record of metrics.jsonl (steps and held-out evaluations) without the
@@ -78,15 +66,12 @@ fn killed_and_resumed_run_is_bit_identical() {
 
     let b = tmp.path().join("b");
     let cfg_b = util::write(&tmp.path().join("b.toml"), &recipe(&b));
-    // first kill between checkpoints 4 and 8, second one later; resume each time
-    let killed1 = run_and_kill(&cfg_b, &b, false, 6);
-    let killed2 = run_and_kill(&cfg_b, &b, true, 19);
+    // first kill after step 6 (between checkpoints 4 and 8); the resumed run starts
+    // after step 4 and is killed after its 14th step (step 18); resume each time
+    run_and_kill(&cfg_b, false, 6);
+    run_and_kill(&cfg_b, true, 14);
     let o = train(&cfg_b, true).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        killed1 && killed2,
-        "the runs finished before they could be killed"
-    );
 
     let (ca, cb) = (curve(&a), curve(&b));
     // The text too, up to the throughput (the last field): every logged value of the

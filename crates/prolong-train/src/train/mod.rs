@@ -546,6 +546,8 @@ pub fn run(
                 path: metrics_path.clone(),
                 source,
             })?;
+            // A kill point per step for kill tests (PROLONG_KILL_AT_WRITE).
+            prolong_mds::write_step();
         }
         bar.set_position(state.step);
         let held = state
