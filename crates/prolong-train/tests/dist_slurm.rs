@@ -77,7 +77,11 @@ fn result(out: &Path) -> (Vec<f64>, Vec<(String, Vec<f32>)>) {
     let losses = std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
         .collect();
     let weights = candle_core::safetensors::load(
         out.join("final/model.safetensors"),
