@@ -23,12 +23,12 @@
 //! (summing to 1). Paths are written relative to the manifest's folder.
 //! The file is written atomically.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use prolong_mds::MdsDataset;
+use prolong_packed::columns::INPUT_IDS;
+pub use prolong_packed::{Manifest, ManifestStream};
 use serde::Serialize;
-
-use crate::filter::input::TOKENS_COLUMN;
 
 /// The released ProLong training mixtures (docs/recipe.md), per-folder
 /// proportions of sequences.
@@ -184,29 +184,6 @@ pub fn preset_streams(
     Ok((present, missing))
 }
 
-/// One stream of the manifest, checked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ManifestStream {
-    pub name: String,
-    /// As given (relative to the working directory, or absolute).
-    pub path: PathBuf,
-    /// Normalised: the manifest's proportions sum to 1.
-    pub proportion: f64,
-    /// The proportion as given (before normalising).
-    pub given_proportion: f64,
-    pub samples: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Manifest {
-    pub sequence_length: u64,
-    pub total_samples: u64,
-    pub preset: Option<String>,
-    /// Preset folders left out by `--allow-missing`.
-    pub missing: Vec<String>,
-    pub streams: Vec<ManifestStream>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum MixError {
     #[error("{arg:?}: {reason}")]
@@ -245,6 +222,8 @@ pub enum MixError {
     Output { path: PathBuf, reason: String },
     #[error(transparent)]
     Mds(#[from] prolong_mds::MdsError),
+    #[error(transparent)]
+    Manifest(#[from] prolong_packed::ManifestError),
 }
 
 /// Checks the streams (see the module docs) and gathers what the manifest
@@ -299,7 +278,7 @@ pub fn build_manifest(
         }
         let first = dataset.get(0).map_err(|e| bad(e.to_string()))?;
         let n = first
-            .array(TOKENS_COLUMN)
+            .array(INPUT_IDS)
             .map_err(|e| bad(format!("first sample: {e}")))?
             .len() as u64;
         match &length {
@@ -318,7 +297,7 @@ pub fn build_manifest(
             name: s.name.clone(),
             path: s.path.clone(),
             proportion: s.proportion / sum,
-            given_proportion: s.proportion,
+            given_proportion: (s.proportion / sum != s.proportion).then_some(s.proportion),
             samples: dataset.len() as u64,
         });
     }
@@ -331,49 +310,6 @@ pub fn build_manifest(
     })
 }
 
-/// The manifest's TOML, with paths relative to `manifest_dir` (an absolute
-/// folder; stream paths are made absolute against the working directory).
-pub fn render_manifest(manifest: &Manifest, manifest_dir: &Path) -> Result<String, MixError> {
-    let mut s = String::new();
-    s.push_str("# Mixture manifest written by prolong-data mix");
-    if let Some(p) = &manifest.preset {
-        s.push_str(&format!(" (preset {p})"));
-    }
-    s.push_str(
-        ".\n# prolong-train reads [[stream]] path and proportion; other keys are metadata.\n",
-    );
-    s.push_str(&format!("sequence_length = {}\n", manifest.sequence_length));
-    s.push_str(&format!("total_samples = {}\n", manifest.total_samples));
-    if let Some(p) = &manifest.preset {
-        s.push_str(&format!("preset = {}\n", toml_string(p)));
-        let missing: Vec<String> = manifest.missing.iter().map(|m| toml_string(m)).collect();
-        s.push_str(&format!("missing = [{}]\n", missing.join(", ")));
-    }
-    for stream in &manifest.streams {
-        let abs = absolute(&stream.path).map_err(|e| MixError::Output {
-            path: stream.path.clone(),
-            reason: e.to_string(),
-        })?;
-        let rel = relative_path(manifest_dir, &abs);
-        let rel = rel.to_str().ok_or_else(|| MixError::Output {
-            path: stream.path.clone(),
-            reason: "the path is not UTF-8".into(),
-        })?;
-        s.push_str("\n[[stream]]\n");
-        s.push_str(&format!("name = {}\n", toml_string(&stream.name)));
-        s.push_str(&format!("path = {}\n", toml_string(rel)));
-        s.push_str(&format!("proportion = {}\n", toml_float(stream.proportion)));
-        if stream.given_proportion != stream.proportion {
-            s.push_str(&format!(
-                "given_proportion = {}\n",
-                toml_float(stream.given_proportion)
-            ));
-        }
-        s.push_str(&format!("samples = {}\n", stream.samples));
-    }
-    Ok(s)
-}
-
 /// Renders the manifest for `path` and writes it atomically (creating the
 /// folder). Returns the text written.
 pub fn write_manifest(manifest: &Manifest, path: &Path) -> Result<String, MixError> {
@@ -381,63 +317,15 @@ pub fn write_manifest(manifest: &Manifest, path: &Path) -> Result<String, MixErr
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let abs = absolute(path).map_err(io)?;
+    let abs = prolong_packed::manifest::absolute(path).map_err(io)?;
     let dir = abs.parent().ok_or_else(|| MixError::Output {
         path: path.to_path_buf(),
         reason: "not a file path".into(),
     })?;
     std::fs::create_dir_all(dir).map_err(io)?;
-    let text = render_manifest(manifest, dir)?;
+    let text = manifest.render(dir)?;
     prolong_mds::write_atomic(&abs, text.as_bytes())?;
     Ok(text)
-}
-
-/// A TOML basic string: JSON's escapes are a subset of TOML's.
-fn toml_string(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serialises")
-}
-
-/// A TOML float (always with a fraction or exponent).
-fn toml_float(x: f64) -> String {
-    format!("{x:?}")
-}
-
-/// `path` made absolute and lexically normalised (`.` and `..` resolved
-/// without touching the file system, so symlinked folders keep their names).
-fn absolute(path: &Path) -> std::io::Result<PathBuf> {
-    let abs = std::path::absolute(path)?;
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    Ok(out)
-}
-
-/// `to` relative to the folder `from` (both absolute and normalised).
-fn relative_path(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<Component> = from.components().collect();
-    let to_c: Vec<Component> = to.components().collect();
-    if from.first() != to_c.first() {
-        return to.to_path_buf(); // another root (Windows drives)
-    }
-    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
-    let mut rel = PathBuf::new();
-    for _ in common..from.len() {
-        rel.push("..");
-    }
-    for c in &to_c[common..] {
-        rel.push(c);
-    }
-    if rel.as_os_str().is_empty() {
-        rel.push(".");
-    }
-    rel
 }
 
 #[cfg(test)]
@@ -451,25 +339,6 @@ mod tests {
             assert!((sum - 1.0).abs() < 1e-9, "{}: {sum}", p.name());
             assert_eq!(Preset::from_name(p.name()), Some(p));
         }
-    }
-
-    #[test]
-    fn relative_paths() {
-        let r = |a: &str, b: &str| relative_path(Path::new(a), Path::new(b));
-        assert_eq!(
-            r("/d/mix", "/d/packed/book"),
-            PathBuf::from("../packed/book")
-        );
-        assert_eq!(r("/d/mix", "/d/mix/book"), PathBuf::from("book"));
-        assert_eq!(r("/d/mix", "/d/mix"), PathBuf::from("."));
-        assert_eq!(r("/a/b/c", "/x"), PathBuf::from("../../../x"));
-    }
-
-    #[test]
-    fn toml_values() {
-        assert_eq!(toml_float(1.0), "1.0");
-        assert_eq!(toml_float(0.3), "0.3");
-        assert_eq!(toml_string("a\"b\\c"), r#""a\"b\\c""#);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What a dataset holds: samples, tokens and documents per domain.
 
+use prolong_packed::columns;
 use std::collections::BTreeMap;
 
 use prolong_mds::{Dtype, Encoding, MdsDataset, MdsError, Value};
@@ -96,24 +97,24 @@ impl DatasetSummary {
     }
 
     fn add(&mut self, sample: &prolong_mds::Sample<'_>) -> Result<(), MdsError> {
-        let domain = if sample.has("domain") {
-            sample.str("domain")?
+        let domain = if sample.has(columns::DOMAIN) {
+            sample.str(columns::DOMAIN)?
         } else {
             ""
         };
-        let tokens = if sample.has("length") {
+        let tokens = if sample.has(columns::LENGTH) {
             sample_length(sample)?
-        } else if sample.has("input_ids") {
-            sample.array("input_ids")?.len() as u64
+        } else if sample.has(columns::INPUT_IDS) {
+            sample.array(columns::INPUT_IDS)?.len() as u64
         } else {
             0
         };
-        let documents = if sample.has("indices") {
-            match sample.get("indices")? {
+        let documents = if sample.has(columns::INDICES) {
+            match sample.get(columns::INDICES)? {
                 Value::Array(a) => a.shape.first().copied().unwrap_or(0) as u64,
                 other => {
                     return Err(MdsError::BadValue {
-                        column: "indices".into(),
+                        column: columns::INDICES.into(),
                         reason: format!("not an ndarray: {other:?}"),
                     });
                 }
@@ -137,9 +138,9 @@ impl DatasetSummary {
 
 /// A sample's `length` column, refused when negative (it would wrap).
 pub fn sample_length(sample: &prolong_mds::Sample<'_>) -> Result<u64, MdsError> {
-    let length = sample.integer("length")?;
+    let length = sample.integer(columns::LENGTH)?;
     u64::try_from(length).map_err(|_| MdsError::BadValue {
-        column: "length".into(),
+        column: columns::LENGTH.into(),
         reason: format!("{length} is not a length"),
     })
 }

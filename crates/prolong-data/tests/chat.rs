@@ -390,7 +390,7 @@ fn pack_keeps_the_mask_with_zero_on_its_eos_and_verify_accepts_it() {
         "chat",
     )
     .unwrap();
-    prolong_mds::verify(&tokenized).unwrap();
+    prolong_mds::verify_with(&tokenized, &prolong_packed::check_sample).unwrap();
 
     let packed = tmp.path().join("packed");
     let options = PackOptions::new(64).special_tokens(Some(BOS), Some(EOS));
@@ -402,7 +402,7 @@ fn pack_keeps_the_mask_with_zero_on_its_eos_and_verify_accepts_it() {
         &mut |_| {},
     )
     .unwrap();
-    prolong_mds::verify(&packed).unwrap();
+    prolong_mds::verify_with(&packed, &prolong_packed::check_sample).unwrap();
 
     // Greedy packing with carry-over lays the conversations, each followed by
     // EOS with mask 0 (BOS is theirs already), end to end.

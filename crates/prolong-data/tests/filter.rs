@@ -159,7 +159,7 @@ fn output_keeps_the_inputs_columns_encodings_compression_and_hashes() {
         let (s, d) = (src.get(i).unwrap(), dst.get(k).unwrap());
         assert_eq!(s.values().unwrap(), d.values().unwrap());
     }
-    prolong_mds::verify(&out).unwrap();
+    prolong_mds::verify_with(&out, &prolong_packed::check_sample).unwrap();
 }
 
 #[test]

@@ -209,7 +209,8 @@ fn runs_every_step_then_skips_then_redoes_one() {
         "tok/chat",
         "packed/chat-1024",
     ] {
-        prolong_mds::verify(&data.join(d)).unwrap_or_else(|e| panic!("{d}: {e}"));
+        prolong_mds::verify_with(&data.join(d), &prolong_packed::check_sample)
+            .unwrap_or_else(|e| panic!("{d}: {e}"));
     }
     // The SFT pack carries the chat mask: 1 somewhere, 0 on every BOS/EOS.
     let packed = prolong_mds::MdsDataset::open(data.join("packed/chat-1024")).unwrap();
@@ -305,7 +306,8 @@ fn sharded_run_stops_after_a_step_with_tasks_left() {
         "packed/code-1024",
         "packed/wiki-1024",
     ] {
-        prolong_mds::verify(&data.join(d)).unwrap_or_else(|e| panic!("{d}: {e}"));
+        prolong_mds::verify_with(&data.join(d), &prolong_packed::check_sample)
+            .unwrap_or_else(|e| panic!("{d}: {e}"));
     }
     assert!(data.join("mix/stage1.toml").is_file());
 }

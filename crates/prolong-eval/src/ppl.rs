@@ -11,6 +11,7 @@
 //! sequence length. Losses are summed in f64 in sequence order, so the same checkpoint and
 //! data give byte-identical reports.
 
+use prolong_packed::columns;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -216,7 +217,7 @@ pub fn evaluate(
     if dataset.is_empty() {
         return Err(PplError::EmptyDataset { path: data.into() });
     }
-    let seq_len = dataset.get(0)?.u32s("input_ids")?.len();
+    let seq_len = dataset.get(0)?.u32s(columns::INPUT_IDS)?.len();
     let n = sequences.map_or(dataset.len(), |s| s.min(dataset.len()));
     let mixture = Mixture {
         streams: vec![Stream {
@@ -228,7 +229,8 @@ pub fn evaluate(
     let mut sums = PositionLosses::new(seq_len);
     let mut i = 0;
     while let Some(s) = loader.next_sequence()? {
-        let seq = PackedSequence::new(s.input_ids, &s.indices, s.mask.as_deref())?;
+        let seq = PackedSequence::new(s.input_ids, &s.indices, s.mask.as_deref())
+            .map_err(prolong_train::Error::from)?;
         let losses = model.token_losses(&seq)?;
         sums.add(&seq, &losses)?;
         i += 1;

@@ -36,5 +36,5 @@ pub use merge::merge_index;
 pub use reader::{MdsDataset, Sample, read_shard_raw};
 pub use shard::{ShardHeader, decode_shard, split_sample};
 pub use value::{Array, Scalar, Value, cast_or_copy};
-pub use verify::{VerifyReport, verify};
+pub use verify::{SampleCheck, VerifyReport, verify, verify_with};
 pub use writer::{DEFAULT_SIZE_LIMIT, MdsWriter, WriterOptions};

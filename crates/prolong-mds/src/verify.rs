@@ -20,21 +20,35 @@ pub struct VerifyReport {
     pub disk_bytes: u64,
 }
 
-/// Re-hashes every shard file, checks every header, offset table and config,
-/// decodes every column of every sample, and checks the packed-sequence
-/// invariants of ProLong's columns where present. Stops at the first problem,
-/// naming the shard (and sample).
+/// Re-hashes every shard file, checks every header, offset table and config, and
+/// decodes every column of every sample. Stops at the first problem, naming the
+/// shard (and sample).
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    verify_with(dir, &|_| Ok(()))
+}
+
+/// What a caller checks in each decoded sample on top of the format: its message
+/// becomes the error of that sample. The format knows no column's meaning; the
+/// packed-sample rule (`prolong_packed::check_sample`) is one such check.
+pub type SampleCheck<'c> = &'c dyn Fn(&[(&str, Value<'_>)]) -> std::result::Result<(), String>;
+
+/// [`verify`], and `check` on every sample.
+pub fn verify_with(dir: &Path, check: SampleCheck<'_>) -> Result<VerifyReport> {
     let index = Index::load(dir)?;
     index.check_same_columns(&dir.join(crate::index::INDEX_FILE))?;
     let mut report = VerifyReport::default();
     for entry in &index.shards {
-        verify_shard(dir, entry, &mut report)?;
+        verify_shard(dir, entry, check, &mut report)?;
     }
     Ok(report)
 }
 
-fn verify_shard(dir: &Path, entry: &ShardEntry, report: &mut VerifyReport) -> Result<()> {
+fn verify_shard(
+    dir: &Path,
+    entry: &ShardEntry,
+    check: SampleCheck<'_>,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let raw_path = shard_path(dir, &entry.raw_data);
     let raw = match &entry.zip_data {
         Some(zip) => {
@@ -69,16 +83,17 @@ fn verify_shard(dir: &Path, entry: &ShardEntry, report: &mut VerifyReport) -> Re
         reason,
     };
     let columns = entry.columns().map_err(bad_shard)?;
-    let header = decode_shard(&raw, &columns, |_, values| check_packed_sequence(values)).map_err(
-        |(sample, reason)| match sample {
-            Some(sample) => MdsError::BadSample {
-                path: raw_path.clone(),
-                sample,
-                reason,
-            },
-            None => bad_shard(reason),
-        },
-    )?;
+    let header =
+        decode_shard(&raw, &columns, |_, values| check(values)).map_err(|(sample, reason)| {
+            match sample {
+                Some(sample) => MdsError::BadSample {
+                    path: raw_path.clone(),
+                    sample,
+                    reason,
+                },
+                None => bad_shard(reason),
+            }
+        })?;
     if header.samples as u64 != entry.samples {
         return Err(bad_shard(format!(
             "holds {} samples, index.json says {}",
@@ -110,59 +125,4 @@ fn read_checked(path: &Path, info: &FileInfo) -> Result<Vec<u8>> {
     }
     check_hashes(path, &data, info)?;
     Ok(data)
-}
-
-/// ProLong's packed columns: `length` equals the number of `input_ids`;
-/// `indices` are (n, 2) [start, end) pieces that tile the sequence;
-/// `mask` has one 0/1 byte per token.
-fn check_packed_sequence(values: &[(&str, Value<'_>)]) -> Result<(), String> {
-    let get = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
-    let Some(Value::Array(ids)) = get("input_ids") else {
-        return Ok(());
-    };
-    let tokens = ids.len();
-    if let Some(length) = get("length").and_then(Value::as_integer)
-        && length != tokens as i128
-    {
-        return Err(format!("length {length} but {tokens} input_ids"));
-    }
-    if let Some(Value::Array(indices)) = get("indices") {
-        if indices.shape.len() != 2 || indices.shape[1] != 2 {
-            return Err(format!(
-                "indices of shape {:?}, expected (n, 2)",
-                indices.shape
-            ));
-        }
-        // A packer emits pieces that tile the sequence: [0, a), [a, b), ... [z, N).
-        let mut expected_start = 0i128;
-        for piece in 0..indices.shape[0] {
-            let bound = |k| indices.get(2 * piece + k).and_then(|s| s.as_i128());
-            let (Some(start), Some(end)) = (bound(0), bound(1)) else {
-                return Err("indices are not integers".into());
-            };
-            if start != expected_start || end < start {
-                return Err(format!(
-                    "indices piece {piece} is [{start}, {end}), expected it to start at {expected_start}"
-                ));
-            }
-            expected_start = end;
-        }
-        if expected_start != tokens as i128 {
-            return Err(format!(
-                "indices end at {expected_start}, the sequence has {tokens} tokens"
-            ));
-        }
-    }
-    if let Some(Value::Array(mask)) = get("mask") {
-        if mask.len() != tokens {
-            return Err(format!(
-                "mask has {} values for {tokens} tokens",
-                mask.len()
-            ));
-        }
-        if mask.dtype == crate::Dtype::U8 && mask.data.iter().any(|&m| m > 1) {
-            return Err("mask holds a value other than 0 and 1".into());
-        }
-    }
-    Ok(())
 }

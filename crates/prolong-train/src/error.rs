@@ -58,3 +58,9 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<prolong_packed::SequenceError> for Error {
+    fn from(e: prolong_packed::SequenceError) -> Self {
+        Error::Sequence(e.0)
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! Modules:
 //! * [`config`] — HF `config.json` ([`LlamaConfig`]);
-//! * [`packed`] — a packed sequence with documents and labels ([`PackedSequence`]);
+//! * [`PackedSequence`] — a packed sequence with documents and labels (from
+//!   `prolong-packed`, the contract shared with the corpus stages);
 //! * [`ops`] — differentiable ops, each with an explicit backward (the device seam);
 //! * [`model`] — the Llama ([`Llama`]): forward, blocked loss, backward with layer
 //!   recomputation;
@@ -21,7 +22,6 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optim;
-pub mod packed;
 pub mod plan;
 pub mod stage;
 pub mod train;
@@ -29,4 +29,4 @@ pub mod train;
 pub use config::LlamaConfig;
 pub use error::{Error, Result};
 pub use model::{LOSS_BLOCK_TOKENS, LayerParams, Llama, LlamaParams, LossOutput};
-pub use packed::PackedSequence;
+pub use prolong_packed::PackedSequence;

@@ -8,7 +8,7 @@ use prolong_mds::svg;
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
-use crate::packed::PackedSequence;
+use prolong_packed::PackedSequence;
 
 /// One optimizer step, as a line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

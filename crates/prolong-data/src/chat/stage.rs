@@ -21,6 +21,7 @@
 use std::path::{Path, PathBuf};
 
 use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
+use prolong_packed::columns;
 use serde::{Deserialize, Serialize};
 
 use super::template::{ChatEncoder, SpecialTokens, TemplateError};
@@ -141,10 +142,10 @@ pub fn chat_task(
     let writer = MdsWriter::create(
         &dir,
         &[
-            ("domain", "str"),
-            ("input_ids", "ndarray:uint32"),
-            ("length", "int"),
-            ("mask", "ndarray:uint8"),
+            columns::TOKENIZED[0],
+            columns::TOKENIZED[1],
+            columns::TOKENIZED[2],
+            columns::MASK_COLUMN,
         ],
         WriterOptions::default().size_limit(options.size_limit),
     )?;
@@ -277,13 +278,13 @@ impl Output<'_, '_> {
         for (messages, encoded) in batch.iter().zip(self.encoder.encode_batch(&batch)?) {
             let n = encoded.input_ids.len();
             self.writer.write(&[
-                ("domain", Value::Str(self.domain.into())),
+                (columns::DOMAIN, Value::Str(self.domain.into())),
                 (
-                    "input_ids",
+                    columns::INPUT_IDS,
                     Value::Array(Array::from_u32(&encoded.input_ids)),
                 ),
-                ("length", Value::Int(n as i64)),
-                ("mask", Value::Array(Array::from_u8(&encoded.mask))),
+                (columns::LENGTH, Value::Int(n as i64)),
+                (columns::MASK, Value::Array(Array::from_u8(&encoded.mask))),
             ])?;
             self.stats.conversations_out += 1;
             self.stats.messages += messages.len() as u64;

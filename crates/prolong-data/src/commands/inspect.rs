@@ -1,3 +1,4 @@
+use prolong_packed::columns;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -124,10 +125,10 @@ fn print_sample(dataset: &MdsDataset, i: usize, tokenizer: Option<&PathBuf>) -> 
     };
     let tokenizer = tokenizers::Tokenizer::from_file(path)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let ids = sample.u32s("input_ids")?;
-    let pieces: Vec<(usize, usize)> = if sample.has("indices") {
+    let ids = sample.u32s(columns::INPUT_IDS)?;
+    let pieces: Vec<(usize, usize)> = if sample.has(columns::INDICES) {
         sample
-            .u32s("indices")?
+            .u32s(columns::INDICES)?
             .chunks_exact(2)
             .map(|p| (p[0] as usize, p[1] as usize))
             .collect()

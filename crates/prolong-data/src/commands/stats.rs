@@ -1,3 +1,4 @@
+use prolong_packed::columns;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -52,8 +53,8 @@ fn histograms(
     for shard in 0..dataset.num_shards() {
         for local in 0..dataset.index().shards[shard].samples as usize {
             let sample = dataset.get_in_shard(shard, local)?;
-            let domain = if sample.has("domain") {
-                sample.str("domain")?
+            let domain = if sample.has(columns::DOMAIN) {
+                sample.str(columns::DOMAIN)?
             } else {
                 ""
             };
@@ -62,16 +63,16 @@ fn histograms(
                 d => d.to_string(),
             };
             let hist = out.entry(domain).or_default();
-            if sample.has("indices") {
-                let indices = sample.u32s("indices")?;
+            if sample.has(columns::INDICES) {
+                let indices = sample.u32s(columns::INDICES)?;
                 for pair in indices.chunks_exact(2) {
                     hist.add(u64::from(pair[1].saturating_sub(pair[0])));
                 }
             } else {
-                let length = if sample.has("length") {
+                let length = if sample.has(columns::LENGTH) {
                     prolong_data::summary::sample_length(&sample)?
                 } else {
-                    match sample.get("input_ids")? {
+                    match sample.get(columns::INPUT_IDS)? {
                         Value::Array(a) => a.len() as u64,
                         _ => anyhow::bail!("sample {i}: input_ids is not an array"),
                     }

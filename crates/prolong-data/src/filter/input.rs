@@ -14,8 +14,7 @@ use prolong_mds::{
     Column, Index, MdsError, MdsWriter, ShardEntry, ShardHeader, Value, WriterOptions, split_sample,
 };
 
-pub const TOKENS_COLUMN: &str = "input_ids";
-pub const LENGTH_COLUMN: &str = "length";
+use prolong_packed::columns::{INPUT_IDS as TOKENS_COLUMN, LENGTH as LENGTH_COLUMN};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {

@@ -16,11 +16,9 @@ use std::path::{Component, Path, PathBuf};
 use prolong_mds::{
     Column, Dtype, Encoding, FileHashes, Index, MdsDataset, ShardEntry, Value, split_sample,
 };
+use prolong_packed::columns::{INPUT_IDS as TOKENS_COLUMN, MASK as MASK_COLUMN};
 
 use super::error::PackError;
-
-pub const TOKENS_COLUMN: &str = "input_ids";
-pub const MASK_COLUMN: &str = "mask";
 
 /// One shard of one input dataset: the unit tasks are dealt (shard `i` of
 /// the concatenated inputs goes to task `i % world_size`).

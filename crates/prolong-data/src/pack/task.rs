@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use prolong_mds::{Array, Dtype, INDEX_FILE, MdsWriter, Value, WriterOptions};
+use prolong_packed::columns;
 use serde::{Deserialize, Serialize};
 
 use super::error::PackError;
@@ -139,14 +140,9 @@ pub fn run_task(
         hashes: Vec::new(),
         size_limit: options.size_limit,
     };
-    let mut columns = vec![
-        ("domain", "str"),
-        ("indices", "ndarray:uint32"),
-        ("input_ids", "ndarray:uint32"),
-        ("length", "int"),
-    ];
+    let mut columns = columns::PACKED.to_vec();
     if with_mask {
-        columns.push(("mask", "ndarray:uint8"));
+        columns.push(columns::MASK_COLUMN);
     }
     let mut packer = Packer::new(options, with_mask)?;
     let mut emit = |s: Sequence<'_>| -> Result<(), PackError> {
@@ -249,23 +245,23 @@ pub fn run_all(
 fn write_sequence(writer: &mut MdsWriter, s: &Sequence<'_>) -> Result<(), PackError> {
     let n = s.input_ids.len() / 4;
     let mut sample = vec![
-        ("domain", Value::Str(Cow::Borrowed(s.domain))),
+        (columns::DOMAIN, Value::Str(Cow::Borrowed(s.domain))),
         (
-            "indices",
+            columns::INDICES,
             Value::Array(Array::from_u32(s.indices).with_shape(vec![s.indices.len() / 2, 2])),
         ),
         (
-            "input_ids",
+            columns::INPUT_IDS,
             Value::Array(Array {
                 dtype: Dtype::U32,
                 shape: vec![n],
                 data: Cow::Borrowed(s.input_ids),
             }),
         ),
-        ("length", Value::Int(n as i64)),
+        (columns::LENGTH, Value::Int(n as i64)),
     ];
     if let Some(mask) = s.mask {
-        sample.push(("mask", Value::Array(Array::from_u8(mask))));
+        sample.push((columns::MASK, Value::Array(Array::from_u8(mask))));
     }
     writer.write(&sample)?;
     Ok(())

@@ -533,8 +533,7 @@ fn run_step(
             manifest.missing = missing;
             // Rewritten only when it would change (streams redone or edited).
             let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
-            let text =
-                crate::mix::render_manifest(&manifest, &dir).map_err(|e| fail(e.to_string()))?;
+            let text = manifest.render(&dir).map_err(|e| fail(e.to_string()))?;
             if std::fs::read_to_string(&out).is_ok_and(|old| old == text) {
                 return Ok(StepOutcome::Skipped);
             }

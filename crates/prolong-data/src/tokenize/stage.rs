@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
+use prolong_packed::columns;
 use serde::{Deserialize, Serialize};
 
 use super::{TokenizeError, Tokenizer};
@@ -236,11 +237,7 @@ pub fn tokenize_task(
     let dir = task.clear_output(out)?;
     let writer = MdsWriter::create(
         &dir,
-        &[
-            ("domain", "str"),
-            ("input_ids", "ndarray:uint32"),
-            ("length", "int"),
-        ],
+        &columns::TOKENIZED,
         WriterOptions::default().size_limit(options.size_limit),
     )?;
     let fields = Fields {
@@ -354,9 +351,9 @@ impl Output<'_> {
                 continue;
             }
             self.writer.write(&[
-                ("domain", Value::Str(self.domain.into())),
-                ("input_ids", Value::Array(Array::from_u32(&ids))),
-                ("length", Value::Int(ids.len() as i64)),
+                (columns::DOMAIN, Value::Str(self.domain.into())),
+                (columns::INPUT_IDS, Value::Array(Array::from_u32(&ids))),
+                (columns::LENGTH, Value::Int(ids.len() as i64)),
             ])?;
             self.stats.documents_out += 1;
             self.stats.tokens += ids.len() as u64;

@@ -1,5 +1,6 @@
 //! `prolong-train forward`: logits and loss of one packed sequence.
 
+use prolong_packed::columns;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -31,7 +32,7 @@ pub fn main(args: ForwardArgs) -> Result<()> {
     let batch = candle_core::safetensors::load(&args.batch, &Device::Cpu)
         .with_context(|| format!("batch {}", args.batch.display()))?;
     let get = |n: &str| batch.get(n);
-    let Some(ids) = get("input_ids") else {
+    let Some(ids) = get(columns::INPUT_IDS) else {
         bail!("{}: no `input_ids` tensor", args.batch.display());
     };
     let ids = ints(ids)?;
@@ -39,7 +40,7 @@ pub fn main(args: ForwardArgs) -> Result<()> {
         bail!("{}: input id {bad} is not a token id", args.batch.display());
     }
     let ids: Vec<u32> = ids.into_iter().map(|i| i as u32).collect();
-    let indices: Vec<[usize; 2]> = match get("indices") {
+    let indices: Vec<[usize; 2]> = match get(columns::INDICES) {
         Some(t) => {
             if t.rank() != 2 || t.dim(1)? != 2 {
                 bail!(
@@ -58,7 +59,7 @@ pub fn main(args: ForwardArgs) -> Result<()> {
         }
         None => vec![[0, ids.len()]],
     };
-    let mask: Option<Vec<u8>> = match get("mask") {
+    let mask: Option<Vec<u8>> = match get(columns::MASK) {
         Some(t) => Some(ints(t)?.into_iter().map(|x| u8::from(x != 0)).collect()),
         None => None,
     };

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use prolong_mds::{Array, Dtype, MdsDataset, MdsError, Sample};
+use prolong_mds::{MdsDataset, MdsError, Sample};
+use prolong_packed::columns::{INDICES, INPUT_IDS, MASK};
+use prolong_packed::sample::{read_indices, read_mask};
 use serde::{Deserialize, Serialize};
 
 use super::error::DataError;
@@ -395,10 +397,10 @@ fn read_sequence(
         reason,
     };
     let s: Sample<'_> = stream.dataset.get(sample).map_err(mds)?;
-    if !s.has("input_ids") {
+    if !s.has(INPUT_IDS) {
         return Err(bad("the dataset has no input_ids column".into()));
     }
-    let input_ids = s.u32s("input_ids").map_err(mds)?;
+    let input_ids = s.u32s(INPUT_IDS).map_err(mds)?;
     if input_ids.len() != seq_len {
         return Err(DataError::SequenceLength {
             path: path.clone(),
@@ -409,14 +411,14 @@ fn read_sequence(
     }
     let input_ids = input_ids.into_owned();
 
-    let indices = if s.has("indices") {
-        let a = s.array("indices").map_err(mds)?;
+    let indices = if s.has(INDICES) {
+        let a = s.array(INDICES).map_err(mds)?;
         read_indices(&a, seq_len).map_err(bad)?
     } else {
         vec![[0, seq_len]]
     };
-    let mask = if apply_mask && s.has("mask") {
-        let a = s.array("mask").map_err(mds)?;
+    let mask = if apply_mask && s.has(MASK) {
+        let a = s.array(MASK).map_err(mds)?;
         Some(read_mask(&a, seq_len).map_err(bad)?)
     } else {
         None
@@ -427,74 +429,4 @@ fn read_sequence(
         indices,
         mask,
     })
-}
-
-fn integers(a: &Array<'_>, column: &str) -> Result<Vec<i128>, String> {
-    if a.dtype.is_float() {
-        return Err(format!(
-            "{column} has dtype {}, not an integer type",
-            a.dtype
-        ));
-    }
-    Ok((0..a.len())
-        .map(|i| a.get(i).and_then(|v| v.as_i128()).unwrap_or(-1))
-        .collect())
-}
-
-fn read_indices(a: &Array<'_>, seq_len: usize) -> Result<Vec<[usize; 2]>, String> {
-    if a.shape.len() != 2 || a.shape[1] != 2 {
-        return Err(format!("indices has shape {:?}, expected (n, 2)", a.shape));
-    }
-    let values: Vec<usize> = match a.as_u32() {
-        Some(v) => v.iter().map(|&x| x as usize).collect(),
-        None => integers(a, "indices")?
-            .into_iter()
-            .map(|x| usize::try_from(x).map_err(|_| format!("indices holds {x}")))
-            .collect::<Result<_, _>>()?,
-    };
-    let mut pieces = Vec::with_capacity(values.len() / 2);
-    let mut prev_end = 0;
-    for (i, pair) in values.chunks_exact(2).enumerate() {
-        let (start, end) = (pair[0], pair[1]);
-        if start > end || end > seq_len {
-            return Err(format!(
-                "indices piece {i} [{start}, {end}) is not within [0, {seq_len})"
-            ));
-        }
-        if start < prev_end {
-            return Err(format!(
-                "indices piece {i} [{start}, {end}) overlaps or precedes the previous piece (ends at {prev_end})"
-            ));
-        }
-        prev_end = end;
-        pieces.push([start, end]);
-    }
-    Ok(pieces)
-}
-
-fn read_mask(a: &Array<'_>, seq_len: usize) -> Result<Vec<u8>, String> {
-    if a.len() != seq_len {
-        return Err(format!("mask has {} values for {seq_len} tokens", a.len()));
-    }
-    let check = |t: usize, v: i128| {
-        if v == 0 || v == 1 {
-            Ok(v as u8)
-        } else {
-            Err(format!("mask[{t}] = {v}, expected 0 or 1"))
-        }
-    };
-    match a.dtype {
-        Dtype::U8 => {
-            let v = a.as_u8().expect("u8");
-            if let Some(t) = v.iter().position(|&x| x > 1) {
-                return Err(format!("mask[{t}] = {}, expected 0 or 1", v[t]));
-            }
-            Ok(v.into_owned())
-        }
-        _ => integers(a, "mask")?
-            .into_iter()
-            .enumerate()
-            .map(|(t, v)| check(t, v))
-            .collect(),
-    }
 }

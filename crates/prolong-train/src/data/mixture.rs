@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use prolong_packed::{Manifest, ManifestError};
 
 use super::error::DataError;
 
@@ -57,40 +57,26 @@ pub struct Mixture {
     pub streams: Vec<Stream>,
 }
 
-#[derive(Deserialize)]
-struct ManifestFile {
-    #[serde(default)]
-    stream: Vec<ManifestStream>,
-}
-
-#[derive(Deserialize)]
-struct ManifestStream {
-    path: String,
-    proportion: f64,
-}
-
 impl Mixture {
     /// Reads a manifest (see the type's documentation for the format).
     pub fn from_manifest(path: &Path) -> Result<Mixture, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|err| DataError::Io {
-            path: path.to_path_buf(),
-            err,
+        let manifest = Manifest::read(path).map_err(|e| match e {
+            ManifestError::Io { path, source } => DataError::Io { path, err: source },
+            ManifestError::Parse { path, reason } | ManifestError::Path { path, reason } => {
+                DataError::Manifest { path, reason }
+            }
         })?;
-        let manifest: ManifestFile = toml::from_str(&text).map_err(|e| DataError::Manifest {
-            path: path.to_path_buf(),
-            reason: e.to_string().trim_end().to_string(),
-        })?;
-        if manifest.stream.is_empty() {
+        if manifest.streams.is_empty() {
             return Err(DataError::NoStreams {
                 origin: path.display().to_string(),
             });
         }
-        let base = path.parent().unwrap_or(Path::new(""));
         let streams = manifest
-            .stream
+            .stream_paths(path)
             .into_iter()
-            .map(|s| Stream {
-                path: base.join(s.path),
+            .zip(&manifest.streams)
+            .map(|(path, s)| Stream {
+                path,
                 proportion: s.proportion,
             })
             .collect();

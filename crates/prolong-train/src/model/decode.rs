@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::ops::attention::Heads;
 use crate::ops::rope::Rope;
 use crate::ops::{attention_decode, embedding, linear, rmsnorm, silu_mul};
-use crate::packed::PackedSequence;
+use prolong_packed::PackedSequence;
 
 /// Prompt tokens per prefill chunk: a chunk over a prefix of `T` tokens computes
 /// `H·chunk·T` attention scores, `(H/KV)·chunk·T` (one kv head's) at a time.

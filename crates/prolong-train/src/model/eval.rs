@@ -3,7 +3,7 @@
 use super::{LOSS_BLOCK_TOKENS, Llama, head};
 use crate::error::Result;
 use crate::ops::rmsnorm;
-use crate::packed::PackedSequence;
+use prolong_packed::PackedSequence;
 
 impl Llama {
     /// `(t, loss)` for every label of `seq`, in order: `t` is the label position (the

@@ -6,7 +6,7 @@ use candle_core::{DType, Tensor};
 use crate::error::Result;
 use crate::ops::precision::{self, accum_dtype};
 use crate::ops::{cross_entropy, linear};
-use crate::packed::PackedSequence;
+use prolong_packed::PackedSequence;
 
 /// Sum of the label losses of the final hidden states `h [T, C]` under `w [V, C]`.
 pub(crate) fn loss(h: &Tensor, w: &Tensor, seq: &PackedSequence, block: usize) -> Result<f64> {

@@ -23,9 +23,9 @@ use crate::error::{Error, Result};
 use crate::ops::attention::Heads;
 use crate::ops::rope::Rope;
 use crate::ops::{embedding, linear, rmsnorm};
-use crate::packed::PackedSequence;
 use layer::Ctx;
 pub use params::{LayerParams, LlamaParams};
+use prolong_packed::PackedSequence;
 
 /// Labeled tokens per cross-entropy block (ProLong: 2,048).
 pub const LOSS_BLOCK_TOKENS: usize = 2048;

@@ -10,8 +10,8 @@
 use crate::data::{Mixture, MixtureLoader, allocate};
 use crate::metrics::EvalRecord;
 use crate::model::Llama;
-use crate::packed::PackedSequence;
 use crate::stage::EvalSection;
+use prolong_packed::PackedSequence;
 
 use super::TrainError;
 

@@ -44,11 +44,11 @@ use crate::dist::rank::RankInfo;
 use crate::metrics::{StepFlops, StepRecord, train_flops, utilisation};
 use crate::model::Llama;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
-use crate::packed::PackedSequence;
 use crate::stage::{LossNormalisation, StageConfig, StageError};
 use checkpoint::TrainerState;
 use eval::HeldOut;
 use init::InitRng;
+use prolong_packed::PackedSequence;
 
 /// Everything a stage can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,12 @@ pub enum TrainError {
 
 impl From<candle_core::Error> for TrainError {
     fn from(e: candle_core::Error) -> Self {
+        Self::Model(e.into())
+    }
+}
+
+impl From<prolong_packed::SequenceError> for TrainError {
+    fn from(e: prolong_packed::SequenceError) -> Self {
         Self::Model(e.into())
     }
 }

@@ -2,7 +2,12 @@
 
 use std::ops::Range;
 
-use crate::error::{Error, Result};
+use crate::sample::check_pieces;
+
+/// A packed sequence that breaks the rule of [`crate::sample`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid packed sequence: {0}")]
+pub struct SequenceError(pub String);
 
 /// One packed sequence of `T` tokens cut into documents, as in ProLong's packed MDS
 /// samples (`input_ids`, `indices`, optional `mask`).
@@ -27,33 +32,24 @@ pub struct PackedSequence {
 
 impl PackedSequence {
     /// Validates `indices` (and `mask`, one byte per token) against `input_ids`.
-    pub fn new(input_ids: Vec<u32>, indices: &[[usize; 2]], mask: Option<&[u8]>) -> Result<Self> {
+    pub fn new(
+        input_ids: Vec<u32>,
+        indices: &[[usize; 2]],
+        mask: Option<&[u8]>,
+    ) -> Result<Self, SequenceError> {
         let t = input_ids.len();
-        match mask {
-            Some(m) if m.len() != t => {
-                return Err(Error::Sequence(format!(
-                    "mask has {} entries for {t} tokens",
-                    m.len()
-                )));
-            }
-            _ => {}
+        if let Some(m) = mask
+            && m.len() != t
+        {
+            return Err(SequenceError(format!(
+                "mask has {} values for {t} tokens",
+                m.len()
+            )));
         }
+        check_pieces(indices, t).map_err(SequenceError)?;
         let mut segments = Vec::with_capacity(indices.len());
         let mut next = 0usize;
-        for (i, &[s, e]) in indices.iter().enumerate() {
-            if s > e || e > t {
-                return Err(Error::Sequence(format!(
-                    "piece {i} [{s}, {e}) is not within [0, {t})"
-                )));
-            }
-            if s < next {
-                return Err(Error::Sequence(format!(
-                    "piece {i} [{s}, {e}) overlaps or precedes the previous piece (ends at {next})"
-                )));
-            }
-            if s == e {
-                continue;
-            }
+        for &[s, e] in indices.iter().filter(|[s, e]| s < e) {
             segments.extend((next..s).map(|u| u..u + 1));
             segments.push(s..e);
             next = e;
@@ -122,5 +118,67 @@ impl PackedSequence {
 
     pub fn num_labels(&self) -> usize {
         self.label_positions.len()
+    }
+}
+
+/// Documents, labels and the SFT mask convention.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_stay_within_documents() {
+        let ids: Vec<u32> = (100..110).collect();
+        let seq = PackedSequence::new(ids, &[[0, 4], [4, 5], [5, 8]], None).unwrap();
+        // tokens 8 and 9 are covered by no piece: one-token documents of their own
+        let segs: Vec<_> = seq.segments().to_vec();
+        assert_eq!(segs, vec![0..4, 4..5, 5..8, 8..9, 9..10]);
+        assert_eq!(seq.label_positions(), &[0, 1, 2, 5, 6]);
+        assert_eq!(seq.label_targets(), &[101, 102, 103, 106, 107]);
+        assert_eq!(seq.num_labels(), 5);
+        assert_eq!(seq.positions(), (0..10).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn mask_selects_predicted_tokens() {
+        let ids: Vec<u32> = (0..8).collect();
+        // prediction at t counts when mask[t + 1] == 1
+        let mask = [1u8, 0, 1, 1, 0, 1, 1, 0];
+        let seq = PackedSequence::new(ids, &[[0, 5], [5, 8]], Some(&mask)).unwrap();
+        assert_eq!(seq.label_positions(), &[1, 2, 5]);
+        assert_eq!(seq.label_targets(), &[2, 3, 6]);
+    }
+
+    #[test]
+    fn empty_pieces_are_ignored_and_single_covers_everything() {
+        let seq = PackedSequence::new(vec![1, 2, 3], &[[0, 0], [0, 3], [3, 3]], None).unwrap();
+        assert_eq!(seq.segments().to_vec(), vec![0..3]);
+        assert_eq!(seq, PackedSequence::single(vec![1, 2, 3]));
+        assert_eq!(seq.num_labels(), 2);
+    }
+
+    #[test]
+    fn malformed_indices_and_mask_are_errors() {
+        let ids = || vec![0u32; 6];
+        for bad in [
+            vec![[0, 7]],
+            vec![[3, 2]],
+            vec![[0, 4], [3, 6]],
+            vec![[3, 6], [0, 2]],
+        ] {
+            let err = PackedSequence::new(ids(), &bad, None).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid packed sequence: {}",
+                    check_pieces(&bad, 6).unwrap_err()
+                )
+            );
+        }
+        let err = PackedSequence::new(ids(), &[[0, 6]], Some(&[1, 1])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid packed sequence: mask has 2 values for 6 tokens"
+        );
     }
 }
