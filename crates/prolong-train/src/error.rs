@@ -52,6 +52,10 @@ pub enum Error {
     #[error("token id {id} at position {pos} is out of range for vocabulary size {vocab}")]
     TokenOutOfRange { pos: usize, id: u32, vocab: usize },
 
+    /// A collective of sequence parallelism failed, or its layout cannot be split.
+    #[error("sequence parallel: {0}")]
+    Dist(#[from] crate::dist::DistError),
+
     /// An op received inputs of inconsistent shapes.
     #[error("shape error in {op}: {msg}")]
     Shape { op: &'static str, msg: String },

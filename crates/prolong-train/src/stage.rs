@@ -33,6 +33,9 @@
 //!
 //! [device]                                    # the peak MFU divides by
 //! peak_tflops = 989                           # or: gpu = "H100"; or measured (CPU)
+//!
+//! [parallel]                                  # optional: how the ranks split the work
+//! sequence = 8                                # Ulysses SP ranks per sequence (ProLong's --seq_parallel_size)
 //! ```
 //!
 //! Every table rejects unknown keys. Relative paths are relative to the working
@@ -80,6 +83,29 @@ pub struct StageConfig {
     pub eval: Option<EvalSection>,
     #[serde(default)]
     pub device: DeviceSection,
+    #[serde(default)]
+    pub parallel: ParallelSection,
+}
+
+/// How the ranks of a run split the work (`docs/distributed.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelSection {
+    /// Ulysses sequence parallelism: each packed sequence is split over this many
+    /// consecutive ranks (ProLong's `--seq_parallel_size`); the data-parallel degree is
+    /// the world size over it. 1: off.
+    #[serde(default = "one")]
+    pub sequence: usize,
+}
+
+impl Default for ParallelSection {
+    fn default() -> Self {
+        Self { sequence: one() }
+    }
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -524,6 +550,24 @@ impl StageConfig {
             && e.sequences == 0
         {
             return invalid("eval.sequences must be positive (or leave out [eval])".into());
+        }
+        let sp = self.parallel.sequence;
+        if sp == 0 || d.seq_len % sp != 0 {
+            return invalid(format!(
+                "parallel.sequence ({sp}) must be positive and divide data.seq_len ({})",
+                d.seq_len
+            ));
+        }
+        if sp > 1 {
+            let c = self.llama_config(path)?;
+            let heads = crate::ops::attention::Heads {
+                n_head: c.num_attention_heads,
+                n_kv_head: c.n_kv_heads(),
+                head_dim: c.head_dim(),
+            };
+            if let Err(e) = crate::dist::ulysses::Ulysses::new(sp, heads, d.seq_len) {
+                return invalid(format!("parallel.sequence = {sp}: {e}"));
+            }
         }
         if let Some(p) = self.device.peak_tflops
             && !(p.is_finite() && p > 0.0)

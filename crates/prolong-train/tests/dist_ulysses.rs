@@ -286,3 +286,33 @@ fn layouts_that_cannot_be_split_are_errors() {
     assert!(sp.seq_to_heads(HeadKind::Query, &[0.0f64; 7]).is_err());
     assert!(sp.heads_to_seq(HeadKind::KeyValue, &[0.0f64; 7]).is_err());
 }
+
+/// The sequence-parallel path of the model (token shard, exchanges around attention,
+/// shard labels) on a group of one rank is the plain path, bit for bit: what the MPI
+/// test (`dist_group.rs`) compares with 2 and 4 ranks starts from the same arithmetic.
+/// And a group that does not divide the world is an error, not a hang.
+#[test]
+fn sequence_parallel_path_on_one_rank_is_the_plain_path() {
+    use prolong_train::dist::group::Solo;
+    use prolong_train::dist::ulysses::SeqGroup;
+    let mut rng = Rng::new(5);
+    let cfg = common::tiny_config(false);
+    let model = common::random_model(&cfg, &mut rng, candle_core::DType::F32);
+    let ids = rng.tokens(24, cfg.vocab_size);
+    let seq = PackedSequence::new(ids, &[[0, 7], [7, 9], [10, 24]], None).unwrap();
+    let group = SeqGroup::new(&Solo, 1).unwrap();
+    let (a, ga) = model.loss_and_grads_blocked(&seq, 5).unwrap();
+    let (b, gb) = model.loss_and_grads_part(&seq, 5, Some(&group)).unwrap();
+    assert_eq!(a, b);
+    for ((name, x), (_, y)) in ga.named().iter().zip(gb.named().iter()) {
+        assert_eq!(to_f64_vec(x), to_f64_vec(y), "{name}");
+    }
+    let e = SeqGroup::new(&Solo, 2).err().unwrap();
+    assert!(
+        e.to_string()
+            .contains("sequence-parallel groups of 2 ranks in a world of 1"),
+        "{e}"
+    );
+    let e = group.exchange(&[1.0, 2.0, 3.0], 2).unwrap_err();
+    assert!(e.to_string().contains("all_to_all"), "{e}");
+}

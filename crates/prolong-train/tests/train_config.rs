@@ -118,6 +118,43 @@ fn tokens_per_step_must_be_a_multiple_of_seq_len() {
     );
 }
 
+/// `[parallel] sequence`: Ulysses needs the sequence, the query heads and (one way or
+/// the other) the kv heads to split over the group.
+#[test]
+fn sequence_parallel_layouts_that_cannot_split_are_errors() {
+    let with = |text: String, sp: usize| format!("{text}\n[parallel]\nsequence = {sp}\n");
+    let path = Path::new("recipe.toml");
+    let ok = StageConfig::parse(&with(base(), 2), path).unwrap();
+    ok.validate(path).unwrap();
+    assert_eq!(ok.parallel.sequence, 2);
+    // kv heads replicated: 2 kv heads over 4 ranks.
+    let ok = StageConfig::parse(&with(base(), 4), path).unwrap();
+    ok.validate(path).unwrap();
+    let e = error_of(&with(base(), 3));
+    assert!(
+        e.contains("parallel.sequence (3) must be positive and divide data.seq_len (64)"),
+        "{e}"
+    );
+    let e = error_of(&with(base(), 0));
+    assert!(e.contains("parallel.sequence (0) must be positive"), "{e}");
+    let e = error_of(&with(base(), 8));
+    assert!(
+        e.contains("parallel.sequence = 8: cannot split: 4 query heads over 8 ranks"),
+        "{e}"
+    );
+    // 4 kv heads over 6 ranks: neither divides the other.
+    let wide = util::recipe(Path::new("data"), Path::new("out"), 96, 1, 10, 5, 64, 1e-3)
+        .replace("hidden = 32", "hidden = 48")
+        .replace("heads = 4\nkv_heads = 2", "heads = 12\nkv_heads = 4");
+    let e = error_of(&with(wide, 6));
+    assert!(
+        e.contains("4 kv heads over 6 ranks (one must divide the other)"),
+        "{e}"
+    );
+    let e = error_of(&base().replace("[train]", "[parallel]\nseq = 2\n\n[train]"));
+    assert!(e.contains("unknown field `seq`"), "{e}");
+}
+
 #[test]
 fn other_recipe_errors() {
     let both = base().replace("[model]\n", "[model]\ninit = \"x\"\n");

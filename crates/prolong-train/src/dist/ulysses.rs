@@ -32,6 +32,7 @@
 
 use std::ops::{AddAssign, Range};
 
+use super::group::{ProcessGroup, as_bytes, as_bytes_mut};
 use super::{DistError, DistResult};
 use crate::PackedSequence;
 use crate::ops::attention::Heads;
@@ -187,5 +188,66 @@ impl Ulysses {
         Err(DistError::Layout(format!(
             "{what} buffer has {got} elements, the layout {self:?} needs {want}"
         )))
+    }
+}
+
+/// The sequence-parallel group of this rank: the `size` consecutive ranks
+/// `⌊rank / size⌋·size ..` of the world, which share one packed sequence.
+///
+/// The exchanges are all-to-alls over the whole world with empty blocks for the ranks
+/// outside the group, so no sub-communicator is needed and the groups of a DP × SP run
+/// exchange side by side (every rank makes the same calls in the same order: the
+/// data-parallel groups train equally many sequences of equal length). A backend with
+/// sub-communicators (NCCL) would give each group its own instead.
+pub struct SeqGroup<'a> {
+    world: &'a dyn ProcessGroup,
+    first: usize,
+    size: usize,
+}
+
+impl<'a> SeqGroup<'a> {
+    /// The group of `size` consecutive ranks this rank belongs to.
+    pub fn new(world: &'a dyn ProcessGroup, size: usize) -> DistResult<Self> {
+        if size == 0 || world.size() % size != 0 {
+            return Err(DistError::Layout(format!(
+                "sequence-parallel groups of {size} ranks in a world of {}",
+                world.size()
+            )));
+        }
+        Ok(Self {
+            world,
+            first: world.rank() / size * size,
+            size,
+        })
+    }
+
+    /// This rank's place in its group (its token shard).
+    pub fn rank(&self) -> usize {
+        self.world.rank() - self.first
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Block `p` of `send` (`block` elements each, `size()` of them) goes to group
+    /// rank `p`; the result holds the blocks received from group ranks `0..size()` in
+    /// order.
+    pub fn exchange(&self, send: &[f32], block: usize) -> DistResult<Vec<f32>> {
+        let world = self.world.size();
+        let bytes = block * std::mem::size_of::<f32>();
+        let counts: Vec<usize> = (0..world)
+            .map(|r| {
+                if (self.first..self.first + self.size).contains(&r) {
+                    bytes
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let mut recv = vec![0f32; block * self.size];
+        self.world
+            .all_to_all(as_bytes(send), &counts, as_bytes_mut(&mut recv), &counts)?;
+        Ok(recv)
     }
 }

@@ -21,7 +21,7 @@ pub(crate) fn token_losses(
     block: usize,
 ) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(seq.num_labels());
-    for (pos, tgt) in blocks(seq, block) {
+    for (pos, tgt) in blocks(seq.label_positions(), seq.label_targets(), block) {
         let hb = h.index_select(&Tensor::new(pos, h.device())?, 0)?; // [B, C]
         let logits = linear::forward(&hb, w)?; // [B, V]: 2·B·C·V FLOPs
         let losses = cross_entropy::forward(&logits, &Tensor::new(tgt, h.device())?)?;
@@ -30,20 +30,29 @@ pub(crate) fn token_losses(
     Ok(out)
 }
 
-/// Sum of the label losses, and the gradients `(dh [T, C], dw [V, C])` of the token-mean
-/// loss (`sum / N`).
+/// Some labels of a sequence: the positions (rows of `h`) and targets of those a rank
+/// holds, and how many the whole sequence has (the loss is the mean over those).
+pub(crate) struct Labels<'a> {
+    pub positions: &'a [u32],
+    pub targets: &'a [u32],
+    pub of_sequence: usize,
+}
+
+/// Sum of the losses of `labels`, and the gradients `(dh [T, C], dw [V, C])` of their
+/// share of the sequence's token-mean loss (their sum over `labels.of_sequence`; all of it
+/// when `labels` are all the sequence's).
 pub(crate) fn loss_and_grads(
     h: &Tensor,
     w: &Tensor,
-    seq: &PackedSequence,
+    labels: &Labels,
     block: usize,
 ) -> Result<(f64, Tensor, Tensor)> {
-    let dloss = 1.0 / seq.num_labels().max(1) as f64;
+    let dloss = 1.0 / labels.of_sequence.max(1) as f64;
     let mut loss_sum = 0.0;
     // The output projection's gradient is summed over the blocks in f32 (see `precision`).
     let mut dw = Tensor::zeros(w.dims(), accum_dtype(w.dtype()), w.device())?;
     let mut dh_rows = Vec::new();
-    for (pos, tgt) in blocks(seq, block) {
+    for (pos, tgt) in blocks(labels.positions, labels.targets, block) {
         let hb = h.index_select(&Tensor::new(pos, h.device())?, 0)?; // [B, C]
         let logits = linear::forward(&hb, w)?; // [B, V]: 2·B·C·V FLOPs
         let tgt = Tensor::new(tgt, h.device())?;
@@ -56,18 +65,20 @@ pub(crate) fn loss_and_grads(
     let mut dh = h.zeros_like()?;
     if !dh_rows.is_empty() {
         // one scatter of all labeled rows (positions are distinct)
-        let pos = Tensor::new(seq.label_positions(), h.device())?;
+        let pos = Tensor::new(labels.positions, h.device())?;
         dh = dh.index_add(&pos, &Tensor::cat(&dh_rows, 0)?, 0)?;
     }
     Ok((loss_sum, dh, dw))
 }
 
 /// `(positions, targets)` of the labels, `block` at a time.
-fn blocks(seq: &PackedSequence, block: usize) -> impl Iterator<Item = (&[u32], &[u32])> {
+fn blocks<'a>(
+    positions: &'a [u32],
+    targets: &'a [u32],
+    block: usize,
+) -> impl Iterator<Item = (&'a [u32], &'a [u32])> {
     let block = block.max(1);
-    seq.label_positions()
-        .chunks(block)
-        .zip(seq.label_targets().chunks(block))
+    positions.chunks(block).zip(targets.chunks(block))
 }
 
 fn sum_f64(t: &Tensor) -> Result<f64> {

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::model::params::LayerParams;
 use crate::ops::attention::Heads;
 use crate::ops::rope::Rope;
-use crate::ops::{attention, linear, rmsnorm, silu_mul};
+use crate::ops::{linear, rmsnorm, silu_mul};
 
 /// What every layer of one forward pass shares.
 pub(crate) struct Ctx<'a> {
@@ -25,6 +25,9 @@ pub(crate) struct Ctx<'a> {
     pub heads: Heads,
     pub segments: &'a [Range<usize>],
     pub eps: f64,
+    /// Ulysses sequence parallelism: the layer holds a token shard; attention
+    /// ([`Ctx::attend`], `model/sp.rs`) exchanges heads for tokens around it.
+    pub sp: Option<super::sp::SpAttention<'a>>,
 }
 
 /// Activations of one layer that its backward reads (T tokens, C hidden, F FFN,
@@ -32,7 +35,7 @@ pub(crate) struct Ctx<'a> {
 pub(crate) struct Acts {
     n1: Tensor,
     rstd1: Tensor,
-    q: Tensor, // after RoPE
+    q: Tensor, // after RoPE; as attention read them (all tokens of a head shard under SP)
     k: Tensor, // after RoPE
     v: Tensor,
     att: Tensor,
@@ -58,7 +61,7 @@ pub(crate) fn activations(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Acts
     let q = ctx.rope.forward(&linear::forward(&n1, &p.q_proj)?)?; // 2·T·C·H·D
     let k = ctx.rope.forward(&linear::forward(&n1, &p.k_proj)?)?; // 2·T·C·KV·D
     let v = linear::forward(&n1, &p.v_proj)?; // 2·T·C·KV·D
-    let att = attention::forward(&q, &k, &v, &ctx.heads, ctx.segments)?; // 4·H·D·Σ L²
+    let (att, [q, k, v]) = ctx.attend(q, k, v)?; // 4·H·D·Σ L²
     let x2 = (x + linear::forward(&att, &p.o_proj)?)?; // 2·T·H·D·C
     let (n2, rstd2) = rmsnorm::forward(&x2, &p.post_attention_layernorm, ctx.eps)?;
     let g = linear::forward(&n2, &p.gate_proj)?; // 2·T·C·F
@@ -100,7 +103,7 @@ pub(crate) fn backward(
     let dx2 = (dy + dx2_n)?;
     // attention
     let (datt, d_o) = linear::backward(&dx2, &a.att, &p.o_proj)?;
-    let (dq, dk, dv) = attention::backward(&datt, &a.q, &a.k, &a.v, &ctx.heads, ctx.segments)?;
+    let (dq, dk, dv) = ctx.attend_backward(&datt, [&a.q, &a.k, &a.v])?;
     let dq = ctx.rope.backward(&dq)?;
     let dk = ctx.rope.backward(&dk)?;
     let (dn1_q, d_q) = linear::backward(&dq, &a.n1, &p.q_proj)?;

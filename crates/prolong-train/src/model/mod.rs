@@ -15,10 +15,14 @@ mod eval;
 mod head;
 mod layer;
 pub mod params;
+mod sp;
+
+use std::ops::Range;
 
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::LlamaConfig;
+use crate::dist::ulysses::{SeqGroup, Ulysses};
 use crate::error::{Error, Result};
 use crate::ops::attention::Heads;
 use crate::ops::rope::Rope;
@@ -26,6 +30,7 @@ use crate::ops::{embedding, linear, rmsnorm};
 use layer::Ctx;
 pub use params::{LayerParams, LlamaParams};
 use prolong_packed::PackedSequence;
+use sp::SpAttention;
 
 /// Labeled tokens per cross-entropy block (ProLong: 2,048).
 pub const LOSS_BLOCK_TOKENS: usize = 2048;
@@ -142,15 +147,44 @@ impl Llama {
         seq: &PackedSequence,
         block_tokens: usize,
     ) -> Result<(LossOutput, LlamaParams)> {
+        self.loss_and_grads_part(seq, block_tokens, None)
+    }
+
+    /// [`loss_and_grads_blocked`](Self::loss_and_grads_blocked), or with `sp` (Ulysses
+    /// sequence parallelism, `docs/distributed.md`) this rank's part of it: the rank runs
+    /// its token shard of `seq` (every rank of the group passes the same `seq`), and its
+    /// `loss_sum`, `loss` and gradients are those of the labels at its positions divided
+    /// by the whole sequence's label count, so that their sums over the group are the
+    /// sequence's; `label_tokens` is the whole sequence's.
+    pub fn loss_and_grads_part(
+        &self,
+        seq: &PackedSequence,
+        block_tokens: usize,
+        sp: Option<&SeqGroup>,
+    ) -> Result<(LossOutput, LlamaParams)> {
         let p = &self.params;
         let eps = self.config.rms_norm_eps;
-        let (x_last, inputs) = self.trunk(seq, true)?;
+        let (ctx, tokens) = self.ctx_part(seq, sp)?;
+        let ids = self.ids(seq)?.narrow(0, tokens.start, tokens.len())?;
+        let (x_last, inputs) = self.layers(&ids, &ctx, true)?;
         let (h, rstd) = rmsnorm::forward(&x_last, &p.norm, eps)?;
-        let (sum, dh, d_head) = head::loss_and_grads(&h, p.output_weight(), seq, block_tokens)?;
+        // The labels at the shard's positions, as rows of the shard; a label on the
+        // shard's last token targets the next shard's first token (read from the whole
+        // `input_ids`, which every rank has).
+        let (positions, targets) = match &ctx.sp {
+            Some(s) => s.layout.shard_labels(seq, s.group.rank()),
+            None => (seq.label_positions().to_vec(), seq.label_targets().to_vec()),
+        };
+        let rows: Vec<u32> = positions.iter().map(|&t| t - tokens.start as u32).collect();
+        let labels = head::Labels {
+            positions: &rows,
+            targets: &targets,
+            of_sequence: seq.num_labels(),
+        };
+        let (sum, dh, d_head) = head::loss_and_grads(&h, p.output_weight(), &labels, block_tokens)?;
         let (mut dx, d_norm) = rmsnorm::backward(&dh, &x_last, &p.norm, &rstd)?;
         drop((h, rstd, dh, x_last));
 
-        let ctx = self.ctx(seq)?;
         let mut d_layers = Vec::with_capacity(p.layers.len());
         for (x, lp) in inputs.into_iter().rev().zip(p.layers.iter().rev()) {
             let acts = layer::activations(&x, lp, &ctx)?; // recompute from the saved input
@@ -159,7 +193,6 @@ impl Llama {
             d_layers.push(g);
         }
         d_layers.reverse();
-        let ids = self.ids(seq)?;
         let mut d_embed = embedding::backward(&dx, &ids, self.config.vocab_size)?;
         let lm_head = if p.lm_head.is_some() {
             Some(d_head)
@@ -179,12 +212,16 @@ impl Llama {
     /// Embedding and decoder layers. Returns the last layer's output and, with `save`,
     /// every layer's input.
     fn trunk(&self, seq: &PackedSequence, save: bool) -> Result<(Tensor, Vec<Tensor>)> {
-        let ids = self.ids(seq)?;
-        let ctx = self.ctx(seq)?;
-        let mut x = embedding::forward(&ids, &self.params.embed_tokens)?;
+        let (ctx, _) = self.ctx_part(seq, None)?;
+        self.layers(&self.ids(seq)?, &ctx, save)
+    }
+
+    /// Embedding of `ids` (the tokens `ctx` was made for) and the decoder layers.
+    fn layers(&self, ids: &Tensor, ctx: &Ctx, save: bool) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut x = embedding::forward(ids, &self.params.embed_tokens)?;
         let mut inputs = Vec::with_capacity(if save { self.params.layers.len() } else { 0 });
         for lp in &self.params.layers {
-            let y = layer::forward(&x, lp, &ctx)?;
+            let y = layer::forward(&x, lp, ctx)?;
             if save {
                 inputs.push(x);
             }
@@ -209,24 +246,46 @@ impl Llama {
         Ok(Tensor::new(seq.input_ids(), self.device())?)
     }
 
-    fn ctx<'a>(&self, seq: &'a PackedSequence) -> Result<Ctx<'a>> {
+    /// The layers' context for `seq`, or with `sp` for this rank's token shard of it,
+    /// and the tokens it covers. RoPE uses the tokens' positions in the whole sequence;
+    /// attention the whole sequence's documents.
+    fn ctx_part<'a>(
+        &self,
+        seq: &'a PackedSequence,
+        sp: Option<&'a SeqGroup<'a>>,
+    ) -> Result<(Ctx<'a>, Range<usize>)> {
         let c = &self.config;
-        Ok(Ctx {
+        let heads = Heads {
+            n_head: c.num_attention_heads,
+            n_kv_head: c.n_kv_heads(),
+            head_dim: c.head_dim(),
+        };
+        let sp = sp
+            .map(|group| {
+                Ok::<_, Error>(SpAttention {
+                    group,
+                    layout: Ulysses::new(group.size(), heads, seq.len())?,
+                })
+            })
+            .transpose()?;
+        let tokens = match &sp {
+            Some(s) => s.layout.tokens(s.group.rank()),
+            None => 0..seq.len(),
+        };
+        let ctx = Ctx {
             rope: Rope::new(
                 c.rope_theta,
                 c.head_dim(),
-                &seq.positions(),
+                &seq.positions()[tokens.clone()],
                 self.dtype(),
                 self.device(),
             )?,
-            heads: Heads {
-                n_head: c.num_attention_heads,
-                n_kv_head: c.n_kv_heads(),
-                head_dim: c.head_dim(),
-            },
+            heads,
             segments: seq.segments(),
             eps: c.rms_norm_eps,
-        })
+            sp,
+        };
+        Ok((ctx, tokens))
     }
 }
 

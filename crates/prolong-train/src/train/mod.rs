@@ -25,6 +25,12 @@
 //! same gradient, so the replicas stay equal; rank 0 alone writes metrics, checkpoints
 //! and the loss chart. The result equals a one-rank run up to the order of the f32
 //! gradient sums.
+//!
+//! Sequence parallelism (`[parallel] sequence = N`, Ulysses): the world is DP × N; the
+//! N consecutive ranks of an SP group train the same micro-batches, each its token shard
+//! of every sequence (`Llama::loss_and_grads_part`), and the DP groups split the step's
+//! micro-batches as above. The shards' sums join the same all-reduce, and only SP rank
+//! 0 counts a sequence in the divisor.
 
 pub mod checkpoint;
 pub mod eval;
@@ -41,6 +47,7 @@ use crate::data::{DataError, Mixture, MixtureLoader};
 use crate::dist::DistError;
 use crate::dist::group::{ProcessGroup, Solo, as_bytes, as_bytes_mut};
 use crate::dist::rank::RankInfo;
+use crate::dist::ulysses::SeqGroup;
 use crate::metrics::{StepFlops, StepRecord, train_flops, utilisation};
 use crate::model::Llama;
 use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
@@ -223,7 +230,7 @@ pub fn accumulate(
     loss_block: usize,
     norm: LossNormalisation,
 ) -> Result<(f64, Gradients), TrainError> {
-    accumulate_part(model, seqs, loss_block, norm)?.finish(&Solo)
+    accumulate_part(model, seqs, loss_block, norm, None)?.finish(&Solo)
 }
 
 /// One rank's share of a step, not yet divided: the weighted sums of its micro-batches'
@@ -234,17 +241,23 @@ pub struct StepPart {
     grads: Gradients,
 }
 
-/// The sums of [`accumulate`] over `seqs` (one rank's micro-batches of a step).
+/// The sums of [`accumulate`] over `seqs` (one rank's micro-batches of a step). With
+/// `sp` (Ulysses), this rank's token shard of each: every rank of the group passes the
+/// same `seqs`, its sums are its shard's share, and only group rank 0 counts the
+/// sequences (or labels), so that the sums over all ranks are the step's.
 pub fn accumulate_part(
     model: &Llama,
     seqs: &[PackedSequence],
     loss_block: usize,
     norm: LossNormalisation,
+    sp: Option<&SeqGroup>,
 ) -> Result<StepPart, TrainError> {
     let mut grads = Gradients::default();
     let mut loss = 0.0;
     for seq in seqs {
-        let (out, g) = model.loss_and_grads_blocked(seq, loss_block)?;
+        // Under SP `out.loss` is the shard's share of the sequence mean and
+        // `out.label_tokens` the whole sequence's, so both weights stay right.
+        let (out, g) = model.loss_and_grads_part(seq, loss_block, sp)?;
         let weight = match norm {
             LossNormalisation::Sequence => 1.0,
             LossNormalisation::Token => out.label_tokens as f64,
@@ -253,6 +266,7 @@ pub fn accumulate_part(
         grads.add_scaled(&g, weight)?;
     }
     let count = match norm {
+        _ if sp.is_some_and(|g| g.rank() != 0) => 0,
         LossNormalisation::Sequence => seqs.len(),
         LossNormalisation::Token => seqs.iter().map(|s| s.num_labels()).sum(),
     };
@@ -350,13 +364,30 @@ pub fn run(
     let group = process_group()?;
     let (rank, ranks) = (group.rank(), group.size());
     let root = rank == 0;
-    if micro % ranks as u64 != 0 {
-        return Err(TrainError::Stage(StageError::Invalid {
+    // World = DP × SP: the SP group of `sp` consecutive ranks shares each sequence, the
+    // `dp` groups split the step's sequences.
+    let sp = cfg.parallel.sequence;
+    let invalid = |msg: String| {
+        TrainError::Stage(StageError::Invalid {
             path: cfg_path.into(),
-            msg: format!(
-                "{micro} micro-batches per step (tokens_per_step / seq_len) do not divide over {ranks} ranks"
-            ),
-        }));
+            msg,
+        })
+    };
+    if ranks % sp != 0 {
+        return Err(invalid(format!(
+            "parallel.sequence = {sp} does not divide the {ranks} ranks"
+        )));
+    }
+    let (dp, dp_rank) = (ranks / sp, rank / sp);
+    let seq_group = if sp > 1 {
+        Some(SeqGroup::new(group.as_ref(), sp)?)
+    } else {
+        None
+    };
+    if micro % dp as u64 != 0 {
+        return Err(invalid(format!(
+            "{micro} micro-batches per step (tokens_per_step / seq_len) do not divide over {dp} data-parallel ranks"
+        )));
     }
 
     // Data first: a mixture that does not fit the recipe (seq_len, empty stream) fails
@@ -487,7 +518,8 @@ pub fn run(
         let mut seqs = Vec::with_capacity(micro as usize);
         let (mut step_tokens, mut step_flops) = (0u64, StepFlops::default());
         // Every rank reads the whole step (the loader's state stays the same on all of
-        // them) and trains micro-batches rank, rank + ranks, ...
+        // them) and trains micro-batches dp_rank, dp_rank + dp, ... (its token shard of
+        // them under SP).
         for i in 0..micro {
             let s = loader
                 .next_sequence()?
@@ -498,7 +530,7 @@ pub fn run(
             let seq = PackedSequence::new(s.input_ids, &s.indices, s.mask.as_deref())?;
             step_flops += train_flops(&llama_cfg, &seq);
             step_tokens += seq.len() as u64;
-            if i % ranks as u64 == rank as u64 {
+            if i % dp as u64 == dp_rank as u64 {
                 seqs.push(seq);
             }
         }
@@ -507,6 +539,7 @@ pub fn run(
             &seqs,
             cfg.train.loss_block,
             cfg.train.loss_normalisation,
+            seq_group.as_ref(),
         )?
         .finish(group.as_ref())?;
         drop(seqs);
