@@ -33,6 +33,9 @@
 //!
 //! [device]                                    # the peak MFU divides by
 //! peak_tflops = 989                           # or: gpu = "H100"; or measured (CPU)
+//!
+//! [parallel]                                  # how ranks split the work (parallel.rs)
+//! shard = "full"                              # "none" (DDP) | "grad_op" | "full"
 //! ```
 //!
 //! Every table rejects unknown keys. Relative paths are relative to the working
@@ -44,6 +47,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
+
+mod parallel;
+pub use parallel::{ParallelSection, ShardMode};
 
 /// A recipe that cannot be used, with a one-line reason.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +86,8 @@ pub struct StageConfig {
     pub eval: Option<EvalSection>,
     #[serde(default)]
     pub device: DeviceSection,
+    #[serde(default)]
+    pub parallel: ParallelSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
