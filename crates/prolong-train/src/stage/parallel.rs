@@ -15,8 +15,9 @@
 //! | `"full"` | 1 (`FULL_SHARD`) | ZeRO-3 | the above plus the compute weights, gathered for a step's forward and backward and freed before the optimizer runs |
 //!
 //! ZeRO-1 (only the optimizer state sharded) is not a mode of its own: it is `grad_op`
-//! without the gradient reduce-scatter, and moves the same bytes. What each mode does
-//! on CPU ranks, and what is left, is in docs/distributed.md.
+//! without gradient sharding (`grad_op` accumulates a step's micro-batches into a whole
+//! local gradient, as ZeRO-1 does, and reduce-scatters it once). What each mode does on
+//! CPU ranks, and what is left, is in docs/distributed.md.
 
 use serde::{Deserialize, Serialize};
 

@@ -159,16 +159,10 @@ impl ShardedState {
         Ok(shard)
     }
 
-    /// Every rank's masters all-gathered: the flat f32 vector (padded).
-    fn gather_masters(&self, group: &dyn ProcessGroup) -> Result<Vec<f32>, TrainError> {
-        let shard = self.master_shard()?;
-        let mut flat = vec![0f32; self.layout.padded_len()];
-        group.all_gather(as_bytes(&shard), as_bytes_mut(&mut flat))?;
-        Ok(flat)
-    }
-
-    /// The whole model, its weights the all-gathered masters cast to `dtype` (the compute
-    /// weights every rank needs for a forward and backward).
+    /// The whole model in the compute dtype `dtype` (what every rank needs for a forward
+    /// and backward): each rank casts its masters' shard to `dtype` (as the replicated
+    /// optimizer casts its masters: the same rounding), and the shards are all-gathered
+    /// in that dtype, so a bf16 run moves 2 bytes per parameter.
     pub fn gather_model(
         &self,
         config: &LlamaConfig,
@@ -176,19 +170,74 @@ impl ShardedState {
         dev: &Device,
         group: &dyn ProcessGroup,
     ) -> Result<Llama, TrainError> {
-        let flat = self.gather_masters(group)?;
-        let ranges = self.layout.param_ranges();
-        let mut by_name = self.params.iter().zip(ranges);
+        let n = self.layout.shard_len();
+        let mine = Tensor::from_vec(self.master_shard()?, n, &Device::Cpu)?.to_dtype(dtype)?;
+        let mine = safetensors::View::data(&mine);
+        let mut flat = vec![0u8; mine.len() * group.size()];
+        group.all_gather(&mine, &mut flat)?;
+        let flat = Tensor::from_raw_buffer(&flat, dtype, &[self.layout.padded_len()], dev)?;
+        let mut by_name = self.params.iter().zip(self.layout.param_ranges());
         let params = LlamaParams::from_named(
             config,
             |name| {
                 let ((n, shape), r) = by_name.next()?;
-                (n == name)
-                    .then(|| Tensor::from_slice(&flat[r.clone()], shape.as_slice(), dev).ok())?
+                let t = flat
+                    .narrow(0, r.start, r.len())
+                    .and_then(|t| t.reshape(shape.as_slice()));
+                (n == name).then_some(t.ok())?
             },
             dtype,
             dev,
         )?;
         Ok(Llama::new(config.clone(), params)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::group::Solo;
+    use crate::train::init::random_llama;
+
+    /// The compute weights gathered from the shards are the replicated optimizer's: the
+    /// masters cast to the compute dtype, bit for bit (bf16 moves as bf16).
+    #[test]
+    fn gathered_weights_are_the_masters_cast() {
+        let init: crate::stage::RandomInit = toml::from_str(
+            "seed = 1\nlayers = 2\nhidden = 32\nheads = 4\nkv_heads = 2\nffn = 48\nvocab = 64",
+        )
+        .unwrap();
+        let cfg = init.llama_config();
+        for dtype in [DType::F32, DType::BF16] {
+            let model = random_llama(&cfg, 3, 0.02, DType::F32, &Device::Cpu).unwrap();
+            let state =
+                ShardedState::new(model.params(), AdamWConfig::default(), true, 0, 1).unwrap();
+            let got = state
+                .gather_model(&cfg, dtype, &Device::Cpu, &Solo)
+                .unwrap();
+            for ((name, a), (_, b)) in model.params().named().iter().zip(got.params().named()) {
+                let a = a.to_dtype(dtype).unwrap();
+                assert_eq!(b.dtype(), dtype);
+                assert_eq!(a.dims(), b.dims(), "{name}");
+                let (a, b) = (
+                    a.to_dtype(DType::F32)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap(),
+                    b.to_dtype(DType::F32)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap(),
+                );
+                assert!(
+                    a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{name}"
+                );
+            }
+        }
     }
 }
