@@ -60,10 +60,12 @@ demo: fixtures corpus train
 # it skipped); CUDA_CHECK=full builds the whole `cuda` feature (~45 min cold).
 # scripts/install-mpi.sh installs Open MPI for the `mpi` feature (CPU ranks): the
 # distributed tests run on MPI ranks when it is there, and are left out when not.
+# scripts/slurm-up.sh installs Debian's Slurm; the Slurm test starts a one-node Slurm with it.
 test:
 	bash scripts/fetch-fixtures.sh || echo "fixtures unavailable: end-to-end tests will skip"
 	bash scripts/install-python-peers.sh
 	bash scripts/install-mpi.sh
+	bash scripts/slurm-up.sh --install || echo "no Slurm: the Slurm test will skip"
 	bash scripts/cuda-check.sh
 	$(CARGO) fmt --all --check
 	features="$$(bash scripts/install-mpi.sh --features)"; \
