@@ -635,7 +635,8 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
 /// and 6 and the final weights equal the uninterrupted 4-rank run within the
 /// data-parallel tolerance (same global batch, other order of the f32 sums), and the
 /// data position, tokens and sequences are exactly the uninterrupted run's: no sample
-/// skipped or repeated.
+/// skipped or repeated. The same across layouts: the sharded checkpoint resumed by one
+/// replicated (`none`) rank, and a one-rank replicated checkpoint by 2 `full` ranks.
 #[cfg(feature = "mpi")]
 #[test]
 fn sharded_checkpoint_resumes_on_another_world_size() {
@@ -653,32 +654,60 @@ fn sharded_checkpoint_resumes_on_another_world_size() {
             .unwrap();
     assert_eq!(index["world"], 4);
 
-    let cfg2 = sharded_recipe(tmp.path(), "two", "grad_op", 2);
-    let two = tmp.path().join("two");
-    std::fs::create_dir_all(two.join("checkpoints")).unwrap();
-    let copy = Command::new("cp")
-        .arg("-r")
-        .arg(&step4)
-        .arg(two.join("checkpoints"))
-        .status()
-        .unwrap();
-    assert!(copy.success());
-    let o = launch_resume(2, &cfg2);
-    assert!(o.status.success(), "{o:?}");
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("resumed from step 4"),
-        "{o:?}"
-    );
-    assert_eq!(
-        util::metrics_text(&four)[..4],
-        util::metrics_text(&two)[..4]
-    );
-    assert_close(&result(&four), &result(&two), "4 ranks, resumed on 2");
-    let state = |out: &std::path::Path| -> serde_json::Value {
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("final/trainer_state.json")).unwrap())
-                .unwrap();
-        serde_json::json!([v["tokens"], v["sequences"], v["loader"]])
+    // Each resume: `ranks` ranks (0: one process, no launcher) in `mode` continue the
+    // step-4 checkpoint of `from` and must end as `from` ended.
+    let resume_from = |from: &std::path::Path, name: &str, mode: &str, ranks: usize| {
+        let cfg = sharded_recipe(tmp.path(), name, mode, 2);
+        let out = tmp.path().join(name);
+        std::fs::create_dir_all(out.join("checkpoints")).unwrap();
+        let copy = Command::new("cp")
+            .arg("-r")
+            .arg(from.join("checkpoints/step-0000004"))
+            .arg(out.join("checkpoints"))
+            .status()
+            .unwrap();
+        assert!(copy.success());
+        let o = if ranks == 0 {
+            Command::new(EXE)
+                .args(["train", "--resume", "--config"])
+                .arg(&cfg)
+                .env_remove("RANK")
+                .output()
+                .unwrap()
+        } else {
+            launch_resume(ranks, &cfg)
+        };
+        assert!(o.status.success(), "{name}: {o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("resumed from step 4"),
+            "{o:?}"
+        );
+        assert_eq!(
+            util::metrics_text(from)[..4],
+            util::metrics_text(&out)[..4],
+            "{name}"
+        );
+        assert_close(&result(from), &result(&out), name);
+        let state = |out: &std::path::Path| -> serde_json::Value {
+            let v: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(out.join("final/trainer_state.json")).unwrap(),
+            )
+            .unwrap();
+            serde_json::json!([v["tokens"], v["sequences"], v["loader"]])
+        };
+        assert_eq!(state(from), state(&out), "{name}");
     };
-    assert_eq!(state(&four), state(&two));
+    resume_from(&four, "two", "grad_op", 2);
+    // Across layouts: a replicated run reads the sharded checkpoint whole, and a sharded
+    // run reads its pieces of a replicated (one-rank) checkpoint.
+    resume_from(&four, "replicated", "none", 0);
+    let one = sharded_recipe(tmp.path(), "one", "none", 2);
+    let o = Command::new(EXE)
+        .args(["train", "--quiet", "--config"])
+        .arg(&one)
+        .env_remove("RANK")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    resume_from(&tmp.path().join("one"), "sharded", "full", 2);
 }

@@ -135,6 +135,46 @@ pub fn write_tensors<'t>(
     prolong_mds::write_atomic_parts(path, &[&bytes]).map_err(|e| failed(path, e))
 }
 
+/// An index that can be read as written: each tensor's pieces cover its elements in
+/// order without gap or overlap, and name plain shard files of the folder (never a path
+/// elsewhere).
+fn check(index: &Index) -> Result<(), String> {
+    if index.format != 1 {
+        return Err(format!("format {} (this build reads 1)", index.format));
+    }
+    for t in &index.tensors {
+        let numel = t
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| format!("{}: shape {:?} overflows", t.name, t.shape))?;
+        let mut at = 0;
+        for p in &t.pieces {
+            if p.start != at || p.end < p.start || p.end > numel {
+                return Err(format!(
+                    "{}: piece {}..{} in {} does not continue at element {at} of {numel}",
+                    t.name, p.start, p.end, p.file
+                ));
+            }
+            let plain = p.file.starts_with("shard-")
+                && p.file.ends_with(".safetensors")
+                && !p.file.contains(['/', '\\'])
+                && !p.file.contains("..");
+            if !plain {
+                return Err(format!("{}: {:?} is not a shard file name", t.name, p.file));
+            }
+            at = p.end;
+        }
+        if at != numel {
+            return Err(format!(
+                "{}: the pieces cover {at} of its {numel} elements",
+                t.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Where a resumed run reads optimizer state from: a sharded checkpoint (this module's
 /// layout) or a replicated one (whole tensors by HF name, `super::checkpoint`).
 pub enum StateSource {
@@ -155,6 +195,7 @@ impl StateSource {
         if index_path.is_file() {
             let text = std::fs::read_to_string(&index_path).map_err(|e| failed(&index_path, e))?;
             let index: Index = serde_json::from_str(&text).map_err(|e| failed(&index_path, e))?;
+            check(&index).map_err(|msg| failed(&index_path, msg))?;
             return Ok(StateSource::Sharded {
                 dir: odir.into(),
                 tensors: index
@@ -263,5 +304,66 @@ impl StateSource {
                 Ok(Some(out))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_index(json: &str) -> Result<StateSource, TrainError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(INDEX), json).unwrap();
+        StateSource::open(
+            dir.path(),
+            [
+                (Kind::Master, "m"),
+                (Kind::ExpAvg, "a"),
+                (Kind::ExpAvgSq, "v"),
+            ],
+        )
+    }
+
+    /// A sharded index that does not describe its tensors exactly is one error naming the
+    /// index and the tensor, before any shard file is opened.
+    #[test]
+    fn bad_indexes_are_refused() {
+        let piece = |file: &str, start: usize, end: usize| {
+            format!(r#"{{"file": "{file}", "start": {start}, "end": {end}}}"#)
+        };
+        let index = |pieces: &[String]| {
+            format!(
+                r#"{{"format": 1, "world": 2, "tensors": [{{"name": "w", "shape": [2, 3], "pieces": [{}]}}]}}"#,
+                pieces.join(", ")
+            )
+        };
+        let f1 = "shard-00001-of-00002.safetensors";
+        let f2 = "shard-00002-of-00002.safetensors";
+        assert!(open_index(&index(&[piece(f1, 0, 4), piece(f2, 4, 6)])).is_ok());
+        for (pieces, says) in [
+            (vec![piece(f1, 0, 4)], "cover 4 of its 6"),
+            (
+                vec![piece(f1, 0, 4), piece(f2, 5, 6)],
+                "does not continue at element 4",
+            ),
+            (
+                vec![piece(f1, 0, 4), piece(f2, 3, 6)],
+                "does not continue at element 4",
+            ),
+            (vec![piece(f1, 4, 2)], "does not continue at element 0"),
+            (vec![piece(f1, 0, 7)], "does not continue"),
+            (
+                vec![piece("../../etc/x.safetensors", 0, 6)],
+                "not a shard file name",
+            ),
+        ] {
+            let e = match open_index(&index(&pieces)) {
+                Ok(_) => panic!("accepted {pieces:?}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.contains(INDEX) && e.contains(says), "{e}");
+        }
+        let e = open_index(r#"{"format": 2, "world": 1, "tensors": []}"#);
+        assert!(e.is_err_and(|e| e.to_string().contains("format 2")));
     }
 }
