@@ -615,6 +615,14 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
         serde_json::from_slice(&std::fs::read(a.join("final/optimizer/index.json")).unwrap())
             .unwrap();
     assert_eq!(index["world"], 2);
+    // What `prolong-eval export` reads: config.json and the HF weights, consolidated.
+    let model = prolong_train::Llama::load(
+        b.join("final"),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(model.params().named().len(), result(&b).1.len());
     for f in [
         "final/model.safetensors",
         "final/optimizer/index.json",

@@ -87,7 +87,7 @@ fn failed(path: &Path, msg: impl std::fmt::Display) -> TrainError {
 /// The index of `state`'s layout: every rank's pieces (the same on every rank, so rank 0
 /// writes it without asking the others).
 pub fn index(state: &ShardedState) -> Index {
-    let world = state.layout.padded_len() / state.layout.shard_len().max(1);
+    let world = state.world;
     let mut tensors: Vec<TensorEntry> = state
         .params
         .iter()
@@ -115,7 +115,7 @@ pub fn index(state: &ShardedState) -> Index {
 
 /// Writes this rank's shard file into `odir` (through the atomic writer).
 pub fn write_shard(odir: &Path, state: &ShardedState) -> Result<(), TrainError> {
-    let world = state.layout.padded_len() / state.layout.shard_len().max(1);
+    let world = state.world;
     let mut map: Vec<(String, &Tensor)> = Vec::new();
     for st in &state.opt.params {
         map.push((format!("master.{}", st.name), &st.master));

@@ -36,6 +36,8 @@ const ALIGN: usize = 16;
 pub struct ShardedState {
     pub layout: ZeroLayout,
     pub rank: usize,
+    /// Ranks the state is sharded over.
+    pub world: usize,
     /// The pieces of parameters this rank owns, in flat order (`opt.params[i]` is
     /// `pieces[i]`).
     pub pieces: Vec<OwnedPiece>,
@@ -78,6 +80,7 @@ impl ShardedState {
         Ok(Self {
             layout,
             rank,
+            world,
             pieces,
             params: named
                 .iter()
@@ -100,11 +103,11 @@ impl ShardedState {
     ) -> Result<Vec<f32>, TrainError> {
         let mut flat = vec![0f32; self.layout.padded_len()];
         if grads.tensors.len() != self.params.len() {
-            return Err(TrainError::Resume(format!(
+            return Err(TrainError::Model(crate::Error::Config(format!(
                 "{} gradient tensors for {} parameters",
                 grads.tensors.len(),
                 self.params.len()
-            )));
+            ))));
         }
         for (t, r) in grads.tensors.iter().zip(self.layout.param_ranges()) {
             let v = t.flatten_all()?.to_vec1::<f32>()?;

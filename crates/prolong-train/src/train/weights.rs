@@ -89,7 +89,9 @@ impl Weights {
 }
 
 fn not_gathered() -> TrainError {
-    TrainError::Resume("the compute weights were not gathered".into())
+    TrainError::Model(crate::Error::Config(
+        "the compute weights were not gathered".into(),
+    ))
 }
 
 fn check_finite(loss: f64, step: u64) -> Result<(), TrainError> {
