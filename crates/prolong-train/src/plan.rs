@@ -43,7 +43,9 @@ use std::fmt::Write as _;
 use crate::config::LlamaConfig;
 
 /// How the training state is split over the data-parallel ranks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ShardMode {
     /// FSDP FULL_SHARD / ZeRO-3 (ProLong's fsdp 1): weights, gradients and optimizer

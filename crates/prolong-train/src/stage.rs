@@ -34,7 +34,8 @@
 //! [device]                                    # the peak MFU divides by
 //! peak_tflops = 989                           # or: gpu = "H100"; or measured (CPU)
 //!
-//! [parallel]                                  # optional: how the ranks split the work
+//! [parallel]                                  # how ranks split the work (parallel.rs)
+//! shard = "full"                              # "none" (DDP) | "grad_op" | "full"
 //! sequence = 8                                # Ulysses SP ranks per sequence (ProLong's --seq_parallel_size)
 //! ```
 //!
@@ -47,6 +48,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
+
+mod parallel;
+pub use parallel::{ParallelSection, ShardMode};
 
 /// A recipe that cannot be used, with a one-line reason.
 #[derive(Debug, thiserror::Error)]
@@ -85,27 +89,6 @@ pub struct StageConfig {
     pub device: DeviceSection,
     #[serde(default)]
     pub parallel: ParallelSection,
-}
-
-/// How the ranks of a run split the work (`docs/distributed.md`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParallelSection {
-    /// Ulysses sequence parallelism: each packed sequence is split over this many
-    /// consecutive ranks (ProLong's `--seq_parallel_size`); the data-parallel degree is
-    /// the world size over it. 1: off.
-    #[serde(default = "one")]
-    pub sequence: usize,
-}
-
-impl Default for ParallelSection {
-    fn default() -> Self {
-        Self { sequence: one() }
-    }
-}
-
-fn one() -> usize {
-    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

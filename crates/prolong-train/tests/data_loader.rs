@@ -658,3 +658,47 @@ fn loader_is_send() {
     fn send<T: Send>() {}
     send::<MixtureLoader>();
 }
+
+/// Data parallelism: rank r of N reads only sequences i ≡ r (mod N) of each step and
+/// passes the others unread; the ranks' parts interleaved are one loader's sequences,
+/// every rank's loader ends in one loader's state, and each read exactly its own
+/// share. A stage with less than a step left hands out nothing and stays put.
+#[test]
+fn each_rank_reads_only_its_part_of_every_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Stream 2 is small: the parts cross into its later epochs.
+    let paths = three_streams(tmp.path(), [10, 9, 3]);
+    let mix = mixture(&paths, &[0.3, 0.3, 0.4]);
+    let (step, total) = (12u64, 30u64);
+    let mut one = MixtureLoader::new(&mix, total, SEQ, 7).unwrap();
+    let full = ids(&drain(&mut one));
+    for ranks in [1usize, 2, 3, 4] {
+        let mut parts = Vec::new();
+        for rank in 0..ranks {
+            let mut l = MixtureLoader::new(&mix, total, SEQ, 7).unwrap();
+            let mut steps = Vec::new();
+            while let Some(part) = l.next_part(step, rank, ranks).unwrap() {
+                assert_eq!(part.len() as u64, step / ranks as u64);
+                steps.push(ids(&part));
+            }
+            // 30 sequences: two whole steps, the last 6 are not a step.
+            assert_eq!(steps.len(), 2);
+            assert_eq!(l.position(), 2 * step);
+            assert_eq!(l.reads(), 2 * step / ranks as u64, "{ranks} ranks");
+            let mut rest = MixtureLoader::new(&mix, total, SEQ, 7).unwrap();
+            rest.skip(2 * step);
+            assert_eq!(l.state(), rest.state());
+            assert_eq!(ids(&drain(&mut l)), full[24..].to_vec());
+            parts.push(steps);
+        }
+        let mut merged = Vec::new();
+        for s in 0..2 {
+            for i in 0..step as usize / ranks {
+                for part in &parts {
+                    merged.push(part[s][i]);
+                }
+            }
+        }
+        assert_eq!(merged, full[..24].to_vec(), "{ranks} ranks");
+    }
+}

@@ -243,23 +243,25 @@ fn mpi_rank_body() {
     println!("rank {r} of {n}: collectives ok");
 }
 
-/// Runs `mpi_rank_body` on `n` ranks: whether the job succeeded, and its output.
+/// `mpirun` with the flags every test needs (more ranks than cores; root in containers).
 #[cfg(feature = "mpi")]
-fn run_ranks(n: usize, kill_rank: Option<usize>) -> (bool, String) {
+fn mpirun() -> Command {
     let root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
     let mut cmd = Command::new("mpirun");
-    cmd.args([
-        "-np",
-        &n.to_string(),
-        "--oversubscribe",
-        "--bind-to",
-        "none",
-    ]);
+    cmd.args(["--oversubscribe", "--bind-to", "none"]);
     if root {
         cmd.arg("--allow-run-as-root");
     }
+    cmd
+}
+
+/// Runs `mpi_rank_body` on `n` ranks: whether the job succeeded, and its output.
+#[cfg(feature = "mpi")]
+fn run_ranks(n: usize, kill_rank: Option<usize>) -> (bool, String) {
+    let mut cmd = mpirun();
+    cmd.args(["-np", &n.to_string()]);
     if let Some(k) = kill_rank {
         cmd.env("PROLONG_TEST_KILL_RANK", k.to_string());
         cmd.args(["-x", "PROLONG_TEST_KILL_RANK"]);
@@ -414,30 +416,39 @@ fn result(out: &std::path::Path) -> RunResult {
     (curve, weights)
 }
 
-/// Losses and gradient norms within 1e-5 relative, every weight tensor within 1e-5 of
-/// its norm (see the tests for why).
+/// `tiny_recipe` with `[parallel] shard = mode` and a checkpoint every `every` steps.
 #[cfg(feature = "mpi")]
-fn assert_same_run(what: &str, one: &RunResult, other: &RunResult) {
-    let ((curve1, weights1), (curve, weights)) = (one, other);
-    assert_eq!(curve1.len(), curve.len(), "{what}");
-    for (step, (a, b)) in curve1.iter().zip(curve).enumerate() {
+fn sharded_recipe(dir: &std::path::Path, name: &str, mode: &str, every: u64) -> std::path::PathBuf {
+    let cfg = tiny_recipe(dir, name);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("every = 0", &format!("every = {every}"));
+    util::write(&cfg, &format!("{text}\n[parallel]\nshard = \"{mode}\"\n"))
+}
+
+/// Both runs' losses and gradient norms within 1e-5 relative, every weight tensor within
+/// 1e-5 of its norm.
+#[cfg(feature = "mpi")]
+fn assert_close(a: &RunResult, b: &RunResult, what: &str) {
+    assert_eq!(a.0.len(), b.0.len(), "{what}: steps");
+    for (step, (x, y)) in a.0.iter().zip(&b.0).enumerate() {
         assert!(
-            ((a.0 - b.0) / a.0).abs() < 1e-5,
-            "{what}, step {step}: loss {a:?} vs {b:?}"
+            ((x.0 - y.0) / x.0).abs() < 1e-5,
+            "{what}, step {step}: loss {x:?} vs {y:?}"
         );
         assert!(
-            ((a.1 - b.1) / a.1).abs() < 1e-5,
-            "{what}, step {step}: grad norm {a:?} vs {b:?}"
+            ((x.1 - y.1) / x.1).abs() < 1e-5,
+            "{what}, step {step}: grad norm {x:?} vs {y:?}"
         );
     }
-    assert_eq!(weights.len(), weights1.len());
-    for ((name_a, a), (name_b, b)) in weights1.iter().zip(weights) {
+    assert_eq!(a.1.len(), b.1.len());
+    for ((name_a, x), (name_b, y)) in a.1.iter().zip(&b.1) {
         assert_eq!(name_a, name_b);
-        let norm: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        let diff: f64 = a
+        let norm: f64 = x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let diff: f64 = x
             .iter()
-            .zip(b)
-            .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+            .zip(y)
+            .map(|(p, q)| (*p as f64 - *q as f64).powi(2))
             .sum::<f64>()
             .sqrt();
         assert!(
@@ -447,11 +458,15 @@ fn assert_same_run(what: &str, one: &RunResult, other: &RunResult) {
     }
 }
 
-/// Data parallelism: 2 and 4 MPI ranks, each training its share of every step, give
-/// one rank's run with the same global batch. Not bit for bit: the ranks' f32 gradient
-/// sums are added in another order (ulps per element), which six AdamW steps carry into
-/// the weights, so losses and gradient norms must agree within 1e-5 relative and every
-/// weight tensor within 1e-5 of its norm.
+/// Data parallelism in each shard mode: 2 and 4 MPI ranks, each reading and training
+/// its share of every step, give one rank's run with the same global batch. Not bit
+/// for bit: the ranks' f32 gradient sums are added in another order (`none`: per rank,
+/// then all-reduced; `grad_op`: per rank, then reduce-scattered; `full`: each
+/// micro-batch reduce-scattered, then accumulated), and the sharded modes' global norm
+/// sums squares in f64 per shard where one rank sums rows in f32: ulps per element,
+/// which six AdamW steps carry into the weights. So in every mode losses and gradient
+/// norms must agree within 1e-5 relative and every weight tensor within 1e-5 of its
+/// norm (measured: about 1e-7).
 #[cfg(feature = "mpi")]
 #[test]
 fn data_parallel_ranks_train_as_one_rank() {
@@ -467,26 +482,37 @@ fn data_parallel_ranks_train_as_one_rank() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let result1 = result(&tmp.path().join("one"));
-    assert_eq!(result1.0.len(), 6);
-    for n in [2, 4] {
-        let name = format!("ranks{n}");
-        let cfg = tiny_recipe(tmp.path(), &name);
-        let o = launch_train(n, false, &cfg);
-        assert!(o.status.success(), "{n} ranks: {o:?}");
-        // One summary, from rank 0.
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout)
-                .matches("6 steps")
-                .count(),
-            1,
-            "{o:?}"
-        );
-        assert_same_run(
-            &format!("{n} ranks"),
-            &result1,
-            &result(&tmp.path().join(&name)),
-        );
+    let one = result(&tmp.path().join("one"));
+    assert_eq!(one.0.len(), 6);
+    for mode in ["none", "grad_op", "full"] {
+        for n in [2, 4] {
+            let name = format!("{mode}{n}");
+            let cfg = sharded_recipe(tmp.path(), &name, mode, 0);
+            let o = launch_train(n, false, &cfg);
+            assert!(o.status.success(), "{mode}, {n} ranks: {o:?}");
+            // One summary, from rank 0.
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout)
+                    .matches("6 steps")
+                    .count(),
+                1,
+                "{o:?}"
+            );
+            // The sharded modes write their optimizer state as per-rank shards.
+            let index = tmp.path().join(&name).join("final/optimizer/index.json");
+            if mode == "none" {
+                assert!(!index.exists());
+            } else {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+                assert_eq!(v["world"], n, "{mode}");
+            }
+            assert_close(
+                &one,
+                &result(&tmp.path().join(&name)),
+                &format!("{mode}, {n} ranks"),
+            );
+        }
     }
     // A step that does not divide over the ranks is refused, on every rank.
     let cfg = tiny_recipe(tmp.path(), "ranks3");
@@ -557,7 +583,7 @@ fn sequence_parallel_ranks_train_as_one_rank() {
         let name = format!("sp{sp}of{ranks}");
         let o = launch_train(ranks, false, &recipe(&name, sp));
         assert!(o.status.success(), "{name}: {o:?}");
-        assert_same_run(&name, &one, &result(&tmp.path().join(&name)));
+        assert_close(&one, &result(&tmp.path().join(&name)), &name);
     }
     // An SP group that does not divide the world is refused, on every rank.
     let o = launch_train(2, false, &recipe("sp4of2", 4));
@@ -567,4 +593,198 @@ fn sequence_parallel_ranks_train_as_one_rank() {
             .contains("parallel.sequence = 4 does not divide the 2 ranks"),
         "{o:?}"
     );
+}
+
+/// `n` MPI ranks training `cfg` (`--resume` when `resume`), rank `kill.0` with
+/// `PROLONG_KILL_AT_WRITE = kill.1` (Open MPI's app contexts: one command line per rank).
+#[cfg(feature = "mpi")]
+fn mpirun_train(n: usize, cfg: &std::path::Path, resume: bool, kill: (usize, u64)) -> Output {
+    let mut cmd = mpirun();
+    for r in 0..n {
+        if r > 0 {
+            cmd.arg(":");
+        }
+        cmd.args(["-np", "1", "env"]);
+        if r == kill.0 {
+            cmd.arg(format!("{}={}", prolong_mds::KILL_AT_WRITE_VAR, kill.1));
+        }
+        cmd.args([EXE, "train", "--quiet", "--config", cfg.to_str().unwrap()]);
+        if resume {
+            cmd.arg("--resume");
+        }
+    }
+    let session = tempfile::tempdir().unwrap();
+    cmd.env("TMPDIR", session.path())
+        .env_remove("RANK")
+        .env_remove("WORLD_SIZE");
+    // Open MPI ends the whole job when a rank dies, so waiting needs no time limit.
+    cmd.output().unwrap()
+}
+
+/// `launch --nproc-per-node n -- train --quiet --resume --config cfg`.
+#[cfg(feature = "mpi")]
+fn launch_resume(n: usize, cfg: &std::path::Path) -> Output {
+    let n = n.to_string();
+    launch(&[
+        "--nproc-per-node",
+        &n,
+        "--",
+        "train",
+        "--quiet",
+        "--resume",
+        "--config",
+        cfg.to_str().unwrap(),
+    ])
+}
+
+/// Sharded checkpoints, same world. Rank 1 of 2 is killed with SIGKILL twice, at points
+/// chosen by progress (each rank counts one point per micro-batch's backward and three
+/// per file it writes): first at its 13th point, inside its shard of the step-4
+/// checkpoint (written, not yet renamed), which leaves the step-2 checkpoint the newest;
+/// then, in the resumed run, at its 8th point, in the middle of step 5 (after its first
+/// micro-batch's backward, past the step-4 checkpoint). Each time the job ends with
+/// Open MPI naming the killed rank and no rank left waiting. The resumed run ends with
+/// the uninterrupted run's metrics, HF weights and every shard of master weights and
+/// moments, byte for byte.
+#[cfg(feature = "mpi")]
+#[test]
+fn sharded_run_killed_mid_step_resumes_bit_identical() {
+    if !mpirun_available("sharded_run_killed_mid_step_resumes_bit_identical") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = sharded_recipe(tmp.path(), "a", "full", 2);
+    let o = launch_train(2, false, &a);
+    assert!(o.status.success(), "{o:?}");
+    let b = sharded_recipe(tmp.path(), "b", "full", 2);
+    let (a, out) = (tmp.path().join("a"), tmp.path().join("b"));
+    let complete = |step: u64| {
+        out.join(format!("checkpoints/step-{step:07}/trainer_state.json"))
+            .is_file()
+    };
+    for (resume, at, newest) in [(false, 13, 2), (true, 8, 4)] {
+        let o = mpirun_train(2, &b, resume, (1, at));
+        assert!(!o.status.success(), "{o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("signal 9"), "no rank named as killed: {err}");
+        // Rank 0 could not get past step 4 alone.
+        assert_eq!(util::metrics_text(&out).len(), 4);
+        assert!(
+            complete(newest) && !complete(newest + 2),
+            "newest checkpoint {newest}"
+        );
+        assert!(!out.join("final").exists());
+    }
+    let b = out;
+
+    let o = launch_resume(2, &tmp.path().join("b.toml"));
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(util::metrics_text(&a), util::metrics_text(&b));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("final/optimizer/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(index["world"], 2);
+    // What `prolong-eval export` reads: config.json and the HF weights, consolidated.
+    let model = prolong_train::Llama::load(
+        b.join("final"),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(model.params().named().len(), result(&b).1.len());
+    for f in [
+        "final/model.safetensors",
+        "final/optimizer/index.json",
+        "final/optimizer/state.json",
+        "final/optimizer/shard-00001-of-00002.safetensors",
+        "final/optimizer/shard-00002-of-00002.safetensors",
+    ] {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}
+
+/// Resharding: the step-4 checkpoint of a 4-rank `grad_op` run, resumed on 2 ranks,
+/// continues the 4-rank run: each new rank reads the overlapping ranges of the old
+/// ranks' shard files. Steps 1-4 are the checkpoint's records (equal as text); steps 5
+/// and 6 and the final weights equal the uninterrupted 4-rank run within the
+/// data-parallel tolerance (same global batch, other order of the f32 sums), and the
+/// data position, tokens and sequences are exactly the uninterrupted run's: no sample
+/// skipped or repeated. The same across layouts: the sharded checkpoint resumed by one
+/// replicated (`none`) rank, and a one-rank replicated checkpoint by 2 `full` ranks.
+#[cfg(feature = "mpi")]
+#[test]
+fn sharded_checkpoint_resumes_on_another_world_size() {
+    if !mpirun_available("sharded_checkpoint_resumes_on_another_world_size") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg4 = sharded_recipe(tmp.path(), "four", "grad_op", 2);
+    let o = launch_train(4, false, &cfg4);
+    assert!(o.status.success(), "{o:?}");
+    let four = tmp.path().join("four");
+    let step4 = four.join("checkpoints/step-0000004");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(step4.join("optimizer/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(index["world"], 4);
+
+    // Each resume: `ranks` ranks (0: one process, no launcher) in `mode` continue the
+    // step-4 checkpoint of `from` and must end as `from` ended.
+    let resume_from = |from: &std::path::Path, name: &str, mode: &str, ranks: usize| {
+        let cfg = sharded_recipe(tmp.path(), name, mode, 2);
+        let out = tmp.path().join(name);
+        std::fs::create_dir_all(out.join("checkpoints")).unwrap();
+        let copy = Command::new("cp")
+            .arg("-r")
+            .arg(from.join("checkpoints/step-0000004"))
+            .arg(out.join("checkpoints"))
+            .status()
+            .unwrap();
+        assert!(copy.success());
+        let o = if ranks == 0 {
+            Command::new(EXE)
+                .args(["train", "--resume", "--config"])
+                .arg(&cfg)
+                .env_remove("RANK")
+                .output()
+                .unwrap()
+        } else {
+            launch_resume(ranks, &cfg)
+        };
+        assert!(o.status.success(), "{name}: {o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("resumed from step 4"),
+            "{o:?}"
+        );
+        assert_eq!(
+            util::metrics_text(from)[..4],
+            util::metrics_text(&out)[..4],
+            "{name}"
+        );
+        assert_close(&result(from), &result(&out), name);
+        let state = |out: &std::path::Path| -> serde_json::Value {
+            let v: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(out.join("final/trainer_state.json")).unwrap(),
+            )
+            .unwrap();
+            serde_json::json!([v["tokens"], v["sequences"], v["loader"]])
+        };
+        assert_eq!(state(from), state(&out), "{name}");
+    };
+    resume_from(&four, "two", "grad_op", 2);
+    // Across layouts: a replicated run reads the sharded checkpoint whole, and a sharded
+    // run reads its pieces of a replicated (one-rank) checkpoint.
+    resume_from(&four, "replicated", "none", 0);
+    let one = sharded_recipe(tmp.path(), "one", "none", 2);
+    let o = Command::new(EXE)
+        .args(["train", "--quiet", "--config"])
+        .arg(&one)
+        .env_remove("RANK")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    resume_from(&tmp.path().join("one"), "sharded", "full", 2);
 }

@@ -338,3 +338,31 @@ fn recipes_read_only_what_a_recipe_writes_or_the_readme_downloads() {
         unmet.join("\n")
     );
 }
+
+/// `[parallel] shard`: "none" (DDP) without the table, the three modes by name, and
+/// anything else one clear error naming the line.
+#[test]
+fn parallel_shard_modes() {
+    use prolong_train::stage::ShardMode;
+    let path = Path::new("recipe.toml");
+    assert_eq!(
+        StageConfig::parse(&base(), path).unwrap().parallel.shard,
+        ShardMode::None
+    );
+    for (name, mode) in [
+        ("none", ShardMode::None),
+        ("grad_op", ShardMode::GradOp),
+        ("full", ShardMode::Full),
+    ] {
+        let text = format!("{}\n[parallel]\nshard = \"{name}\"\n", base());
+        assert_eq!(
+            StageConfig::parse(&text, path).unwrap().parallel.shard,
+            mode
+        );
+    }
+    let e = error_of(&format!("{}\n[parallel]\nshard = \"zero3\"\n", base()));
+    assert!(e.contains("unknown variant `zero3`"), "{e}");
+    assert!(e.starts_with("recipe.toml:"), "{e}");
+    let e = error_of(&format!("{}\n[parallel]\nshards = \"full\"\n", base()));
+    assert!(e.contains("unknown field `shards`"), "{e}");
+}

@@ -111,3 +111,13 @@ pub fn write(path: &Path, text: &str) -> PathBuf {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_prolong-train"))
 }
+
+/// `metrics.jsonl` of the run in `out`, each record up to its throughput (the one field
+/// that differs run to run).
+pub fn metrics_text(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(",\"tokens_per_s\"").next().unwrap().to_string())
+        .collect()
+}

@@ -9,11 +9,10 @@ use prolong_packed::sample::{read_indices, read_mask};
 use serde::{Deserialize, Serialize};
 
 use super::error::DataError;
-use super::mixture::Mixture;
+use super::mixture::{Mixture, allocate};
 use super::rng::{SplitMix64, derive_seed};
 
-// Purpose tags of the seeds derived from the loader's seed.
-const TAG_ALLOCATION: u64 = 1;
+// Purpose tags of the seeds derived from the loader's seed (1: the allocation, mixture.rs).
 const TAG_ORDER: u64 = 2;
 const TAG_PERMUTATION: u64 = 3;
 const TAG_HOLD_OUT: u64 = 4;
@@ -49,51 +48,12 @@ pub struct LoaderState {
     pub stream_samples: Vec<u64>,
 }
 
-/// Splits `total` sequences over streams with `proportions` (normalised, e.g.
-/// by [`Mixture::normalized_proportions`]): each stream gets
-/// `floor(total × p)`, and the remainder `total − Σ floor` goes one each to
-/// distinct streams chosen by an RNG seeded with `seed` (mosaicml-streaming's
-/// rule). Streams of proportion 0 get nothing.
-pub fn allocate(proportions: &[f64], total: u64, seed: u64) -> Vec<u64> {
-    let mut allocation: Vec<u64> = proportions
-        .iter()
-        .map(|&p| (total as f64 * p).floor().max(0.0) as u64)
-        .collect();
-    let eligible: Vec<usize> = (0..proportions.len())
-        .filter(|&j| proportions[j] > 0.0)
-        .collect();
-    if eligible.is_empty() {
-        return allocation;
-    }
-    // Rounding can in principle push Σ floor over total: take back from the
-    // largest shares (deterministically) before handing out the remainder.
-    while allocation.iter().sum::<u64>() > total {
-        let j = (0..allocation.len())
-            .max_by_key(|&j| (allocation[j], std::cmp::Reverse(j)))
-            .expect("non-empty");
-        allocation[j] -= 1;
-    }
-    let mut remainder = total - allocation.iter().sum::<u64>();
-    let mut rng = SplitMix64::new(derive_seed(seed, &[TAG_ALLOCATION]));
-    let mut chosen = eligible;
-    rng.shuffle(&mut chosen);
-    // The remainder is below the number of eligible streams; cycle just in case.
-    for &j in chosen.iter().cycle() {
-        if remainder == 0 {
-            break;
-        }
-        allocation[j] += 1;
-        remainder -= 1;
-    }
-    allocation
-}
-
-struct LoadedStream {
+pub(super) struct LoadedStream {
     path: PathBuf,
     dataset: MdsDataset,
     len: usize,
     /// Sequences drawn from this stream so far.
-    cursor: u64,
+    pub(super) cursor: u64,
     /// The sample order of epoch `perm_epoch`.
     perm: Vec<usize>,
     perm_epoch: Option<u64>,
@@ -128,15 +88,17 @@ impl LoadedStream {
 /// 0/1 value per token, read only when the loader applies it (on by default; a stage
 /// sets it from `[data] apply_mask`). `length` and other columns are not read.
 pub struct MixtureLoader {
-    streams: Vec<LoadedStream>,
+    pub(super) streams: Vec<LoadedStream>,
     seq_len: usize,
     apply_mask: bool,
     seed: u64,
-    total: u64,
+    pub(super) total: u64,
     allocation: Vec<u64>,
     /// Stream of each global position.
-    order: Vec<u32>,
-    position: u64,
+    pub(super) order: Vec<u32>,
+    pub(super) position: u64,
+    /// Samples read (decoded) so far by this loader; see `data/part.rs`.
+    pub(super) reads: u64,
 }
 
 impl MixtureLoader {
@@ -195,6 +157,7 @@ impl MixtureLoader {
             allocation,
             order,
             position: 0,
+            reads: 0,
         })
     }
 
@@ -232,6 +195,7 @@ impl MixtureLoader {
         let sequence = read_sequence(stream, j, sample, self.seq_len, self.apply_mask)?;
         stream.cursor += 1;
         self.position += 1;
+        self.reads += 1;
         Ok(Some(sequence))
     }
 

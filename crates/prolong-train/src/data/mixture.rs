@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use prolong_packed::{Manifest, ManifestError};
 
 use super::error::DataError;
+use super::rng::{SplitMix64, derive_seed};
+
+/// Purpose tag of the allocation's seed (the loader's tags are 2, 3, 4).
+pub(super) const TAG_ALLOCATION: u64 = 1;
 
 /// One stream of a mixture: an MDS dataset folder (plain or a merged root with
 /// `procNN-64/` sub-folders) and its (unnormalised) proportion of sequences.
@@ -181,4 +185,43 @@ impl Mixture {
         }
         Ok(self.streams.iter().map(|s| s.proportion / sum).collect())
     }
+}
+
+/// Splits `total` sequences over streams with `proportions` (normalised, e.g.
+/// by [`Mixture::normalized_proportions`]): each stream gets
+/// `floor(total × p)`, and the remainder `total − Σ floor` goes one each to
+/// distinct streams chosen by an RNG seeded with `seed` (mosaicml-streaming's
+/// rule). Streams of proportion 0 get nothing.
+pub fn allocate(proportions: &[f64], total: u64, seed: u64) -> Vec<u64> {
+    let mut allocation: Vec<u64> = proportions
+        .iter()
+        .map(|&p| (total as f64 * p).floor().max(0.0) as u64)
+        .collect();
+    let eligible: Vec<usize> = (0..proportions.len())
+        .filter(|&j| proportions[j] > 0.0)
+        .collect();
+    if eligible.is_empty() {
+        return allocation;
+    }
+    // Rounding can in principle push Σ floor over total: take back from the
+    // largest shares (deterministically) before handing out the remainder.
+    while allocation.iter().sum::<u64>() > total {
+        let j = (0..allocation.len())
+            .max_by_key(|&j| (allocation[j], std::cmp::Reverse(j)))
+            .expect("non-empty");
+        allocation[j] -= 1;
+    }
+    let mut remainder = total - allocation.iter().sum::<u64>();
+    let mut rng = SplitMix64::new(derive_seed(seed, &[TAG_ALLOCATION]));
+    let mut chosen = eligible;
+    rng.shuffle(&mut chosen);
+    // The remainder is below the number of eligible streams; cycle just in case.
+    for &j in chosen.iter().cycle() {
+        if remainder == 0 {
+            break;
+        }
+        allocation[j] += 1;
+        remainder -= 1;
+    }
+    allocation
 }

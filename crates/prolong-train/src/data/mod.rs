@@ -16,8 +16,9 @@
 mod error;
 mod loader;
 mod mixture;
+mod part;
 pub mod rng;
 
 pub use error::DataError;
-pub use loader::{LoadedSequence, LoaderState, MixtureLoader, allocate};
-pub use mixture::{Mixture, Stream};
+pub use loader::{LoadedSequence, LoaderState, MixtureLoader};
+pub use mixture::{Mixture, Stream, allocate};

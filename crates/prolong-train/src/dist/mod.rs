@@ -13,7 +13,7 @@
 //! * [`ulysses`] — Ulysses sequence parallelism: which tokens a rank holds, and the
 //!   all-to-all layouts that trade a token shard of all heads for all tokens of a head
 //!   shard (and back), so that each rank's attention sees whole documents;
-//! * [`zero`] — ZeRO-1: the flat parameter / optimizer-state vector split into one
+//! * [`zero`] — ZeRO: the flat parameter / optimizer-state vector split into one
 //!   shard per rank.
 //!
 //! The NCCL calls that move the bytes live behind the `cuda` feature in

@@ -1,4 +1,5 @@
-//! ZeRO-1: the optimizer state (fp32 master weights and both Adam moments) of the flat
+//! ZeRO (the layout of `[parallel] shard = "grad_op" | "full"`, `train/sharded.rs`): the
+//! optimizer state (fp32 master weights and both Adam moments) of the flat
 //! parameter vector is split into one contiguous shard per rank.
 //!
 //! All parameters are laid end to end in a fixed order (the order of the parameter list,

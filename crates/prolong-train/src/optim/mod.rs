@@ -64,6 +64,11 @@ fn is_norm(name: &str) -> bool {
     name.ends_with("norm.weight")
 }
 
+/// Whether the parameter `name` of shape `dims` decays, `[train] decay_norms` given.
+pub fn decays_with_norms(name: &str, dims: &[usize], decay_norms: bool) -> bool {
+    decays(name, dims) || (decay_norms && is_norm(name))
+}
+
 /// The state of one parameter.
 #[derive(Debug, Clone)]
 pub struct ParamState {
@@ -113,21 +118,38 @@ impl AdamW {
     /// HF Trainer excludes (see `[train] decay_norms`).
     pub fn set_decay_norms(&mut self, on: bool) {
         for p in &mut self.params {
-            p.decay = decays(&p.name, p.master.dims()) || (on && is_norm(&p.name));
+            p.decay = decays_with_norms(&p.name, p.master.dims(), on);
         }
     }
 
     /// One update with learning rate `lr` and fp32 gradients `grads` (named order). The
     /// model's tensors are replaced by the new master weights cast to their dtype.
     pub fn update(&mut self, model: &mut LlamaParams, grads: &Gradients, lr: f64) -> Result<()> {
-        let c = self.config;
         let mut targets = model.named_mut();
-        if targets.len() != self.params.len() || grads.tensors.len() != self.params.len() {
+        if targets.len() != self.params.len() {
             return Err(Error::Config(format!(
-                "optimizer holds {} tensors, model {}, gradients {}",
+                "optimizer holds {} tensors, model {}",
                 self.params.len(),
                 targets.len(),
-                grads.tensors.len()
+            )));
+        }
+        self.update_states(&grads.tensors, lr)?;
+        for (st, (_, target)) in self.params.iter().zip(&mut targets) {
+            **target = st.master.to_dtype(target.dtype())?;
+        }
+        Ok(())
+    }
+
+    /// One update of the master weights and moments alone, `grads[i]` the fp32 gradient
+    /// of `params[i]` (a whole tensor, or the piece of one a sharded optimizer owns: the
+    /// update is element-wise, so a piece gets exactly the arithmetic of its tensor).
+    pub fn update_states(&mut self, grads: &[Tensor], lr: f64) -> Result<()> {
+        let c = self.config;
+        if grads.len() != self.params.len() {
+            return Err(Error::Config(format!(
+                "optimizer holds {} tensors, gradients {}",
+                self.params.len(),
+                grads.len()
             )));
         }
         self.step += 1;
@@ -142,12 +164,11 @@ impl AdamW {
             eps: c.eps,
             step_size: lr / bc1,
         };
-        for ((st, (_, target)), g) in self.params.iter_mut().zip(&mut targets).zip(&grads.tensors) {
+        for (st, g) in self.params.iter_mut().zip(grads) {
             let decay = st.decay && c.weight_decay != 0.0;
             if !step.fused(st, g, decay)? {
                 step.generic(st, g, decay)?;
             }
-            **target = st.master.to_dtype(target.dtype())?;
         }
         Ok(())
     }

@@ -12,8 +12,14 @@
 //!                                    so far (written last)
 //! ```
 //!
+//! With `[parallel] shard = "grad_op" | "full"` the optimizer folder holds instead each
+//! rank's shard of the master weights and moments and an index (`dcp.rs`: world-size
+//! independent, so a run resumes on any number of ranks), and rank 0 writes the HF
+//! weights, gathered from the shards, and the rest.
+//!
 //! A checkpoint is written to `.NAME.tmp/` beside its final name and renamed into place,
-//! so a killed run never leaves a directory that looks complete and is not.
+//! so a killed run never leaves a directory that looks complete and is not; every file in
+//! it goes through prolong_mds's atomic writer (a kill point per write step for tests).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +28,10 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use super::dcp::{self, Kind, StateSource};
 use super::init::InitRng;
+use super::run::Setup;
+use super::weights::Weights;
 use crate::data::LoaderState;
 use crate::metrics::{EvalRecord, StepRecord};
 use crate::model::Llama;
@@ -83,18 +92,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 }
 
 fn save_tensors(map: &HashMap<String, Tensor>, path: &Path) -> Result<(), TrainError> {
-    candle_core::safetensors::save(map, path).map_err(|e| TrainError::Checkpoint {
-        path: path.into(),
-        msg: e.to_string(),
-    })
+    dcp::write_tensors(path, map.iter().map(|(k, t)| (k.clone(), t)))
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), TrainError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::Checkpoint {
+    let failed = |msg: String| TrainError::Checkpoint {
         path: path.into(),
-        msg: e.to_string(),
-    })?;
-    std::fs::write(path, text).map_err(io(path))
+        msg,
+    };
+    let text = serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string()))?;
+    prolong_mds::write_atomic(path, text.as_bytes()).map_err(|e| failed(e.to_string()))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError> {
@@ -114,6 +121,40 @@ pub fn save(
     state: &TrainerState,
     max_shard_bytes: u64,
 ) -> Result<(), TrainError> {
+    let tmp = fresh_tmp(dir)?;
+    model.save_sharded(&tmp, max_shard_bytes)?;
+    let odir = tmp.join(OPTIMIZER_DIR);
+    std::fs::create_dir_all(&odir).map_err(io(&odir))?;
+    let (m, v) = opt.moments();
+    save_tensors(&m, &odir.join(EXP_AVG))?;
+    save_tensors(&v, &odir.join(EXP_AVG_SQ))?;
+    if model.dtype() != DType::F32 {
+        save_tensors(&opt.masters(), &odir.join(MASTER))?;
+    }
+    let decay = opt
+        .params
+        .iter()
+        .filter(|p| p.decay)
+        .map(|p| p.name.clone());
+    write_json(&odir.join(OPT_STATE), &meta(opt, decay.collect()))?;
+    write_json(&tmp.join(STATE_FILE), state)?;
+    put_in_place(&tmp, dir)
+}
+
+fn meta(opt: &AdamW, decay: Vec<String>) -> OptimizerMeta {
+    let c = opt.config;
+    OptimizerMeta {
+        step: opt.step,
+        beta1: c.beta1,
+        beta2: c.beta2,
+        eps: c.eps,
+        weight_decay: c.weight_decay,
+        decay,
+    }
+}
+
+/// `.NAME.tmp/` beside `dir`, empty.
+fn fresh_tmp(dir: &Path) -> Result<PathBuf, TrainError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let name = dir
@@ -124,37 +165,163 @@ pub fn save(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    model.save_sharded(&tmp, max_shard_bytes)?;
-    let odir = tmp.join(OPTIMIZER_DIR);
-    std::fs::create_dir_all(&odir).map_err(io(&odir))?;
-    let (m, v) = opt.moments();
-    save_tensors(&m, &odir.join(EXP_AVG))?;
-    save_tensors(&v, &odir.join(EXP_AVG_SQ))?;
-    if model.dtype() != DType::F32 {
-        save_tensors(&opt.masters(), &odir.join(MASTER))?;
-    }
-    let c = opt.config;
-    write_json(
-        &odir.join(OPT_STATE),
-        &OptimizerMeta {
-            step: opt.step,
-            beta1: c.beta1,
-            beta2: c.beta2,
-            eps: c.eps,
-            weight_decay: c.weight_decay,
-            decay: opt
-                .params
-                .iter()
-                .filter(|p| p.decay)
-                .map(|p| p.name.clone())
-                .collect(),
-        },
-    )?;
-    write_json(&tmp.join(STATE_FILE), state)?;
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    Ok(tmp)
+}
+
+/// The finished `tmp` renamed to `dir` (an older `dir` of the same name removed first).
+fn put_in_place(tmp: &Path, dir: &Path) -> Result<(), TrainError> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(dir))?;
     }
-    std::fs::rename(&tmp, dir).map_err(io(dir))
+    std::fs::rename(tmp, dir).map_err(io(dir))
+}
+
+/// The run's checkpoint at `dir`: rank 0 alone for replicated weights; with sharded
+/// state every rank writes its shard file while rank 0 writes the HF weights (gathered
+/// from the shards), the index and the rest, the trainer state last, then renames the
+/// folder into place once every shard is written.
+pub(super) fn save_run(
+    dir: &Path,
+    weights: &mut Weights,
+    state: &TrainerState,
+    s: &Setup,
+) -> Result<(), TrainError> {
+    let shard_bytes = s
+        .cfg
+        .checkpoint
+        .max_shard_bytes()
+        .unwrap_or(crate::checkpoint::DEFAULT_MAX_SHARD_BYTES);
+    let group = s.group.as_ref();
+    weights.model(s)?; // `full`: gathered for the HF weights (every rank takes part)
+    let Weights::Sharded {
+        model,
+        state: shards,
+        full,
+    } = weights
+    else {
+        if let (true, Weights::Replicated { model, opt }) = (s.root(), &*weights) {
+            save(dir, model, opt, state, shard_bytes)?;
+        }
+        return Ok(());
+    };
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(
+        ".{}.tmp",
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    if s.root() {
+        fresh_tmp(dir)?;
+        std::fs::create_dir_all(tmp.join(OPTIMIZER_DIR)).map_err(io(&tmp))?;
+    }
+    group.barrier()?;
+    let odir = tmp.join(OPTIMIZER_DIR);
+    dcp::write_shard(&odir, shards)?;
+    if s.root() {
+        let m = model.as_ref().ok_or_else(|| TrainError::Checkpoint {
+            path: dir.into(),
+            msg: "no gathered weights to write".into(),
+        })?;
+        m.save_sharded(&tmp, shard_bytes)?;
+        let decay = shards.params.iter().filter(|(n, shape)| {
+            crate::optim::decays_with_norms(n, shape, s.cfg.train.decay_norms)
+        });
+        let decay = decay.map(|(n, _)| n.clone()).collect();
+        write_json(&odir.join(OPT_STATE), &meta(&shards.opt, decay))?;
+        write_json(&odir.join(dcp::INDEX), &dcp::index(shards))?;
+    }
+    if *full {
+        *model = None; // freed until the next forward
+    }
+    group.barrier()?; // every shard is written
+    if s.root() {
+        write_json(&tmp.join(STATE_FILE), state)?;
+        put_in_place(&tmp, dir)?;
+    }
+    group.barrier()?; // in place before anyone moves on (or prunes)
+    Ok(())
+}
+
+/// Loads the optimizer state of the checkpoint in `dir` (replicated or sharded, written
+/// by any number of ranks) into `weights`: Adam's step count, the moments and, where the
+/// checkpoint keeps them apart from the model's weights, the fp32 masters.
+pub(super) fn load_optimizer_into(
+    dir: &Path,
+    weights: &mut Weights,
+    s: &Setup,
+) -> Result<(), TrainError> {
+    let odir = dir.join(OPTIMIZER_DIR);
+    match weights {
+        Weights::Replicated { opt, .. } if !odir.join(dcp::INDEX).is_file() => {
+            load_optimizer(dir, opt)
+        }
+        Weights::Replicated { model, opt } => {
+            let meta = read_meta(&odir)?;
+            let mut src = StateSource::open(&odir, whole_files())?;
+            for p in &mut opt.params {
+                let shape = p.master.dims().to_vec();
+                let n = p.master.elem_count();
+                for kind in Kind::ALL {
+                    if let Some(v) = src.read(kind, &p.name, &shape, 0..n)? {
+                        let t = Tensor::from_vec(v, shape.as_slice(), p.master.device())?;
+                        match kind {
+                            Kind::Master => p.master = t,
+                            Kind::ExpAvg => p.exp_avg = t,
+                            Kind::ExpAvgSq => p.exp_avg_sq = t,
+                        }
+                    }
+                }
+            }
+            opt.step = meta.step;
+            // The compute weights are the masters cast (bit for bit what a replicated
+            // run holds after its update).
+            for (p, (_, t)) in opt.params.iter().zip(model.params_mut().named_mut()) {
+                *t = p.master.to_dtype(t.dtype())?;
+            }
+            Ok(())
+        }
+        Weights::Sharded { state, model, .. } => {
+            let meta = read_meta(&odir)?;
+            let mut src = StateSource::open(&odir, whole_files())?;
+            for (piece, p) in state.pieces.iter().zip(&mut state.opt.params) {
+                let shape = &state.params[piece.param].1;
+                for kind in Kind::ALL {
+                    if let Some(v) = src.read(kind, &p.name, shape, piece.in_param.clone())? {
+                        let t = Tensor::from_vec(v, piece.in_param.len(), p.master.device())?;
+                        match kind {
+                            Kind::Master => p.master = t,
+                            Kind::ExpAvg => p.exp_avg = t,
+                            Kind::ExpAvgSq => p.exp_avg_sq = t,
+                        }
+                    }
+                }
+            }
+            state.opt.step = meta.step;
+            if model.is_some() {
+                *model = Some(state.gather_model(&s.llama, s.dtype, &s.dev, s.group.as_ref())?);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The replicated layout's files of each kind.
+fn whole_files() -> [(Kind, &'static str); 3] {
+    [
+        (Kind::Master, MASTER),
+        (Kind::ExpAvg, EXP_AVG),
+        (Kind::ExpAvgSq, EXP_AVG_SQ),
+    ]
+}
+
+fn read_meta(odir: &Path) -> Result<OptimizerMeta, TrainError> {
+    if !odir.join(OPT_STATE).exists() {
+        return Err(TrainError::Checkpoint {
+            path: odir.into(),
+            msg: "no optimizer state (model.keep_optimizer needs a stage checkpoint)".into(),
+        });
+    }
+    read_json(&odir.join(OPT_STATE))
 }
 
 /// Loads the Adam moments, Adam's step count and (when saved) the fp32 master weights of

@@ -15,47 +15,52 @@
 //! reduction are fixed, so on CPU the same recipe and thread count give bit-identical
 //! losses and weights, with or without a kill and `--resume` in between.
 //!
-//! Data parallelism (replicated weights, DDP): with N ranks (torchrun's, mpirun's or
-//! srun's environment; CPU ranks through the `mpi` feature) every rank reads the same
-//! step from the loader and trains micro-batches r, r + N, r + 2N, ... of it, so the
-//! global batch and the data order are those of one rank. Each rank sums its
-//! micro-batches' weighted losses and gradients; the sums are added over the ranks (f32
-//! all-reduce for the gradients, f64 in rank order for the loss and the weights) and
-//! divided once, as one rank divides its own sum. Every rank then clips and steps the
-//! same gradient, so the replicas stay equal; rank 0 alone writes metrics, checkpoints
-//! and the loss chart. The result equals a one-rank run up to the order of the f32
-//! gradient sums.
+//! Data parallelism: with N ranks (torchrun's, mpirun's or srun's environment; CPU ranks
+//! through the `mpi` feature) rank r reads only micro-batches r, r + N, r + 2N, ... of
+//! every step from the loader and passes the others' unread, so the global batch and
+//! the data order are those of one rank. Each rank sums its micro-batches' weighted
+//! losses and gradients; the sums are added over the ranks and divided once, as one
+//! rank divides its own sum ([`step`]). `[parallel] shard` chooses what is replicated:
+//! `none` (DDP) all-reduces the gradients and every rank steps the whole optimizer;
+//! `grad_op` and `full` reduce-scatter them and each rank steps its shard of the
+//! optimizer state ([`sharded`]). Rank 0 writes metrics and the loss chart; in a
+//! sharded run every rank writes its shard of each checkpoint ([`checkpoint`]). The
+//! result equals a one-rank run up to the order of the f32 gradient sums.
 //!
 //! Sequence parallelism (`[parallel] sequence = N`, Ulysses): the world is DP × N; the
-//! N consecutive ranks of an SP group train the same micro-batches, each its token shard
-//! of every sequence (`Llama::loss_and_grads_part`), and the DP groups split the step's
-//! micro-batches as above. The shards' sums join the same all-reduce, and only SP rank
-//! 0 counts a sequence in the divisor.
+//! N consecutive ranks of an SP group read the same micro-batches, each training its
+//! token shard of every sequence (`Llama::loss_and_grads_part`), and the DP groups split
+//! the step's micro-batches as above. The shards' sums join the same reduction, and
+//! only SP rank 0 counts a sequence (and its FLOPs) in the divisor.
+//!
+//! Files: [`run`] (the stage, step by step), [`step`] (a step's sums over micro-batches
+//! and ranks), [`sharded`] (ZeRO-2/3 state), [`checkpoint`] (trainer checkpoints) and
+//! `dcp` (their sharded optimizer files).
 
 pub mod checkpoint;
+mod dcp;
 pub mod eval;
 pub mod init;
+mod run;
+pub mod sharded;
+mod step;
+mod weights;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::LlamaConfig;
-use crate::data::{DataError, Mixture, MixtureLoader};
+use crate::data::{DataError, Mixture};
 use crate::dist::DistError;
-use crate::dist::group::{ProcessGroup, Solo, as_bytes, as_bytes_mut};
+use crate::dist::group::{ProcessGroup, Solo};
 use crate::dist::rank::RankInfo;
-use crate::dist::ulysses::SeqGroup;
-use crate::metrics::{StepFlops, StepRecord, train_flops, utilisation};
+use crate::metrics::{StepFlops, utilisation};
 use crate::model::Llama;
-use crate::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
-use crate::stage::{LossNormalisation, StageConfig, StageError};
-use checkpoint::TrainerState;
-use eval::HeldOut;
-use init::InitRng;
-use prolong_packed::PackedSequence;
+use crate::stage::{StageConfig, StageError};
+pub use run::run;
+pub use step::{ShardedStep, StepPart, accumulate, accumulate_part, accumulate_sharded};
 
 /// Everything a stage can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -219,89 +224,6 @@ pub fn initial_model(
     }
 }
 
-/// One optimizer step's forward/backward over its micro-batches: the step's loss and
-/// its fp32 gradient, accumulated in order. With [`LossNormalisation::Sequence`] both
-/// are the mean over the micro-batches of each one's token-mean; with
-/// [`LossNormalisation::Token`] the token mean over every label of the step
-/// (`Σ_i n_i·mean_i / Σ_i n_i`, `n_i` the labels of micro-batch `i`).
-pub fn accumulate(
-    model: &Llama,
-    seqs: &[PackedSequence],
-    loss_block: usize,
-    norm: LossNormalisation,
-) -> Result<(f64, Gradients), TrainError> {
-    accumulate_part(model, seqs, loss_block, norm, None)?.finish(&Solo)
-}
-
-/// One rank's share of a step, not yet divided: the weighted sums of its micro-batches'
-/// losses and gradients, and the count the step divides by.
-pub struct StepPart {
-    loss: f64,
-    count: f64,
-    grads: Gradients,
-}
-
-/// The sums of [`accumulate`] over `seqs` (one rank's micro-batches of a step). With
-/// `sp` (Ulysses), this rank's token shard of each: every rank of the group passes the
-/// same `seqs`, its sums are its shard's share, and only group rank 0 counts the
-/// sequences (or labels), so that the sums over all ranks are the step's.
-pub fn accumulate_part(
-    model: &Llama,
-    seqs: &[PackedSequence],
-    loss_block: usize,
-    norm: LossNormalisation,
-    sp: Option<&SeqGroup>,
-) -> Result<StepPart, TrainError> {
-    let mut grads = Gradients::default();
-    let mut loss = 0.0;
-    for seq in seqs {
-        // Under SP `out.loss` is the shard's share of the sequence mean and
-        // `out.label_tokens` the whole sequence's, so both weights stay right.
-        let (out, g) = model.loss_and_grads_part(seq, loss_block, sp)?;
-        let weight = match norm {
-            LossNormalisation::Sequence => 1.0,
-            LossNormalisation::Token => out.label_tokens as f64,
-        };
-        loss += weight * out.loss;
-        grads.add_scaled(&g, weight)?;
-    }
-    let count = match norm {
-        _ if sp.is_some_and(|g| g.rank() != 0) => 0,
-        LossNormalisation::Sequence => seqs.len(),
-        LossNormalisation::Token => seqs.iter().map(|s| s.num_labels()).sum(),
-    };
-    Ok(StepPart {
-        loss,
-        count: count as f64,
-        grads,
-    })
-}
-
-impl StepPart {
-    /// Adds the parts of every rank of `group` and divides: the step's loss and gradient.
-    /// On one rank nothing moves and the arithmetic is exactly [`accumulate`]'s.
-    pub fn finish(mut self, group: &dyn ProcessGroup) -> Result<(f64, Gradients), TrainError> {
-        if group.size() > 1 {
-            // Gradient sums in f32, one tensor at a time (every rank holds every
-            // tensor: the step's micro-batches are at least the ranks).
-            for t in self.grads.tensors.iter_mut() {
-                let mut v = t.flatten_all()?.to_vec1::<f32>()?;
-                group.all_reduce_sum(&mut v)?;
-                *t = Tensor::from_vec(v, t.shape(), t.device())?;
-            }
-            // Loss and count in f64, added in rank order: the same on every rank.
-            let mine = [self.loss, self.count];
-            let mut all = vec![0f64; 2 * group.size()];
-            group.all_gather(as_bytes(&mine), as_bytes_mut(&mut all))?;
-            self.loss = all.chunks(2).map(|p| p[0]).sum();
-            self.count = all.chunks(2).map(|p| p[1]).sum();
-        }
-        let n = self.count.max(1.0);
-        self.grads.scale(1.0 / n)?;
-        Ok((self.loss / n, self.grads))
-    }
-}
-
 /// The process group of this run's ranks: one rank without a launcher; MPI ranks
 /// (feature `mpi`) under mpirun, srun or `prolong-train launch`.
 pub fn process_group() -> Result<Box<dyn ProcessGroup>, TrainError> {
@@ -336,328 +258,6 @@ pub fn process_group() -> Result<Box<dyn ProcessGroup>, TrainError> {
         ),
     }
     .into())
-}
-
-/// Runs (or resumes) the stage described by `cfg` (read from `cfg_path`).
-pub fn run(
-    cfg_path: &Path,
-    cfg: &StageConfig,
-    opts: &TrainOptions,
-) -> Result<TrainSummary, TrainError> {
-    cfg.validate(cfg_path)?;
-    let out = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| cfg.checkpoint.out.clone());
-    let name = cfg.name.clone().unwrap_or_else(|| {
-        cfg_path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "stage".into())
-    });
-    let llama_cfg = cfg.llama_config(cfg_path)?;
-    let dtype = compute_dtype(cfg);
-    let dev = device();
-    let micro = cfg.micro_batches();
-    let steps = cfg.train.steps;
-    let threads = candle_core::utils::get_num_threads();
-    let group = process_group()?;
-    let (rank, ranks) = (group.rank(), group.size());
-    let root = rank == 0;
-    // World = DP × SP: the SP group of `sp` consecutive ranks shares each sequence, the
-    // `dp` groups split the step's sequences.
-    let sp = cfg.parallel.sequence;
-    let invalid = |msg: String| {
-        TrainError::Stage(StageError::Invalid {
-            path: cfg_path.into(),
-            msg,
-        })
-    };
-    if ranks % sp != 0 {
-        return Err(invalid(format!(
-            "parallel.sequence = {sp} does not divide the {ranks} ranks"
-        )));
-    }
-    let (dp, dp_rank) = (ranks / sp, rank / sp);
-    let seq_group = if sp > 1 {
-        Some(SeqGroup::new(group.as_ref(), sp)?)
-    } else {
-        None
-    };
-    if micro % dp as u64 != 0 {
-        return Err(invalid(format!(
-            "{micro} micro-batches per step (tokens_per_step / seq_len) do not divide over {dp} data-parallel ranks"
-        )));
-    }
-
-    // Data first: a mixture that does not fit the recipe (seq_len, empty stream) fails
-    // before any model is loaded.
-    let mixture = mixture(cfg)?;
-    let mut loader = MixtureLoader::new(&mixture, steps * micro, cfg.data.seq_len, cfg.train.seed)?
-        .apply_mask(cfg.data.apply_mask);
-    // Held-out sequences leave the loader before it hands out (or restores) anything.
-    let held_out = cfg
-        .eval
-        .as_ref()
-        .map(|e| HeldOut::new(e, &mixture, &mut loader))
-        .transpose()?;
-
-    if root {
-        checkpoint::remove_partial(&out)?;
-    }
-    group.barrier()?;
-    let existing = checkpoint::list(&out)?;
-    let adam_cfg = AdamWConfig {
-        beta1: cfg.train.beta1,
-        beta2: cfg.train.beta2,
-        eps: cfg.train.eps,
-        weight_decay: cfg.train.weight_decay,
-    };
-
-    let (mut model, mut opt, mut state, resumed_from) = match existing.last() {
-        Some((_, dir)) if opts.resume => {
-            let state = checkpoint::load_state(dir)?;
-            check_same_recipe(&state.stage, cfg)?;
-            if state.threads != threads {
-                eprintln!(
-                    "warning: the checkpoint was written with {} matmul threads, this run has {threads}; \
-                     bit-identity with an uninterrupted run is only checked for equal counts (set train.threads)",
-                    state.threads
-                );
-            }
-            let model = Llama::load(dir, dtype, &dev)?;
-            let mut opt = AdamW::new(adam_cfg, model.params())?;
-            opt.set_decay_norms(cfg.train.decay_norms);
-            checkpoint::load_optimizer(dir, &mut opt)?;
-            loader.restore(&state.loader)?;
-            let from = state.step;
-            (model, opt, state, Some(from))
-        }
-        Some((_, dir)) => {
-            return Err(TrainError::Resume(format!(
-                "{} already holds a checkpoint ({}); pass --resume to continue it or --out to start elsewhere",
-                out.display(),
-                dir.display()
-            )));
-        }
-        None => {
-            let model = initial_model(cfg, &llama_cfg, dtype, &dev)?;
-            let mut opt = AdamW::new(adam_cfg, model.params())?;
-            opt.set_decay_norms(cfg.train.decay_norms);
-            if cfg.model.keep_optimizer {
-                let dir = cfg.model.init.as_deref().unwrap_or(Path::new("."));
-                checkpoint::load_optimizer(dir, &mut opt)?;
-            }
-            let state = TrainerState {
-                format: 1,
-                step: 0,
-                total_steps: steps,
-                tokens: 0,
-                sequences: 0,
-                flops: 0.0,
-                elapsed_s: 0.0,
-                loader: loader.state(),
-                rng: InitRng::new(cfg.train.seed),
-                threads,
-                stage: cfg.clone(),
-                metrics: Vec::new(),
-                evals: Vec::new(),
-            };
-            (model, opt, state, None)
-        }
-    };
-
-    if let Some(h) = &held_out
-        && state.step == 0
-    {
-        state.evals = vec![h.evaluate(&model, 0)?];
-    }
-    let metrics_path = out.join("metrics.jsonl");
-    // Rank 0 writes everything; the others train and hold the same state.
-    let mut metrics_file = if root {
-        std::fs::create_dir_all(&out).map_err(|source| TrainError::Io {
-            path: out.clone(),
-            source,
-        })?;
-        // The metrics file is exactly the checkpoint's records: steps after it are redone.
-        let text = crate::metrics::jsonl(&state.metrics, &state.evals);
-        crate::checkpoint::write_atomic(&metrics_path, text.as_bytes())?;
-        Some(
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&metrics_path)
-                .map_err(|source| TrainError::Io {
-                    path: metrics_path.clone(),
-                    source,
-                })?,
-        )
-    } else {
-        None
-    };
-
-    let schedule = CosineSchedule::new(
-        cfg.train.peak_lr,
-        cfg.train.warmup,
-        steps,
-        cfg.train.min_lr_ratio,
-    );
-    let bar = progress_bar(opts.progress && root, steps, state.step, &name);
-    let mut peak = device_peak(cfg, dtype, &dev)?;
-    if ranks > 1 {
-        // The step's FLOPs are the whole world's: so is the peak they are divided by.
-        peak.tflops *= ranks as f64;
-        peak.source = format!("{} x {ranks} ranks", peak.source);
-    }
-    let (mut run_tokens, mut run_flops) = (0u64, StepFlops::default());
-    let run_start = Instant::now();
-    let mut eval_seconds = 0.0; // kept out of the throughput
-    let start_step = state.step;
-
-    while state.step < steps {
-        let t0 = Instant::now();
-        let mut seqs = Vec::with_capacity(micro as usize);
-        let (mut step_tokens, mut step_flops) = (0u64, StepFlops::default());
-        // Every rank reads the whole step (the loader's state stays the same on all of
-        // them) and trains micro-batches dp_rank, dp_rank + dp, ... (its token shard of
-        // them under SP).
-        for i in 0..micro {
-            let s = loader
-                .next_sequence()?
-                .ok_or_else(|| TrainError::Diverged {
-                    step: state.step + 1,
-                    msg: "the loader ran out of sequences".into(),
-                })?;
-            let seq = PackedSequence::new(s.input_ids, &s.indices, s.mask.as_deref())?;
-            step_flops += train_flops(&llama_cfg, &seq);
-            step_tokens += seq.len() as u64;
-            if i % dp as u64 == dp_rank as u64 {
-                seqs.push(seq);
-            }
-        }
-        let (loss, mut grads) = accumulate_part(
-            &model,
-            &seqs,
-            cfg.train.loss_block,
-            cfg.train.loss_normalisation,
-            seq_group.as_ref(),
-        )?
-        .finish(group.as_ref())?;
-        drop(seqs);
-        if !loss.is_finite() {
-            return Err(TrainError::Diverged {
-                step: state.step + 1,
-                msg: format!("loss is {loss}"),
-            });
-        }
-        let grad_norm = grads.clip(cfg.train.clip)?;
-        let lr = schedule.lr(state.step);
-        opt.update(model.params_mut(), &grads, lr)?;
-        drop(grads);
-
-        let dt = t0.elapsed().as_secs_f64();
-        state.step += 1;
-        state.tokens += step_tokens;
-        state.sequences += micro;
-        state.elapsed_s += dt;
-        state.flops += step_flops.model;
-        run_tokens += step_tokens;
-        run_flops += step_flops;
-        let rec = StepRecord {
-            step: state.step,
-            loss,
-            lr,
-            grad_norm,
-            tokens: state.tokens,
-            tokens_per_s: step_tokens as f64 / dt.max(1e-9),
-        };
-        let mut lines = serde_json::to_string(&rec).unwrap_or_default();
-        state.metrics.push(rec);
-        if let Some(h) = held_out.as_ref().filter(|h| h.due(state.step, steps)) {
-            let t = Instant::now();
-            let e = h.evaluate(&model, state.step)?;
-            eval_seconds += t.elapsed().as_secs_f64();
-            lines.push('\n');
-            lines.push_str(&serde_json::to_string(&e).unwrap_or_default());
-            state.evals.push(e);
-        }
-        if let Some(file) = metrics_file.as_mut() {
-            writeln!(file, "{lines}").map_err(|source| TrainError::Io {
-                path: metrics_path.clone(),
-                source,
-            })?;
-            // A kill point per step for kill tests (PROLONG_KILL_AT_WRITE).
-            prolong_mds::write_step();
-        }
-        bar.set_position(state.step);
-        let held = state
-            .evals
-            .last()
-            .map(|e| format!("  held-out {:.4}", e.eval_loss))
-            .unwrap_or_default();
-        bar.set_message(format!(
-            "loss {loss:.4}{held}  lr {lr:.2e}  gnorm {grad_norm:.3}  {}/s",
-            crate::metrics::human(step_tokens as f64 / dt.max(1e-9))
-        ));
-        state.loader = loader.state();
-
-        let every = cfg.checkpoint.every;
-        let shard = cfg
-            .checkpoint
-            .max_shard_bytes()
-            .unwrap_or(crate::checkpoint::DEFAULT_MAX_SHARD_BYTES);
-        if !root {
-            // Checkpoints are rank 0's (the replicas are equal).
-        } else if state.step == steps {
-            checkpoint::save(&out.join("final"), &model, &opt, &state, shard)?;
-        } else if every > 0 && state.step % every == 0 {
-            checkpoint::save(
-                &checkpoint::periodic_dir(&out, state.step),
-                &model,
-                &opt,
-                &state,
-                shard,
-            )?;
-            prune(&out, cfg.checkpoint.keep)?;
-        }
-    }
-    bar.finish_and_clear();
-
-    let title = if state.evals.is_empty() {
-        format!("{name}: training loss")
-    } else {
-        format!("{name}: training and held-out loss")
-    };
-    if root {
-        let svg = crate::metrics::loss_svg(&state.metrics, &state.evals, &title);
-        crate::checkpoint::write_atomic(&out.join("loss.svg"), svg.as_bytes())?;
-    }
-    // No rank leaves before rank 0's final checkpoint is in place.
-    group.barrier()?;
-
-    Ok(TrainSummary {
-        name,
-        out,
-        params: model
-            .params()
-            .named()
-            .iter()
-            .map(|(_, t)| t.elem_count())
-            .sum(),
-        steps,
-        steps_run: state.step - start_step,
-        resumed_from,
-        tokens: state.tokens,
-        first_loss: state.metrics.first().map(|r| r.loss),
-        final_loss: state.metrics.last().map(|r| r.loss),
-        eval_sequences: held_out.as_ref().map_or(0, |h| h.samples().len()),
-        first_eval_loss: state.evals.first().map(|e| e.eval_loss),
-        final_eval_loss: state.evals.last().map(|e| e.eval_loss),
-        run_tokens,
-        run_flops,
-        run_seconds: run_start.elapsed().as_secs_f64() - eval_seconds,
-        threads,
-        peak,
-    })
 }
 
 /// A resumed run must train the same recipe (the output directory and the device table

@@ -1,0 +1,502 @@
+//! [`run`]: one stage from its recipe to its final checkpoint, as a sequence of named
+//! steps (set up the ranks, open the data, start or resume, train step by step, record,
+//! checkpoint, summarise).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+
+use super::checkpoint::{self, TrainerState};
+use super::eval::HeldOut;
+use super::init::InitRng;
+use super::weights::{Weights, weights_for};
+use super::{
+    Peak, TrainError, TrainOptions, TrainSummary, check_same_recipe, compute_dtype, device,
+    device_peak, initial_model, mixture, process_group, progress_bar, prune,
+};
+use crate::config::LlamaConfig;
+use crate::data::MixtureLoader;
+use crate::dist::group::ProcessGroup;
+use crate::dist::ulysses::SeqGroup;
+use crate::metrics::{StepFlops, StepRecord};
+use crate::model::Llama;
+use crate::optim::CosineSchedule;
+use crate::stage::{StageConfig, StageError};
+use prolong_packed::PackedSequence;
+
+/// What every step needs to know about the run (fixed once set up).
+pub(super) struct Setup<'a> {
+    pub cfg: &'a StageConfig,
+    pub llama: LlamaConfig,
+    pub dtype: DType,
+    pub dev: Device,
+    pub group: Box<dyn ProcessGroup>,
+    pub out: PathBuf,
+    /// Micro-batches (sequences) per optimizer step, over all ranks.
+    pub micro: u64,
+    /// Ranks per sequence (Ulysses, `[parallel] sequence`); the world is `dp × sp`.
+    pub sp: usize,
+    /// Data-parallel ranks (the world over `sp`) and this rank's place among them.
+    pub dp: usize,
+    pub dp_rank: usize,
+    pub threads: usize,
+}
+
+impl Setup<'_> {
+    pub fn root(&self) -> bool {
+        self.group.rank() == 0
+    }
+
+    /// This rank's sequence-parallel group (the `sp` consecutive ranks that share each
+    /// sequence), or None without sequence parallelism.
+    pub fn seq_group(&self) -> Result<Option<SeqGroup<'_>>, TrainError> {
+        Ok(if self.sp > 1 {
+            Some(SeqGroup::new(self.group.as_ref(), self.sp)?)
+        } else {
+            None
+        })
+    }
+}
+
+/// Runs (or resumes) the stage described by `cfg` (read from `cfg_path`).
+pub fn run(
+    cfg_path: &Path,
+    cfg: &StageConfig,
+    opts: &TrainOptions,
+) -> Result<TrainSummary, TrainError> {
+    let (s, name) = set_up(cfg_path, cfg, opts)?;
+    // Data first: a mixture that does not fit the recipe (seq_len, empty stream) fails
+    // before any model is loaded.
+    let mixture = mixture(cfg)?;
+    let mut loader = MixtureLoader::new(
+        &mixture,
+        cfg.train.steps * s.micro,
+        cfg.data.seq_len,
+        cfg.train.seed,
+    )?
+    .apply_mask(cfg.data.apply_mask);
+    // Held-out sequences leave the loader before it hands out (or restores) anything.
+    let held_out = cfg
+        .eval
+        .as_ref()
+        .map(|e| HeldOut::new(e, &mixture, &mut loader))
+        .transpose()?;
+    let (mut weights, mut state, resumed_from) = start_or_resume(&s, opts, &mut loader)?;
+    if let Some(h) = &held_out
+        && state.step == 0
+    {
+        state.evals = vec![h.evaluate(weights.model(&s)?, 0)?];
+    }
+    let mut metrics = MetricsFile::open(&s, &state)?;
+    let mut peak = device_peak(cfg, s.dtype, &s.dev)?;
+    let ranks = s.group.size();
+    if ranks > 1 {
+        // The step's FLOPs are the whole world's: so is the peak they are divided by.
+        peak.tflops *= ranks as f64;
+        peak.source = format!("{} x {ranks} ranks", peak.source);
+    }
+    let bar = progress_bar(
+        opts.progress && s.root(),
+        cfg.train.steps,
+        state.step,
+        &name,
+    );
+    let mut totals = RunTotals::new(state.step);
+    while state.step < cfg.train.steps {
+        let t0 = Instant::now();
+        let step = train_step(&s, &mut weights, &mut loader, &state)?;
+        let dt = t0.elapsed().as_secs_f64();
+        let lines = record(&s, &mut state, &mut totals, &step, dt);
+        let lines = evaluate_if_due(&s, &held_out, &mut weights, &mut state, &mut totals, lines)?;
+        metrics.append(&lines)?;
+        bar.set_position(state.step);
+        bar.set_message(progress_text(&state, &step, dt));
+        state.loader = loader.state();
+        checkpoint_if_due(&s, &mut weights, &state)?;
+    }
+    bar.finish_and_clear();
+    finish(
+        s,
+        name,
+        weights,
+        state,
+        held_out,
+        resumed_from,
+        totals,
+        peak,
+    )
+}
+
+/// The run's ranks, output folder and name. The world is DP × SP: the SP group of
+/// `sp` consecutive ranks shares each sequence, the DP groups split the step's
+/// sequences, which must divide over them.
+fn set_up<'a>(
+    cfg_path: &Path,
+    cfg: &'a StageConfig,
+    opts: &TrainOptions,
+) -> Result<(Setup<'a>, String), TrainError> {
+    cfg.validate(cfg_path)?;
+    let name = cfg.name.clone().unwrap_or_else(|| {
+        cfg_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "stage".into())
+    });
+    let s = Setup {
+        cfg,
+        llama: cfg.llama_config(cfg_path)?,
+        dtype: compute_dtype(cfg),
+        dev: device(),
+        group: process_group()?,
+        out: opts
+            .out
+            .clone()
+            .unwrap_or_else(|| cfg.checkpoint.out.clone()),
+        micro: cfg.micro_batches(),
+        sp: cfg.parallel.sequence,
+        dp: 1,
+        dp_rank: 0,
+        threads: candle_core::utils::get_num_threads(),
+    };
+    let invalid = |msg: String| {
+        TrainError::Stage(StageError::Invalid {
+            path: cfg_path.into(),
+            msg,
+        })
+    };
+    let (rank, ranks) = (s.group.rank(), s.group.size());
+    if ranks % s.sp != 0 {
+        return Err(invalid(format!(
+            "parallel.sequence = {} does not divide the {ranks} ranks",
+            s.sp
+        )));
+    }
+    let (dp, dp_rank) = (ranks / s.sp, rank / s.sp);
+    if s.micro % dp as u64 != 0 {
+        return Err(invalid(format!(
+            "{} micro-batches per step (tokens_per_step / seq_len) do not divide over {dp} data-parallel ranks",
+            s.micro
+        )));
+    }
+    Ok((Setup { dp, dp_rank, ..s }, name))
+}
+
+/// The newest complete checkpoint's weights, optimizer and trainer state with
+/// `--resume`; else the recipe's starting model (refusing to write over a checkpoint).
+fn start_or_resume(
+    s: &Setup,
+    opts: &TrainOptions,
+    loader: &mut MixtureLoader,
+) -> Result<(Weights, TrainerState, Option<u64>), TrainError> {
+    let (cfg, out) = (s.cfg, &s.out);
+    if s.root() {
+        checkpoint::remove_partial(out)?;
+    }
+    s.group.barrier()?;
+    match checkpoint::list(out)?.last() {
+        Some((_, dir)) if opts.resume => {
+            let state = checkpoint::load_state(dir)?;
+            check_same_recipe(&state.stage, cfg)?;
+            if state.threads != s.threads {
+                eprintln!(
+                    "warning: the checkpoint was written with {} matmul threads, this run has {}; \
+                     bit-identity with an uninterrupted run is only checked for equal counts (set train.threads)",
+                    state.threads, s.threads
+                );
+            }
+            let mut weights = weights_for(s, Llama::load(dir, s.dtype, &s.dev)?)?;
+            checkpoint::load_optimizer_into(dir, &mut weights, s)?;
+            loader.restore(&state.loader)?;
+            let from = state.step;
+            Ok((weights, state, Some(from)))
+        }
+        Some((_, dir)) => Err(TrainError::Resume(format!(
+            "{} already holds a checkpoint ({}); pass --resume to continue it or --out to start elsewhere",
+            out.display(),
+            dir.display()
+        ))),
+        None => {
+            let mut weights = weights_for(s, initial_model(cfg, &s.llama, s.dtype, &s.dev)?)?;
+            if cfg.model.keep_optimizer {
+                let dir = cfg.model.init.as_deref().unwrap_or(Path::new("."));
+                checkpoint::load_optimizer_into(dir, &mut weights, s)?;
+            }
+            let state = TrainerState {
+                format: 1,
+                step: 0,
+                total_steps: cfg.train.steps,
+                tokens: 0,
+                sequences: 0,
+                flops: 0.0,
+                elapsed_s: 0.0,
+                loader: loader.state(),
+                rng: InitRng::new(cfg.train.seed),
+                threads: s.threads,
+                stage: cfg.clone(),
+                metrics: Vec::new(),
+                evals: Vec::new(),
+            };
+            Ok((weights, state, None))
+        }
+    }
+}
+
+/// `metrics.jsonl`, rank 0's alone: rewritten to exactly the checkpoint's records (the
+/// steps after it are redone), then appended one step at a time.
+struct MetricsFile {
+    file: Option<(std::fs::File, PathBuf)>,
+}
+
+impl MetricsFile {
+    fn open(s: &Setup, state: &TrainerState) -> Result<Self, TrainError> {
+        if !s.root() {
+            return Ok(Self { file: None });
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TrainError::Io { path, source }
+        };
+        std::fs::create_dir_all(&s.out).map_err(io(&s.out))?;
+        let path = s.out.join("metrics.jsonl");
+        let text = crate::metrics::jsonl(&state.metrics, &state.evals);
+        prolong_mds::write_atomic(&path, text.as_bytes()).map_err(|e| TrainError::Checkpoint {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(Self {
+            file: Some((file, path)),
+        })
+    }
+
+    fn append(&mut self, lines: &str) -> Result<(), TrainError> {
+        if let Some((file, path)) = self.file.as_mut() {
+            writeln!(file, "{lines}").map_err(|source| TrainError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            // A kill point per step for kill tests (PROLONG_KILL_AT_WRITE).
+            prolong_mds::write_step();
+        }
+        Ok(())
+    }
+}
+
+/// What one optimizer step gave.
+struct StepResult {
+    loss: f64,
+    lr: f64,
+    grad_norm: f64,
+    tokens: u64,
+    flops: StepFlops,
+}
+
+/// Reads this rank's micro-batches of the next step (the others' are passed unread)
+/// and trains them.
+fn train_step(
+    s: &Setup,
+    weights: &mut Weights,
+    loader: &mut MixtureLoader,
+    state: &TrainerState,
+) -> Result<StepResult, TrainError> {
+    // This rank's data-parallel share; under SP the ranks of a group read the same one.
+    let part = loader
+        .next_part(s.micro, s.dp_rank, s.dp)?
+        .ok_or_else(|| TrainError::Diverged {
+            step: state.step + 1,
+            msg: "the loader ran out of sequences".into(),
+        })?;
+    let seqs = part
+        .into_iter()
+        .map(|q| PackedSequence::new(q.input_ids, &q.indices, q.mask.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let schedule = CosineSchedule::new(
+        s.cfg.train.peak_lr,
+        s.cfg.train.warmup,
+        s.cfg.train.steps,
+        s.cfg.train.min_lr_ratio,
+    );
+    let lr = schedule.lr(state.step);
+    let (loss, grad_norm, flops) = weights.step(s, &seqs, lr, state.step + 1)?;
+    Ok(StepResult {
+        loss,
+        lr,
+        grad_norm,
+        // Every sequence holds exactly seq_len tokens.
+        tokens: s.micro * s.cfg.data.seq_len as u64,
+        flops,
+    })
+}
+
+/// This invocation's tokens, FLOPs and time (held-out evaluations left out).
+struct RunTotals {
+    start_step: u64,
+    tokens: u64,
+    flops: StepFlops,
+    start: Instant,
+    eval_seconds: f64,
+}
+
+impl RunTotals {
+    fn new(start_step: u64) -> Self {
+        Self {
+            start_step,
+            tokens: 0,
+            flops: StepFlops::default(),
+            start: Instant::now(),
+            eval_seconds: 0.0,
+        }
+    }
+}
+
+/// Counts the step into the state and the totals; its metrics line.
+fn record(
+    s: &Setup,
+    state: &mut TrainerState,
+    totals: &mut RunTotals,
+    step: &StepResult,
+    dt: f64,
+) -> String {
+    state.step += 1;
+    state.tokens += step.tokens;
+    state.sequences += s.micro;
+    state.elapsed_s += dt;
+    state.flops += step.flops.model;
+    totals.tokens += step.tokens;
+    totals.flops += step.flops;
+    let rec = StepRecord {
+        step: state.step,
+        loss: step.loss,
+        lr: step.lr,
+        grad_norm: step.grad_norm,
+        tokens: state.tokens,
+        tokens_per_s: step.tokens as f64 / dt.max(1e-9),
+    };
+    let line = serde_json::to_string(&rec).unwrap_or_default();
+    state.metrics.push(rec);
+    line
+}
+
+/// The held-out loss when it is due, appended to the step's metrics `lines`.
+fn evaluate_if_due(
+    s: &Setup,
+    held_out: &Option<HeldOut>,
+    weights: &mut Weights,
+    state: &mut TrainerState,
+    totals: &mut RunTotals,
+    mut lines: String,
+) -> Result<String, TrainError> {
+    if let Some(h) = held_out
+        .as_ref()
+        .filter(|h| h.due(state.step, s.cfg.train.steps))
+    {
+        let t = Instant::now();
+        let e = h.evaluate(weights.model(s)?, state.step)?;
+        totals.eval_seconds += t.elapsed().as_secs_f64();
+        lines.push('\n');
+        lines.push_str(&serde_json::to_string(&e).unwrap_or_default());
+        state.evals.push(e);
+    }
+    Ok(lines)
+}
+
+fn progress_text(state: &TrainerState, step: &StepResult, dt: f64) -> String {
+    let held = state
+        .evals
+        .last()
+        .map(|e| format!("  held-out {:.4}", e.eval_loss))
+        .unwrap_or_default();
+    format!(
+        "loss {:.4}{held}  lr {:.2e}  gnorm {:.3}  {}/s",
+        step.loss,
+        step.lr,
+        step.grad_norm,
+        crate::metrics::human(step.tokens as f64 / dt.max(1e-9))
+    )
+}
+
+/// The final checkpoint after the last step, a periodic one every `checkpoint.every`
+/// steps (and the oldest pruned).
+fn checkpoint_if_due(
+    s: &Setup,
+    weights: &mut Weights,
+    state: &TrainerState,
+) -> Result<(), TrainError> {
+    let (every, steps) = (s.cfg.checkpoint.every, s.cfg.train.steps);
+    let dir = if state.step == steps {
+        s.out.join("final")
+    } else if every > 0 && state.step % every == 0 {
+        checkpoint::periodic_dir(&s.out, state.step)
+    } else {
+        return Ok(());
+    };
+    checkpoint::save_run(&dir, weights, state, s)?;
+    if state.step != steps && s.root() {
+        prune(&s.out, s.cfg.checkpoint.keep)?;
+    }
+    Ok(())
+}
+
+/// The loss chart, and the summary once every rank is done.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    s: Setup,
+    name: String,
+    mut weights: Weights,
+    state: TrainerState,
+    held_out: Option<HeldOut>,
+    resumed_from: Option<u64>,
+    totals: RunTotals,
+    peak: Peak,
+) -> Result<TrainSummary, TrainError> {
+    if s.root() {
+        let title = if state.evals.is_empty() {
+            format!("{name}: training loss")
+        } else {
+            format!("{name}: training and held-out loss")
+        };
+        let svg = crate::metrics::loss_svg(&state.metrics, &state.evals, &title);
+        prolong_mds::write_atomic(&s.out.join("loss.svg"), svg.as_bytes()).map_err(|e| {
+            TrainError::Checkpoint {
+                path: s.out.join("loss.svg"),
+                msg: e.to_string(),
+            }
+        })?;
+    }
+    // No rank leaves before rank 0's final checkpoint is in place.
+    s.group.barrier()?;
+    let params = match &weights {
+        Weights::Sharded { state, .. } => state.layout.numel(),
+        Weights::Replicated { .. } => weights
+            .model(&s)?
+            .params()
+            .named()
+            .iter()
+            .map(|(_, t)| t.elem_count())
+            .sum(),
+    };
+    Ok(TrainSummary {
+        name,
+        out: s.out,
+        params,
+        steps: s.cfg.train.steps,
+        steps_run: state.step - totals.start_step,
+        resumed_from,
+        tokens: state.tokens,
+        first_loss: state.metrics.first().map(|r| r.loss),
+        final_loss: state.metrics.last().map(|r| r.loss),
+        eval_sequences: held_out.as_ref().map_or(0, |h| h.samples().len()),
+        first_eval_loss: state.evals.first().map(|e| e.eval_loss),
+        final_eval_loss: state.evals.last().map(|e| e.eval_loss),
+        run_tokens: totals.tokens,
+        run_flops: totals.flops,
+        run_seconds: totals.start.elapsed().as_secs_f64() - totals.eval_seconds,
+        threads: s.threads,
+        peak,
+    })
+}

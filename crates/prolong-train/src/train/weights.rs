@@ -1,0 +1,145 @@
+//! The weights and optimizer state one rank holds, by `[parallel] shard`, and one
+//! optimizer step on them.
+
+use super::TrainError;
+use super::run::Setup;
+use super::sharded::ShardedState;
+use super::step::{accumulate_part, accumulate_sharded};
+use crate::metrics::StepFlops;
+use crate::model::Llama;
+use crate::optim::{AdamW, AdamWConfig};
+use crate::stage::{ShardMode, StageConfig};
+use prolong_packed::PackedSequence;
+
+/// The weights and optimizer state a rank holds, by `[parallel] shard`.
+pub(super) enum Weights {
+    /// `none` (DDP): the whole model and optimizer on every rank.
+    Replicated { model: Llama, opt: AdamW },
+    /// `grad_op` / `full`: this rank's shard of the optimizer state; the compute
+    /// weights whole (`grad_op`) or only while a forward, backward, evaluation or
+    /// checkpoint needs them (`full`: `None` in between).
+    Sharded {
+        model: Option<Llama>,
+        state: ShardedState,
+        full: bool,
+    },
+}
+
+impl Weights {
+    /// The compute weights, all-gathered first when `full` sharding dropped them.
+    pub fn model(&mut self, s: &Setup) -> Result<&Llama, TrainError> {
+        match self {
+            Weights::Replicated { model, .. } => Ok(model),
+            Weights::Sharded { model, state, .. } => {
+                if model.is_none() {
+                    *model =
+                        Some(state.gather_model(&s.llama, s.dtype, &s.dev, s.group.as_ref())?);
+                }
+                model.as_ref().ok_or_else(not_gathered)
+            }
+        }
+    }
+
+    /// One optimizer step over this rank's micro-batches `seqs` with learning rate `lr`:
+    /// the step's loss, gradient norm (before clipping) and FLOPs over all ranks.
+    pub fn step(
+        &mut self,
+        s: &Setup,
+        seqs: &[PackedSequence],
+        lr: f64,
+        step_no: u64,
+    ) -> Result<(f64, f64, StepFlops), TrainError> {
+        let t = &s.cfg.train;
+        let group = s.group.as_ref();
+        let sp = s.seq_group()?;
+        let sp = sp.as_ref();
+        self.model(s)?;
+        match self {
+            Weights::Replicated { model, opt } => {
+                let part = accumulate_part(model, seqs, t.loss_block, t.loss_normalisation, sp)?;
+                let (loss, mut grads, flops) = part.finish_with_flops(group)?;
+                let grad_norm = grads.clip(t.clip)?;
+                check_finite(loss, step_no)?;
+                opt.update(model.params_mut(), &grads, lr)?;
+                Ok((loss, grad_norm, flops))
+            }
+            Weights::Sharded { model, state, full } => {
+                let m = model.as_ref().ok_or_else(not_gathered)?;
+                let step = accumulate_sharded(
+                    m,
+                    seqs,
+                    t.loss_block,
+                    t.loss_normalisation,
+                    state,
+                    group,
+                    *full,
+                    sp,
+                )?;
+                // The compute weights are stale after the update: `full` frees them now
+                // (gathered again before they are used), `grad_op` gathers them anew.
+                *model = None;
+                check_finite(step.loss, step_no)?;
+                let mut shard = step.shard;
+                let grad_norm = state.clip(&mut shard, t.clip, group)?;
+                state.update(&shard, lr)?;
+                if !*full {
+                    *model = Some(state.gather_model(&s.llama, s.dtype, &s.dev, group)?);
+                }
+                Ok((step.loss, grad_norm, step.flops))
+            }
+        }
+    }
+}
+
+fn not_gathered() -> TrainError {
+    TrainError::Model(crate::Error::Config(
+        "the compute weights were not gathered".into(),
+    ))
+}
+
+fn check_finite(loss: f64, step: u64) -> Result<(), TrainError> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::Diverged {
+            step,
+            msg: format!("loss is {loss}"),
+        })
+    }
+}
+
+fn adam_config(cfg: &StageConfig) -> AdamWConfig {
+    AdamWConfig {
+        beta1: cfg.train.beta1,
+        beta2: cfg.train.beta2,
+        eps: cfg.train.eps,
+        weight_decay: cfg.train.weight_decay,
+    }
+}
+
+/// Fresh weights and optimizer state for `model` in the recipe's shard mode.
+pub(super) fn weights_for(s: &Setup, model: Llama) -> Result<Weights, TrainError> {
+    let cfg = s.cfg;
+    Ok(match cfg.parallel.shard {
+        ShardMode::None => {
+            let mut opt = AdamW::new(adam_config(cfg), model.params())?;
+            opt.set_decay_norms(cfg.train.decay_norms);
+            Weights::Replicated { model, opt }
+        }
+        mode => {
+            let state = ShardedState::new(
+                model.params(),
+                adam_config(cfg),
+                cfg.train.decay_norms,
+                s.group.rank(),
+                s.group.size(),
+            )?;
+            let full = mode == ShardMode::Full;
+            Weights::Sharded {
+                model: (!full).then_some(model),
+                state,
+                full,
+            }
+        }
+    })
+}
