@@ -34,11 +34,34 @@
 //! (the old folder is restored), otherwise removes it.
 //!
 //! A folder's own files can be written inside `f` with plain `std::fs`
-//! calls or with the functions above (both are synced before the rename);
-//! its sub-folders are `f`'s to create. An `f` that fails leaves nothing.
+//! calls or with the functions above (both are synced before the rename; the
+//! functions above give kill tests their steps); its sub-folders are `f`'s to
+//! create. An `f` that fails leaves nothing.
+//!
+//! [`remove_all_stale_temps`]`(dir)` removes every dead writer's leftovers in
+//! `dir` whatever their names (for a folder whose names are not all written
+//! again, such as a trainer's checkpoints folder on resume).
+//!
 //! Errors are [`MdsError`]; `write_atomic_path` and `write_atomic_dir` return
-//! the closure's error type `E`, which must implement `From<MdsError>`
-//! (add a `#[from] prolong_mds::MdsError` variant to a crate's error enum).
+//! the closure's error type `E`, which must implement `From<MdsError>` (add an
+//! `#[error(transparent)] Write(#[from] prolong_mds::MdsError)` variant to the
+//! crate's error enum, as `prolong_train::Error` has).
+//!
+//! # Example: a checkpoint folder
+//!
+//! ```no_run
+//! use prolong_mds::{MdsError, write_atomic, write_atomic_dir};
+//! # fn save(dir: &std::path::Path) -> Result<(), MdsError> {
+//! // `dir` (say out/checkpoints/step-0000100) appears whole or not at all; a
+//! // folder already there is replaced in one step.
+//! write_atomic_dir(dir, |tmp| {
+//!     let opt = tmp.join("optimizer");
+//!     std::fs::create_dir(&opt).map_err(|err| MdsError::Io { path: opt.clone(), err })?;
+//!     write_atomic(&opt.join("state.json"), b"{}")?;
+//!     write_atomic(&tmp.join("trainer_state.json"), b"{}")
+//! })
+//! # }
+//! ```
 //!
 //! # Kill testing
 //!
@@ -361,6 +384,17 @@ fn remove_any(path: &Path) -> Result<()> {
 /// calls it first; a stage calls it for the names it merges (index.json)
 /// before deciding whether a merge is needed.
 pub fn remove_stale_temps(dir: &Path, names: &[&str]) -> Result<()> {
+    remove_stale(dir, |name| names.contains(&name))
+}
+
+/// [`remove_stale_temps`] for every final name in `dir`: for a folder whose
+/// writes may not be repeated under the same names (a trainer's checkpoints
+/// folder on resume, before it lists the complete ones).
+pub fn remove_all_stale_temps(dir: &Path) -> Result<()> {
+    remove_stale(dir, |_| true)
+}
+
+fn remove_stale(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<()> {
     if !Path::new("/proc/self").exists() {
         return Ok(());
     }
@@ -385,7 +419,7 @@ pub fn remove_stale_temps(dir: &Path, names: &[&str]) -> Result<()> {
         let dead = !pid.is_empty()
             && pid.bytes().all(|b| b.is_ascii_digit())
             && !Path::new("/proc").join(pid).exists();
-        if !dead || !names.contains(&name) {
+        if !dead || !wanted(name) {
             continue;
         }
         match kind {
@@ -593,6 +627,19 @@ mod tests {
         assert_eq!(state, format!(".ckpt.old.{dead}.3"));
         let state = std::fs::read_to_string(d.join("final/optimizer/state.json")).unwrap();
         assert_eq!(state, "final");
+        // Whatever the name, a live writer's temporary stays.
+        remove_all_stale_temps(d).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let want = [
+            format!(".a.json.tmp.{live}.1000"),
+            "ckpt".into(),
+            "final".into(),
+        ];
+        assert_eq!(names, want);
     }
 
     #[test]
