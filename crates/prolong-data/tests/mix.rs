@@ -313,29 +313,83 @@ fn cli_writes_manifests_and_fails_clearly() {
     assert_eq!(Mixture::from_manifest(&out).unwrap().streams.len(), 2);
 }
 
-/// Mix writes one file, its manifest: killed at each of its three write steps
-/// (before the temporary file, before the rename, after it), a re-run gives
-/// the same bytes and leaves no temporary file.
+/// Mix writes one file, its manifest; a corpus recipe has several mix steps
+/// (pipelines/corpus.toml: stage 1 and 2, two SFT mixtures). A recipe of four
+/// (two presets with missing folders allowed, two of listed streams) killed
+/// at each of its twelve write steps (three per manifest: before the
+/// temporary file, before the rename, after it), then re-run: the same bytes
+/// as an uninterrupted run, no temporary file left.
 #[test]
 fn killed_mix_then_rerun_is_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("packed/a"), tmp.path().join("packed/b"));
-    write_packed(&a, 3, 8);
-    write_packed(&b, 2, 8);
+    let packed = tmp.path().join("packed");
+    write_packed(&packed.join("thestackv1_concat_by_repo-65536"), 3, 8);
+    write_packed(&packed.join("book-65536"), 2, 8);
+    write_packed(&packed.join("book-524288"), 1, 8);
+    write_packed(&packed.join("tuluv2"), 4, 8);
+    let recipe = tmp.path().join("mix.toml");
+    std::fs::write(
+        &recipe,
+        r#"
+[[step]]
+name = "mix-stage1-64k"
+stage = "mix"
+preset = "prolong-64k"
+root = "${PACKED}"
+allow_missing = true
+out = "${OUT}/stage1-64k.toml"
+
+[[step]]
+name = "mix-stage2-512k"
+stage = "mix"
+preset = "prolong-512k"
+root = "${PACKED}"
+allow_missing = true
+out = "${OUT}/stage2-512k.toml"
+
+[[step]]
+name = "mix-sft"
+stage = "mix"
+streams = [{ name = "tuluv2", path = "${PACKED}/tuluv2", proportion = 1.0 }]
+out = "${OUT}/sft.toml"
+
+[[step]]
+name = "mix-code-book"
+stage = "mix"
+streams = [
+  { name = "code", path = "${PACKED}/thestackv1_concat_by_repo-65536", proportion = 0.25 },
+  { name = "book", path = "${PACKED}/book-65536", proportion = 0.75 },
+]
+sequence_length = 8
+out = "${OUT}/code-book.toml"
+"#,
+    )
+    .unwrap();
     let command = |out: &Path| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.arg("mix")
-            .arg(format!("a={}@0.25", a.display()))
-            .arg(format!("b={}@0.75", b.display()))
-            .arg("--out")
-            .arg(out.join("mix.toml"));
+        c.arg("run")
+            .arg(&recipe)
+            .env("PACKED", &packed)
+            .env("OUT", out)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT");
         c
     };
     let points = common::assert_kill_and_rerun_is_identical(
         command,
         &tmp.path().join("clean"),
         &tmp.path().join("killed"),
-        3,
+        10,
     );
-    assert_eq!(points, 3);
+    assert_eq!(points, 12);
+    let clean = common::files(&tmp.path().join("clean"));
+    assert_eq!(
+        clean.keys().collect::<Vec<_>>(),
+        [
+            "code-book.toml",
+            "sft.toml",
+            "stage1-64k.toml",
+            "stage2-512k.toml"
+        ]
+    );
 }

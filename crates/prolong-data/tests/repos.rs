@@ -1009,27 +1009,35 @@ fn head_through_packed_refs_detached_and_unborn() {
     assert_eq!(read(&dir).outcome.unwrap_err().to_string(), "corrupt_git");
 }
 
-/// Repos writes three files per task (its part, stats and marker): killed at
-/// each of their nine write steps, a re-run gives the same bytes and leaves
-/// no temporary file.
+/// Repos writes three files per task (its part, stats and marker). A run of
+/// three tasks over the input's eight entries (`--rank R --world-size 3
+/// --dedup-files`, one after another as a job array's), each task killed at
+/// each of its nine write steps after the earlier tasks finished, then all
+/// re-run: the same bytes as an uninterrupted run, no temporary file left.
 #[test]
 fn killed_repos_then_rerun_is_byte_identical() {
     let input = input();
     let command = |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.arg("repos")
-            .arg(&input.root)
-            .arg("--out")
-            .arg(out)
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("SLURM_ARRAY_TASK_COUNT");
-        c
+        (0..3)
+            .map(|rank| {
+                let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+                c.arg("repos")
+                    .arg(&input.root)
+                    .arg("--out")
+                    .arg(out)
+                    .args(["--rank", &rank.to_string(), "--world-size", "3"])
+                    .arg("--dedup-files")
+                    .env_remove("SLURM_ARRAY_TASK_ID")
+                    .env_remove("SLURM_ARRAY_TASK_COUNT");
+                c
+            })
+            .collect()
     };
-    let points = common::assert_kill_and_rerun_is_identical(
+    let points = common::assert_kill_tasks_and_rerun_is_identical(
         command,
         &input.root.with_file_name("clean"),
         &input.root.with_file_name("killed"),
-        9,
+        10,
     );
-    assert_eq!(points, 9);
+    assert_eq!(points, 27);
 }

@@ -59,6 +59,9 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing the folder or one of its files (the error names the path).
+    #[error(transparent)]
+    Write(#[from] prolong_mds::MdsError),
     #[error("{path}: invalid JSON: {source}")]
     Json {
         path: PathBuf,
@@ -158,12 +161,9 @@ pub fn export(spec: &ExportSpec) -> Result<ExportSummary, ExportError> {
     }
     let dtype = model.dtype();
 
-    let tmp = prolong_mds::temp_path(spec.out);
-    let written = write_folder(&tmp, spec, &model, &tok_config, bos, eos, &stop);
-    if let Err(e) = written.and_then(|()| rename(&tmp, spec.out)) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
+    prolong_mds::write_atomic_dir(spec.out, |tmp| {
+        write_folder(tmp, spec, &model, &tok_config, bos, eos, &stop)
+    })?;
     Ok(ExportSummary {
         dtype,
         vocab_size,
@@ -187,7 +187,13 @@ fn write_folder(
     hf_config_keys(&mut config, model.dtype(), bos, eos);
     Llama::new(config, model.params().clone())?.save(dir)?;
     let to = dir.join(TOKENIZER_FILE);
-    std::fs::copy(spec.tokenizer, &to).map_err(|source| ExportError::Io { path: to, source })?;
+    prolong_mds::write_atomic_path(&to, |tmp| match std::fs::copy(spec.tokenizer, tmp) {
+        Ok(_bytes) => Ok(()),
+        Err(source) => Err(ExportError::Io {
+            path: to.clone(),
+            source,
+        }),
+    })?;
     write_json(&dir.join(TOKENIZER_CONFIG_FILE), tok_config)?;
     let generation = json!({
         "bos_token_id": bos,
@@ -268,15 +274,5 @@ fn read_json(path: &Path) -> Result<Value, ExportError> {
 fn write_json(path: &Path, value: &Value) -> Result<(), ExportError> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");
     text.push('\n');
-    std::fs::write(path, text).map_err(|source| ExportError::Io {
-        path: path.into(),
-        source,
-    })
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), ExportError> {
-    std::fs::rename(from, to).map_err(|source| ExportError::Io {
-        path: to.into(),
-        source,
-    })
+    Ok(prolong_mds::write_atomic(path, text.as_bytes())?)
 }

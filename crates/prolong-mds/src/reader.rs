@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::atomic::temp_path;
+use crate::atomic::write_atomic_with;
 use crate::error::{MdsError, Result};
 use crate::hash::check_hashes;
 use crate::index::{Column, FileInfo, Index, ShardEntry, safe_relative};
@@ -228,15 +228,17 @@ fn load_raw(slot: &ShardSlot, cache: bool) -> Result<ShardData> {
         return Ok(ShardData::Owned(raw));
     }
     // Cache the raw shard for the next process; two racing processes write the
-    // same bytes to different temporary names and the last rename wins.
-    let tmp = temp_path(&slot.raw_path);
-    if std::fs::write(&tmp, &raw).is_ok()
-        && std::fs::rename(&tmp, &slot.raw_path).is_ok()
+    // same bytes to different temporary names and the last rename wins. Not
+    // synced: a cache lost in a crash is decompressed again (its size and
+    // hashes are checked when it is read).
+    let cached = write_atomic_with(&slot.raw_path, false, |w| {
+        std::io::Write::write_all(w, &raw)
+    });
+    if cached.is_ok()
         && let Ok(mapped) = map_file(&slot.raw_path)
     {
         return Ok(mapped);
     }
-    let _ = std::fs::remove_file(&tmp);
     Ok(ShardData::Owned(raw))
 }
 

@@ -40,8 +40,9 @@ impl Llama {
     }
 
     /// Writes `dir/config.json` and the weights (HF names, the model's dtype) in shards of
-    /// at most `max_shard_bytes` (see the module docs). Every file is written under a
-    /// temporary name and renamed; the index follows its shards, files of an earlier save
+    /// at most `max_shard_bytes` (see the module docs). Every file is written whole
+    /// ([`prolong_mds::write_atomic_path`]: a tagged temporary name, synced, renamed,
+    /// the folder synced); the index follows its shards, files of an earlier save
     /// that the new one does not use are removed after it, and the config goes last, so
     /// the directory always holds one complete set of weights.
     pub fn save_sharded(&self, dir: impl AsRef<Path>, max_shard_bytes: u64) -> Result<()> {
@@ -64,10 +65,9 @@ impl Llama {
                 .iter()
                 .map(|&k| (named[k].0.clone(), named[k].1.clone()))
                 .collect();
-            let path = dir.join(&file);
-            let tmp = tmp_name(&path);
-            candle_core::safetensors::save(&map, &tmp)?;
-            rename(&tmp, &path)?;
+            prolong_mds::write_atomic_path(&dir.join(&file), |tmp| {
+                candle_core::safetensors::save(&map, tmp).map_err(Error::from)
+            })?;
             files.push(file);
         }
         if n > 1 {
@@ -82,7 +82,7 @@ impl Llama {
                 "weight_map": weight_map,
             });
             let text = serde_json::to_string_pretty(&index).unwrap_or_default();
-            write_atomic(&dir.join(INDEX_FILE), text.as_bytes())?;
+            prolong_mds::write_atomic(&dir.join(INDEX_FILE), text.as_bytes())?;
         }
         remove_stale_weights(dir, &files)?;
         self.config().save(dir.join(CONFIG_FILE))
@@ -193,25 +193,8 @@ fn load_file(path: &Path) -> Result<HashMap<String, Tensor>> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// [`prolong_mds::write_atomic`] with this crate's error (for the trainer's
+/// metrics and plots, which call it by this name).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_name(path);
-    std::fs::write(&tmp, bytes).map_err(|source| Error::Io {
-        path: tmp.clone(),
-        source,
-    })?;
-    rename(&tmp, path)
-}
-
-fn tmp_name(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    s.into()
-}
-
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|source| Error::Io {
-        path: to.into(),
-        source,
-    })
+    Ok(prolong_mds::write_atomic(path, bytes)?)
 }

@@ -77,14 +77,14 @@ impl LlamaConfig {
         Ok(cfg)
     }
 
-    /// Writes config.json (to a temporary name, then renamed).
+    /// Writes config.json whole ([`prolong_mds::write_atomic`]).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
             path: path.into(),
             source,
         })?;
-        crate::checkpoint::write_atomic(path, text.as_bytes())
+        Ok(prolong_mds::write_atomic(path, text.as_bytes())?)
     }
 
     pub fn n_kv_heads(&self) -> usize {

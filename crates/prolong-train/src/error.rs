@@ -16,6 +16,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Writing a file or folder (its error names the path).
+    #[error(transparent)]
+    Write(#[from] prolong_mds::MdsError),
+
     #[error("{path}: invalid JSON: {source}")]
     Json {
         path: PathBuf,

@@ -134,7 +134,7 @@ pub fn read_tokenized(dir: &Path) -> Vec<(String, Vec<u32>)> {
 /// re-runs to completion. Each re-run's output must be the same bytes as the
 /// clean one (stats files aside: they name their output folder), with no
 /// temporary file left; a killed run must never leave a merged index.json
-/// without its task's marker. Stops at the first N a run survives and
+/// without its tasks' markers. Stops at the first N a run survives and
 /// returns how many kill points it checked, at least `min_points`.
 pub fn assert_kill_and_rerun_is_identical(
     command: impl Fn(&Path) -> std::process::Command,
@@ -142,9 +142,23 @@ pub fn assert_kill_and_rerun_is_identical(
     killed: &Path,
     min_points: usize,
 ) -> usize {
+    assert_kill_tasks_and_rerun_is_identical(|out| vec![command(out)], clean, killed, min_points)
+}
+
+/// [`assert_kill_and_rerun_is_identical`] for a run of several processes one
+/// after another, as a job array runs a stage's tasks (`--rank R
+/// --world-size N`) or a recipe's steps: each process in turn is killed at
+/// each of its write steps (a process counts its own), after the ones before
+/// it completed; then all of them re-run. Returns the kill points of all
+/// processes together, at least `min_points`.
+pub fn assert_kill_tasks_and_rerun_is_identical(
+    commands: impl Fn(&Path) -> Vec<std::process::Command>,
+    clean: &Path,
+    killed: &Path,
+    min_points: usize,
+) -> usize {
     use std::os::unix::process::ExitStatusExt;
-    let run = |out: &Path, kill_at: Option<usize>| {
-        let mut c = command(out);
+    let run = |mut c: std::process::Command, kill_at: Option<usize>| {
         c.env_remove(prolong_mds::KILL_AT_WRITE_VAR);
         if let Some(n) = kill_at {
             c.env(prolong_mds::KILL_AT_WRITE_VAR, n.to_string());
@@ -154,54 +168,71 @@ pub fn assert_kill_and_rerun_is_identical(
             .output()
             .unwrap()
     };
-    succeeded(run(clean, None));
+    let run_all = |out: &Path| {
+        for c in commands(out) {
+            succeeded(run(c, None));
+        }
+    };
+    run_all(clean);
     let want = files(clean);
-    for n in 1.. {
-        if killed.exists() {
-            std::fs::remove_dir_all(killed).unwrap();
-        }
-        let output = run(killed, Some(n));
-        if output.status.success() {
-            assert!(
-                n > min_points,
-                "only {} kill points, want {min_points}",
-                n - 1
+    let markers: Vec<&String> = want.keys().filter(|k| k.ends_with(".done")).collect();
+    let mut points = 0;
+    for task in 0..commands(clean).len() {
+        for n in 1.. {
+            if killed.exists() {
+                std::fs::remove_dir_all(killed).unwrap();
+            }
+            let mut tasks = commands(killed).into_iter();
+            for c in tasks.by_ref().take(task) {
+                succeeded(run(c, None));
+            }
+            let output = run(tasks.next().unwrap(), Some(n));
+            if output.status.success() {
+                points += n - 1;
+                break;
+            }
+            let at = format!("kill at write {n} of process {task}");
+            assert_eq!(
+                output.status.signal(),
+                Some(9),
+                "{at}: {}",
+                String::from_utf8_lossy(&output.stderr)
             );
-            println!("checked {} kill points", n - 1);
-            return n - 1;
-        }
-        assert_eq!(
-            output.status.signal(),
-            Some(9),
-            "kill at write {n}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let marker = killed.join("proc0-1.done");
-        if killed.is_dir() && !marker.exists() {
-            assert!(
-                !killed.join("index.json").exists(),
-                "kill at write {n} left a finished-looking index"
-            );
-        }
-        succeeded(run(killed, None));
-        let got = files(killed);
-        let temps: Vec<&String> = got.keys().filter(|k| k.contains(".tmp.")).collect();
-        assert!(temps.is_empty(), "kill at write {n} left {temps:?}");
-        assert_eq!(
-            want.keys().collect::<Vec<_>>(),
-            got.keys().collect::<Vec<_>>(),
-            "kill at write {n}"
-        );
-        for (name, bytes) in &want {
-            if !name.ends_with(".stats.json") {
+            if killed.join("index.json").exists() {
+                let missing: Vec<_> = markers
+                    .iter()
+                    .filter(|m| !killed.join(m).exists())
+                    .collect();
                 assert!(
-                    got[name] == *bytes,
-                    "{name} differs after a kill at write {n} and a re-run"
+                    missing.is_empty(),
+                    "{at} left a finished-looking index without {missing:?}"
                 );
+            }
+            run_all(killed);
+            let got = files(killed);
+            let temps: Vec<&String> = got.keys().filter(|k| k.contains(".tmp.")).collect();
+            assert!(temps.is_empty(), "{at} left {temps:?}");
+            assert_eq!(
+                want.keys().collect::<Vec<_>>(),
+                got.keys().collect::<Vec<_>>(),
+                "{at}"
+            );
+            for (name, bytes) in &want {
+                if !name.ends_with(".stats.json") {
+                    assert!(
+                        got[name] == *bytes,
+                        "{name} differs after a {at} and a re-run"
+                    );
+                }
             }
         }
     }
-    unreachable!()
+    assert!(
+        points >= min_points,
+        "only {points} kill points, want {min_points}"
+    );
+    println!("checked {points} kill points");
+    points
 }
 
 /// Llama-3's chat special tokens, as the added tokens of

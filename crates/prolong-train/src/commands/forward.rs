@@ -77,10 +77,10 @@ pub fn main(args: ForwardArgs) -> Result<()> {
         "label_tokens".to_string(),
         Tensor::new(loss.label_tokens as i64, &Device::Cpu)?,
     );
-    let tmp = args.out.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&out, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    prolong_mds::write_atomic_path(&args.out, |tmp| {
+        candle_core::safetensors::save(&out, tmp)
+            .with_context(|| format!("writing {}", args.out.display()))
+    })?;
     println!(
         "{} tokens, {} label tokens, loss {:.6} → {}",
         seq.len(),
