@@ -512,6 +512,33 @@ const CASES: &[Case] = &[
         outcome: repos_skipped(&[("redirected_git_dir", 1)]),
     },
     Case {
+        name: "repos_git_link_redirects",
+        build: |d| {
+            let outside = d.join("outside");
+            git_repo(&outside, false, &[("s.py", "SECRET=1\n")]);
+            let entry = d.join("in/v");
+            std::fs::create_dir_all(&entry).unwrap();
+            std::fs::write(entry.join("own.py"), "x=1\n").unwrap();
+            std::os::unix::fs::symlink(outside.join(".git"), entry.join(".git")).unwrap();
+        },
+        args: REPOS,
+        outcome: repos_skipped(&[("redirected_git_dir", 1)]),
+    },
+    Case {
+        name: "repos_alternates_redirect",
+        build: |d| {
+            let outside = d.join("outside");
+            git_repo(&outside, false, &[("s.py", "SECRET=1\n")]);
+            let repo = git_repo(&d.join("in/v.git"), true, &[("own.py", "x=1\n")]);
+            let info = repo.path().join("objects/info");
+            std::fs::create_dir_all(&info).unwrap();
+            let objects = outside.join(".git/objects");
+            std::fs::write(info.join("alternates"), format!("{}\n", objects.display())).unwrap();
+        },
+        args: REPOS,
+        outcome: repos_skipped(&[("redirected_git_dir", 1)]),
+    },
+    Case {
         name: "repos_tree_bomb",
         build: |d| {
             // 10^6 paths from six trees.
@@ -628,6 +655,32 @@ const CASES: &[Case] = &[
         outcome: Outcome::Error("{dir}/r.toml:1:8: unclosed array table, expected `]`"),
     },
     // Stages that would overwrite their input.
+    Case {
+        name: "filter_out_is_its_input",
+        build: |d| golden(d, "prolong-packed"),
+        args: &["filter", "{dir}/ds", "--out", "{dir}/ds"],
+        outcome: Outcome::Error(
+            "filter into {dir}/ds: --out {dir}/ds is the input {dir}/ds: a stage never writes where it reads; choose an output folder apart from the inputs",
+        ),
+    },
+    Case {
+        name: "merge_of_datasets_with_other_columns",
+        build: |d| {
+            golden(d, "prolong-packed");
+            std::fs::rename(d.join("ds"), d.join("a")).unwrap();
+            golden(d, "sft-mask");
+            std::fs::rename(d.join("ds"), d.join("b")).unwrap();
+            for sub in ["a", "b"] {
+                std::fs::remove_file(d.join(sub).join("expected.json")).unwrap();
+                std::fs::create_dir_all(d.join("root")).unwrap();
+                std::fs::rename(d.join(sub), d.join("root").join(sub)).unwrap();
+            }
+        },
+        args: &["merge", "{dir}/root"],
+        outcome: Outcome::Error(
+            "merge {dir}/root: {dir}/root/index.json: not an MDS index: shard 4 (b/shard.00000.mds) has columns domain:str, indices:ndarray:uint32, input_ids:ndarray:uint32, length:int, mask:ndarray:uint8, shard 0 (a/shard.00000.mds) has domain:str, indices:ndarray:uint32, input_ids:ndarray:uint32, length:int",
+        ),
+    },
     Case {
         name: "pack_out_is_its_input",
         build: |d| golden(d, "prolong-packed"),
