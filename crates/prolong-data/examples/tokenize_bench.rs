@@ -214,6 +214,7 @@ fn main() {
     if let Some((_, kjv)) = texts.iter().find(|(name, _)| name == "kjv.txt") {
         kjv_whole_vs_books(&fast, kjv);
     }
+    no_white_space(&fast, 50 << 20);
     for (name, text) in &texts {
         let ids = fast.encode(text).unwrap().len();
         let r = rate_1(|| fast.encoder().encode(text).unwrap().len());
@@ -357,5 +358,44 @@ fn kjv_whole_vs_books(fast: &Tokenizer, kjv: &str) {
     println!(
         "| as its books (encode_batch) | {:.2} | 1.00 |",
         parts / 1e6
+    );
+}
+
+/// Peak resident memory of this process so far (VmHWM, bytes; Linux).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb << 10)
+}
+
+/// A document of `bytes` bytes of letters without white space (one
+/// pre-token of the whole document): time and peak memory of encoding it,
+/// the peak counted from a reset of Linux's high-water mark just before.
+fn no_white_space(fast: &Tokenizer, bytes: usize) {
+    const LETTERS: [char; 8] = ['a', 'e', 's', 't', 'n', 'Q', 'é', 'ж'];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut text = String::with_capacity(bytes + 4);
+    while text.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        text.push(LETTERS[(x % 8) as usize]);
+    }
+    // "5" resets VmHWM to the current RSS (Linux >= 4.0); elsewhere the
+    // peak below includes what ran before.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = peak_rss().unwrap_or(0);
+    let t = Instant::now();
+    let ids = fast.encode_long(&text).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let peak = peak_rss().unwrap_or(0).saturating_sub(before);
+    println!();
+    println!(
+        "| {} MB without white space (one pre-token) | {:.2} s | peak memory +{} MB | {} tokens |",
+        bytes >> 20,
+        secs,
+        peak >> 20,
+        ids.len()
     );
 }

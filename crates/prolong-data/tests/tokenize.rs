@@ -375,6 +375,61 @@ fn encode_long_equals_encode_on_tiny_tokenizers() {
     }
 }
 
+/// About `bytes` bytes of letters and no white space: one pre-token for
+/// every pattern. Runs of random letters of several scripts, and runs of one
+/// letter (long chains of the same merges).
+fn letters_only(bytes: usize) -> String {
+    const LETTERS: [char; 14] = [
+        'a', 'e', 's', 't', 'n', 'Q', 'z', 'é', 'ß', 'ж', 'λ', '日', '本', 'ñ',
+    ];
+    let mut rng = Rng::new(11);
+    let mut s = String::with_capacity(bytes + 400);
+    while s.len() < bytes {
+        let run = 1 + rng.below(300);
+        if rng.below(4) == 0 {
+            let c = *rng.pick(&LETTERS);
+            s.extend(std::iter::repeat_n(c, run));
+        } else {
+            s.extend((0..run).map(|_| *rng.pick(&LETTERS)));
+        }
+    }
+    s
+}
+
+/// A whole document without white space is one pre-token: merged rank by
+/// rank (a heap over tens of millions of pairs took minutes), same ids.
+#[test]
+fn a_long_piece_without_white_space_is_identical_to_the_reference() {
+    let text = letters_only(200 << 10);
+    let mut tokenizers: Vec<(String, Tokenizer, tokenizers::Tokenizer)> = tiny_variants()
+        .into_iter()
+        .map(|(name, v)| {
+            let json = bytes(&v);
+            (
+                name.to_string(),
+                Tokenizer::from_bytes(&json).unwrap(),
+                reference_tokenizer(&json).unwrap(),
+            )
+        })
+        .collect();
+    if let Some(json) =
+        llama3_json("a_long_piece_without_white_space_is_identical_to_the_reference")
+    {
+        tokenizers.push((
+            "llama3 (fixture)".into(),
+            Tokenizer::from_bytes(&json).unwrap(),
+            reference_tokenizer(&json).unwrap(),
+        ));
+    }
+    for (name, tok, reference) in &tokenizers {
+        let pieces = tok.pre_tokenizer().unwrap().pieces(&text).len();
+        assert_eq!(pieces, 1, "{name}");
+        let ids = tok.encode(&text).unwrap();
+        assert_ids(name, &text, &ids, &reference_ids(reference, &text));
+        assert_ids(name, &text, &tok.encode_long(&text).unwrap(), &ids);
+    }
+}
+
 #[test]
 fn encode_batch_equals_encode() {
     let (v, _) = tiny_json(byte_level_pre(true), false, false);

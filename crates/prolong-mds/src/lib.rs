@@ -10,6 +10,7 @@ pub mod closed_stdout;
 mod dtype;
 mod encoding;
 mod error;
+mod error_line;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hash;
@@ -31,6 +32,7 @@ pub use atomic::{
 pub use dtype::Dtype;
 pub use encoding::Encoding;
 pub use error::{MdsError, Result};
+pub use error_line::error_line;
 pub use hash::{FileHashes, HashAlgo, check_hashes};
 pub use index::{Column, Compression, FileInfo, INDEX_FILE, Index, MAX_SHARD_BYTES, ShardEntry};
 pub use merge::merge_index;

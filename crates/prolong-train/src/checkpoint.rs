@@ -181,10 +181,11 @@ pub fn load_tensors(dir: impl AsRef<Path>) -> Result<HashMap<String, Tensor>> {
 }
 
 fn load_file(path: &Path) -> Result<HashMap<String, Tensor>> {
-    if !path.exists() {
+    // The OS's own words ("No such file or directory"), not a bare ErrorKind's.
+    if let Err(source) = std::fs::metadata(path) {
         return Err(Error::Io {
             path: path.into(),
-            source: std::io::ErrorKind::NotFound.into(),
+            source,
         });
     }
     candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Checkpoint {

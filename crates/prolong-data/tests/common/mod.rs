@@ -1,6 +1,8 @@
 //! Shared by prolong-data's integration tests.
 #![allow(dead_code)]
 
+pub mod catalogue;
+
 use std::path::{Path, PathBuf};
 
 /// GPT-2's byte-to-character map of byte-level BPE.

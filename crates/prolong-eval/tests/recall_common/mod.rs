@@ -131,3 +131,7 @@ pub fn small_prose() -> &'static Prose {
     static PROSE: OnceLock<Prose> = OnceLock::new();
     PROSE.get_or_init(|| Prose::from_text(SMALL_PROSE, "small prose").unwrap())
 }
+
+/// The catalogue of malformed inputs (one file, shared with the other crates' catalogues).
+#[path = "../../../prolong-data/tests/common/catalogue.rs"]
+pub mod catalogue;

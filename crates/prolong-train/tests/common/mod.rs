@@ -142,3 +142,7 @@ pub fn dot(out: &Tensor, r: &Tensor) -> f64 {
         .to_scalar::<f64>()
         .unwrap()
 }
+
+/// The catalogue of malformed inputs (one file, shared with the other crates' catalogues).
+#[path = "../../../prolong-data/tests/common/catalogue.rs"]
+pub mod catalogue;
