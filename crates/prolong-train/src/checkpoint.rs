@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
+pub(crate) use crate::atomic::write_atomic;
+use crate::atomic::{rename, tmp_name};
 use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
 use crate::model::{Llama, LlamaParams};
@@ -81,8 +83,12 @@ impl Llama {
                 "metadata": { "total_size": named.iter().map(|(_, t)| bytes(t)).sum::<u64>() },
                 "weight_map": weight_map,
             });
-            let text = serde_json::to_string_pretty(&index).unwrap_or_default();
-            write_atomic(&dir.join(INDEX_FILE), text.as_bytes())?;
+            let index_path = dir.join(INDEX_FILE);
+            let text = serde_json::to_string_pretty(&index).map_err(|source| Error::Json {
+                path: index_path.clone(),
+                source,
+            })?;
+            write_atomic(&index_path, text.as_bytes())?;
         }
         remove_stale_weights(dir, &files)?;
         self.config().save(dir.join(CONFIG_FILE))
@@ -190,28 +196,5 @@ fn load_file(path: &Path) -> Result<HashMap<String, Tensor>> {
     candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Checkpoint {
         path: path.into(),
         msg: e.to_string(),
-    })
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_name(path);
-    std::fs::write(&tmp, bytes).map_err(|source| Error::Io {
-        path: tmp.clone(),
-        source,
-    })?;
-    rename(&tmp, path)
-}
-
-fn tmp_name(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    s.into()
-}
-
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|source| Error::Io {
-        path: to.into(),
-        source,
     })
 }
