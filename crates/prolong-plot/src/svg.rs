@@ -1,8 +1,5 @@
-//! The pieces of the hand-written SVG charts the tools write — `prolong-data
-//! stats --plot`, prolong-train's `loss.svg`, prolong-eval's `ppl.svg` and
-//! recall heat map — so every chart opens, escapes text and draws its lines
-//! alike. It lives here, in the crate every other one depends on, so that
-//! prolong-data need not depend on prolong-train.
+//! The pieces every chart is drawn with, so that each opens, escapes text and draws
+//! its lines alike.
 
 use std::fmt::Write;
 
