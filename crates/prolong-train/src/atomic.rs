@@ -12,7 +12,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_name(path);
     std::fs::write(&tmp, bytes).map_err(|source| Error::Io {
         path: tmp.clone(),
-        source,
+        err: source,
     })?;
     rename(&tmp, path)
 }
@@ -26,6 +26,6 @@ pub(crate) fn tmp_name(path: &Path) -> PathBuf {
 pub(crate) fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).map_err(|source| Error::Io {
         path: to.into(),
-        source,
+        err: source,
     })
 }

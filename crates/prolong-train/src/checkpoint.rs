@@ -50,7 +50,7 @@ impl Llama {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.into(),
-            source,
+            err: source,
         })?;
         let named = self.params().named();
         let shards = shard(&named, max_shard_bytes);
@@ -86,7 +86,7 @@ impl Llama {
             let index_path = dir.join(INDEX_FILE);
             let text = serde_json::to_string_pretty(&index).map_err(|source| Error::Json {
                 path: index_path.clone(),
-                source,
+                err: source,
             })?;
             write_atomic(&index_path, text.as_bytes())?;
         }
@@ -122,7 +122,7 @@ fn shard(named: &[(String, &Tensor)], max_bytes: u64) -> Vec<Vec<usize>> {
 /// Removes the weight files and index of an earlier save into `dir` that are not among
 /// `keep` (a single file replacing shards, or a different number of shards).
 fn remove_stale_weights(dir: &Path, keep: &[String]) -> Result<()> {
-    let io = |path: PathBuf| move |source| Error::Io { path, source };
+    let io = |path: PathBuf| move |source| Error::Io { path, err: source };
     let sharded = keep.len() > 1;
     for entry in std::fs::read_dir(dir).map_err(io(dir.into()))? {
         let entry = entry.map_err(io(dir.into()))?;
@@ -150,11 +150,11 @@ pub fn load_tensors(dir: impl AsRef<Path>) -> Result<HashMap<String, Tensor>> {
     }
     let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
         path: index.clone(),
-        source,
+        err: source,
     })?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
         path: index.clone(),
-        source,
+        err: source,
     })?;
     let map = json
         .get("weight_map")
@@ -190,7 +190,7 @@ fn load_file(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {
         return Err(Error::Io {
             path: path.into(),
-            source: std::io::ErrorKind::NotFound.into(),
+            err: std::io::ErrorKind::NotFound.into(),
         });
     }
     candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Checkpoint {

@@ -79,12 +79,12 @@ impl LlamaConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.into(),
-            source,
+            err: source,
         })?;
         Self::from_json(&text).map_err(|e| match e {
-            Error::Json { source, .. } => Error::Json {
+            Error::Json { err: source, .. } => Error::Json {
                 path: path.into(),
-                source,
+                err: source,
             },
             e => e,
         })
@@ -94,7 +94,7 @@ impl LlamaConfig {
     pub fn from_json(text: &str) -> Result<Self> {
         let cfg: Self = serde_json::from_str(text).map_err(|source| Error::Json {
             path: "config.json".into(),
-            source,
+            err: source,
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -105,7 +105,7 @@ impl LlamaConfig {
         let path = path.as_ref();
         let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
             path: path.into(),
-            source,
+            err: source,
         })?;
         crate::atomic::write_atomic(path, text.as_bytes())
     }

@@ -69,23 +69,8 @@ fn main() {
         Command::Plan(args) => commands::plan::main(args),
     };
     if let Err(e) = result {
-        eprintln!("error: {}", one_line(&e));
+        // The error and its context on one line (no message repeats its cause).
+        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
         std::process::exit(1);
     }
-}
-
-/// The error and its causes on one line, without repeating a cause already in the text.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if out.contains(&s) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&s);
-    }
-    out.replace('\n', " ")
 }

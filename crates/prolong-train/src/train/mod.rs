@@ -56,23 +56,55 @@ pub enum TrainError {
     #[error(transparent)]
     Stage(#[from] StageError),
     #[error("model: {0}")]
-    Model(#[from] crate::Error),
+    Model(crate::Error),
     #[error("data: {0}")]
-    Data(#[from] DataError),
-    #[error("{path}: {source}")]
-    Io {
+    Data(DataError),
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Json {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        err: serde_json::Error,
     },
     #[error("checkpoint {path}: {msg}")]
     Checkpoint { path: PathBuf, msg: String },
+    /// The recipe names no model: neither `[model] init` nor `[model.random]`.
+    #[error("no model to start from")]
+    NoModel,
+    /// A fresh run would overwrite an earlier run's checkpoint.
+    #[error(
+        "{out} already holds a checkpoint ({checkpoint}); pass --resume to continue it or --out to start elsewhere"
+    )]
+    OutputInUse { out: PathBuf, checkpoint: PathBuf },
     #[error("cannot resume: {0}")]
     Resume(String),
-    #[error("step {step}: {msg}")]
-    Diverged { step: u64, msg: String },
+    /// The loss stopped being a finite number.
+    #[error("step {step}: loss is {loss}")]
+    Diverged { step: u64, loss: f64 },
+    /// The loader has no sequence left for the step.
+    #[error("step {step}: the loader ran out of sequences")]
+    DataExhausted { step: u64 },
     #[error("ranks: {0}")]
-    Dist(#[from] DistError),
+    Dist(DistError),
+}
+
+// The wrappers say their cause in their message, so none of them is also a `source()`.
+impl From<crate::Error> for TrainError {
+    fn from(e: crate::Error) -> Self {
+        Self::Model(e)
+    }
+}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        Self::Data(e)
+    }
+}
+
+impl From<DistError> for TrainError {
+    fn from(e: DistError) -> Self {
+        Self::Dist(e)
+    }
 }
 
 impl From<candle_core::Error> for TrainError {
@@ -173,11 +205,7 @@ pub fn device() -> Device {
 }
 
 fn compute_dtype(cfg: &StageConfig) -> DType {
-    if cfg.model.dtype == "bf16" {
-        DType::BF16
-    } else {
-        DType::F32
-    }
+    cfg.model.dtype.candle()
 }
 
 /// The mixture of a recipe's `[data]` table.
@@ -202,7 +230,7 @@ pub fn initial_model(
             Ok(Llama::new(llama.clone(), m.params().clone())?)
         }
         (None, Some(r)) => Ok(init::random_llama(llama, r.seed, r.init_std, dtype, dev)?),
-        (None, None) => Err(TrainError::Resume("no model to start from".into())),
+        (None, None) => Err(TrainError::NoModel),
     }
 }
 
@@ -397,11 +425,10 @@ pub fn run(
             (model, opt, state, Some(from))
         }
         Some((_, dir)) => {
-            return Err(TrainError::Resume(format!(
-                "{} already holds a checkpoint ({}); pass --resume to continue it or --out to start elsewhere",
-                out.display(),
-                dir.display()
-            )));
+            return Err(TrainError::OutputInUse {
+                out: out.clone(),
+                checkpoint: dir.clone(),
+            });
         }
         None => {
             let model = initial_model(cfg, &llama_cfg, dtype, &dev)?;
@@ -440,7 +467,7 @@ pub fn run(
     let mut metrics_file = if root {
         std::fs::create_dir_all(&out).map_err(|source| TrainError::Io {
             path: out.clone(),
-            source,
+            err: source,
         })?;
         // The metrics file is exactly the checkpoint's records: steps after it are redone.
         let text = crate::metrics::jsonl(&state.metrics, &state.evals);
@@ -451,7 +478,7 @@ pub fn run(
                 .open(&metrics_path)
                 .map_err(|source| TrainError::Io {
                     path: metrics_path.clone(),
-                    source,
+                    err: source,
                 })?,
         )
     } else {
@@ -483,12 +510,9 @@ pub fn run(
         // Every rank reads the whole step (the loader's state stays the same on all of
         // them) and trains micro-batches rank, rank + ranks, ...
         for i in 0..micro {
-            let s = loader
-                .next_sequence()?
-                .ok_or_else(|| TrainError::Diverged {
-                    step: state.step + 1,
-                    msg: "the loader ran out of sequences".into(),
-                })?;
+            let s = loader.next_sequence()?.ok_or(TrainError::DataExhausted {
+                step: state.step + 1,
+            })?;
             let seq = PackedSequence::new(s.input_ids, &s.indices, s.mask.as_deref())?;
             step_flops += train_flops(&llama_cfg, &seq);
             step_tokens += seq.len() as u64;
@@ -507,7 +531,7 @@ pub fn run(
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
                 step: state.step + 1,
-                msg: format!("loss is {loss}"),
+                loss,
             });
         }
         let grad_norm = grads.clip(cfg.train.clip)?;
@@ -531,20 +555,24 @@ pub fn run(
             tokens: state.tokens,
             tokens_per_s: step_tokens as f64 / dt.max(1e-9),
         };
-        let mut lines = serde_json::to_string(&rec).unwrap_or_default();
+        let json = |err| TrainError::Json {
+            path: metrics_path.clone(),
+            err,
+        };
+        let mut lines = serde_json::to_string(&rec).map_err(json)?;
         state.metrics.push(rec);
         if let Some(h) = held_out.as_ref().filter(|h| h.due(state.step, steps)) {
             let t = Instant::now();
             let e = h.evaluate(&model, state.step)?;
             eval_seconds += t.elapsed().as_secs_f64();
             lines.push('\n');
-            lines.push_str(&serde_json::to_string(&e).unwrap_or_default());
+            lines.push_str(&serde_json::to_string(&e).map_err(json)?);
             state.evals.push(e);
         }
         if let Some(file) = metrics_file.as_mut() {
             writeln!(file, "{lines}").map_err(|source| TrainError::Io {
                 path: metrics_path.clone(),
-                source,
+                err: source,
             })?;
             // A kill point per step for kill tests (PROLONG_KILL_AT_WRITE).
             prolong_mds::write_step();
@@ -657,7 +685,7 @@ fn prune(out: &Path, keep: usize) -> Result<(), TrainError> {
     for p in periodic.iter().take(periodic.len().saturating_sub(keep)) {
         std::fs::remove_dir_all(p).map_err(|source| TrainError::Io {
             path: p.clone(),
-            source,
+            err: source,
         })?;
     }
     Ok(())
