@@ -9,12 +9,7 @@ use crate::svg;
 /// legend). Points with a non-finite loss are left out.
 pub fn loss(train: &[(f64, f64)], held: &[(f64, f64)], title: &str) -> String {
     let (w, h) = (720.0f64, 400.0f64);
-    let frame = svg::Frame {
-        left: 64.0,
-        top: 36.0,
-        width: w - 64.0 - 20.0,
-        height: h - 36.0 - 44.0,
-    };
+    let frame = svg::Frame::line_chart(w, h, 44.0);
     let finite = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
         pts.iter().copied().filter(|p| p.1.is_finite()).collect()
     };

@@ -17,12 +17,7 @@ pub struct Series<'a> {
 /// position axis).
 pub fn loss_by_position(title: &str, labels: &[String], series: &[Series]) -> String {
     let (w, h) = (720.0f64, 400.0f64);
-    let frame = svg::Frame {
-        left: 64.0,
-        top: 36.0,
-        width: w - 64.0 - 20.0,
-        height: h - 36.0 - 56.0,
-    };
+    let frame = svg::Frame::line_chart(w, h, 56.0);
     let n = labels.len().max(1);
     let losses = series.iter().flat_map(|s| s.losses.iter().flatten());
     let (lo, hi) = losses.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &l| {

@@ -79,6 +79,18 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The plot area of a `width` × `height` line chart: 64 on the left for the y
+    /// labels, 36 on top for the title, 20 on the right, `bottom` below for the x
+    /// labels and title.
+    pub fn line_chart(width: f64, height: f64, bottom: f64) -> Self {
+        Self {
+            left: 64.0,
+            top: 36.0,
+            width: width - 64.0 - 20.0,
+            height: height - 36.0 - bottom,
+        }
+    }
+
     /// The y coordinate of value `v` on a y axis running from `y0` (bottom)
     /// to `y1` (top).
     pub fn y(&self, v: f64, (y0, y1): (f64, f64)) -> f64 {

@@ -38,23 +38,23 @@ pub struct EvalRecord {
 
 /// The text of `metrics.jsonl`: each step's record, each evaluation after the step
 /// records up to its step.
-pub fn jsonl(steps: &[StepRecord], evals: &[EvalRecord]) -> String {
+pub fn jsonl(steps: &[StepRecord], evals: &[EvalRecord]) -> serde_json::Result<String> {
     let mut out = String::new();
-    let mut line = |json: serde_json::Result<String>| {
-        out.push_str(&json.unwrap_or_default());
+    let mut line = |json: String| {
+        out.push_str(&json);
         out.push('\n');
     };
     let mut evals = evals.iter().peekable();
     for r in steps {
         while let Some(e) = evals.next_if(|e| e.step < r.step) {
-            line(serde_json::to_string(e));
+            line(serde_json::to_string(e)?);
         }
-        line(serde_json::to_string(r));
+        line(serde_json::to_string(r)?);
     }
     for e in evals {
-        line(serde_json::to_string(e));
+        line(serde_json::to_string(e)?);
     }
-    out
+    Ok(out)
 }
 
 /// FLOPs of one training pass (forward + backward) over one packed sequence.
@@ -238,7 +238,7 @@ mod round_trip {
             })
             .collect();
         records[0].lr = 0.0019504032608410242;
-        let text = jsonl(&records, &[]);
+        let text = jsonl(&records, &[]).unwrap();
         let back: Vec<StepRecord> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -258,6 +258,6 @@ mod round_trip {
                 );
             }
         }
-        assert_eq!(jsonl(&back, &[]), text);
+        assert_eq!(jsonl(&back, &[]).unwrap(), text);
     }
 }

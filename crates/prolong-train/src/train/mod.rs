@@ -470,7 +470,12 @@ pub fn run(
             err: source,
         })?;
         // The metrics file is exactly the checkpoint's records: steps after it are redone.
-        let text = crate::metrics::jsonl(&state.metrics, &state.evals);
+        let text = crate::metrics::jsonl(&state.metrics, &state.evals).map_err(|err| {
+            TrainError::Json {
+                path: metrics_path.clone(),
+                err,
+            }
+        })?;
         crate::checkpoint::write_atomic(&metrics_path, text.as_bytes())?;
         Some(
             std::fs::OpenOptions::new()
