@@ -7,7 +7,6 @@ pub mod mix;
 pub mod pack;
 pub mod recipe;
 pub mod repos;
-pub mod rng;
 pub mod sample;
 pub mod summary;
 pub mod task;

@@ -51,8 +51,8 @@ use serde::{Deserialize, Serialize};
 use crate::filter::input::{
     InputError, InputShard, copy_doc, create_writer, for_each_doc, plan_shards,
 };
-use crate::rng::SplitMix64;
 use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
+use prolong_rng::SplitMix64;
 
 pub const REPORT_FILE: &str = "sample.json";
 

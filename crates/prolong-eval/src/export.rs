@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use prolong_data::tokenize::{TokenizeError, Tokenizer};
+use prolong_data::tokenize::{LLAMA3_BOS, LLAMA3_EOS, LLAMA3_EOT, TokenizeError, Tokenizer};
 use prolong_train::checkpoint::{CONFIG_FILE, load_tensors};
 use prolong_train::{Llama, LlamaConfig, LlamaParams};
 use serde_json::{Value, json};
@@ -23,10 +23,6 @@ use serde_json::{Value, json};
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 pub const GENERATION_CONFIG_FILE: &str = "generation_config.json";
-
-pub const LLAMA3_BOS: &str = "<|begin_of_text|>";
-pub const LLAMA3_END_OF_TEXT: &str = "<|end_of_text|>";
-pub const LLAMA3_EOT: &str = "<|eot_id|>";
 
 /// Llama-3's chat format: `bos`, then per message
 /// `<|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>` (content trimmed), and
@@ -154,7 +150,7 @@ pub fn export(spec: &ExportSpec) -> Result<ExportSummary, ExportError> {
     if spec.tokenizer_config.is_none() {
         // Llama-3: a base model ends documents with <|end_of_text|>, a chat turn ends
         // with <|eot_id|>; greedy generation stops at either (as Meta's instruct models).
-        stop = [LLAMA3_END_OF_TEXT, LLAMA3_EOT]
+        stop = [LLAMA3_EOS.text, LLAMA3_EOT.text]
             .iter()
             .filter_map(|t| tokenizer.added_token_id(t))
             .collect();
@@ -231,8 +227,8 @@ fn torch_dtype(dtype: DType) -> &'static str {
 /// [`LLAMA3_CHAT_TEMPLATE`].
 pub fn llama3_tokenizer_config() -> Value {
     json!({
-        "bos_token": LLAMA3_BOS,
-        "eos_token": LLAMA3_EOT,
+        "bos_token": LLAMA3_BOS.text,
+        "eos_token": LLAMA3_EOT.text,
         "chat_template": LLAMA3_CHAT_TEMPLATE,
         "clean_up_tokenization_spaces": true,
         "model_input_names": ["input_ids", "attention_mask"],

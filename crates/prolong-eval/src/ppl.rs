@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use prolong_mds::{MdsDataset, MdsError, svg};
+use prolong_mds::{MdsDataset, MdsError};
+use prolong_plot::position::{Series, loss_by_position};
 use prolong_train::data::{DataError, Mixture, MixtureLoader, Stream};
 use prolong_train::{Llama, PackedSequence};
 use serde::{Deserialize, Serialize};
@@ -287,63 +288,26 @@ fn num(x: Option<f64>, digits: usize) -> String {
 }
 
 /// An SVG line chart of the loss per position bucket, within sequence and within
-/// document. The buckets double in width, so spacing them evenly makes the x axis a
-/// log₂ position axis. Empty buckets have no point.
+/// document ([`prolong_plot::position::loss_by_position`]). The buckets double in width,
+/// so spacing them evenly makes the x axis a log₂ position axis. Empty buckets have no
+/// point.
 pub fn svg(r: &PplReport) -> String {
-    let (w, h) = (720.0f64, 400.0f64);
-    let frame = svg::Frame {
-        left: 64.0,
-        top: 36.0,
-        width: w - 64.0 - 20.0,
-        height: h - 36.0 - 56.0,
-    };
+    let losses = |b: &[BucketReport]| b.iter().map(|b| b.loss).collect();
     let series = [
-        ("within sequence", "#1f77b4", &r.by_sequence_position),
-        ("within document", "#d62728", &r.by_document_position),
+        Series {
+            name: "within sequence",
+            color: "#1f77b4",
+            losses: losses(&r.by_sequence_position),
+        },
+        Series {
+            name: "within document",
+            color: "#d62728",
+            losses: losses(&r.by_document_position),
+        },
     ];
-    let n = r.by_sequence_position.len().max(1);
-    let losses = series
-        .iter()
-        .flat_map(|(_, _, b)| b.iter().filter_map(|b| b.loss));
-    let (lo, hi) = losses.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), l| {
-        (lo.min(l), hi.max(l))
-    });
+    let labels: Vec<String> = r.by_sequence_position.iter().map(|b| b.label()).collect();
     let title = format!("Loss by token position ({} tokens)", r.tokens);
-    let mut s = svg::begin(w, h, w / 2.0, &title);
-    if lo > hi {
-        return svg::end(s);
-    }
-    let y_range = svg::padded(lo, hi);
-    let sx = |i: usize| frame.left + (i as f64 + 0.5) / n as f64 * frame.width;
-    frame.outline_and_grid(&mut s, y_range);
-    for (i, b) in r.by_sequence_position.iter().enumerate() {
-        frame.x_tick(&mut s, sx(i), &b.label());
-    }
-    frame.axis_titles(&mut s, "token position (log scale)", h - 12.0, "loss");
-    let right = frame.left + frame.width;
-    for (k, (name, color, buckets)) in series.iter().enumerate() {
-        let pts: Vec<(f64, f64)> = buckets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| Some((sx(i), frame.y(b.loss?, y_range))))
-            .collect();
-        svg::polyline(&mut s, color, "", &pts);
-        for &(x, y) in &pts {
-            svg::dot(&mut s, x, y, color);
-        }
-        let ly = frame.top + 16.0 + 16.0 * k as f64;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}" text-anchor="end">{name}</text>"#,
-            right - 30.0,
-            ly - 4.0,
-            right - 10.0,
-            ly - 4.0,
-            right - 36.0,
-            ly
-        );
-    }
-    svg::end(s)
+    loss_by_position(&title, &labels, &series)
 }
 
 /// Writes `dir/ppl.json` and `dir/ppl.svg`, each under a temporary name then renamed.

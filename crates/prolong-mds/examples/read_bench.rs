@@ -34,6 +34,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions, write_atomic};
+use prolong_rng::SplitMix64;
 
 const SEQ_LEN: usize = 65_536;
 const VOCAB: f64 = 128_256.0; // Llama-3's
@@ -108,28 +109,11 @@ fn usage(error: &str) -> ! {
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// A token id, skewed towards small ids as real text is (P(id < k) =
-    /// (k / vocab)^(1/3)), so zstd finds what it finds on real shards.
-    fn token(&mut self) -> u32 {
-        let f = (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        (f * f * f * VOCAB) as u32
-    }
+/// A token id, skewed towards small ids as real text is (P(id < k) =
+/// (k / vocab)^(1/3)), so zstd finds what it finds on real shards.
+fn token(rng: &mut SplitMix64) -> u32 {
+    let f = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    (f * f * f * VOCAB) as u32
 }
 
 fn marker(samples: usize) -> String {
@@ -197,11 +181,11 @@ fn write_copy(
     samples: usize,
 ) -> prolong_mds::Result<()> {
     let mut writer = MdsWriter::create(dir, columns, options)?;
-    let mut rng = Rng(SEED);
+    let mut rng = SplitMix64::new(SEED);
     let mut ids = vec![0u32; SEQ_LEN];
     for _ in 0..samples {
         for id in ids.iter_mut() {
-            *id = rng.token();
+            *id = token(&mut rng);
         }
         // 1 to 16 documents packed into the sequence, as ProLong's packer
         // leaves them: indices are (start, end) pairs covering it.

@@ -19,7 +19,6 @@ mod merge;
 pub mod pyjson;
 mod reader;
 mod shard;
-pub mod svg;
 mod value;
 mod verify;
 mod writer;

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 
 use common::{files, from_expected, to_expected};
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
+use prolong_rng::SplitMix64;
 use serde_json::{Value as Json, json};
 
 /// The columns both sides write: ProLong's packed layout plus an SFT mask.
@@ -186,22 +187,9 @@ fn run_python() -> Option<PythonRun> {
     })
 }
 
-/// splitmix64: seeded, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform-ish in `lo..hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
+/// Uniform in `lo..hi`.
+fn range(rng: &mut SplitMix64, lo: u64, hi: u64) -> u64 {
+    lo + rng.below(hi - lo)
 }
 
 /// Writes our dataset (zstd, sha1 + xxh3_64, many shards) and returns every
@@ -213,30 +201,32 @@ fn write_ours(dir: &Path) -> Vec<Json> {
         .size_limit(SIZE_LIMIT);
     let mut writer = MdsWriter::create(dir, &COLUMNS, options).unwrap();
     let domains = ["arxiv", "book", "wiki/ünïcødé", "中文", "", "a\"quote\\"];
-    let mut rng = Rng(0x5eed_0001);
+    let mut rng = SplitMix64::new(0x5eed_0001);
     let mut samples = Vec::new();
     for i in 0..40u64 {
         // Mostly a few thousand tokens (u16 shape header), some short (u8),
         // and a first sample of one token.
         let n = match i {
             0 => 1,
-            _ if i % 4 == 0 => rng.range(1, 256),
-            _ => rng.range(256, 3000),
+            _ if i % 4 == 0 => range(&mut rng, 1, 256),
+            _ => range(&mut rng, 256, 3000),
         } as usize;
-        let mut input_ids: Vec<u32> = (0..n).map(|_| rng.next() as u32).collect();
+        let mut input_ids: Vec<u32> = (0..n).map(|_| rng.next_u64() as u32).collect();
         // The extremes, where they fit.
         input_ids[0] = u32::MAX;
         input_ids[n - 1] = 0;
-        let docs = rng.range(1, 5).min(n as u64) as usize;
-        let mut cuts: Vec<u32> = (1..docs).map(|_| rng.range(1, n as u64) as u32).collect();
+        let docs = range(&mut rng, 1, 5).min(n as u64) as usize;
+        let mut cuts: Vec<u32> = (1..docs)
+            .map(|_| range(&mut rng, 1, n as u64) as u32)
+            .collect();
         cuts.sort_unstable();
         cuts.dedup();
         let mut bounds = vec![0u32];
         bounds.extend(cuts);
         bounds.push(n as u32);
         let indices: Vec<u32> = bounds.windows(2).flat_map(|w| [w[0], w[1]]).collect();
-        let mask: Vec<u8> = (0..n).map(|_| (rng.next() & 1) as u8).collect();
-        let domain = domains[rng.range(0, domains.len() as u64) as usize];
+        let mask: Vec<u8> = (0..n).map(|_| (rng.next_u64() & 1) as u8).collect();
+        let domain = domains[range(&mut rng, 0, domains.len() as u64) as usize];
         let values = [
             ("domain", Value::Str(Cow::Borrowed(domain))),
             (

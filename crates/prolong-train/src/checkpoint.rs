@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
+pub(crate) use crate::atomic::write_atomic;
 use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
 use crate::model::{Llama, LlamaParams};
@@ -49,7 +50,7 @@ impl Llama {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.into(),
-            source,
+            err: source,
         })?;
         let named = self.params().named();
         let shards = shard(&named, max_shard_bytes);
@@ -81,8 +82,12 @@ impl Llama {
                 "metadata": { "total_size": named.iter().map(|(_, t)| bytes(t)).sum::<u64>() },
                 "weight_map": weight_map,
             });
-            let text = serde_json::to_string_pretty(&index).unwrap_or_default();
-            prolong_mds::write_atomic(&dir.join(INDEX_FILE), text.as_bytes())?;
+            let index_path = dir.join(INDEX_FILE);
+            let text = serde_json::to_string_pretty(&index).map_err(|source| Error::Json {
+                path: index_path.clone(),
+                err: source,
+            })?;
+            write_atomic(&index_path, text.as_bytes())?;
         }
         remove_stale_weights(dir, &files)?;
         self.config().save(dir.join(CONFIG_FILE))
@@ -116,7 +121,7 @@ fn shard(named: &[(String, &Tensor)], max_bytes: u64) -> Vec<Vec<usize>> {
 /// Removes the weight files and index of an earlier save into `dir` that are not among
 /// `keep` (a single file replacing shards, or a different number of shards).
 fn remove_stale_weights(dir: &Path, keep: &[String]) -> Result<()> {
-    let io = |path: PathBuf| move |source| Error::Io { path, source };
+    let io = |path: PathBuf| move |source| Error::Io { path, err: source };
     let sharded = keep.len() > 1;
     for entry in std::fs::read_dir(dir).map_err(io(dir.into()))? {
         let entry = entry.map_err(io(dir.into()))?;
@@ -144,11 +149,11 @@ pub fn load_tensors(dir: impl AsRef<Path>) -> Result<HashMap<String, Tensor>> {
     }
     let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
         path: index.clone(),
-        source,
+        err: source,
     })?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
         path: index.clone(),
-        source,
+        err: source,
     })?;
     let map = json
         .get("weight_map")
@@ -185,17 +190,11 @@ fn load_file(path: &Path) -> Result<HashMap<String, Tensor>> {
     if let Err(source) = std::fs::metadata(path) {
         return Err(Error::Io {
             path: path.into(),
-            source,
+            err: source,
         });
     }
     candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Checkpoint {
         path: path.into(),
         msg: e.to_string(),
     })
-}
-
-/// [`prolong_mds::write_atomic`] with this crate's error (for the trainer's
-/// metrics and plots, which call it by this name).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(prolong_mds::write_atomic(path, bytes)?)
 }

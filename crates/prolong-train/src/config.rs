@@ -6,6 +6,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Head layout of the attention inputs: `H` query heads, `KV` key/value heads (`KV`
+/// divides `H`), each `D` wide. Here, below the ops, so that the ops (CPU and CUDA) and the
+/// distributed splits share it without depending on each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+}
+
+impl Heads {
+    /// Query heads per kv head (`G = H / KV`).
+    pub(crate) fn group(&self) -> usize {
+        self.n_head / self.n_kv_head
+    }
+    /// The softmax scale `1/√D`.
+    pub(crate) fn scale(&self) -> f64 {
+        1.0 / (self.head_dim as f64).sqrt()
+    }
+}
+
 /// The fields of HF `LlamaConfig` the model uses. Every other key of config.json is kept in
 /// `extra` and written back unchanged by [`LlamaConfig::save`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +61,9 @@ pub struct LlamaConfig {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-fn default_eps() -> f64 {
+/// HF `LlamaConfig`'s default `rms_norm_eps` (Llama-3 checkpoints set 1e-5 explicitly).
+/// The one default for a missing eps, in config.json and in a recipe's `[model.random]`.
+pub(crate) fn default_eps() -> f64 {
     1e-6
 }
 fn default_theta() -> f64 {
@@ -56,12 +79,12 @@ impl LlamaConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.into(),
-            source,
+            err: source,
         })?;
         Self::from_json(&text).map_err(|e| match e {
-            Error::Json { source, .. } => Error::Json {
+            Error::Json { err: source, .. } => Error::Json {
                 path: path.into(),
-                source,
+                err: source,
             },
             e => e,
         })
@@ -71,7 +94,7 @@ impl LlamaConfig {
     pub fn from_json(text: &str) -> Result<Self> {
         let cfg: Self = serde_json::from_str(text).map_err(|source| Error::Json {
             path: "config.json".into(),
-            source,
+            err: source,
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -82,9 +105,18 @@ impl LlamaConfig {
         let path = path.as_ref();
         let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
             path: path.into(),
-            source,
+            err: source,
         })?;
-        Ok(prolong_mds::write_atomic(path, text.as_bytes())?)
+        crate::atomic::write_atomic(path, text.as_bytes())
+    }
+
+    /// The head layout of the attention inputs.
+    pub fn heads(&self) -> Heads {
+        Heads {
+            n_head: self.num_attention_heads,
+            n_kv_head: self.n_kv_heads(),
+            head_dim: self.head_dim(),
+        }
     }
 
     pub fn n_kv_heads(&self) -> usize {
@@ -162,34 +194,5 @@ impl LlamaConfig {
             return bad("rope_scaling is not supported (only plain RoPE with rope_theta)".into());
         }
         Ok(())
-    }
-
-    /// Every parameter of the model, by HF name, with its shape, in checkpoint order.
-    /// With tied embeddings there is no `lm_head.weight`.
-    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let (c, f, v) = (self.hidden_size, self.intermediate_size, self.vocab_size);
-        let (q, kv) = (self.q_dim(), self.kv_dim());
-        let mut out = vec![("model.embed_tokens.weight".to_string(), vec![v, c])];
-        for l in 0..self.num_hidden_layers {
-            let p = format!("model.layers.{l}.");
-            for (n, s) in [
-                ("input_layernorm.weight", vec![c]),
-                ("self_attn.q_proj.weight", vec![q, c]),
-                ("self_attn.k_proj.weight", vec![kv, c]),
-                ("self_attn.v_proj.weight", vec![kv, c]),
-                ("self_attn.o_proj.weight", vec![c, q]),
-                ("post_attention_layernorm.weight", vec![c]),
-                ("mlp.gate_proj.weight", vec![f, c]),
-                ("mlp.up_proj.weight", vec![f, c]),
-                ("mlp.down_proj.weight", vec![c, f]),
-            ] {
-                out.push((format!("{p}{n}"), s));
-            }
-        }
-        out.push(("model.norm.weight".into(), vec![c]));
-        if !self.tie_word_embeddings {
-            out.push(("lm_head.weight".into(), vec![v, c]));
-        }
-        out
     }
 }

@@ -3,28 +3,26 @@
 use std::path::PathBuf;
 
 /// Everything the model, its ops and its checkpoint I/O can fail with.
+///
+/// A message includes its cause and `source()` does not return it again, so a chain
+/// printed with `{:#}` says each thing once (the convention of every crate here).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A tensor operation failed (shape mismatch inside an op, device error, ...).
     #[error("tensor op: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
 
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
 
     /// Writing a file or folder (its error names the path).
     #[error(transparent)]
     Write(#[from] prolong_mds::MdsError),
 
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON: {err}")]
     Json {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        err: serde_json::Error,
     },
 
     /// config.json parsed but describes a model we do not support or that is inconsistent.
@@ -63,6 +61,12 @@ pub enum Error {
     /// An op received inputs of inconsistent shapes.
     #[error("shape error in {op}: {msg}")]
     Shape { op: &'static str, msg: String },
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Self::Candle(e)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,6 +13,7 @@
 //! * [`stage`] — stage recipes (TOML); [`train`] — the training loop, trainer
 //!   checkpoints and exact resume; [`metrics`] — per-step records, loss SVG, FLOPs.
 
+mod atomic;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -26,7 +27,7 @@ pub mod plan;
 pub mod stage;
 pub mod train;
 
-pub use config::LlamaConfig;
+pub use config::{Heads, LlamaConfig};
 pub use error::{Error, Result};
 pub use model::{LOSS_BLOCK_TOKENS, LayerParams, Llama, LlamaParams, LossOutput};
 pub use prolong_packed::PackedSequence;

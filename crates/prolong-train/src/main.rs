@@ -69,7 +69,8 @@ fn main() {
         Command::Plan(args) => commands::plan::main(args),
     };
     if let Err(e) = result {
-        eprintln!("error: {}", prolong_mds::error_line(e.as_ref()));
+        // The error and its context on one line (no message repeats its cause).
+        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
         std::process::exit(1);
     }
 }

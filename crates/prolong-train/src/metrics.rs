@@ -2,9 +2,6 @@
 //! one record per held-out evaluation, the loss-curve SVG and the FLOP count behind the
 //! MFU estimate.
 
-use std::fmt::Write as _;
-
-use prolong_mds::svg;
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
@@ -41,23 +38,23 @@ pub struct EvalRecord {
 
 /// The text of `metrics.jsonl`: each step's record, each evaluation after the step
 /// records up to its step.
-pub fn jsonl(steps: &[StepRecord], evals: &[EvalRecord]) -> String {
+pub fn jsonl(steps: &[StepRecord], evals: &[EvalRecord]) -> serde_json::Result<String> {
     let mut out = String::new();
-    let mut line = |json: serde_json::Result<String>| {
-        out.push_str(&json.unwrap_or_default());
+    let mut line = |json: String| {
+        out.push_str(&json);
         out.push('\n');
     };
     let mut evals = evals.iter().peekable();
     for r in steps {
         while let Some(e) = evals.next_if(|e| e.step < r.step) {
-            line(serde_json::to_string(e));
+            line(serde_json::to_string(e)?);
         }
-        line(serde_json::to_string(r));
+        line(serde_json::to_string(r)?);
     }
     for e in evals {
-        line(serde_json::to_string(e));
+        line(serde_json::to_string(e)?);
     }
-    out
+    Ok(out)
 }
 
 /// FLOPs of one training pass (forward + backward) over one packed sequence.
@@ -149,73 +146,12 @@ pub fn utilisation(flops: f64, seconds: f64, peak_tflops: f64) -> Option<f64> {
     (u.is_finite() && u <= 1.0).then_some(u)
 }
 
-/// Writes a self-contained SVG line chart of the training loss per step and, when there
-/// are evaluations, the held-out loss (dots joined by a dashed line, with a legend).
+/// The SVG line chart of the training loss per step and, when there are evaluations,
+/// the held-out loss ([`prolong_plot::loss::loss`]).
 pub fn loss_svg(records: &[StepRecord], evals: &[EvalRecord], title: &str) -> String {
-    let (w, h) = (720.0f64, 400.0f64);
-    let frame = svg::Frame {
-        left: 64.0,
-        top: 36.0,
-        width: w - 64.0 - 20.0,
-        height: h - 36.0 - 44.0,
-    };
-    let train: Vec<(f64, f64)> = records
-        .iter()
-        .filter(|r| r.loss.is_finite())
-        .map(|r| (r.step as f64, r.loss))
-        .collect();
-    let held: Vec<(f64, f64)> = evals
-        .iter()
-        .filter(|e| e.eval_loss.is_finite())
-        .map(|e| (e.step as f64, e.eval_loss))
-        .collect();
-    let mut s = svg::begin(w, h, w / 2.0, title);
-    let all: Vec<(f64, f64)> = train.iter().chain(&held).copied().collect();
-    if all.is_empty() {
-        return svg::end(s);
-    }
-    let first = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let last = all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
-    let (x0, x1) = (first.min(1.0), last.max(first + 1.0));
-    let lo = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let hi = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    let y_range = svg::padded(lo, hi);
-    let sx = |x: f64| frame.left + (x - x0) / (x1 - x0) * frame.width;
-    let sy = |y: f64| frame.y(y, y_range);
-    frame.outline_and_grid(&mut s, y_range);
-    for i in 0..=4 {
-        let xv = (x0 + (x1 - x0) * i as f64 / 4.0).round();
-        frame.x_tick(&mut s, sx(xv), &format!("{xv:.0}"));
-    }
-    frame.axis_titles(&mut s, "optimizer step", h - 8.0, "loss");
-    let scaled = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
-        pts.iter().map(|&(x, y)| (sx(x), sy(y))).collect()
-    };
-    const TRAIN: &str = "#1f77b4";
-    const HELD: &str = "#ff7f0e";
-    svg::polyline(&mut s, TRAIN, "", &scaled(&train));
-    if !held.is_empty() {
-        let held = scaled(&held);
-        svg::polyline(&mut s, HELD, r#" stroke-dasharray="5,3""#, &held);
-        for &(x, y) in &held {
-            svg::dot(&mut s, x, y, HELD);
-        }
-        let (lx, ly) = (frame.left + frame.width - 150.0, frame.top + 16.0);
-        for (i, (color, label)) in [(TRAIN, "training loss"), (HELD, "held-out loss")]
-            .iter()
-            .enumerate()
-        {
-            let y = ly + 16.0 * i as f64;
-            let _ = writeln!(
-                s,
-                r#"<line x1="{lx:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{label}</text>"#,
-                lx + 20.0,
-                lx + 26.0,
-                y + 4.0
-            );
-        }
-    }
-    svg::end(s)
+    let train: Vec<(f64, f64)> = records.iter().map(|r| (r.step as f64, r.loss)).collect();
+    let held: Vec<(f64, f64)> = evals.iter().map(|e| (e.step as f64, e.eval_loss)).collect();
+    prolong_plot::loss::loss(&train, &held, title)
 }
 
 /// Human-readable count: 1.2K, 3.4M, 5.6B.
@@ -302,7 +238,7 @@ mod round_trip {
             })
             .collect();
         records[0].lr = 0.0019504032608410242;
-        let text = jsonl(&records, &[]);
+        let text = jsonl(&records, &[]).unwrap();
         let back: Vec<StepRecord> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -322,6 +258,6 @@ mod round_trip {
                 );
             }
         }
-        assert_eq!(jsonl(&back, &[]), text);
+        assert_eq!(jsonl(&back, &[]).unwrap(), text);
     }
 }

@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::LlamaConfig;
+use crate::config::{LlamaConfig, default_eps};
 
 mod parallel;
 pub use parallel::{ParallelSection, ShardMode};
@@ -55,12 +55,8 @@ pub use parallel::{ParallelSection, ShardMode};
 /// A recipe that cannot be used, with a one-line reason.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}{line}: {msg}")]
     Parse {
         path: PathBuf,
@@ -110,12 +106,26 @@ pub struct ModelSection {
     pub keep_optimizer: bool,
     /// Compute dtype of the model: "f32" (default) or "bf16". Master weights and Adam
     /// state are always fp32.
-    #[serde(default = "default_dtype")]
-    pub dtype: String,
+    #[serde(default)]
+    pub dtype: ComputeDtype,
 }
 
-fn default_dtype() -> String {
-    "f32".into()
+/// The model's compute dtype (`[model] dtype`), written `"f32"` or `"bf16"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDtype {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl ComputeDtype {
+    pub fn candle(self) -> candle_core::DType {
+        match self {
+            Self::F32 => candle_core::DType::F32,
+            Self::Bf16 => candle_core::DType::BF16,
+        }
+    }
 }
 
 /// A randomly initialised Llama (HF initialisation: normal(0, `init_std`) for every
@@ -134,6 +144,7 @@ pub struct RandomInit {
     pub tied: bool,
     #[serde(default)]
     pub head_dim: Option<usize>,
+    /// Default: HF `LlamaConfig`'s (see [`default_eps`]); Llama-3 uses 1e-5.
     #[serde(default = "default_eps")]
     pub rms_norm_eps: f64,
     #[serde(default = "default_theta")]
@@ -142,9 +153,6 @@ pub struct RandomInit {
     pub init_std: f64,
 }
 
-fn default_eps() -> f64 {
-    1e-5
-}
 fn default_theta() -> f64 {
     500_000.0
 }
@@ -380,7 +388,7 @@ impl StageConfig {
     pub fn load(path: &Path) -> Result<Self, StageError> {
         let text = std::fs::read_to_string(path).map_err(|source| StageError::Io {
             path: path.into(),
-            source,
+            err: source,
         })?;
         let cfg = Self::parse(&text, path)?;
         cfg.validate(path)?;
@@ -460,12 +468,6 @@ impl StageConfig {
             })
         };
         self.llama_config(path)?;
-        if !matches!(self.model.dtype.as_str(), "f32" | "bf16") {
-            return invalid(format!(
-                "model.dtype `{}` is not supported (\"f32\" or \"bf16\")",
-                self.model.dtype
-            ));
-        }
         if self.model.keep_optimizer && self.model.init.is_none() {
             return invalid("model.keep_optimizer needs model.init (a stage checkpoint)".into());
         }

@@ -329,3 +329,35 @@ fn out_of_range_token_is_an_error() {
         "{err}"
     );
 }
+
+/// Fails when a message repeats its cause: each error of a `source()` chain must say
+/// something the one before it did not, so `{:#}` (how the binaries print) says each
+/// thing once.
+fn assert_each_cause_said_once(e: &(dyn std::error::Error + 'static)) {
+    let mut current = e;
+    while let Some(source) = current.source() {
+        let (outer, inner) = (current.to_string(), source.to_string());
+        assert!(
+            !outer.contains(&inner),
+            "`{outer}` repeats its source `{inner}`"
+        );
+        current = source;
+    }
+}
+
+#[test]
+fn error_messages_do_not_repeat_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+    assert!(matches!(missing, Error::Io { .. }), "{missing}");
+    std::fs::write(dir.path().join("config.json"), "{").unwrap();
+    let bad_json = LlamaConfig::load(dir.path().join("config.json")).unwrap_err();
+    assert!(matches!(bad_json, Error::Json { .. }), "{bad_json}");
+    for e in [missing, bad_json] {
+        let text = e.to_string();
+        assert_each_cause_said_once(&e);
+        let wrapped = prolong_train::train::TrainError::from(e);
+        assert!(wrapped.to_string().contains(&text), "{wrapped}");
+        assert_each_cause_said_once(&wrapped);
+    }
+}

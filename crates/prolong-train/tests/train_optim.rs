@@ -4,6 +4,7 @@
 mod util;
 
 use candle_core::{DType, Device, Tensor};
+use prolong_rng::SplitMix64;
 use prolong_train::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients, decays};
 use prolong_train::stage::LossNormalisation;
 use prolong_train::train::accumulate;
@@ -60,7 +61,7 @@ fn adamw_matches_hand_computation() {
             (p, vec![0.0; n], vec![0.0; n])
         })
         .collect();
-    let mut rng = util::Rng(9);
+    let mut rng = SplitMix64::new(9);
     for (step, lr) in [(1, 1e-2), (2, 3e-2), (3, 5e-3)] {
         let grads: Vec<Tensor> = names
             .iter()
@@ -165,7 +166,7 @@ fn clipping_scales_to_max_norm() {
 fn accumulation_of_two_micro_batches_is_the_mean() {
     let cfg = tiny_config();
     let model = random_llama(&cfg, 2, 0.5, DType::F32, &Device::Cpu).unwrap();
-    let mut rng = util::Rng(5);
+    let mut rng = SplitMix64::new(5);
     let a: Vec<u32> = (0..10).map(|_| rng.below(23) as u32).collect();
     let b: Vec<u32> = (0..10).map(|_| rng.below(23) as u32).collect();
     let sa = PackedSequence::new(a.clone(), &[[0, 10]], None).unwrap();
@@ -222,7 +223,7 @@ fn bf16_matches_f32_at_llama3_vocabulary() {
     let cfg = small_config(128_256);
     let m32 = random_llama(&cfg, 3, 0.02, DType::F32, &Device::Cpu).unwrap();
     let m16 = random_llama(&cfg, 3, 0.02, DType::BF16, &Device::Cpu).unwrap();
-    let mut rng = util::Rng(11);
+    let mut rng = SplitMix64::new(11);
     let ids: Vec<u32> = (0..48).map(|_| rng.below(128_256) as u32).collect();
     let seq = PackedSequence::new(ids, &[[0, 20], [20, 48]], None).unwrap();
     let (o32, g32) = m32.loss_and_grads(&seq).unwrap();
@@ -251,7 +252,7 @@ fn bf16_matches_f32_at_llama3_vocabulary() {
 #[test]
 fn bf16_training_steps_track_f32() {
     let cfg = small_config(512);
-    let mut rng = util::Rng(21);
+    let mut rng = SplitMix64::new(21);
     // a repeated pattern, so that the loss can fall within a few steps
     let pattern: Vec<u32> = (0..16).map(|_| rng.below(512) as u32).collect();
     let batches: Vec<Vec<PackedSequence>> = (0..8)
@@ -302,7 +303,7 @@ fn bf16_training_steps_track_f32() {
 fn loss_normalisation_sequence_and_token_by_hand() {
     let cfg = tiny_config();
     let model = random_llama(&cfg, 7, 0.5, DType::F32, &Device::Cpu).unwrap();
-    let mut rng = util::Rng(9);
+    let mut rng = SplitMix64::new(9);
     let a: Vec<u32> = (0..4).map(|_| rng.below(23) as u32).collect();
     let b: Vec<u32> = (0..12).map(|_| rng.below(23) as u32).collect();
     let sa = PackedSequence::new(a.clone(), &[[0, 4]], None).unwrap();

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
+use prolong_rng::SplitMix64;
 
 /// Writes a packed MDS dataset: one sample per `(input_ids, indices)`.
 pub fn write_packed(dir: &Path, samples: &[(Vec<u32>, Vec<u32>)]) {
@@ -29,25 +30,9 @@ pub fn write_packed(dir: &Path, samples: &[(Vec<u32>, Vec<u32>)]) {
     w.finish().unwrap();
 }
 
-/// Small deterministic generator (SplitMix64).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
 /// `n` random sequences of `len` tokens below `vocab`, each cut into a few documents.
 pub fn random_samples(n: usize, len: usize, vocab: u64, seed: u64) -> Vec<(Vec<u32>, Vec<u32>)> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| {
             let ids: Vec<u32> = (0..len).map(|_| rng.below(vocab) as u32).collect();

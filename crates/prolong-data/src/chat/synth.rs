@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::{Message, Role};
 use crate::documents::{Format, read_documents};
-use crate::rng::SplitMix64;
+use prolong_rng::SplitMix64;
 
 /// Passage size in characters (bytes of UTF-8), inclusive.
 const PASSAGE_CHARS: (usize, usize) = (1_500, 12_000);

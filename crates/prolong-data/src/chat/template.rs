@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Message, Role, trim};
+use crate::tokenize::{LLAMA3_BOS, LLAMA3_EOT};
 use crate::tokenize::{TokenizeError, Tokenizer};
 
 /// What separates a header from the content.
@@ -39,10 +40,10 @@ impl ChatTokens {
     /// `<|end_header_id|>`, `<|eot_id|>`.
     pub fn llama3() -> ChatTokens {
         ChatTokens {
-            bos: "<|begin_of_text|>".into(),
+            bos: LLAMA3_BOS.text.into(),
             start_header: "<|start_header_id|>".into(),
             end_header: "<|end_header_id|>".into(),
-            end_of_turn: "<|eot_id|>".into(),
+            end_of_turn: LLAMA3_EOT.text.into(),
         }
     }
 

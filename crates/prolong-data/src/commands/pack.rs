@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use prolong_data::pack::{
-    LLAMA3_BOS, LLAMA3_EOS, PackOptions, PackStats, Progress, TaskReport, read_all_stats, run_all,
-    run_task,
+    PackOptions, PackStats, Progress, TaskReport, read_all_stats, run_all, run_task,
 };
 use prolong_data::task::TaskSpec;
+use prolong_data::tokenize::{LLAMA3_BOS, LLAMA3_EOS};
 
 use super::progress;
 
@@ -53,10 +53,10 @@ pub struct Args {
     #[arg(long)]
     intact: bool,
     /// BOS id added before each document (Llama-3's by default).
-    #[arg(long, value_name = "ID", default_value_t = LLAMA3_BOS)]
+    #[arg(long, value_name = "ID", default_value_t = LLAMA3_BOS.id)]
     bos: u32,
     /// EOS id added after each document (Llama-3's by default).
-    #[arg(long, value_name = "ID", default_value_t = LLAMA3_EOS)]
+    #[arg(long, value_name = "ID", default_value_t = LLAMA3_EOS.id)]
     eos: u32,
     /// Add no BOS.
     #[arg(long)]

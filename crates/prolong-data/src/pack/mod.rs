@@ -22,7 +22,7 @@ mod task;
 
 pub use error::PackError;
 pub use input::{InputDoc, InputShard, for_each_doc, plan_inputs};
-pub use options::{LLAMA3_BOS, LLAMA3_EOS, PackOptions};
+pub use options::PackOptions;
 pub use packer::{OwnedSequence, Packer, Sequence, le_u32s, pack_u32, u32s_le};
 pub use stats::{Dropped, PackStats};
 pub use task::{

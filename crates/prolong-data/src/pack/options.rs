@@ -1,11 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::PackError;
-
-/// Llama-3 `<|begin_of_text|>`.
-pub const LLAMA3_BOS: u32 = 128_000;
-/// Llama-3 `<|end_of_text|>`.
-pub const LLAMA3_EOS: u32 = 128_001;
+use crate::tokenize::{LLAMA3_BOS, LLAMA3_EOS};
 
 /// Settings of the pack stage. Everything that changes the output bytes is
 /// here (and is recorded in each task's stats file, so that a re-run with
@@ -48,8 +44,8 @@ impl PackOptions {
             min_length: 1,
             split_by_lengths: Vec::new(),
             intact: false,
-            bos: Some(LLAMA3_BOS),
-            eos: Some(LLAMA3_EOS),
+            bos: Some(LLAMA3_BOS.id),
+            eos: Some(LLAMA3_EOS.id),
             domain: None,
             size_limit: Some(prolong_mds::DEFAULT_SIZE_LIMIT),
             compression: None,

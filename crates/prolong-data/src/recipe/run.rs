@@ -24,9 +24,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{Recipe, RecipeError, SourceKey, Stage, Step, TokenOrNone};
-use crate::pack::{LLAMA3_BOS, LLAMA3_EOS, PackOptions};
+use crate::pack::PackOptions;
 use crate::task::TaskSpec;
 use crate::tokenize::Tokenizer;
+use crate::tokenize::{LLAMA3_BOS, LLAMA3_EOS};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -298,12 +299,12 @@ fn pack_options(recipe: &Recipe, step: &Step) -> anyhow::Result<PackOptions> {
     }
     options.split_by_lengths = step.split_by_lengths.clone().unwrap_or_default();
     options.intact = step.intact.unwrap_or(false);
-    options.bos = step
-        .bos
-        .map_or(Some(LLAMA3_BOS), |b: TokenOrNone| b.resolve(LLAMA3_BOS));
-    options.eos = step
-        .eos
-        .map_or(Some(LLAMA3_EOS), |e: TokenOrNone| e.resolve(LLAMA3_EOS));
+    options.bos = step.bos.map_or(Some(LLAMA3_BOS.id), |b: TokenOrNone| {
+        b.resolve(LLAMA3_BOS.id)
+    });
+    options.eos = step.eos.map_or(Some(LLAMA3_EOS.id), |e: TokenOrNone| {
+        e.resolve(LLAMA3_EOS.id)
+    });
     options.domain = step.domain.clone();
     options.size_limit = Some(step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT));
     options.compression = step.compression.clone();

@@ -40,6 +40,29 @@ use serde_json::Value;
 use bpe::{Bpe, PieceCache};
 pub use pretok::{CharClass, Pattern, PreTokenizer, char_class};
 
+/// A special token of a tokenizer: its id and its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialToken {
+    pub id: u32,
+    pub text: &'static str,
+}
+
+/// Llama-3's `<|begin_of_text|>`, which starts every document.
+pub const LLAMA3_BOS: SpecialToken = SpecialToken {
+    id: 128_000,
+    text: "<|begin_of_text|>",
+};
+/// Llama-3's `<|end_of_text|>`, which ends a document.
+pub const LLAMA3_EOS: SpecialToken = SpecialToken {
+    id: 128_001,
+    text: "<|end_of_text|>",
+};
+/// Llama-3's `<|eot_id|>`, which ends a chat turn.
+pub const LLAMA3_EOT: SpecialToken = SpecialToken {
+    id: 128_009,
+    text: "<|eot_id|>",
+};
+
 /// Errors from loading a tokenizer or from the reference encoder.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizeError {

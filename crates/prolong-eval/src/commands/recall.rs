@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
-use prolong_data::tokenize::Tokenizer;
+use prolong_data::tokenize::{LLAMA3_BOS, Tokenizer};
 use prolong_eval::recall::checks::check_helmet_instance;
 use prolong_eval::recall::generate::{HelmetSources, generate_helmet_all};
 use prolong_eval::recall::helmet::{self, ModelText, MvTemplate, Protocol, UnknownName};
@@ -426,7 +426,7 @@ impl ModelTokens {
         };
         let mut bos = ids("bos_token_id");
         if bos.is_empty() {
-            bos = named(&["<|begin_of_text|>", "<s>"]);
+            bos = named(&[LLAMA3_BOS.text, "<s>"]);
         }
         let Some(&bos) = bos.first() else {
             bail!(

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use prolong_mds::svg;
+use prolong_plot::recall::{Row, heat_map};
 use serde::{Deserialize, Serialize};
 
 use super::task::Task;
@@ -99,54 +99,21 @@ impl Table {
         s
     }
 
-    /// A heat map: a cell per (row, length), coloured by score (0 red, 50 yellow,
-    /// 100 green), its value printed in it.
+    /// A heat map ([`prolong_plot::recall::heat_map`]): a cell per (row, length),
+    /// coloured by score (0 red, 50 yellow, 100 green), its value printed in it; the
+    /// Recall row bold.
     pub fn svg(&self, title: &str) -> String {
         let rows = self.rows();
-        let (cw, ch, left, top) = (72.0f64, 32.0f64, 150.0f64, 64.0f64);
-        let w = left + cw * self.lengths.len() as f64 + 20.0;
-        let h = top + ch * rows.len() as f64 + 20.0;
-        let mut s = svg::begin(w, h, w / 2.0, title);
-        for (j, &l) in self.lengths.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                left + cw * (j as f64 + 0.5),
-                top - 10.0,
-                length_label(l)
-            );
-        }
-        for (i, (label, scores)) in rows.iter().enumerate() {
-            let y = top + ch * i as f64;
-            let bold = if label == RECALL_ROW {
-                r#" font-weight="bold""#
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="end"{bold}>{}</text>"#,
-                left - 8.0,
-                y + ch / 2.0 + 4.0,
-                svg::escape(label)
-            );
-            for (j, &v) in scores.iter().enumerate() {
-                let x = left + cw * j as f64;
-                let _ = writeln!(
-                    s,
-                    r##"<rect x="{x:.1}" y="{y:.1}" width="{cw}" height="{ch}" fill="{}" stroke="#fff"/><text x="{:.1}" y="{:.1}" text-anchor="middle"{bold}>{}</text>"##,
-                    colour(v),
-                    x + cw / 2.0,
-                    y + ch / 2.0 + 4.0,
-                    if v.is_nan() {
-                        "–".to_owned()
-                    } else {
-                        format!("{v:.1}")
-                    }
-                );
-            }
-        }
-        svg::end(s)
+        let rows: Vec<Row> = rows
+            .iter()
+            .map(|(label, scores)| Row {
+                label,
+                scores,
+                bold: label == RECALL_ROW,
+            })
+            .collect();
+        let columns: Vec<String> = self.lengths.iter().map(|&l| length_label(l)).collect();
+        heat_map(title, &columns, &rows)
     }
 }
 
@@ -178,18 +145,4 @@ pub fn length_label(length: usize) -> String {
     } else {
         length.to_string()
     }
-}
-
-/// Red (0) → yellow (50) → green (100); grey for NaN.
-fn colour(score: f64) -> String {
-    if score.is_nan() {
-        return "#ccc".to_owned();
-    }
-    let t = (score / 100.0).clamp(0.0, 1.0);
-    let (r, g) = if t < 0.5 {
-        (230.0, 80.0 + 300.0 * t)
-    } else {
-        (230.0 - 320.0 * (t - 0.5), 230.0)
-    };
-    format!("rgb({:.0},{:.0},90)", r, g)
 }

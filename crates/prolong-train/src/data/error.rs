@@ -39,11 +39,10 @@ pub enum DataError {
     NotMds { path: PathBuf, reason: String },
 
     /// A stream's dataset could not be read.
-    #[error("stream {path}: {source}")]
+    #[error("stream {path}: {err}")]
     Mds {
         path: PathBuf,
-        #[source]
-        source: prolong_mds::MdsError,
+        err: prolong_mds::MdsError,
     },
 
     /// A stream has no samples but the allocation draws sequences from it.

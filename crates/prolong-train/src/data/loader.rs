@@ -353,7 +353,7 @@ fn read_sequence(
     let path = &stream.path;
     let mds = |source: MdsError| DataError::Mds {
         path: path.clone(),
-        source,
+        err: source,
     };
     let bad = |reason: String| DataError::BadSample {
         path: path.clone(),

@@ -44,16 +44,12 @@ pub enum DistError {
     Layout(String),
 
     /// The unique-id file could not be written or read.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
 
     /// Rank 0 could not publish the unique id.
     #[error("publishing the unique id: {0}")]
-    Publish(#[from] prolong_mds::MdsError),
+    Publish(prolong_mds::MdsError),
 
     /// An MPI call failed or cannot be made (feature `mpi`).
     #[error("MPI {op}: {msg}")]
@@ -66,6 +62,13 @@ pub enum DistError {
     /// Rank 0 did not publish the unique id in time.
     #[error("{path}: no unique id after {waited_ms} ms (is rank 0 running and the path shared?)")]
     Timeout { path: PathBuf, waited_ms: u128 },
+}
+
+// The message says the cause, so it is not also a `source()`.
+impl From<prolong_mds::MdsError> for DistError {
+    fn from(e: prolong_mds::MdsError) -> Self {
+        Self::Publish(e)
+    }
 }
 
 pub type DistResult<T> = std::result::Result<T, DistError>;

@@ -35,7 +35,7 @@ use std::ops::{AddAssign, Range};
 use super::group::{ProcessGroup, as_bytes, as_bytes_mut};
 use super::{DistError, DistResult};
 use crate::PackedSequence;
-use crate::ops::attention::Heads;
+use crate::config::Heads;
 
 /// Query heads or key/value heads (the latter possibly replicated across ranks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

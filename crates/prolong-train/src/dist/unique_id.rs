@@ -53,7 +53,7 @@ pub fn share_unique_id(
             Err(source) => {
                 return Err(DistError::Io {
                     path: path.to_owned(),
-                    source,
+                    err: source,
                 });
             }
         }

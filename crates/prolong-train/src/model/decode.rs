@@ -12,12 +12,11 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::layer::{self, AttnInputs, Ctx};
 use super::{LayerParams, Llama};
-use crate::config::LlamaConfig;
+use crate::config::{Heads, LlamaConfig};
 use crate::error::{Error, Result};
-use crate::ops::attention::Heads;
-use crate::ops::rope::Rope;
-use crate::ops::{attention_decode, embedding, linear, rmsnorm, silu_mul};
+use crate::ops::{attention_decode, embedding, linear, rmsnorm};
 use prolong_packed::PackedSequence;
 
 /// Prompt tokens per prefill chunk: a chunk over a prefix of `T` tokens computes
@@ -113,41 +112,22 @@ impl Llama {
                 tokens.len()
             )));
         }
-        let vocab = self.config.vocab_size;
-        if let Some((i, &id)) = tokens
-            .iter()
-            .enumerate()
-            .find(|&(_, &id)| id as usize >= vocab)
-        {
-            return Err(Error::TokenOutOfRange {
-                pos: start + i,
-                id,
-                vocab,
-            });
-        }
+        self.check_tokens(tokens, start)?;
         let c = &self.config;
         let positions: Vec<u32> = (start..start + tokens.len()).map(|p| p as u32).collect();
-        let rope = Rope::new(
-            c.rope_theta,
-            c.head_dim(),
+        // The new tokens continue the one document of the cache.
+        let doc = 0..tokens.len();
+        let ctx = Ctx::new(
+            c,
             &positions,
+            std::slice::from_ref(&doc),
             self.dtype(),
             self.device(),
         )?;
-        let heads = Heads {
-            n_head: c.num_attention_heads,
-            n_kv_head: c.n_kv_heads(),
-            head_dim: c.head_dim(),
-        };
-        let step = LayerStep {
-            rope: &rope,
-            heads: &heads,
-            eps: c.rms_norm_eps,
-        };
         let ids = Tensor::new(tokens, self.device())?;
         let mut x = embedding::forward(&ids, &self.params.embed_tokens)?;
         for (layer, lp) in self.params.layers.iter().enumerate() {
-            x = step.forward(&x, lp, cache, layer)?;
+            x = layer_step(&x, lp, &ctx, cache, layer)?;
         }
         cache.advance(tokens.len());
         let last = x.narrow(0, tokens.len() - 1, 1)?;
@@ -251,34 +231,19 @@ pub fn argmax(logits: &Tensor) -> Result<u32> {
         .ok_or_else(|| Error::Sequence("argmax of empty logits".into()))
 }
 
-/// What every layer of one [`Llama::extend`] shares.
-struct LayerStep<'a> {
-    rope: &'a Rope,
-    heads: &'a Heads,
-    eps: f64,
-}
-
-impl LayerStep<'_> {
-    /// One decoder layer (model/layer.rs) on the new tokens `x [L, C]`, attention reading
-    /// the cached keys and values of layer `layer` plus the new ones.
-    fn forward(
-        &self,
-        x: &Tensor,
-        p: &LayerParams,
-        cache: &mut KvCache,
-        layer: usize,
-    ) -> Result<Tensor> {
-        let (n1, _) = rmsnorm::forward(x, &p.input_layernorm, self.eps)?;
-        let q = self.rope.forward(&linear::forward(&n1, &p.q_proj)?)?;
-        let k = self.rope.forward(&linear::forward(&n1, &p.k_proj)?)?;
-        let v = linear::forward(&n1, &p.v_proj)?;
-        let (keys, values) = cache.write(layer, &k, &v, self.heads)?;
-        let att = attention_decode::forward(&q, &keys, &values, self.heads)?;
-        let x2 = (x + linear::forward(&att, &p.o_proj)?)?;
-        let (n2, _) = rmsnorm::forward(&x2, &p.post_attention_layernorm, self.eps)?;
-        let g = linear::forward(&n2, &p.gate_proj)?;
-        let u = linear::forward(&n2, &p.up_proj)?;
-        let h = silu_mul::forward(&g, &u)?;
-        Ok((x2 + linear::forward(&h, &p.down_proj)?)?)
-    }
+/// One decoder layer (model/layer.rs) on the new tokens `x [L, C]`, attention reading
+/// the cached keys and values of layer `layer` plus the new ones: the training layer's
+/// pieces around a different attention call.
+fn layer_step(
+    x: &Tensor,
+    p: &LayerParams,
+    ctx: &Ctx,
+    cache: &mut KvCache,
+    layer: usize,
+) -> Result<Tensor> {
+    let AttnInputs { q, k, v, .. } = layer::attn_inputs(x, p, ctx)?;
+    let (keys, values) = cache.write(layer, &k, &v, &ctx.heads)?;
+    let att = attention_decode::forward(&q, &keys, &values, &ctx.heads)?;
+    let mlp = layer::attn_out_mlp(x, &att, p, ctx)?;
+    layer::output(&mlp.x2, &mlp.h, p)
 }

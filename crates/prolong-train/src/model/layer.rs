@@ -11,11 +11,11 @@
 
 use std::ops::Range;
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
+use crate::config::{Heads, LlamaConfig};
 use crate::error::Result;
 use crate::model::params::LayerParams;
-use crate::ops::attention::Heads;
 use crate::ops::rope::Rope;
 use crate::ops::{linear, rmsnorm, silu_mul};
 
@@ -28,6 +28,32 @@ pub(crate) struct Ctx<'a> {
     /// Ulysses sequence parallelism: the layer holds a token shard; attention
     /// ([`Ctx::attend`], `model/sp.rs`) exchanges heads for tokens around it.
     pub sp: Option<super::sp::SpAttention<'a>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of tokens at `positions` (RoPE), cut into documents `segments`.
+    pub fn new(
+        config: &LlamaConfig,
+        positions: &[u32],
+        segments: &'a [Range<usize>],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let rope = Rope::new(
+            config.rope_theta,
+            config.head_dim(),
+            positions,
+            dtype,
+            device,
+        )?;
+        Ok(Self {
+            rope,
+            heads: config.heads(),
+            segments,
+            eps: config.rms_norm_eps,
+            sp: None,
+        })
+    }
 }
 
 /// Activations of one layer that its backward reads (T tokens, C hidden, F FFN,
@@ -50,23 +76,23 @@ pub(crate) struct Acts {
 /// The layer output `y [T, C]`.
 pub(crate) fn forward(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Tensor> {
     let a = activations(x, p, ctx)?;
-    Ok((&a.x2 + linear::forward(&a.h, &p.down_proj)?)?) // 2·T·F·C
+    output(&a.x2, &a.h, p)
 }
 
 /// Everything up to `h`, the input of the down projection (the backward pass recomputes
 /// this from the layer input; it never needs `y`).
 /// Per-token FLOPs of the projections here: 2·C·(H·D + 2·KV·D) + 2·H·D·C + 2·2·C·F.
 pub(crate) fn activations(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Acts> {
-    let (n1, rstd1) = rmsnorm::forward(x, &p.input_layernorm, ctx.eps)?;
-    let q = ctx.rope.forward(&linear::forward(&n1, &p.q_proj)?)?; // 2·T·C·H·D
-    let k = ctx.rope.forward(&linear::forward(&n1, &p.k_proj)?)?; // 2·T·C·KV·D
-    let v = linear::forward(&n1, &p.v_proj)?; // 2·T·C·KV·D
+    let AttnInputs { n1, rstd1, q, k, v } = attn_inputs(x, p, ctx)?;
     let (att, [q, k, v]) = ctx.attend(q, k, v)?; // 4·H·D·Σ L²
-    let x2 = (x + linear::forward(&att, &p.o_proj)?)?; // 2·T·H·D·C
-    let (n2, rstd2) = rmsnorm::forward(&x2, &p.post_attention_layernorm, ctx.eps)?;
-    let g = linear::forward(&n2, &p.gate_proj)?; // 2·T·C·F
-    let u = linear::forward(&n2, &p.up_proj)?; // 2·T·C·F
-    let h = silu_mul::forward(&g, &u)?;
+    let Mlp {
+        x2,
+        n2,
+        rstd2,
+        g,
+        u,
+        h,
+    } = attn_out_mlp(x, &att, p, ctx)?;
     Ok(Acts {
         n1,
         rstd1,
@@ -81,6 +107,59 @@ pub(crate) fn activations(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Acts
         u,
         h,
     })
+}
+
+/// The attention inputs of a layer: `n1 = rmsnorm(x)` and its projections, RoPE on q, k.
+pub(crate) struct AttnInputs {
+    pub n1: Tensor,
+    pub rstd1: Tensor,
+    pub q: Tensor,
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+/// `x [T, C]` → the attention inputs. The first half of the layer, shared by training
+/// ([`activations`]) and the KV-cache step (model/decode.rs), which differ only in the
+/// attention call between this and [`attn_out_mlp`].
+pub(crate) fn attn_inputs(x: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<AttnInputs> {
+    let (n1, rstd1) = rmsnorm::forward(x, &p.input_layernorm, ctx.eps)?;
+    let q = ctx.rope.forward(&linear::forward(&n1, &p.q_proj)?)?; // 2·T·C·H·D
+    let k = ctx.rope.forward(&linear::forward(&n1, &p.k_proj)?)?; // 2·T·C·KV·D
+    let v = linear::forward(&n1, &p.v_proj)?; // 2·T·C·KV·D
+    Ok(AttnInputs { n1, rstd1, q, k, v })
+}
+
+/// The second half of the layer up to the down projection's input.
+pub(crate) struct Mlp {
+    pub x2: Tensor,
+    n2: Tensor,
+    rstd2: Tensor,
+    g: Tensor,
+    u: Tensor,
+    pub h: Tensor,
+}
+
+/// The attention output `att [T, H·D]` projected and added to the layer input `x`, then
+/// the MLP up to `h`.
+pub(crate) fn attn_out_mlp(x: &Tensor, att: &Tensor, p: &LayerParams, ctx: &Ctx) -> Result<Mlp> {
+    let x2 = (x + linear::forward(att, &p.o_proj)?)?; // 2·T·H·D·C
+    let (n2, rstd2) = rmsnorm::forward(&x2, &p.post_attention_layernorm, ctx.eps)?;
+    let g = linear::forward(&n2, &p.gate_proj)?; // 2·T·C·F
+    let u = linear::forward(&n2, &p.up_proj)?; // 2·T·C·F
+    let h = silu_mul::forward(&g, &u)?;
+    Ok(Mlp {
+        x2,
+        n2,
+        rstd2,
+        g,
+        u,
+        h,
+    })
+}
+
+/// The layer output `y = x2 + h·Wdᵀ`.
+pub(crate) fn output(x2: &Tensor, h: &Tensor, p: &LayerParams) -> Result<Tensor> {
+    Ok((x2 + linear::forward(h, &p.down_proj)?)?) // 2·T·F·C
 }
 
 /// Gradient of the layer input and of every layer parameter, for `dy` = gradient of `y`.

@@ -24,8 +24,6 @@ use candle_core::{DType, Device, Tensor};
 use crate::config::LlamaConfig;
 use crate::dist::ulysses::{SeqGroup, Ulysses};
 use crate::error::{Error, Result};
-use crate::ops::attention::Heads;
-use crate::ops::rope::Rope;
 use crate::ops::{embedding, linear, rmsnorm};
 use layer::Ctx;
 pub use params::{LayerParams, LlamaParams};
@@ -80,13 +78,7 @@ impl Llama {
         }
         let (dtype, device) = (params.embed_tokens.dtype(), params.embed_tokens.device());
         for ((name, t), (_, shape)) in named.iter().zip(&expected) {
-            if t.dims() != shape.as_slice() {
-                return Err(Error::TensorShape {
-                    name: name.clone(),
-                    expected: shape.clone(),
-                    actual: t.dims().to_vec(),
-                });
-            }
+            params::check_shape(name, t, shape)?;
             if t.dtype() != dtype || !t.device().same_device(device) {
                 return Err(Error::Config(format!(
                     "tensor `{name}` is {:?} on {:?}, embeddings are {dtype:?} on {device:?}",
@@ -234,15 +226,7 @@ impl Llama {
         if seq.is_empty() {
             return Err(Error::Sequence("empty sequence".into()));
         }
-        let vocab = self.config.vocab_size;
-        if let Some((pos, &id)) = seq
-            .input_ids()
-            .iter()
-            .enumerate()
-            .find(|&(_, &id)| id as usize >= vocab)
-        {
-            return Err(Error::TokenOutOfRange { pos, id, vocab });
-        }
+        self.check_tokens(seq.input_ids(), 0)?;
         Ok(Tensor::new(seq.input_ids(), self.device())?)
     }
 
@@ -255,16 +239,11 @@ impl Llama {
         sp: Option<&'a SeqGroup<'a>>,
     ) -> Result<(Ctx<'a>, Range<usize>)> {
         let c = &self.config;
-        let heads = Heads {
-            n_head: c.num_attention_heads,
-            n_kv_head: c.n_kv_heads(),
-            head_dim: c.head_dim(),
-        };
         let sp = sp
             .map(|group| {
                 Ok::<_, Error>(SpAttention {
                     group,
-                    layout: Ulysses::new(group.size(), heads, seq.len())?,
+                    layout: Ulysses::new(group.size(), c.heads(), seq.len())?,
                 })
             })
             .transpose()?;
@@ -272,20 +251,24 @@ impl Llama {
             Some(s) => s.layout.tokens(s.group.rank()),
             None => 0..seq.len(),
         };
-        let ctx = Ctx {
-            rope: Rope::new(
-                c.rope_theta,
-                c.head_dim(),
-                &seq.positions()[tokens.clone()],
-                self.dtype(),
-                self.device(),
-            )?,
-            heads,
-            segments: seq.segments(),
-            eps: c.rms_norm_eps,
-            sp,
-        };
+        let positions = &seq.positions()[tokens.clone()];
+        let mut ctx = Ctx::new(c, positions, seq.segments(), self.dtype(), self.device())?;
+        ctx.sp = sp;
         Ok((ctx, tokens))
+    }
+
+    /// Every token id below the vocabulary size; `first_pos` is the position of
+    /// `tokens[0]` (named in the error).
+    fn check_tokens(&self, tokens: &[u32], first_pos: usize) -> Result<()> {
+        let vocab = self.config.vocab_size;
+        match tokens.iter().position(|&id| id as usize >= vocab) {
+            Some(i) => Err(Error::TokenOutOfRange {
+                pos: first_pos + i,
+                id: tokens[i],
+                vocab,
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -28,28 +28,13 @@ use std::ops::Range;
 
 use candle_core::{D, Device, Tensor};
 
+/// Re-exported where callers of the ops have always found it.
+pub use crate::config::Heads;
 use crate::error::{Error, Result};
 use crate::ops::{cpu, precision};
 
 /// Queries per causal tile (per query head).
 pub const QUERY_BLOCK: usize = 256;
-
-/// Head layout of the attention inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Heads {
-    pub n_head: usize,
-    pub n_kv_head: usize,
-    pub head_dim: usize,
-}
-
-impl Heads {
-    fn group(&self) -> usize {
-        self.n_head / self.n_kv_head
-    }
-    fn scale(&self) -> f64 {
-        1.0 / (self.head_dim as f64).sqrt()
-    }
-}
 
 /// `q [T, H·D]`, `k, v [T, KV·D]` → `[T, H·D]`.
 pub fn forward(

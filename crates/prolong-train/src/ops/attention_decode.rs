@@ -15,8 +15,9 @@
 
 use candle_core::{D, Tensor};
 
+use crate::config::Heads;
 use crate::error::{Error, Result};
-use crate::ops::attention::{self, Heads};
+use crate::ops::attention;
 use crate::ops::cpu;
 
 /// `q [L, H·D]` (the chunk), `k, v [KV, P+L, D]` (prefix and chunk) → `[L, H·D]`.

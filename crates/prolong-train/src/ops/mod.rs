@@ -1,9 +1,24 @@
 //! Differentiable ops: each file holds one op's forward and its explicit backward.
 //!
-//! This is the device seam of the crate: the ops are written with candle tensor ops only
-//! (matmul, elementwise, reductions, gather/scatter), so the same code runs on any candle
-//! device. The model never touches raw buffers; a fused CUDA kernel for an op later
-//! replaces the body of that op's file and nothing else.
+//! The model calls only these functions and never touches raw buffers. Each op picks its
+//! implementation itself, in this order:
+//!
+//! 1. **fused CUDA kernel** (feature `cuda`; `ops::cuda`): rmsnorm, rope, silu_mul,
+//!    cross-entropy's `forward_backward` and attention (forward and backward) first ask
+//!    their launcher there, which returns `Ok(None)` unless the tensors are bf16 on a
+//!    CUDA device (attention also needs a head dim with a kernel: 64 or 128). `ops::cuda` depends on
+//!    nothing in `ops` (the head layout it shares is [`crate::config::Heads`]), so the
+//!    dispatch runs one way only;
+//! 2. **CPU f32 fast path** (`cpu`): rmsnorm, silu_mul, cross-entropy and the attention
+//!    softmax (training and decode) run a hand-written row-parallel loop when their
+//!    (widened) inputs are contiguous f32 CPU tensors;
+//! 3. **candle tensor ops** otherwise (matmul, elementwise, reductions, gather/scatter):
+//!    any device and dtype, and the only path of linear and embedding (a matmul and a
+//!    gather, which candle already runs well everywhere).
+//!
+//! bf16 inputs are widened to f32 around the arithmetic as [`precision`] tabulates, on
+//! every path. The optimizer (crate::optim) uses the CPU fast path for its AdamW update
+//! too; the AdamW kernel in `ops::cuda::fused` is not dispatched to yet.
 //!
 //! Conventions: activations are row-major `[T, features]` (one row per token); weights use
 //! the PyTorch/HF layout `[out, in]`. Every `backward` takes the gradient of the op's output

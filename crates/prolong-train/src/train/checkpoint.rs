@@ -87,7 +87,7 @@ pub struct OptimizerMeta {
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io {
         path: path.into(),
-        source,
+        err: source,
     }
 }
 

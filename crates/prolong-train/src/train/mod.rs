@@ -68,23 +68,55 @@ pub enum TrainError {
     #[error(transparent)]
     Stage(#[from] StageError),
     #[error("model: {0}")]
-    Model(#[from] crate::Error),
+    Model(crate::Error),
     #[error("data: {0}")]
-    Data(#[from] DataError),
-    #[error("{path}: {source}")]
-    Io {
+    Data(DataError),
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Json {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        err: serde_json::Error,
     },
     #[error("checkpoint {path}: {msg}")]
     Checkpoint { path: PathBuf, msg: String },
+    /// The recipe names no model: neither `[model] init` nor `[model.random]`.
+    #[error("no model to start from")]
+    NoModel,
+    /// A fresh run would overwrite an earlier run's checkpoint.
+    #[error(
+        "{out} already holds a checkpoint ({checkpoint}); pass --resume to continue it or --out to start elsewhere"
+    )]
+    OutputInUse { out: PathBuf, checkpoint: PathBuf },
     #[error("cannot resume: {0}")]
     Resume(String),
-    #[error("step {step}: {msg}")]
-    Diverged { step: u64, msg: String },
+    /// The loss stopped being a finite number.
+    #[error("step {step}: loss is {loss}")]
+    Diverged { step: u64, loss: f64 },
+    /// The loader has no sequence left for the step.
+    #[error("step {step}: the loader ran out of sequences")]
+    DataExhausted { step: u64 },
     #[error("ranks: {0}")]
-    Dist(#[from] DistError),
+    Dist(DistError),
+}
+
+// The wrappers say their cause in their message, so none of them is also a `source()`.
+impl From<crate::Error> for TrainError {
+    fn from(e: crate::Error) -> Self {
+        Self::Model(e)
+    }
+}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        Self::Data(e)
+    }
+}
+
+impl From<DistError> for TrainError {
+    fn from(e: DistError) -> Self {
+        Self::Dist(e)
+    }
 }
 
 impl From<candle_core::Error> for TrainError {
@@ -191,11 +223,7 @@ pub fn device() -> Device {
 }
 
 fn compute_dtype(cfg: &StageConfig) -> DType {
-    if cfg.model.dtype == "bf16" {
-        DType::BF16
-    } else {
-        DType::F32
-    }
+    cfg.model.dtype.candle()
 }
 
 /// The mixture of a recipe's `[data]` table.
@@ -220,7 +248,7 @@ pub fn initial_model(
             Ok(Llama::new(llama.clone(), m.params().clone())?)
         }
         (None, Some(r)) => Ok(init::random_llama(llama, r.seed, r.init_std, dtype, dev)?),
-        (None, None) => Err(TrainError::Resume("no model to start from".into())),
+        (None, None) => Err(TrainError::NoModel),
     }
 }
 
@@ -296,7 +324,7 @@ fn prune(out: &Path, keep: usize) -> Result<(), TrainError> {
     for p in periodic.iter().take(periodic.len().saturating_sub(keep)) {
         std::fs::remove_dir_all(p).map_err(|source| TrainError::Io {
             path: p.clone(),
-            source,
+            err: source,
         })?;
     }
     Ok(())

@@ -108,7 +108,7 @@ pub fn run(
         let t0 = Instant::now();
         let step = train_step(&s, &mut weights, &mut loader, &state)?;
         let dt = t0.elapsed().as_secs_f64();
-        let lines = record(&s, &mut state, &mut totals, &step, dt);
+        let lines = record(&s, &mut state, &mut totals, &step, dt)?;
         let lines = evaluate_if_due(&s, &held_out, &mut weights, &mut state, &mut totals, lines)?;
         metrics.append(&lines)?;
         bar.set_position(state.step);
@@ -212,11 +212,10 @@ fn start_or_resume(
             let from = state.step;
             Ok((weights, state, Some(from)))
         }
-        Some((_, dir)) => Err(TrainError::Resume(format!(
-            "{} already holds a checkpoint ({}); pass --resume to continue it or --out to start elsewhere",
-            out.display(),
-            dir.display()
-        ))),
+        Some((_, dir)) => Err(TrainError::OutputInUse {
+            out: out.clone(),
+            checkpoint: dir.clone(),
+        }),
         None => {
             let mut weights = weights_for(s, initial_model(cfg, &s.llama, s.dtype, &s.dev)?)?;
             if cfg.model.keep_optimizer {
@@ -256,15 +255,18 @@ impl MetricsFile {
         }
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| TrainError::Io { path, source }
+            move |err| TrainError::Io { path, err }
         };
         std::fs::create_dir_all(&s.out).map_err(io(&s.out))?;
         let path = s.out.join("metrics.jsonl");
-        let text = crate::metrics::jsonl(&state.metrics, &state.evals);
-        prolong_mds::write_atomic(&path, text.as_bytes()).map_err(|e| TrainError::Checkpoint {
-            path: path.clone(),
-            msg: e.to_string(),
+        // The metrics file is exactly the checkpoint's records: steps after it are redone.
+        let text = crate::metrics::jsonl(&state.metrics, &state.evals).map_err(|err| {
+            TrainError::Json {
+                path: path.clone(),
+                err,
+            }
         })?;
+        crate::checkpoint::write_atomic(&path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -276,9 +278,9 @@ impl MetricsFile {
 
     fn append(&mut self, lines: &str) -> Result<(), TrainError> {
         if let Some((file, path)) = self.file.as_mut() {
-            writeln!(file, "{lines}").map_err(|source| TrainError::Io {
+            writeln!(file, "{lines}").map_err(|err| TrainError::Io {
                 path: path.clone(),
-                source,
+                err,
             })?;
             // A kill point per step for kill tests (PROLONG_KILL_AT_WRITE).
             prolong_mds::write_step();
@@ -307,9 +309,8 @@ fn train_step(
     // This rank's data-parallel share; under SP the ranks of a group read the same one.
     let part = loader
         .next_part(s.micro, s.dp_rank, s.dp)?
-        .ok_or_else(|| TrainError::Diverged {
+        .ok_or(TrainError::DataExhausted {
             step: state.step + 1,
-            msg: "the loader ran out of sequences".into(),
         })?;
     let seqs = part
         .into_iter()
@@ -361,7 +362,7 @@ fn record(
     totals: &mut RunTotals,
     step: &StepResult,
     dt: f64,
-) -> String {
+) -> Result<String, TrainError> {
     state.step += 1;
     state.tokens += step.tokens;
     state.sequences += s.micro;
@@ -377,9 +378,17 @@ fn record(
         tokens: state.tokens,
         tokens_per_s: step.tokens as f64 / dt.max(1e-9),
     };
-    let line = serde_json::to_string(&rec).unwrap_or_default();
+    let line = serde_json::to_string(&rec).map_err(|err| metrics_json(s, err))?;
     state.metrics.push(rec);
-    line
+    Ok(line)
+}
+
+/// A metrics record that does not serialise, named by the metrics file.
+fn metrics_json(s: &Setup, err: serde_json::Error) -> TrainError {
+    TrainError::Json {
+        path: s.out.join("metrics.jsonl"),
+        err,
+    }
 }
 
 /// The held-out loss when it is due, appended to the step's metrics `lines`.
@@ -399,7 +408,7 @@ fn evaluate_if_due(
         let e = h.evaluate(weights.model(s)?, state.step)?;
         totals.eval_seconds += t.elapsed().as_secs_f64();
         lines.push('\n');
-        lines.push_str(&serde_json::to_string(&e).unwrap_or_default());
+        lines.push_str(&serde_json::to_string(&e).map_err(|err| metrics_json(s, err))?);
         state.evals.push(e);
     }
     Ok(lines)

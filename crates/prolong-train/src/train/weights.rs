@@ -101,10 +101,7 @@ fn check_finite(loss: f64, step: u64) -> Result<(), TrainError> {
     if loss.is_finite() {
         Ok(())
     } else {
-        Err(TrainError::Diverged {
-            step,
-            msg: format!("loss is {loss}"),
-        })
+        Err(TrainError::Diverged { step, loss })
     }
 }
 

@@ -11,9 +11,9 @@ use candle_core::{CudaDevice, DType, Tensor};
 use half::bf16;
 
 use super::launch::{Buf, Module, bf16_cuda, driver, func, shape_err, tensor, upload};
+use crate::config::Heads;
 use crate::dist::varlen::CuSeqlens;
 use crate::error::Result;
-use crate::ops::attention::Heads;
 
 /// Query rows per forward block (`FWD_BR` in attention.cu).
 const QUERY_TILE: usize = 64;

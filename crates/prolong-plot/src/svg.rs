@@ -1,8 +1,5 @@
-//! The pieces of the hand-written SVG charts the tools write — `prolong-data
-//! stats --plot`, prolong-train's `loss.svg`, prolong-eval's `ppl.svg` and
-//! recall heat map — so every chart opens, escapes text and draws its lines
-//! alike. It lives here, in the crate every other one depends on, so that
-//! prolong-data need not depend on prolong-train.
+//! The pieces every chart is drawn with, so that each opens, escapes text and draws
+//! its lines alike.
 
 use std::fmt::Write;
 
@@ -82,6 +79,18 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The plot area of a `width` × `height` line chart: 64 on the left for the y
+    /// labels, 36 on top for the title, 20 on the right, `bottom` below for the x
+    /// labels and title.
+    pub fn line_chart(width: f64, height: f64, bottom: f64) -> Self {
+        Self {
+            left: 64.0,
+            top: 36.0,
+            width: width - 64.0 - 20.0,
+            height: height - 36.0 - bottom,
+        }
+    }
+
     /// The y coordinate of value `v` on a y axis running from `y0` (bottom)
     /// to `y1` (top).
     pub fn y(&self, v: f64, (y0, y1): (f64, f64)) -> f64 {
