@@ -9,6 +9,7 @@ pub mod recipe;
 pub mod repos;
 pub mod rng;
 pub mod sample;
+pub mod stage;
 pub mod summary;
 pub mod task;
 pub mod tokenize;
