@@ -8,6 +8,7 @@ pub mod pack;
 pub mod recipe;
 pub mod repos;
 pub mod sample;
+pub mod stage;
 pub mod summary;
 pub mod task;
 pub mod tokenize;

@@ -4,11 +4,11 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
 mod commands;
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(
     name = "prolong-data",
     version,
@@ -20,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: not worth boxing the larger options.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     Inspect(commands::inspect::Args),
@@ -35,12 +37,42 @@ enum Command {
     Mix(commands::mix::Args),
     Run(commands::run::Args),
     Stats(commands::stats::Args),
+    Schema(commands::schema::Args),
 }
 
 fn main() -> ExitCode {
     prolong_mds::closed_stdout::exit_quietly_on_closed_stdout();
-    let cli = Cli::parse();
-    let result = match cli.command {
+    // Registered stages without a command of their own get the generic one.
+    let mut command = Cli::command();
+    let mut generic = Vec::new();
+    for info in prolong_data::stage::STAGES {
+        if command.find_subcommand(info.name).is_none() {
+            command = command.subcommand(commands::stage::command(info));
+            generic.push(info);
+        }
+    }
+    let matches = command.get_matches();
+    let stage = matches
+        .subcommand()
+        .and_then(|(name, sub)| Some((*generic.iter().find(|i| i.name == name)?, sub)));
+    let result = match stage {
+        Some((info, sub)) => commands::stage::run(info, sub),
+        None => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => run(cli.command),
+            Err(e) => e.exit(),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", prolong_mds::error_line(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Merge(args) => commands::merge::run(args),
@@ -54,12 +86,6 @@ fn main() -> ExitCode {
         Command::Mix(args) => commands::mix::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Stats(args) => commands::stats::run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", prolong_mds::error_line(e.as_ref()));
-            ExitCode::FAILURE
-        }
+        Command::Schema(args) => commands::schema::run(args),
     }
 }

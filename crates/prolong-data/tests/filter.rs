@@ -403,3 +403,60 @@ fn an_output_that_overlaps_an_input_is_refused() {
     }
     assert!(files(&input) == before, "the input changed");
 }
+
+/// A registered stage runs from its options type's command line alone (the
+/// generic subcommand of a stage without a command of its own): the same
+/// documents as the library call, the merge once every task is done, a skip
+/// on a re-run.
+#[test]
+fn a_registered_stage_runs_from_its_generic_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let lengths: Vec<usize> = (0..30).map(|i| 1 + (i * 37) % 120).collect();
+    write_docs(
+        &a,
+        &lengths,
+        false,
+        WriterOptions::default().size_limit(1500),
+    );
+    let options = FilterOptions {
+        min_tokens: 50,
+        max_tokens: None,
+        size_limit: None,
+    };
+    let single = tmp.path().join("single");
+    let whole = run(std::slice::from_ref(&a), &single, t(0, 1), &options);
+
+    let info = prolong_data::stage::find("filter").unwrap();
+    let out = tmp.path().join("out");
+    let args = [
+        "filter".as_ref(),
+        a.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
+    let matches = (info.command)()
+        .try_get_matches_from(
+            args.iter()
+                .chain([&"--min-tokens".as_ref(), &"50".as_ref()]),
+        )
+        .unwrap();
+    let first = (info.run)(&matches, t(1, 2)).unwrap().unwrap();
+    assert!(first.ends_with("documents kept"), "{first}");
+    assert!(
+        !out.join("index.json").exists(),
+        "merged before every task is done"
+    );
+    (info.run)(&matches, t(0, 2)).unwrap().unwrap();
+    assert!(out.join("index.json").is_file());
+    let (mut x, mut y) = (read_tokenized(&single), read_tokenized(&out));
+    x.sort();
+    y.sort();
+    assert_eq!(x, y);
+    assert_eq!(y.len() as u64, whole.documents_out);
+    assert_eq!(
+        (info.run)(&matches, t(0, 2)).unwrap(),
+        None,
+        "a done task is skipped"
+    );
+}

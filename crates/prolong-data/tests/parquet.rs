@@ -703,7 +703,10 @@ fn cli_groups_by_repository_and_recipes_name_the_options() {
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
     let recipe = prolong_data::recipe::Recipe::load(&root.join("prolong-64k.toml")).unwrap();
-    let step = |name: &str| recipe.steps.iter().find(|s| s.name == name).unwrap();
+    let step = |name: &str| match &recipe.steps.iter().find(|s| s.name == name).unwrap().stage {
+        prolong_data::stage::StepOptions::Tokenize(step) => step.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
     let group = step("tokenize-code").group_by_repo.clone().unwrap();
     assert_eq!(
         (group.repo.as_str(), group.path.as_str()),

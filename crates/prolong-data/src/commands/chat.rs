@@ -1,15 +1,13 @@
-use std::path::PathBuf;
-
 use anyhow::Context;
-use prolong_data::chat::stage::{ChatOptions, chat_task};
+use prolong_data::chat::stage::chat_task;
 use prolong_data::chat::template::{ChatEncoder, ChatTokens};
+use prolong_data::stage::chat::ChatStep;
 use prolong_data::tokenize::Tokenizer;
 use prolong_data::tokenize::stage::input_files;
 
 use super::progress;
 use super::summary;
 use super::task_args::TaskArgs;
-use super::text_io_args::TextIoArgs;
 
 /// Tokenize chat conversations for SFT into MDS {domain, input_ids, length, mask}.
 ///
@@ -34,16 +32,7 @@ use super::text_io_args::TextIoArgs;
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
-    io: TextIoArgs,
-    /// HF tokenizer_config.json whose bos_token to use (default: Llama-3's tokens).
-    #[arg(long)]
-    tokenizer_config: Option<PathBuf>,
-    /// The domain column of every sample (default: the output folder's name).
-    #[arg(long)]
-    domain: Option<String>,
-    /// MDS shard size limit in bytes.
-    #[arg(long, default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
-    size_limit: u64,
+    step: ChatStep,
     #[command(flatten)]
     task: TaskArgs,
     /// Print the summary as JSON.
@@ -53,30 +42,26 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let task = args.task.resolve()?;
-    let tokens = match &args.tokenizer_config {
+    let step = &args.step;
+    let tokenizer_path = step.tokenizer.clone().context("--tokenizer is required")?;
+    let tokens = match &step.tokenizer_config {
         Some(path) => ChatTokens::from_tokenizer_config(path)?,
         None => ChatTokens::llama3(),
     };
-    let tokenizer = Tokenizer::from_file(&args.io.tokenizer)?;
+    let tokenizer = Tokenizer::from_file(&tokenizer_path)?;
     let encoder = ChatEncoder::new(&tokenizer, &tokens)
-        .with_context(|| format!("tokenizer {}", args.io.tokenizer.display()))?;
-    prolong_data::task::check_apart(&args.io.out, &args.io.inputs)?;
-    let files = input_files(&args.io.inputs)?;
-    let options = ChatOptions {
-        domain: summary::domain_or_folder_name(args.domain.clone(), &args.io.out),
-        size_limit: args.size_limit,
-        tokenizer_hash: prolong_data::tokenize::stage::tokenizer_hash(&args.io.tokenizer)?,
-    };
+        .with_context(|| format!("tokenizer {}", tokenizer_path.display()))?;
+    prolong_data::task::check_apart(&step.out, &step.inputs)?;
+    let files = input_files(&step.inputs)?;
+    let options = step.options(
+        &step.out,
+        prolong_data::tokenize::stage::tokenizer_hash(&tokenizer_path)?,
+    );
     let bar = progress::bytes_bar(progress::total_bytes(task.take(&files)), "chat");
-    let outcome = chat_task(
-        &encoder,
-        &files,
-        &args.io.out,
-        task,
-        &options,
-        &mut |done| bar.set_position(done),
-    )
-    .with_context(|| format!("chat into {}", args.io.out.display()))?;
+    let outcome = chat_task(&encoder, &files, &step.out, task, &options, &mut |done| {
+        bar.set_position(done)
+    })
+    .with_context(|| format!("chat into {}", step.out.display()))?;
     bar.finish_and_clear();
     let stats = outcome.stats;
     if args.json {
@@ -85,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "chat {} → {}{}",
         task.name(),
-        args.io.out.display(),
+        step.out.display(),
         summary::skipped_note(outcome.skipped, " (already complete)")
     );
     if let Some(t) = &stats.special_tokens {

@@ -1,6 +1,5 @@
-use std::path::PathBuf;
-
 use prolong_data::chat::synth::{load_texts, synthesize};
+use prolong_data::stage::chat_synth::ChatSynthStep;
 
 /// Generate a small chat set from plain texts: questions about passages.
 ///
@@ -19,25 +18,17 @@ use prolong_data::chat::synth::{load_texts, synthesize};
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Text files (.txt, .md) or folders of them.
-    #[arg(long, required = true, num_args = 1..)]
-    texts: Vec<PathBuf>,
-    /// How many conversations.
-    #[arg(long)]
-    conversations: u64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Output file (.jsonl or .jsonl.zst).
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    step: ChatSynthStep,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let texts = load_texts(&args.texts)?;
-    let (changed, stats) = synthesize(&texts, args.conversations, args.seed, &args.out)?;
+    let step = &args.step;
+    let texts = load_texts(&step.texts)?;
+    let (changed, stats) = synthesize(&texts, step.conversations, step.seed, &step.out)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(());
@@ -45,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "chat-synth seed {} → {}{}",
         stats.seed,
-        args.out.display(),
+        step.out.display(),
         if changed { "" } else { " (unchanged)" }
     );
     println!("texts          {}", stats.texts);

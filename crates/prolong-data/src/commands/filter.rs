@@ -1,7 +1,6 @@
-use std::path::PathBuf;
-
 use anyhow::Context;
-use prolong_data::filter::{FilterOptions, filter_task};
+use prolong_data::filter::filter_task;
+use prolong_data::stage::filter::FilterStep;
 
 use super::progress;
 use super::summary;
@@ -24,21 +23,8 @@ use super::task_args::TaskArgs;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Input tokenized MDS datasets.
-    #[arg(required = true)]
-    inputs: Vec<PathBuf>,
-    /// Output dataset folder.
-    #[arg(long)]
-    out: PathBuf,
-    /// Drop documents shorter than this (reason too_short).
-    #[arg(long, default_value_t = 0)]
-    min_tokens: u64,
-    /// Drop documents longer than this (reason too_long; default: no bound).
-    #[arg(long)]
-    max_tokens: Option<u64>,
-    /// MDS shard size limit in bytes (default: the input's).
-    #[arg(long)]
-    size_limit: Option<u64>,
+    #[command(flatten)]
+    step: FilterStep,
     #[command(flatten)]
     task: TaskArgs,
     /// Print the stats as JSON.
@@ -48,20 +34,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let task = args.task.resolve()?;
-    let options = FilterOptions {
-        min_tokens: args.min_tokens,
-        max_tokens: args.max_tokens,
-        size_limit: args.size_limit,
-    };
+    let options = args.step.options();
     let bar = progress::bar(0, "filter");
     let outcome = filter_task(
-        &args.inputs,
-        &args.out,
+        &args.step.inputs,
+        &args.step.out,
         task,
         &options,
         &mut progress::follow(&bar),
     )
-    .with_context(|| format!("filter into {}", args.out.display()))?;
+    .with_context(|| format!("filter into {}", args.step.out.display()))?;
     bar.finish_and_clear();
     let stats = &outcome.stats;
     if args.json {
@@ -71,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "filter {} → {}{}",
         task.name(),
-        args.out.display(),
+        args.step.out.display(),
         summary::skipped_note(outcome.skipped, " (already done)")
     );
     println!("keep       {} ≤ length ≤ {max}", stats.min_tokens);
@@ -91,6 +73,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     summary::print_length_histogram("kept length", &stats.length_histogram, "documents");
-    summary::print_merge_state(outcome.merged, &args.out.join("index.json"));
+    summary::print_merge_state(outcome.merged, &args.step.out.join("index.json"));
     Ok(())
 }

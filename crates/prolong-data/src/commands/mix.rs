@@ -1,7 +1,6 @@
-use std::path::PathBuf;
-
 use anyhow::Context;
-use prolong_data::mix::{Preset, StreamSpec, build_manifest, preset_streams, write_manifest};
+use prolong_data::mix::write_manifest;
+use prolong_data::stage::mix::MixStep;
 
 /// Write the mixture manifest (TOML) that prolong-train reads.
 ///
@@ -21,66 +20,24 @@ use prolong_data::mix::{Preset, StreamSpec, build_manifest, preset_streams, writ
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Streams, [NAME=]DIR@PROPORTION (not with --preset).
-    #[arg(value_name = "STREAM")]
-    streams: Vec<String>,
-    /// The manifest file to write.
-    #[arg(long)]
-    out: PathBuf,
-    /// ProLong's released mixture: prolong-64k or prolong-512k.
-    #[arg(long, requires = "root", value_parser = ["prolong-64k", "prolong-512k"])]
-    preset: Option<String>,
-    /// The folder holding the preset's folders.
-    #[arg(long, requires = "preset")]
-    root: Option<PathBuf>,
-    /// Leave out preset folders that are missing and renormalise the rest.
-    #[arg(long, requires = "preset")]
-    allow_missing: bool,
-    /// Require this sequence length of every stream.
-    #[arg(long)]
-    sequence_length: Option<u64>,
+    #[command(flatten)]
+    step: MixStep,
     /// Print the manifest instead of a summary.
     #[arg(long)]
     print: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (streams, preset, missing) = match (&args.preset, &args.root) {
-        (Some(name), Some(root)) => {
-            anyhow::ensure!(
-                args.streams.is_empty(),
-                "give either streams or --preset, not both"
-            );
-            let preset = Preset::from_name(name)
-                .ok_or_else(|| anyhow::anyhow!("unknown preset {name:?}"))?;
-            let (streams, missing) = preset_streams(preset, root, args.allow_missing)?;
-            (streams, Some(preset), missing)
-        }
-        _ => {
-            anyhow::ensure!(
-                !args.streams.is_empty(),
-                "no streams: give [NAME=]DIR@PROPORTION arguments or --preset with --root"
-            );
-            let streams = args
-                .streams
-                .iter()
-                .map(|a| StreamSpec::parse(a))
-                .collect::<Result<Vec<_>, _>>()?;
-            (streams, None, Vec::new())
-        }
-    };
-    let mut manifest = build_manifest(&streams, args.sequence_length)?;
-    manifest.preset = preset.map(|p| p.name().to_string());
-    manifest.missing = missing;
-    let text = write_manifest(&manifest, &args.out)
-        .with_context(|| format!("write {}", args.out.display()))?;
+    let manifest = args.step.manifest(|p| Ok(p.to_path_buf()))?;
+    let text = write_manifest(&manifest, &args.step.out)
+        .with_context(|| format!("write {}", args.step.out.display()))?;
     if args.print {
         print!("{text}");
         return Ok(());
     }
     println!(
         "mix → {} ({} streams, sequence length {}, {} samples)",
-        args.out.display(),
+        args.step.out.display(),
         manifest.streams.len(),
         manifest.sequence_length,
         manifest.total_samples

@@ -3,11 +3,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
-use prolong_data::pack::{
-    PackOptions, PackStats, Progress, TaskReport, read_all_stats, run_all, run_task,
-};
+use prolong_data::pack::{PackStats, Progress, TaskReport, read_all_stats, run_all, run_task};
+use prolong_data::stage::pack::PackStep;
 use prolong_data::task::TaskSpec;
-use prolong_data::tokenize::{LLAMA3_BOS, LLAMA3_EOS};
 
 use super::progress;
 
@@ -31,49 +29,8 @@ use super::progress;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Tokenized MDS datasets (input_ids ndarray:uint32, optional mask),
-    /// packed as one stream in the order given.
-    #[arg(required = true, value_name = "INPUT")]
-    inputs: Vec<PathBuf>,
-    /// Output folder.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-    /// Tokens per sequence (N).
-    #[arg(long, value_name = "N")]
-    len: usize,
-    /// Drop a document's tail carried into the next sequence when it is
-    /// shorter than this.
-    #[arg(long, value_name = "M", default_value_t = 1)]
-    min_length: usize,
-    /// Cut documents into chunks of these lengths (the largest that fits),
-    /// each packed into its own sub-dataset `{length}-{N}`.
-    #[arg(long, value_name = "L1,L2,..", value_delimiter = ',')]
-    split_by_lengths: Vec<usize>,
-    /// Every sequence starts at a document start (overflow is dropped).
-    #[arg(long)]
-    intact: bool,
-    /// BOS id added before each document (Llama-3's by default).
-    #[arg(long, value_name = "ID", default_value_t = LLAMA3_BOS.id)]
-    bos: u32,
-    /// EOS id added after each document (Llama-3's by default).
-    #[arg(long, value_name = "ID", default_value_t = LLAMA3_EOS.id)]
-    eos: u32,
-    /// Add no BOS.
-    #[arg(long)]
-    no_bos: bool,
-    /// Add no EOS.
-    #[arg(long)]
-    no_eos: bool,
-    /// Write into OUT/DOMAIN/ and set the domain column to it (default: the
-    /// output root, domain ".", as ProLong's packer does).
-    #[arg(long)]
-    domain: Option<String>,
-    /// Output shard compression (zstd, zstd:LEVEL); none by default.
-    #[arg(long)]
-    compression: Option<String>,
-    /// Output shard size limit in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
-    size_limit: u64,
+    #[command(flatten)]
+    step: PackStep,
     /// This task's rank R: it reads input shards R, R+W, ... (default:
     /// SLURM_ARRAY_TASK_ID, else 0).
     #[arg(long, value_name = "R", conflicts_with = "all")]
@@ -94,17 +51,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let options = PackOptions {
-        seq_len: args.len,
-        min_length: args.min_length,
-        split_by_lengths: args.split_by_lengths.clone(),
-        intact: args.intact,
-        bos: (!args.no_bos).then_some(args.bos),
-        eos: (!args.no_eos).then_some(args.eos),
-        domain: args.domain.clone(),
-        size_limit: Some(args.size_limit),
-        compression: args.compression.clone(),
-    };
+    let options = args.step.options();
     let start = Instant::now();
     let bar = progress::bar(0, "pack");
     let task = TaskSpec::resolve(args.rank, args.world_size)?;
@@ -116,8 +63,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 bar.set_position(p.samples_done);
             };
             vec![
-                run_task(&args.inputs, &args.out, &options, task, &mut on_progress)
-                    .with_context(|| format!("pack task {}", task.name()))?,
+                run_task(
+                    &args.step.inputs,
+                    &args.step.out,
+                    &options,
+                    task,
+                    &mut on_progress,
+                )
+                .with_context(|| format!("pack task {}", task.name()))?,
             ]
         }
         true => {
@@ -130,8 +83,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             };
             run_all(
-                &args.inputs,
-                &args.out,
+                &args.step.inputs,
+                &args.step.out,
                 &options,
                 world_size,
                 args.threads,
@@ -143,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
 
-    let run_records = read_all_stats(&args.out, world_size)?;
+    let run_records = read_all_stats(&args.step.out, world_size)?;
     let merged = reports.iter().any(|r| r.merged);
     let here = PackStats::sum(
         reports
@@ -154,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let total = PackStats::sum(run_records.iter().map(|r| &r.stats));
     if args.json {
         let out = serde_json::json!({
-            "out": args.out,
+            "out": args.step.out,
             "options": options,
             "tasks_run": reports.iter().filter(|r| !r.skipped).map(|r| &r.record.task).collect::<Vec<_>>(),
             "tasks_skipped": reports.iter().filter(|r| r.skipped).map(|r| &r.record.task).collect::<Vec<_>>(),
@@ -172,8 +125,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let run_n = reports.iter().filter(|r| !r.skipped).count();
     println!(
         "pack     {} -> {}",
-        describe_inputs(&args.inputs),
-        args.out.display()
+        describe_inputs(&args.step.inputs),
+        args.step.out.display()
     );
     println!(
         "settings N={} min_length={} split={} intact={} bos={} eos={}",
@@ -245,7 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if merged {
         println!(
             "index    {}",
-            args.out.join(prolong_mds::INDEX_FILE).display()
+            args.step.out.join(prolong_mds::INDEX_FILE).display()
         );
     } else {
         println!(

@@ -1,12 +1,9 @@
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use super::task_args::TaskArgs;
 use anyhow::Context;
-use prolong_data::repos::{
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_REPO_BYTES,
-    DEFAULT_SOURCE, ReposOptions, TaskReport,
-};
+use prolong_data::repos::TaskReport;
+use prolong_data::stage::repos::ReposStep;
 
 /// Turn a folder of code repositories into documents, one per repository.
 ///
@@ -43,34 +40,8 @@ use prolong_data::repos::{
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Folder whose entries are the repositories.
-    #[arg(value_name = "INPUT_DIR")]
-    input: PathBuf,
-    /// Output folder for the JSONL.zst part, stats and marker.
-    #[arg(long, value_name = "OUT_DIR")]
-    out: PathBuf,
-    /// Skip files larger than this many bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_FILE_BYTES)]
-    max_file_bytes: u64,
-    /// Skip a repository with more entries (files, links, submodules and
-    /// folders) than this.
-    #[arg(long, default_value_t = DEFAULT_MAX_FILES)]
-    max_files: u64,
-    /// Skip a repository whose files read (past the path and size filters)
-    /// hold more bytes than this.
-    #[arg(long, default_value_t = DEFAULT_MAX_REPO_BYTES)]
-    max_repo_bytes: u64,
-    /// Skip a repository with a path of more components than this.
-    #[arg(long, default_value_t = DEFAULT_MAX_DEPTH)]
-    max_depth: u64,
-    /// Keep one copy of files byte-identical across repositories: the first
-    /// entry of INPUT_DIR in sorted order holding it keeps it, whatever
-    /// --world-size.
-    #[arg(long)]
-    dedup_files: bool,
-    /// The documents' `source` field.
-    #[arg(long, default_value = DEFAULT_SOURCE)]
-    source: String,
+    #[command(flatten)]
+    step: ReposStep,
     #[command(flatten)]
     task: TaskArgs,
     /// Print the summary as JSON.
@@ -79,19 +50,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let options = ReposOptions {
-        max_file_bytes: args.max_file_bytes,
-        max_files: args.max_files,
-        max_repo_bytes: args.max_repo_bytes,
-        max_depth: args.max_depth,
-        dedup_files: args.dedup_files,
-        source: args.source.clone(),
-    };
+    let options = args.step.options();
     let bar = super::progress::bar(0, "repos");
     let task = args.task.resolve()?;
     let report = prolong_data::repos::run_task(
-        &args.input,
-        &args.out,
+        &args.step.input,
+        &args.step.out,
         &options,
         task.rank,
         task.world_size,
@@ -100,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bar.set_position(p.repos_done);
         },
     )
-    .with_context(|| format!("repos {}", args.input.display()))?;
+    .with_context(|| format!("repos {}", args.step.input.display()))?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", summary_json(&report));

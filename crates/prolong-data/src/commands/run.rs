@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 },
                 status.tasks_done,
                 status.tasks,
-                recipe.path(&step.out)?.display()
+                prolong_data::recipe::run::step_out(&recipe, step)?.display()
             );
         }
         return Ok(());
@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             StepOutcome::Skipped => "skipped (output complete)".to_string(),
             StepOutcome::OtherRank => "skipped (a single task: rank 0 runs it)".to_string(),
         };
-        println!("== {} ({}) {what}", report.name, report.stage.name());
+        println!("== {} ({}) {what}", report.name, report.stage);
     })?;
     let ran = reports
         .iter()

@@ -1,7 +1,6 @@
-use std::path::PathBuf;
-
 use anyhow::Context;
-use prolong_data::sample::{SampleOptions, Source, sample_task};
+use prolong_data::sample::sample_task;
+use prolong_data::stage::sample::SampleStep;
 
 use super::progress;
 use super::summary;
@@ -34,21 +33,8 @@ use super::task_args::TaskArgs;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Sources, [NAME=]DIR@SHARE.
-    #[arg(required = true, value_name = "SOURCE")]
-    sources: Vec<String>,
-    /// Total token budget.
-    #[arg(long)]
-    tokens: u64,
-    /// Output folder.
-    #[arg(long)]
-    out: PathBuf,
-    /// Seed of the draw.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// MDS shard size limit in bytes (default: the input's).
-    #[arg(long)]
-    size_limit: Option<u64>,
+    #[command(flatten)]
+    step: SampleStep,
     #[command(flatten)]
     task: TaskArgs,
     /// Print the report as JSON.
@@ -58,25 +44,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let task = args.task.resolve()?;
-    let sources = args
-        .sources
-        .iter()
-        .map(|a| Source::parse(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let options = SampleOptions {
-        total_tokens: args.tokens,
-        seed: args.seed,
-        size_limit: args.size_limit,
-    };
+    let step = &args.step;
+    let sources = step.sources(|p| anyhow::Ok(p.to_path_buf()))?;
+    let options = step.options();
     let bar = progress::bar(0, "sample");
     let outcome = sample_task(
         &sources,
-        &args.out,
+        &step.out,
         task,
         &options,
         &mut progress::follow(&bar),
     )
-    .with_context(|| format!("sample into {}", args.out.display()))?;
+    .with_context(|| format!("sample into {}", step.out.display()))?;
     bar.finish_and_clear();
     let report = &outcome.report;
     if args.json {
@@ -85,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "sample {} → {}{} (seed {})",
         task.name(),
-        args.out.display(),
+        step.out.display(),
         summary::skipped_note(outcome.skipped, " (already done)"),
         report.seed
     );
@@ -114,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "this task {} of {} shards' documents ({} of {} tokens) written",
         stats.documents_out, stats.documents_in, stats.tokens_out, stats.tokens_in
     );
-    summary::print_merge_state(outcome.merged, &args.out.join("sample.json"));
+    summary::print_merge_state(outcome.merged, &step.out.join("sample.json"));
     for s in report.sources.iter().filter(|s| s.shortfall_tokens > 0) {
         eprintln!(
             "warning: {} holds {} tokens, {} short of its target {}: taken whole",

@@ -48,12 +48,3 @@ pub fn print_merge_state(merged: bool, merged_file: &Path) {
         println!("waiting    for the other tasks before merging");
     }
 }
-
-/// The domain column's value: `--domain`, else the output folder's name.
-pub fn domain_or_folder_name(domain: Option<String>, out: &Path) -> String {
-    domain.unwrap_or_else(|| {
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    })
-}

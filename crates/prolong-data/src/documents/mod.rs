@@ -151,7 +151,7 @@ impl Default for Fields {
 
 /// Keep only the rows whose `field` is a string equal to one of `values`;
 /// the others are skipped as `not_selected`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Select {
     pub field: String,
@@ -168,7 +168,7 @@ impl Select {
 /// (The Stack v1: `max_stars_repo_name` and `max_stars_repo_path`; newer
 /// dumps: `repository_name` and `path`). Readers fill
 /// [`Document::file_of`]; a row without them is `missing_group_field`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupFields {
     pub repo: String,

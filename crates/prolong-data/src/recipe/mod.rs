@@ -15,12 +15,14 @@
 //! domain = "book"
 //! ```
 //!
-//! Each step's keys mirror its CLI command's options (`--min-tokens` →
-//! `min_tokens`); a key that is unknown, or that its stage does not take, is
-//! an error naming the file and line. Paths are relative to the recipe's
-//! folder unless absolute. The schema is `schemas/recipe.schema.json`.
+//! Each step's keys are its stage's options type (see [`crate::stage`]), as
+//! its CLI command's options are (`--min-tokens` → `min_tokens`); a key that
+//! is unknown, or that its stage does not take, is an error naming the file
+//! and line. Paths are relative to the recipe's folder unless absolute. The
+//! schema, `schemas/recipe.schema.json`, is generated from the same types.
 
 pub mod run;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,111 +30,19 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use run::{RunOptions, StepOutcome, StepReport, run_recipe, step_status};
+pub use schema::{recipe_schema, recipe_schema_text};
 
-/// The stages a step can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Repos,
-    Tokenize,
-    /// A chat set generated from plain texts (one JSONL file).
-    #[serde(rename = "chat-synth")]
-    ChatSynth,
-    /// Conversations tokenized with a loss mask.
-    Chat,
-    Filter,
-    Sample,
-    Pack,
-    Mix,
-}
+use std::ops::Range;
 
-impl Stage {
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Repos => "repos",
-            Stage::Tokenize => "tokenize",
-            Stage::ChatSynth => "chat-synth",
-            Stage::Chat => "chat",
-            Stage::Filter => "filter",
-            Stage::Sample => "sample",
-            Stage::Pack => "pack",
-            Stage::Mix => "mix",
-        }
-    }
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
-    /// Whether `--rank R --world-size N` splits the step into tasks.
-    pub fn is_sharded(self) -> bool {
-        matches!(
-            self,
-            Stage::Repos
-                | Stage::Tokenize
-                | Stage::Chat
-                | Stage::Filter
-                | Stage::Sample
-                | Stage::Pack
-        )
-    }
-
-    /// The keys a step of this stage takes (besides `name`, `stage`, `out`).
-    pub fn keys(self) -> &'static [&'static str] {
-        match self {
-            Stage::Repos => &[
-                "input",
-                "max_file_bytes",
-                "max_files",
-                "max_repo_bytes",
-                "max_depth",
-                "dedup_files",
-                "source",
-            ],
-            Stage::Tokenize => &[
-                "inputs",
-                "source",
-                "tokenizer",
-                "domain",
-                "text_field",
-                "id_field",
-                "size_limit",
-                "select",
-                "group_by_repo",
-            ],
-            Stage::ChatSynth => &["texts", "conversations", "seed"],
-            Stage::Chat => &[
-                "inputs",
-                "tokenizer",
-                "tokenizer_config",
-                "domain",
-                "size_limit",
-            ],
-            Stage::Filter => &["inputs", "min_tokens", "max_tokens", "size_limit"],
-            Stage::Sample => &["sources", "tokens", "seed", "size_limit"],
-            Stage::Pack => &[
-                "inputs",
-                "len",
-                "min_length",
-                "split_by_lengths",
-                "intact",
-                "bos",
-                "eos",
-                "domain",
-                "compression",
-                "size_limit",
-            ],
-            Stage::Mix => &[
-                "streams",
-                "preset",
-                "root",
-                "allow_missing",
-                "sequence_length",
-            ],
-        }
-    }
-}
+use crate::stage::{STAGES, StepOptions};
 
 /// A Hugging Face Hub dataset as the input of a tokenize step: the files of
 /// `revision` matching `files` (globs), from the local HF cache (see
 /// [`crate::hub`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HubSource {
     /// `org/name` of a dataset repository.
@@ -147,237 +57,41 @@ fn main() -> String {
     "main".into()
 }
 
-/// `source`: the documents' source field (repos) or a hub dataset (tokenize).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum SourceKey {
-    Name(String),
-    Hub(HubSource),
-}
-
-/// One source of a sample step.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SampleSourceSpec {
-    /// The output folder's name (default: the path's folder name).
-    pub name: Option<String>,
-    pub path: String,
-    pub share: f64,
-}
-
-/// One stream of a mix step.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StreamSpecKey {
-    pub name: Option<String>,
-    pub path: String,
-    pub proportion: f64,
-}
-
-/// A step as written: every key of every stage, checked against the stage
-/// by [`Recipe::parse`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A recipe step: its name and its stage's options (the `stage` key is the
+/// tag, see [`crate::stage`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub name: String,
-    pub stage: Stage,
-    /// The output folder (the manifest file for mix).
-    pub out: String,
-    // repos
-    pub input: Option<String>,
-    pub max_file_bytes: Option<u64>,
-    pub max_files: Option<u64>,
-    pub max_repo_bytes: Option<u64>,
-    pub max_depth: Option<u64>,
-    pub dedup_files: Option<bool>,
-    pub source: Option<SourceKey>,
-    // tokenize, filter, pack
-    pub inputs: Option<Vec<String>>,
-    pub tokenizer: Option<String>,
-    pub domain: Option<String>,
-    pub text_field: Option<String>,
-    pub id_field: Option<String>,
-    pub size_limit: Option<u64>,
-    /// `{ field = "meta.redpajama_set_name", values = ["RedPajamaBook"] }`
-    pub select: Option<crate::documents::Select>,
-    /// `{ repo = "max_stars_repo_name", path = "max_stars_repo_path" }`
-    pub group_by_repo: Option<crate::documents::GroupFields>,
-    // chat-synth
-    pub texts: Option<Vec<String>>,
-    pub conversations: Option<u64>,
-    // chat
-    pub tokenizer_config: Option<String>,
-    // filter
-    pub min_tokens: Option<u64>,
-    pub max_tokens: Option<u64>,
-    // sample
-    pub sources: Option<Vec<SampleSourceSpec>>,
-    pub tokens: Option<u64>,
-    pub seed: Option<u64>,
-    // pack
-    pub len: Option<usize>,
-    pub min_length: Option<usize>,
-    pub split_by_lengths: Option<Vec<usize>>,
-    pub intact: Option<bool>,
-    /// A token id, or `false` for none.
-    pub bos: Option<TokenOrNone>,
-    pub eos: Option<TokenOrNone>,
-    pub compression: Option<String>,
-    // mix
-    pub streams: Option<Vec<StreamSpecKey>>,
-    pub preset: Option<String>,
-    pub root: Option<String>,
-    pub allow_missing: Option<bool>,
-    pub sequence_length: Option<u64>,
-}
-
-/// `bos = 128000` or `bos = false`.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum TokenOrNone {
-    Id(u32),
-    Flag(bool),
-}
-
-impl TokenOrNone {
-    /// The id to add, `default` for `true`, none for `false`.
-    pub fn resolve(self, default: u32) -> Option<u32> {
-        match self {
-            TokenOrNone::Id(id) => Some(id),
-            TokenOrNone::Flag(true) => Some(default),
-            TokenOrNone::Flag(false) => None,
-        }
-    }
+    pub stage: StepOptions,
 }
 
 impl Step {
-    /// The optional keys present, by name.
-    fn present_keys(&self) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        let mut add = |present: bool, key: &'static str| {
-            if present {
-                keys.push(key)
-            }
-        };
-        add(self.input.is_some(), "input");
-        add(self.max_file_bytes.is_some(), "max_file_bytes");
-        add(self.max_files.is_some(), "max_files");
-        add(self.max_repo_bytes.is_some(), "max_repo_bytes");
-        add(self.max_depth.is_some(), "max_depth");
-        add(self.dedup_files.is_some(), "dedup_files");
-        add(self.source.is_some(), "source");
-        add(self.inputs.is_some(), "inputs");
-        add(self.tokenizer.is_some(), "tokenizer");
-        add(self.domain.is_some(), "domain");
-        add(self.text_field.is_some(), "text_field");
-        add(self.id_field.is_some(), "id_field");
-        add(self.size_limit.is_some(), "size_limit");
-        add(self.select.is_some(), "select");
-        add(self.group_by_repo.is_some(), "group_by_repo");
-        add(self.texts.is_some(), "texts");
-        add(self.conversations.is_some(), "conversations");
-        add(self.tokenizer_config.is_some(), "tokenizer_config");
-        add(self.min_tokens.is_some(), "min_tokens");
-        add(self.max_tokens.is_some(), "max_tokens");
-        add(self.sources.is_some(), "sources");
-        add(self.tokens.is_some(), "tokens");
-        add(self.seed.is_some(), "seed");
-        add(self.len.is_some(), "len");
-        add(self.min_length.is_some(), "min_length");
-        add(self.split_by_lengths.is_some(), "split_by_lengths");
-        add(self.intact.is_some(), "intact");
-        add(self.bos.is_some(), "bos");
-        add(self.eos.is_some(), "eos");
-        add(self.compression.is_some(), "compression");
-        add(self.streams.is_some(), "streams");
-        add(self.preset.is_some(), "preset");
-        add(self.root.is_some(), "root");
-        add(self.allow_missing.is_some(), "allow_missing");
-        add(self.sequence_length.is_some(), "sequence_length");
-        keys
-    }
-
-    /// What the stage needs and does not allow, as (key, problem).
-    fn check(&self) -> Option<(&'static str, String)> {
-        let allowed = self.stage.keys();
-        if let Some(key) = self
-            .present_keys()
-            .into_iter()
-            .find(|k| !allowed.contains(k))
-        {
-            return Some((
-                key,
-                format!(
-                    "step {:?}: key `{key}` does not apply to stage {} (it takes: name, stage, out, {})",
-                    self.name,
-                    self.stage.name(),
-                    allowed.join(", ")
-                ),
-            ));
-        }
-        let missing = |key: &str| {
-            format!(
-                "step {:?}: stage {} needs `{key}`",
-                self.name,
-                self.stage.name()
-            )
-        };
-        match self.stage {
-            Stage::Repos if self.input.is_none() => Some(("name", missing("input"))),
-            Stage::Repos if matches!(self.source, Some(SourceKey::Hub(_))) => Some((
-                "source",
-                format!(
-                    "step {:?}: repos takes `source` as a string (the documents' source field)",
-                    self.name
-                ),
-            )),
-            Stage::Tokenize => match (&self.inputs, &self.source) {
-                (None, None) => Some(("name", missing("inputs` or `source"))),
-                (_, Some(SourceKey::Name(_))) => Some((
-                    "source",
-                    format!(
-                        "step {:?}: tokenize takes `source = {{ hf = \"org/name\", revision = \"main\", files = [\"glob\"] }}`",
-                        self.name
-                    ),
-                )),
-                _ => None,
-            },
-            Stage::ChatSynth if self.texts.is_none() => Some(("name", missing("texts"))),
-            Stage::ChatSynth if self.conversations.is_none() => {
-                Some(("name", missing("conversations")))
-            }
-            Stage::Chat | Stage::Filter | Stage::Pack if self.inputs.is_none() => {
-                Some(("name", missing("inputs")))
-            }
-            Stage::Pack if self.len.is_none() => Some(("name", missing("len"))),
-            Stage::Sample if self.sources.is_none() => Some(("name", missing("sources"))),
-            Stage::Sample if self.tokens.is_none() => Some(("name", missing("tokens"))),
-            Stage::Mix if self.streams.is_none() == self.preset.is_none() => Some((
-                "name",
-                format!(
-                    "step {:?}: mix takes either `streams` or `preset` (with `root`)",
-                    self.name
-                ),
-            )),
-            Stage::Mix if self.preset.is_some() && self.root.is_none() => {
-                Some(("preset", missing("root")))
-            }
-            _ => None,
-        }
+    /// The output folder (the file for mix and chat-synth), as written.
+    pub fn out(&self) -> &Path {
+        self.stage.out()
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A recipe file: its steps run in order by `prolong-data run`. Strings may
+/// use ${NAME} (the environment first, then [vars]); paths are relative to
+/// the recipe's folder unless absolute. Unknown keys are errors.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RecipeFile {
-    #[serde(default)]
+#[schemars(title = "prolong-data recipe (TOML), as run by `prolong-data run`")]
+pub(crate) struct RecipeFile {
+    /// What the recipe makes (free text).
     description: Option<String>,
+    /// Values of ${NAME} in any string (the environment wins); they may use
+    /// other variables.
     #[serde(default)]
     vars: BTreeMap<String, String>,
-    #[serde(default)]
+    /// Default tokenizer.json of tokenize and chat steps.
     tokenizer: Option<String>,
+    /// The steps, run in order: each takes the keys of the stage its
+    /// `stage` names.
     #[serde(default)]
-    step: Vec<Step>,
+    #[schemars(with = "Vec<Step>")]
+    step: Vec<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -451,34 +165,58 @@ impl Recipe {
             let offset = e.span().map_or(0, |s| s.start);
             at(offset, e.message().trim().to_string())
         })?;
+        // The steps again, with spans: each is read as its stage's options.
+        let root = DeTable::parse(text).map_err(|e| {
+            at(
+                e.span().map_or(0, |s| s.start),
+                e.message().trim().to_string(),
+            )
+        })?;
+        let tables = match root.get_ref().get("step").map(|s| s.get_ref()) {
+            Some(DeValue::Array(steps)) => steps.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
         let mut names = std::collections::BTreeSet::new();
         // Each step's output as written (variables unexpanded): two steps
         // writing one folder would skip or clobber each other's tasks.
         let mut outs = std::collections::BTreeMap::new();
         let mut steps = Vec::new();
-        for (index, step) in file.step.into_iter().enumerate() {
-            if let Some((key, message)) = step.check() {
-                return Err(at(key_offset(text, index, key), message));
+        for table in tables {
+            let span = table.span();
+            let DeValue::Table(table) = table.into_inner() else {
+                return Err(at(span.start, "a [[step]] is a table".into()));
+            };
+            let key_at = |key: &str| key_offset(&table, key).unwrap_or(span.start);
+            let step = parse_step(table.clone(), span.clone()).map_err(|(place, message)| {
+                let offset = match place {
+                    ErrorAt::Key(key) => key_at(&key),
+                    ErrorAt::Offset(offset) => offset.unwrap_or(span.start),
+                };
+                at(offset, message)
+            })?;
+            if let Err((key, message)) = step.stage.check(&step.name) {
+                return Err(at(key_at(key), message));
             }
             if !names.insert(step.name.clone()) {
                 return Err(at(
-                    key_offset(text, index, "name"),
+                    key_at("name"),
                     format!("two steps are named {:?}", step.name),
                 ));
             }
-            let out = step.out.trim_end_matches('/').to_string();
+            let written = step.out().to_string_lossy().into_owned();
+            let out = written.trim_end_matches('/').to_string();
             if let Some(first) = outs.insert(out, step.name.clone()) {
                 return Err(at(
-                    key_offset(text, index, "out"),
+                    key_at("out"),
                     format!(
-                        "steps {first:?} and {:?} both write out = {:?}; give each its own",
-                        step.name, step.out
+                        "steps {first:?} and {:?} both write out = {written:?}; give each its own",
+                        step.name
                     ),
                 ));
             }
             steps.push(step);
         }
-        if steps.is_empty() {
+        if file.step.is_empty() {
             return Err(RecipeError::Invalid {
                 path: path.to_path_buf(),
                 message: "no [[step]]".into(),
@@ -588,28 +326,100 @@ impl Recipe {
     }
 }
 
-/// The offset of `key` in step `index` of the recipe's text (the file's
-/// start when it cannot be found).
-fn key_offset(text: &str, index: usize, key: &str) -> usize {
-    use toml::de::{DeTable, DeValue};
-    let Ok(root) = DeTable::parse(text) else {
-        return 0;
-    };
-    let Some((_, steps)) = root
-        .get_ref()
+/// The offset of `key` in a step's table.
+fn key_offset(table: &DeTable<'_>, key: &str) -> Option<usize> {
+    table
         .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == "step")
-    else {
-        return 0;
-    };
-    let Some(step) = steps.get_ref().get(index) else {
-        return 0;
-    };
-    match step.get_ref() {
-        DeValue::Table(t) => t
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)
-            .map_or(step.span().start, |(k, _)| k.span().start),
-        _ => step.span().start,
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(k, _)| k.span().start)
+}
+
+/// Where a step's error is: at a key, or at an offset (a value's span;
+/// none: the step's start).
+enum ErrorAt {
+    Key(String),
+    Offset(Option<usize>),
+}
+
+type StepParseError = (ErrorAt, String);
+
+/// Reads a step's table as its stage's options: the stage named by `stage`,
+/// each key one that stage takes (read from its schema), the keys it needs
+/// present, then the values through serde (type errors keep their spans).
+fn parse_step<'i>(table: DeTable<'i>, span: Range<usize>) -> Result<Step, StepParseError> {
+    #[derive(Deserialize)]
+    struct Head {
+        name: String,
+        stage: String,
     }
+    let value = |table: DeTable<'i>| -> toml::de::ValueDeserializer<'i> {
+        toml::de::ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(table)))
+    };
+    let spanned = |e: toml::de::Error| {
+        let offset = e.span().map(|s| s.start);
+        (ErrorAt::Offset(offset), e.message().trim().to_string())
+    };
+    let head = Head::deserialize(value(table.clone())).map_err(spanned)?;
+    let Some(info) = crate::stage::find(&head.stage) else {
+        let names: Vec<String> = STAGES.iter().map(|s| format!("`{}`", s.name)).collect();
+        let value = table.iter().find(|(k, _)| k.get_ref().as_ref() == "stage");
+        return Err((
+            ErrorAt::Offset(value.map(|(_, v)| v.span().start)),
+            format!(
+                "unknown variant `{}`, expected one of {}",
+                head.stage,
+                names.join(", ")
+            ),
+        ));
+    };
+    let (takes, needs) = crate::stage::keys(info);
+    for key in table.keys() {
+        let key = key.get_ref().as_ref();
+        if key == "name" || key == "stage" || takes.iter().any(|k| k == key) {
+            continue;
+        }
+        let elsewhere = STAGES
+            .iter()
+            .any(|s| crate::stage::keys(s).0.iter().any(|k| k == key));
+        let message = if elsewhere {
+            let others: Vec<&str> = takes
+                .iter()
+                .map(String::as_str)
+                .filter(|k| *k != "out")
+                .collect();
+            format!(
+                "step {:?}: key `{key}` does not apply to stage {} (it takes: name, stage, out, {})",
+                head.name,
+                info.name,
+                others.join(", ")
+            )
+        } else {
+            format!(
+                "unknown field `{key}`, expected one of `name`, `stage`, {}",
+                takes
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return Err((ErrorAt::Key(key.to_string()), message));
+    }
+    if let Some(key) = needs.iter().find(|k| key_offset(&table, k).is_none()) {
+        return Err((
+            ErrorAt::Key("name".into()),
+            format!("step {:?}: stage {} needs `{key}`", head.name, info.name),
+        ));
+    }
+    let mut keys = DeTable::new();
+    for (key, v) in table {
+        if !matches!(key.get_ref().as_ref(), "name" | "stage") {
+            keys.insert(key, v);
+        }
+    }
+    let stage = (info.parse)(value(keys)).map_err(spanned)?;
+    Ok(Step {
+        name: head.name,
+        stage,
+    })
 }

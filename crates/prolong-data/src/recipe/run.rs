@@ -21,13 +21,12 @@
 //!   their merged index.json if the last two tasks raced past the merge.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::{Recipe, RecipeError, SourceKey, Stage, Step, TokenOrNone};
-use crate::pack::PackOptions;
+use super::{Recipe, RecipeError, Step};
+use crate::stage::{StepContext, StepError};
 use crate::task::TaskSpec;
 use crate::tokenize::Tokenizer;
-use crate::tokenize::{LLAMA3_BOS, LLAMA3_EOS};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -50,7 +49,8 @@ pub enum StepOutcome {
 #[derive(Debug, Clone)]
 pub struct StepReport {
     pub name: String,
-    pub stage: Stage,
+    /// The stage's name.
+    pub stage: &'static str,
     pub outcome: StepOutcome,
 }
 
@@ -73,15 +73,15 @@ fn ctx(step: &Step) -> impl Fn(String) -> anyhow::Error + '_ {
 }
 
 fn task_done(recipe: &Recipe, step: &Step, task: TaskSpec) -> Result<bool, RecipeError> {
-    let out = recipe.path(&step.out)?;
-    Ok(match step.stage {
-        Stage::Repos => crate::repos::task::marker_path(&out, task.rank, task.world_size).is_file(),
-        Stage::Tokenize | Stage::Chat | Stage::Filter | Stage::Sample | Stage::Pack => {
-            task.is_done(&out)
-        }
-        Stage::ChatSynth => out.is_file(),
-        Stage::Mix => out.is_file(),
-    })
+    Ok(step.stage.task_done(&step_out(recipe, step)?, task))
+}
+
+/// A stage's error as the run's: the step named, a recipe error as it is.
+fn step_error(step: &Step, e: StepError) -> anyhow::Error {
+    match e {
+        StepError::Recipe(e) => e.into(),
+        StepError::Failed(msg) => ctx(step)(msg),
+    }
 }
 
 /// How many tasks of the step are done, for a run of `world_size` tasks.
@@ -117,21 +117,12 @@ fn finalize(recipe: &Recipe, step: &Step, world_size: usize) -> anyhow::Result<(
     if !step_status(recipe, step, world_size)?.complete() {
         return Ok(());
     }
-    let out = recipe.path(&step.out)?;
-    match step.stage {
-        Stage::Tokenize | Stage::Chat | Stage::Filter
-            if !out.join(prolong_mds::INDEX_FILE).is_file() =>
-        {
-            prolong_mds::merge_index(&out).map_err(|e| ctx(step)(format!("merge: {e}")))?;
-        }
-        Stage::Pack => {
-            let options = pack_options(recipe, step)?;
-            crate::pack::merge_if_complete(&out, &options, world_size)
-                .map_err(|e| ctx(step)(format!("merge: {e}")))?;
-        }
-        _ => {}
-    }
-    Ok(())
+    let out = step_out(recipe, step)?;
+    let mut tokenizers = HashMap::new();
+    let cx = StepContext::new(recipe, &mut tokenizers);
+    step.stage
+        .finish(&cx, &out, world_size)
+        .map_err(|e| step_error(step, e))
 }
 
 /// Runs the recipe's steps (or `options.only`) in order; stops at the first
@@ -175,14 +166,15 @@ pub fn run_recipe(
                     world_size: 1,
                 }
             };
-            // Tokenize is skipped on its marker (loading the tokenizer is the
-            // slow part); the other stages are called and skip a completed
-            // task themselves after checking its settings (a changed setting
-            // is an error, or for mix a rewritten manifest).
-            if step.stage == Stage::Tokenize && tokenize_done(recipe, step, this)? {
-                StepOutcome::Skipped
-            } else {
-                run_step(recipe, step, this, &mut tokenizers)?
+            // A stage skips a completed task itself after checking its
+            // settings (a changed setting is an error, or for mix a
+            // rewritten manifest).
+            let out = step_out(recipe, step)?;
+            let mut cx = StepContext::new(recipe, &mut tokenizers);
+            match step.stage.run_task(&mut cx, &out, this) {
+                Ok(Some(summary)) => StepOutcome::Ran(summary),
+                Ok(None) => StepOutcome::Skipped,
+                Err(e) => return Err(step_error(step, e)),
             }
         };
         if step.stage.is_sharded() {
@@ -190,7 +182,7 @@ pub fn run_recipe(
         }
         let report = StepReport {
             name: step.name.clone(),
-            stage: step.stage,
+            stage: step.stage.name(),
             outcome,
         };
         on_step(&report);
@@ -214,342 +206,7 @@ pub fn run_recipe(
     Ok(reports)
 }
 
-fn paths(recipe: &Recipe, values: &[String]) -> Result<Vec<PathBuf>, RecipeError> {
-    values.iter().map(|v| recipe.path(v)).collect()
-}
-
-/// The step's tokenizer (its own `tokenizer`, else the recipe's), loaded
-/// once per path.
-fn tokenizer<'t>(
-    recipe: &Recipe,
-    step: &Step,
-    tokenizers: &'t mut HashMap<PathBuf, Tokenizer>,
-) -> anyhow::Result<&'t Tokenizer> {
-    let fail = ctx(step);
-    let path = tokenizer_path(recipe, step)?;
-    if !tokenizers.contains_key(&path) {
-        let t = Tokenizer::from_file(&path).map_err(|e| fail(e.to_string()))?;
-        tokenizers.insert(path.clone(), t);
-    }
-    Ok(&tokenizers[&path])
-}
-
-/// The path of the step's tokenizer (its own `tokenizer`, else the recipe's).
-fn tokenizer_path(recipe: &Recipe, step: &Step) -> anyhow::Result<PathBuf> {
-    match step.tokenizer.as_ref().or(recipe.tokenizer.as_ref()) {
-        Some(t) => Ok(recipe.path(t)?),
-        None => Err(ctx(step)(
-            "no tokenizer (give `tokenizer` in the step or at the top of the recipe)".into(),
-        )),
-    }
-}
-
-/// A tokenize step's input files and options.
-fn tokenize_plan(
-    recipe: &Recipe,
-    step: &Step,
-    out: &Path,
-) -> anyhow::Result<(Vec<PathBuf>, crate::tokenize::stage::TokenizeOptions)> {
-    let fail = ctx(step);
-    let mut inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
-    if let Some(SourceKey::Hub(hub)) = &step.source {
-        inputs.extend(crate::hub::resolve(hub).map_err(|e| fail(e.to_string()))?);
-    }
-    crate::task::check_apart(out, &inputs).map_err(|e| fail(e.to_string()))?;
-    let files = crate::tokenize::stage::input_files(&inputs).map_err(|e| fail(e.to_string()))?;
-    let tokenizer_hash = crate::tokenize::stage::tokenizer_hash(&tokenizer_path(recipe, step)?)
-        .map_err(|e| fail(e.to_string()))?;
-    let options = crate::tokenize::stage::TokenizeOptions {
-        domain: step.domain.clone().unwrap_or_else(|| folder_name(out)),
-        text_field: step.text_field.clone().unwrap_or_else(|| "text".into()),
-        id_field: step.id_field.clone(),
-        select: step.select.clone(),
-        group_by_repo: step.group_by_repo.clone(),
-        size_limit: step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT),
-        tokenizer_hash,
-    };
-    Ok((files, options))
-}
-
-/// Whether a tokenize step's task is done (after the checks and merge of
-/// [`crate::tokenize::stage::finish_if_done`]): loading the tokenizer is
-/// the slow part of a skip.
-fn tokenize_done(recipe: &Recipe, step: &Step, task: TaskSpec) -> anyhow::Result<bool> {
-    let out = recipe.path(&step.out)?;
-    if !task.is_done(&out) {
-        return Ok(false);
-    }
-    let (files, options) = tokenize_plan(recipe, step, &out)?;
-    crate::tokenize::stage::finish_if_done(&files, &out, task, &options)
-        .map_err(|e| ctx(step)(e.to_string()))
-}
-
-/// The output folder's name: the default `domain` of tokenize and chat.
-fn folder_name(out: &Path) -> String {
-    out.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn pack_options(recipe: &Recipe, step: &Step) -> anyhow::Result<PackOptions> {
-    let _ = recipe;
-    let mut options = PackOptions::new(step.len.unwrap_or(0));
-    if let Some(m) = step.min_length {
-        options.min_length = m;
-    }
-    options.split_by_lengths = step.split_by_lengths.clone().unwrap_or_default();
-    options.intact = step.intact.unwrap_or(false);
-    options.bos = step.bos.map_or(Some(LLAMA3_BOS.id), |b: TokenOrNone| {
-        b.resolve(LLAMA3_BOS.id)
-    });
-    options.eos = step.eos.map_or(Some(LLAMA3_EOS.id), |e: TokenOrNone| {
-        e.resolve(LLAMA3_EOS.id)
-    });
-    options.domain = step.domain.clone();
-    options.size_limit = Some(step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT));
-    options.compression = step.compression.clone();
-    Ok(options)
-}
-
-fn run_step(
-    recipe: &Recipe,
-    step: &Step,
-    task: TaskSpec,
-    tokenizers: &mut HashMap<PathBuf, Tokenizer>,
-) -> anyhow::Result<StepOutcome> {
-    let fail = ctx(step);
-    let ran = |skipped: bool, summary: String| {
-        if skipped {
-            StepOutcome::Skipped
-        } else {
-            StepOutcome::Ran(summary)
-        }
-    };
-    let out = recipe.path(&step.out)?;
-    match step.stage {
-        Stage::Repos => {
-            let input = recipe.path(step.input.as_deref().unwrap_or_default())?;
-            let options = crate::repos::ReposOptions {
-                max_file_bytes: step
-                    .max_file_bytes
-                    .unwrap_or(crate::repos::DEFAULT_MAX_FILE_BYTES),
-                max_files: step.max_files.unwrap_or(crate::repos::DEFAULT_MAX_FILES),
-                max_repo_bytes: step
-                    .max_repo_bytes
-                    .unwrap_or(crate::repos::DEFAULT_MAX_REPO_BYTES),
-                max_depth: step.max_depth.unwrap_or(crate::repos::DEFAULT_MAX_DEPTH),
-                dedup_files: step.dedup_files.unwrap_or(false),
-                source: match &step.source {
-                    Some(SourceKey::Name(s)) => s.clone(),
-                    _ => crate::repos::DEFAULT_SOURCE.to_string(),
-                },
-            };
-            let report = crate::repos::run_task(
-                &input,
-                &out,
-                &options,
-                task.rank,
-                task.world_size,
-                &mut |_| {},
-            )
-            .map_err(|e| fail(e.to_string()))?;
-            Ok(ran(
-                report.skipped,
-                format!(
-                    "{} repositories → {} documents",
-                    report.stats.repos_in, report.stats.repos_out
-                ),
-            ))
-        }
-        Stage::Tokenize => {
-            let (files, options) = tokenize_plan(recipe, step, &out)?;
-            let tokenizer = tokenizer(recipe, step, tokenizers)?;
-            let stats = crate::tokenize::stage::tokenize_task(
-                tokenizer,
-                &files,
-                &out,
-                task,
-                &options,
-                &mut |_| {},
-            )
-            .map_err(|e| fail(e.to_string()))?;
-            Ok(match stats {
-                Some(s) => StepOutcome::Ran(format!(
-                    "{} documents, {} tokens from {} files",
-                    s.documents_out,
-                    s.tokens,
-                    s.files.len()
-                )),
-                None => StepOutcome::Skipped,
-            })
-        }
-        Stage::ChatSynth => {
-            use crate::chat::synth::{load_texts, synthesize};
-            let texts = paths(recipe, step.texts.as_deref().unwrap_or_default())?;
-            let texts = load_texts(&texts).map_err(|e| fail(e.to_string()))?;
-            let n = step.conversations.unwrap_or(0);
-            let (changed, stats) = synthesize(&texts, n, step.seed.unwrap_or(0), &out)
-                .map_err(|e| fail(e.to_string()))?;
-            Ok(ran(
-                !changed,
-                format!(
-                    "{} conversations, {} messages from {} texts",
-                    stats.conversations, stats.messages, stats.texts
-                ),
-            ))
-        }
-        Stage::Chat => {
-            use crate::chat::stage::{ChatOptions, chat_task};
-            use crate::chat::template::{ChatEncoder, ChatTokens};
-            let tokens = match &step.tokenizer_config {
-                Some(path) => ChatTokens::from_tokenizer_config(&recipe.path(path)?)
-                    .map_err(|e| fail(e.to_string()))?,
-                None => ChatTokens::llama3(),
-            };
-            let tokenizer = tokenizer(recipe, step, tokenizers)?;
-            let encoder = ChatEncoder::new(tokenizer, &tokens).map_err(|e| fail(e.to_string()))?;
-            let inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
-            crate::task::check_apart(&out, &inputs).map_err(|e| fail(e.to_string()))?;
-            let files =
-                crate::tokenize::stage::input_files(&inputs).map_err(|e| fail(e.to_string()))?;
-            let options = ChatOptions {
-                domain: step.domain.clone().unwrap_or_else(|| folder_name(&out)),
-                size_limit: step.size_limit.unwrap_or(prolong_mds::DEFAULT_SIZE_LIMIT),
-                tokenizer_hash: crate::tokenize::stage::tokenizer_hash(&tokenizer_path(
-                    recipe, step,
-                )?)
-                .map_err(|e| fail(e.to_string()))?,
-            };
-            let outcome = chat_task(&encoder, &files, &out, task, &options, &mut |_| {})
-                .map_err(|e| fail(e.to_string()))?;
-            Ok(ran(
-                outcome.skipped,
-                format!(
-                    "{} conversations, {} tokens ({} trained on)",
-                    outcome.stats.conversations_out,
-                    outcome.stats.tokens,
-                    outcome.stats.trained_tokens
-                ),
-            ))
-        }
-        Stage::Filter => {
-            let inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
-            let options = crate::filter::FilterOptions {
-                min_tokens: step.min_tokens.unwrap_or(0),
-                max_tokens: step.max_tokens,
-                size_limit: step.size_limit,
-            };
-            let outcome = crate::filter::filter_task(&inputs, &out, task, &options, &mut |_, _| {})
-                .map_err(|e| fail(e.to_string()))?;
-            Ok(ran(
-                outcome.skipped,
-                format!(
-                    "{} of {} documents kept",
-                    outcome.stats.documents_out, outcome.stats.documents_in
-                ),
-            ))
-        }
-        Stage::Sample => {
-            let mut sources = Vec::new();
-            for s in step.sources.as_deref().unwrap_or_default() {
-                let path = recipe.path(&s.path)?;
-                let name = match &s.name {
-                    Some(n) => n.clone(),
-                    None => path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                };
-                sources.push(crate::sample::Source {
-                    name,
-                    path,
-                    share: s.share,
-                });
-            }
-            let options = crate::sample::SampleOptions {
-                total_tokens: step.tokens.unwrap_or(0),
-                seed: step.seed.unwrap_or(0),
-                size_limit: step.size_limit,
-            };
-            let outcome =
-                crate::sample::sample_task(&sources, &out, task, &options, &mut |_, _| {})
-                    .map_err(|e| fail(e.to_string()))?;
-            Ok(ran(
-                outcome.skipped,
-                format!(
-                    "{} tokens of {} requested",
-                    outcome.report.achieved_tokens, outcome.report.total_tokens
-                ),
-            ))
-        }
-        Stage::Pack => {
-            let inputs = paths(recipe, step.inputs.as_deref().unwrap_or_default())?;
-            let options = pack_options(recipe, step)?;
-            let report = crate::pack::run_task(&inputs, &out, &options, task, &mut |_| {})
-                .map_err(|e| fail(e.to_string()))?;
-            Ok(ran(
-                report.skipped,
-                format!(
-                    "{} sequences of {} tokens",
-                    report.record.stats.sequences, options.seq_len
-                ),
-            ))
-        }
-        Stage::Mix => {
-            use crate::mix::{Preset, StreamSpec, build_manifest, preset_streams, write_manifest};
-            let (streams, preset, missing) = match &step.preset {
-                Some(name) => {
-                    let preset = Preset::from_name(name).ok_or_else(|| {
-                        fail(format!(
-                            "unknown preset {name:?} (prolong-64k, prolong-512k)"
-                        ))
-                    })?;
-                    let root = recipe.path(step.root.as_deref().unwrap_or_default())?;
-                    let (streams, missing) =
-                        preset_streams(preset, &root, step.allow_missing.unwrap_or(false))
-                            .map_err(|e| fail(e.to_string()))?;
-                    (streams, Some(preset), missing)
-                }
-                None => {
-                    let mut streams = Vec::new();
-                    for s in step.streams.as_deref().unwrap_or_default() {
-                        let path = recipe.path(&s.path)?;
-                        let name = s.name.clone().unwrap_or_else(|| {
-                            path.file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default()
-                        });
-                        streams.push(StreamSpec {
-                            name,
-                            path,
-                            proportion: s.proportion,
-                        });
-                    }
-                    (streams, None, Vec::new())
-                }
-            };
-            let mut manifest =
-                build_manifest(&streams, step.sequence_length).map_err(|e| fail(e.to_string()))?;
-            manifest.preset = preset.map(|p| p.name().to_string());
-            manifest.missing = missing;
-            // Rewritten only when it would change (streams redone or edited).
-            let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
-            let text = manifest.render(&dir).map_err(|e| fail(e.to_string()))?;
-            if std::fs::read_to_string(&out).is_ok_and(|old| old == text) {
-                return Ok(StepOutcome::Skipped);
-            }
-            write_manifest(&manifest, &out).map_err(|e| fail(e.to_string()))?;
-            Ok(StepOutcome::Ran(format!(
-                "{} streams, sequence length {}, {} samples",
-                manifest.streams.len(),
-                manifest.sequence_length,
-                manifest.total_samples
-            )))
-        }
-    }
-}
-
 /// The output path of a step, resolved.
 pub fn step_out(recipe: &Recipe, step: &Step) -> Result<PathBuf, RecipeError> {
-    recipe.path(&step.out)
+    recipe.path(&step.out().to_string_lossy())
 }

@@ -1,0 +1,166 @@
+//! `tokenize`: documents → MDS {domain, input_ids, length} (see
+//! [`crate::tokenize::stage`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::context::folder_name;
+use super::{Stage, StepContext, StepResult, or_fail};
+use crate::documents::{GroupFields, Select};
+use crate::recipe::HubSource;
+use crate::task::TaskSpec;
+use crate::tokenize::stage::{TokenizeOptions, finish_if_done, input_files, tokenize_task};
+
+#[derive(clap::Args, Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeStep {
+    /// Input files or folders.
+    #[arg(required = true)]
+    #[serde(default)]
+    pub inputs: Vec<PathBuf>,
+    /// Recipe only: a Hugging Face Hub dataset's files from the local HF
+    /// cache, `{ hf = "org/name", revision = "main", files = ["glob"] }`
+    /// (besides or instead of `inputs`).
+    #[arg(skip)]
+    pub source: Option<HubSource>,
+    /// Output dataset folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// HF tokenizer.json (a recipe's default: its top-level `tokenizer`).
+    #[arg(long, required = true)]
+    pub tokenizer: Option<PathBuf>,
+    /// The domain column of every document (default: the output folder's name).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// JSON field holding the text.
+    #[arg(long, default_value = "text")]
+    #[serde(default = "text")]
+    pub text_field: String,
+    /// JSON field holding the id (used in reports).
+    #[arg(long)]
+    pub id_field: Option<String>,
+    /// Keep only rows whose FIELD (dotted path) holds one of --select-values.
+    #[arg(long, value_name = "FIELD", requires = "select_values")]
+    #[serde(skip)]
+    pub select_field: Option<String>,
+    /// The values --select-field keeps, comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "select_field")]
+    #[serde(skip)]
+    pub select_values: Vec<String>,
+    /// Group rows into one document per repository named by this field
+    /// (The Stack v1: max_stars_repo_name).
+    #[arg(long, value_name = "FIELD", requires = "path_field")]
+    #[serde(skip)]
+    pub repo_field: Option<String>,
+    /// The field holding a row's path in its repository (max_stars_repo_path).
+    #[arg(long, value_name = "FIELD", requires = "repo_field")]
+    #[serde(skip)]
+    pub path_field: Option<String>,
+    /// MDS shard size limit in bytes.
+    #[arg(long, default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
+    #[serde(default = "super::filter::size_limit")]
+    pub size_limit: u64,
+    /// Recipe form of --select-field/--select-values: `{ field =
+    /// "meta.redpajama_set_name", values = ["RedPajamaBook"] }`.
+    #[arg(skip)]
+    pub select: Option<Select>,
+    /// Recipe form of --repo-field/--path-field: `{ repo =
+    /// "max_stars_repo_name", path = "max_stars_repo_path" }`.
+    #[arg(skip)]
+    pub group_by_repo: Option<GroupFields>,
+}
+
+fn text() -> String {
+    "text".into()
+}
+
+impl TokenizeStep {
+    /// The library's options: `out` and the tokenizer's hash resolved.
+    pub fn options(&self, out: &Path, tokenizer_hash: String) -> TokenizeOptions {
+        let select = self.select.clone().or_else(|| {
+            self.select_field.clone().map(|field| Select {
+                field,
+                values: self.select_values.clone(),
+            })
+        });
+        let group_by_repo = self.group_by_repo.clone().or_else(|| {
+            (self.repo_field.clone())
+                .zip(self.path_field.clone())
+                .map(|(repo, path)| GroupFields { repo, path })
+        });
+        TokenizeOptions {
+            domain: self.domain.clone().unwrap_or_else(|| folder_name(out)),
+            text_field: self.text_field.clone(),
+            id_field: self.id_field.clone(),
+            select,
+            group_by_repo,
+            size_limit: self.size_limit,
+            tokenizer_hash,
+        }
+    }
+
+    /// The input files (hub files resolved) and options of a recipe step.
+    fn plan(&self, cx: &StepContext<'_>, out: &Path) -> StepResult<(Vec<PathBuf>, TokenizeOptions)> {
+        let mut inputs = cx.paths(&self.inputs)?;
+        if let Some(hub) = &self.source {
+            inputs.extend(or_fail(crate::hub::resolve(hub))?);
+        }
+        or_fail(crate::task::check_apart(out, &inputs))?;
+        let files = or_fail(input_files(&inputs))?;
+        let path = cx.tokenizer_path(self.tokenizer.as_deref())?;
+        let hash = or_fail(crate::tokenize::stage::tokenizer_hash(&path))?;
+        Ok((files, self.options(out, hash)))
+    }
+}
+
+impl Stage for TokenizeStep {
+    const NAME: &'static str = "tokenize";
+    const SHARDED: bool = true;
+
+    fn out(&self) -> &Path {
+        &self.out
+    }
+
+    fn check(&self, name: &str) -> Result<(), (&'static str, String)> {
+        if self.inputs.is_empty() && self.source.is_none() {
+            return Err((
+                "name",
+                format!("step {name:?}: stage tokenize needs `inputs` or `source`"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn run_task(
+        &self,
+        cx: &mut StepContext<'_>,
+        out: &Path,
+        task: TaskSpec,
+    ) -> StepResult<Option<String>> {
+        // A completed task is skipped on its marker, after the checks and
+        // merge of finish_if_done, before the tokenizer (the slow part of a
+        // skip) is loaded.
+        let (files, options) = self.plan(cx, out)?;
+        if task.is_done(out) && or_fail(finish_if_done(&files, out, task, &options))? {
+            return Ok(None);
+        }
+        let tokenizer = cx.tokenizer(self.tokenizer.as_deref())?;
+        let stats = or_fail(tokenize_task(
+            tokenizer,
+            &files,
+            out,
+            task,
+            &options,
+            &mut |_| {},
+        ))?;
+        Ok(stats.map(|s| {
+            format!(
+                "{} documents, {} tokens from {} files",
+                s.documents_out,
+                s.tokens,
+                s.files.len()
+            )
+        }))
+    }
+}
