@@ -606,7 +606,7 @@ const CASES: &[Case] = &[
         build: |d| recipe(d, &format!("{PACK_STEP}lenght = 9\n")),
         args: RUN_LIST,
         outcome: Outcome::Error(
-            "{dir}/r.toml:7:1: unknown field `lenght`, expected one of `name`, `stage`, `out`, `input`, `max_file_bytes`, `max_files`, `max_repo_bytes`, `max_depth`, `dedup_files`, `source`, `inputs`, `tokenizer`, `domain`, `text_field`, `id_field`, `size_limit`, `select`, `group_by_repo`, `texts`, `conversations`, `tokenizer_config`, `min_tokens`, `max_tokens`, `sources`, `tokens`, `seed`, `len`, `min_length`, `split_by_lengths`, `intact`, `bos`, `eos`, `compression`, `streams`, `preset`, `root`, `allow_missing`, `sequence_length`",
+            "{dir}/r.toml:7:1: unknown field `lenght`, expected one of `name`, `stage`, `inputs`, `out`, `len`, `min_length`, `split_by_lengths`, `intact`, `bos`, `eos`, `domain`, `compression`, `size_limit`",
         ),
     },
     Case {

@@ -532,7 +532,7 @@ fn data_parallel_ranks_train_as_one_rank() {
 /// predicts the next shard's first token) and `[b, len)` across `3q`.
 #[cfg(feature = "mpi")]
 fn sequences_crossing_shards(n: usize, len: usize, vocab: u64) -> Vec<(Vec<u32>, Vec<u32>)> {
-    let mut rng = util::Rng(11);
+    let mut rng = prolong_rng::SplitMix64::new(11);
     let q = len as u32 / 4;
     (0..n)
         .map(|_| {
