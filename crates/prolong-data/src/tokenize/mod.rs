@@ -74,7 +74,7 @@ const MIN_LONG_CHUNK: usize = 1 << 16;
 pub struct Tokenizer {
     kind: Kind,
     vocab_size: usize,
-    added: Vec<(String, u32)>,
+    pub(crate) added: Vec<(String, u32)>,
 }
 
 enum Kind {
