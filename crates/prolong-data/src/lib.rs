@@ -2,6 +2,8 @@
 pub mod chat;
 pub mod documents;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod mix;
 pub mod pack;

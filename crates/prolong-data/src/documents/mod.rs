@@ -9,8 +9,8 @@
 //! (The Stack, see [`group`]).
 
 pub mod group;
-mod jsonl;
-mod mediawiki;
+pub(crate) mod jsonl;
+pub(crate) mod mediawiki;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod text;

@@ -97,7 +97,7 @@ const MIN_LONG_CHUNK: usize = 1 << 16;
 pub struct Tokenizer {
     kind: Kind,
     vocab_size: usize,
-    added: Vec<(String, u32)>,
+    pub(crate) added: Vec<(String, u32)>,
 }
 
 enum Kind {
@@ -209,6 +209,7 @@ impl Tokenizer {
     pub fn from_bytes(json: &[u8]) -> Result<Tokenizer> {
         let v: Value = serde_json::from_slice(json)?;
         let (vocab_size, added) = sizes(&v)?;
+        check_merges(&v)?;
         let kind = match fast_from_json(&v)? {
             Ok(fast) => Kind::Fast(Box::new(fast)),
             Err(why) => Kind::Reference {
@@ -228,6 +229,7 @@ impl Tokenizer {
     pub fn reference_from_bytes(json: &[u8]) -> Result<Tokenizer> {
         let v: Value = serde_json::from_slice(json)?;
         let (vocab_size, added) = sizes(&v)?;
+        check_merges(&v)?;
         let tok = Box::new(reference_tokenizer(json)?);
         Ok(Tokenizer {
             kind: Kind::Reference {
@@ -520,6 +522,81 @@ fn sizes(v: &Value) -> Result<(usize, Vec<(String, u32)>)> {
     Ok((n, added))
 }
 
+/// The two tokens of merge `rank` (0-based) of a BPE model: `"a b"` or `["a", "b"]`.
+fn merge_parts(rank: usize, m: &Value) -> Result<(&str, &str)> {
+    let parts = match m {
+        Value::String(s) => {
+            let mut it = s.split(' ');
+            match (it.next(), it.next(), it.next()) {
+                (Some(a), Some(b), None) => Some((a, b)),
+                _ => None,
+            }
+        }
+        Value::Array(p) => match p.as_slice() {
+            [Value::String(a), Value::String(b)] => Some((a.as_str(), b.as_str())),
+            _ => None,
+        },
+        _ => None,
+    };
+    parts.ok_or_else(|| TokenizeError::Invalid(format!("merge {} is {m}", rank + 1)))
+}
+
+/// Checks a BPE model's merges before the tokenizers crate builds it: its
+/// builder copies each merge's two tokens (the second without
+/// `continuing_subword_prefix`) into a buffer as long as the longest
+/// vocabulary token, so a merge whose result is not in the vocabulary, or
+/// whose second token is shorter than the prefix, panics there instead of
+/// being refused. Here every merge's tokens and its result must be in the
+/// vocabulary. (Other models, and a BPE file without vocab or merges, are
+/// left to the tokenizers crate.)
+fn check_merges(v: &Value) -> Result<()> {
+    let model = &v["model"];
+    let is_bpe = match model.get("type") {
+        None => true,
+        Some(t) => t == "BPE",
+    };
+    let (Some(vocab), Some(merges)) = (model["vocab"].as_object(), model["merges"].as_array())
+    else {
+        return Ok(());
+    };
+    if !is_bpe {
+        return Ok(());
+    }
+    let prefix = model["continuing_subword_prefix"].as_str().unwrap_or("");
+    // The tokenizers crate skips `#version` lines of the legacy form.
+    let merges = merges
+        .iter()
+        .filter(|m| !m.as_str().is_some_and(|s| s.starts_with("#version")));
+    let mut joined = String::new();
+    for (rank, m) in merges.enumerate() {
+        let (a, b) = merge_parts(rank, m)?;
+        let missing = |token: &str| {
+            TokenizeError::Invalid(format!(
+                "merge {} ({a:?} {b:?}): {token:?} is not in the vocabulary",
+                rank + 1
+            ))
+        };
+        for token in [a, b] {
+            if !vocab.contains_key(token) {
+                return Err(missing(token));
+            }
+        }
+        let rest = b.get(prefix.len()..).ok_or_else(|| {
+            TokenizeError::Invalid(format!(
+                "merge {} ({a:?} {b:?}): {b:?} is shorter than the continuing_subword_prefix {prefix:?}",
+                rank + 1
+            ))
+        })?;
+        joined.clear();
+        joined.push_str(a);
+        joined.push_str(rest);
+        if !vocab.contains_key(&joined) {
+            return Err(missing(&joined));
+        }
+    }
+    Ok(())
+}
+
 /// GPT-2's map from bytes to the chars that stand for them in byte-level
 /// vocabularies: printable Latin-1 bytes are themselves, the others are
 /// U+0100 onwards in byte order.
@@ -688,25 +765,7 @@ fn fast_from_json(v: &Value) -> Result<std::result::Result<Fast, String>> {
     let mut merges = Vec::with_capacity(merge_list.len());
     let mut joined = String::new();
     for (rank, m) in merge_list.iter().enumerate() {
-        let (a, b) = match m {
-            Value::String(s) => {
-                let mut it = s.split(' ');
-                match (it.next(), it.next(), it.next()) {
-                    (Some(a), Some(b), None) => (a, b),
-                    _ => {
-                        return Err(TokenizeError::Invalid(format!(
-                            "merge {} is {s:?}",
-                            rank + 1
-                        )));
-                    }
-                }
-            }
-            Value::Array(p) if p.len() == 2 && p.iter().all(Value::is_string) => (
-                p[0].as_str().unwrap_or_default(),
-                p[1].as_str().unwrap_or_default(),
-            ),
-            _ => return Err(TokenizeError::Invalid(format!("merge {} is {m}", rank + 1))),
-        };
+        let (a, b) = merge_parts(rank, m)?;
         joined.clear();
         joined.push_str(a);
         joined.push_str(b);
