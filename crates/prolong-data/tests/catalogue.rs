@@ -494,7 +494,9 @@ const CASES: &[Case] = &[
         name: "tokenizer_merge_of_unknown_tokens",
         build: |d| tokenizer_edited(d, |j| j["model"]["merges"] = json!(["h i"])),
         args: TOKENIZE,
-        outcome: Outcome::Error("{dir}/tokenizer.json: merge token \"hi\" not in the vocabulary"),
+        outcome: Outcome::Error(
+            "{dir}/tokenizer.json: merge 1 (\"h\" \"i\"): \"hi\" is not in the vocabulary",
+        ),
     },
     // Repositories: every byte from inside the entry, bounded work.
     Case {

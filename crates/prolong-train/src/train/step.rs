@@ -185,8 +185,7 @@ pub struct ShardedStep {
 pub fn accumulate_sharded(
     model: &Llama,
     seqs: &[PackedSequence],
-    loss_block: usize,
-    norm: LossNormalisation,
+    (loss_block, norm): (usize, LossNormalisation),
     state: &ShardedState,
     group: &dyn ProcessGroup,
     per_micro_batch: bool,

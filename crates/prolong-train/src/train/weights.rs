@@ -68,8 +68,7 @@ impl Weights {
                 let step = accumulate_sharded(
                     m,
                     seqs,
-                    t.loss_block,
-                    t.loss_normalisation,
+                    (t.loss_block, t.loss_normalisation),
                     state,
                     group,
                     *full,
