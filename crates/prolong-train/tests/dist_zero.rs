@@ -3,7 +3,7 @@
 mod common;
 
 use common::Rng;
-use prolong_train::dist::zero::ZeroLayout;
+use prolong_train::dist::zero::{UnitLayout, ZeroLayout};
 
 /// Every element of every parameter is owned by exactly one rank, at consistent
 /// offsets; shards are equal and aligned; ranks' owned parts are in rank order.
@@ -61,4 +61,55 @@ fn shards_of_a_large_vector_are_balanced() {
 fn zero_world_is_an_error() {
     assert!(ZeroLayout::new(&[10], 0, 1).is_err());
     assert!(ZeroLayout::new(&[10], 2, 0).is_err());
+}
+
+/// FSDP's units: every element of every parameter is owned by exactly one rank, once;
+/// a rank's local shard is its shard of each unit end to end (each unit's shards equal,
+/// so a unit's gather and reduce-scatter move equal counts); units that do not cover
+/// the parameters in order are refused.
+#[test]
+fn unit_shards_cover_every_element_once() {
+    let mut rng = Rng::new(5);
+    for _ in 0..200 {
+        let numels: Vec<usize> = (0..1 + rng.below(8)).map(|_| rng.below(50)).collect();
+        let mut cuts = vec![0];
+        for i in 1..numels.len() {
+            if rng.below(2) == 0 {
+                cuts.push(i);
+            }
+        }
+        cuts.push(numels.len());
+        let units: Vec<_> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
+        let world = 1 + rng.below(5);
+        let z = UnitLayout::new(&numels, &units, world, 4).unwrap();
+        assert_eq!(z.numel(), numels.iter().sum::<usize>());
+        let mut seen: Vec<Vec<bool>> = numels.iter().map(|&n| vec![false; n]).collect();
+        for rank in 0..world {
+            for p in z.pieces(rank) {
+                let u = z
+                    .units()
+                    .iter()
+                    .find(|u| u.params.contains(&p.param))
+                    .unwrap();
+                let local = u.zero.pieces(rank);
+                let q = local
+                    .iter()
+                    .find(|q| u.params.start + q.param == p.param)
+                    .unwrap();
+                assert_eq!(p.in_shard.start, u.offset + q.in_shard.start);
+                assert!(p.in_shard.end <= u.offset + u.zero.shard_len());
+                assert!(p.in_shard.end <= z.shard_len());
+                for e in p.in_param.clone() {
+                    assert!(!seen[p.param][e], "element {e} of {} owned twice", p.param);
+                    seen[p.param][e] = true;
+                }
+            }
+        }
+        assert!(
+            seen.iter().flatten().all(|&b| b),
+            "{numels:?} {units:?} over {world}"
+        );
+    }
+    assert!(UnitLayout::new(&[1, 2, 3], &[0..1, 2..3], 2, 1).is_err());
+    assert!(UnitLayout::new(&[1, 2, 3], &[0..1, 1..2], 2, 1).is_err());
 }

@@ -104,3 +104,96 @@ impl ZeroLayout {
             .collect()
     }
 }
+
+/// One unit of a [`UnitLayout`]: a run of consecutive parameters with its own
+/// [`ZeroLayout`], so that its all-gather and reduce-scatter move equal counts per rank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// The unit's parameters (indices in the whole parameter list).
+    pub params: Range<usize>,
+    /// The unit's flat vector and its shards (parameter indices within the unit).
+    pub zero: ZeroLayout,
+    /// Where the unit's shard starts in a rank's local shard.
+    pub offset: usize,
+}
+
+/// FSDP's flat parameters: the parameter list cut into units (for `shard = "full"`:
+/// the embedding, each decoder layer, the final norm and head), each unit flattened
+/// and sharded on its own. A rank's local shard is its shards of every unit, end to
+/// end; a unit is gathered (or its gradient reduce-scattered) without touching the
+/// others. One unit of every parameter is [`ZeroLayout`]'s single flat vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitLayout {
+    units: Vec<Unit>,
+    numel: usize,
+}
+
+impl UnitLayout {
+    /// `param_numels` in the parameter order every rank uses, cut at `units` (ranges of
+    /// parameter indices that cover the list in order).
+    pub fn new(
+        param_numels: &[usize],
+        units: &[Range<usize>],
+        world: usize,
+        align: usize,
+    ) -> DistResult<Self> {
+        let mut out = Vec::with_capacity(units.len());
+        let (mut next, mut offset) = (0, 0);
+        for r in units {
+            if r.start != next || r.end < r.start || r.end > param_numels.len() {
+                return Err(DistError::Layout(format!(
+                    "unit {r:?} does not continue the units before it (next parameter {next} of {})",
+                    param_numels.len()
+                )));
+            }
+            let zero = ZeroLayout::new(&param_numels[r.clone()], world, align)?;
+            let len = zero.shard_len();
+            out.push(Unit {
+                params: r.clone(),
+                zero,
+                offset,
+            });
+            (next, offset) = (r.end, offset + len);
+        }
+        if next != param_numels.len() {
+            return Err(DistError::Layout(format!(
+                "the units cover {next} of {} parameters",
+                param_numels.len()
+            )));
+        }
+        Ok(Self {
+            units: out,
+            numel: param_numels.iter().sum(),
+        })
+    }
+
+    /// Real elements (all parameters).
+    pub fn numel(&self) -> usize {
+        self.numel
+    }
+
+    /// Elements of a rank's local shard (its shard of every unit).
+    pub fn shard_len(&self) -> usize {
+        self.units
+            .last()
+            .map_or(0, |u| u.offset + u.zero.shard_len())
+    }
+
+    pub fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    /// The parameter runs rank `rank` owns, in parameter order: `param` indexes the
+    /// whole list, `in_shard` the rank's local shard.
+    pub fn pieces(&self, rank: usize) -> Vec<OwnedPiece> {
+        let mut out = Vec::new();
+        for u in &self.units {
+            out.extend(u.zero.pieces(rank).into_iter().map(|p| OwnedPiece {
+                param: u.params.start + p.param,
+                in_param: p.in_param,
+                in_shard: u.offset + p.in_shard.start..u.offset + p.in_shard.end,
+            }));
+        }
+        out
+    }
+}

@@ -16,6 +16,7 @@ mod head;
 mod layer;
 pub mod params;
 mod sp;
+pub mod units;
 
 use std::ops::Range;
 
@@ -29,6 +30,7 @@ use layer::Ctx;
 pub use params::{LayerParams, LlamaParams};
 use prolong_packed::PackedSequence;
 use sp::SpAttention;
+use units::{Resident, Unit, Units};
 
 /// Labeled tokens per cross-entropy block (ProLong: 2,048).
 pub const LOSS_BLOCK_TOKENS: usize = 2048;
@@ -154,51 +156,17 @@ impl Llama {
         block_tokens: usize,
         sp: Option<&SeqGroup>,
     ) -> Result<(LossOutput, LlamaParams)> {
-        let p = &self.params;
-        let eps = self.config.rms_norm_eps;
-        let (ctx, tokens) = self.ctx_part(seq, sp)?;
-        let ids = self.ids(seq)?.narrow(0, tokens.start, tokens.len())?;
-        let (x_last, inputs) = self.layers(&ids, &ctx, true)?;
-        let (h, rstd) = rmsnorm::forward(&x_last, &p.norm, eps)?;
-        // The labels at the shard's positions, as rows of the shard; a label on the
-        // shard's last token targets the next shard's first token (read from the whole
-        // `input_ids`, which every rank has).
-        let (positions, targets) = match &ctx.sp {
-            Some(s) => s.layout.shard_labels(seq, s.group.rank()),
-            None => (seq.label_positions().to_vec(), seq.label_targets().to_vec()),
-        };
-        let rows: Vec<u32> = positions.iter().map(|&t| t - tokens.start as u32).collect();
-        let labels = head::Labels {
-            positions: &rows,
-            targets: &targets,
-            of_sequence: seq.num_labels(),
-        };
-        let (sum, dh, d_head) = head::loss_and_grads(&h, p.output_weight(), &labels, block_tokens)?;
-        let (mut dx, d_norm) = rmsnorm::backward(&dh, &x_last, &p.norm, &rstd)?;
-        drop((h, rstd, dh, x_last));
-
-        let mut d_layers = Vec::with_capacity(p.layers.len());
-        for (x, lp) in inputs.into_iter().rev().zip(p.layers.iter().rev()) {
-            let acts = layer::activations(&x, lp, &ctx)?; // recompute from the saved input
-            let (d, g) = layer::backward(&dx, &x, &acts, lp, &ctx)?;
-            dx = d; // `x` and `acts` are freed here
-            d_layers.push(g);
-        }
-        d_layers.reverse();
-        let mut d_embed = embedding::backward(&dx, &ids, self.config.vocab_size)?;
-        let lm_head = if p.lm_head.is_some() {
-            Some(d_head)
-        } else {
-            d_embed = (d_embed + d_head)?;
-            None
-        };
-        let grads = LlamaParams {
-            embed_tokens: d_embed,
-            layers: d_layers,
-            norm: d_norm,
-            lm_head,
-        };
-        Ok((loss_output(sum, seq.num_labels()), grads))
+        let mut units = Resident::new(&self.params);
+        let out = loss_and_grads_units(
+            &self.config,
+            self.dtype(),
+            self.device(),
+            &mut units,
+            seq,
+            block_tokens,
+            sp,
+        )?;
+        Ok((out, units.into_grads()?))
     }
 
     /// Embedding and decoder layers. Returns the last layer's output and, with `save`,
@@ -223,53 +191,140 @@ impl Llama {
     }
 
     fn ids(&self, seq: &PackedSequence) -> Result<Tensor> {
-        if seq.is_empty() {
-            return Err(Error::Sequence("empty sequence".into()));
-        }
-        self.check_tokens(seq.input_ids(), 0)?;
-        Ok(Tensor::new(seq.input_ids(), self.device())?)
+        ids(&self.config, self.device(), seq)
     }
 
-    /// The layers' context for `seq`, or with `sp` for this rank's token shard of it,
-    /// and the tokens it covers. RoPE uses the tokens' positions in the whole sequence;
-    /// attention the whole sequence's documents.
     fn ctx_part<'a>(
         &self,
         seq: &'a PackedSequence,
         sp: Option<&'a SeqGroup<'a>>,
     ) -> Result<(Ctx<'a>, Range<usize>)> {
-        let c = &self.config;
-        let sp = sp
-            .map(|group| {
-                Ok::<_, Error>(SpAttention {
-                    group,
-                    layout: Ulysses::new(group.size(), c.heads(), seq.len())?,
-                })
-            })
-            .transpose()?;
-        let tokens = match &sp {
-            Some(s) => s.layout.tokens(s.group.rank()),
-            None => 0..seq.len(),
-        };
-        let positions = &seq.positions()[tokens.clone()];
-        let mut ctx = Ctx::new(c, positions, seq.segments(), self.dtype(), self.device())?;
-        ctx.sp = sp;
-        Ok((ctx, tokens))
+        ctx_part(&self.config, self.dtype(), self.device(), seq, sp)
     }
 
     /// Every token id below the vocabulary size; `first_pos` is the position of
     /// `tokens[0]` (named in the error).
     fn check_tokens(&self, tokens: &[u32], first_pos: usize) -> Result<()> {
-        let vocab = self.config.vocab_size;
-        match tokens.iter().position(|&id| id as usize >= vocab) {
-            Some(i) => Err(Error::TokenOutOfRange {
-                pos: first_pos + i,
-                id: tokens[i],
-                vocab,
-            }),
-            None => Ok(()),
-        }
+        check_tokens(self.config.vocab_size, tokens, first_pos)
     }
+}
+
+fn check_tokens(vocab: usize, tokens: &[u32], first_pos: usize) -> Result<()> {
+    match tokens.iter().position(|&id| id as usize >= vocab) {
+        Some(i) => Err(Error::TokenOutOfRange {
+            pos: first_pos + i,
+            id: tokens[i],
+            vocab,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The token ids of `seq` on `device`, each checked against the vocabulary.
+fn ids(config: &LlamaConfig, device: &Device, seq: &PackedSequence) -> Result<Tensor> {
+    if seq.is_empty() {
+        return Err(Error::Sequence("empty sequence".into()));
+    }
+    check_tokens(config.vocab_size, seq.input_ids(), 0)?;
+    Ok(Tensor::new(seq.input_ids(), device)?)
+}
+
+/// The layers' context for `seq`, or with `sp` for this rank's token shard of it,
+/// and the tokens it covers. RoPE uses the tokens' positions in the whole sequence;
+/// attention the whole sequence's documents.
+fn ctx_part<'a>(
+    c: &LlamaConfig,
+    dtype: DType,
+    device: &Device,
+    seq: &'a PackedSequence,
+    sp: Option<&'a SeqGroup<'a>>,
+) -> Result<(Ctx<'a>, Range<usize>)> {
+    let sp = sp
+        .map(|group| {
+            Ok::<_, Error>(SpAttention {
+                group,
+                layout: Ulysses::new(group.size(), c.heads(), seq.len())?,
+            })
+        })
+        .transpose()?;
+    let tokens = match &sp {
+        Some(s) => s.layout.tokens(s.group.rank()),
+        None => 0..seq.len(),
+    };
+    let positions = &seq.positions()[tokens.clone()];
+    let mut ctx = Ctx::new(c, positions, seq.segments(), dtype, device)?;
+    ctx.sp = sp;
+    Ok((ctx, tokens))
+}
+
+/// [`Llama::loss_and_grads_part`] with each unit's weights taken from `units` right
+/// before use and released right after, and each unit's gradient handed to `units` as
+/// soon as backward produces it (model/units.rs): also the training pass of weights
+/// sharded over the ranks (`shard = "full"`).
+pub fn loss_and_grads_units<U: Units>(
+    config: &LlamaConfig,
+    dtype: DType,
+    device: &Device,
+    units: &mut U,
+    seq: &PackedSequence,
+    block_tokens: usize,
+    sp: Option<&SeqGroup>,
+) -> std::result::Result<LossOutput, U::Error> {
+    let (ctx, tokens) = ctx_part(config, dtype, device, seq, sp)?;
+    let ids = ids(config, device, seq)?.narrow(0, tokens.start, tokens.len())?;
+    let mut x = embedding::forward(&ids, units.embed()?)?;
+    units.release(Unit::Embed);
+    let layers = config.num_hidden_layers;
+    let mut inputs = Vec::with_capacity(layers);
+    for i in 0..layers {
+        let y = layer::forward(&x, units.layer(i)?, &ctx)?;
+        units.release(Unit::Layer(i));
+        inputs.push(x);
+        x = y;
+    }
+    // The labels at the shard's positions, as rows of the shard; a label on the
+    // shard's last token targets the next shard's first token (read from the whole
+    // `input_ids`, which every rank has).
+    let (positions, targets) = match &ctx.sp {
+        Some(s) => s.layout.shard_labels(seq, s.group.rank()),
+        None => (seq.label_positions().to_vec(), seq.label_targets().to_vec()),
+    };
+    let rows: Vec<u32> = positions.iter().map(|&t| t - tokens.start as u32).collect();
+    let labels = head::Labels {
+        positions: &rows,
+        targets: &targets,
+        of_sequence: seq.num_labels(),
+    };
+    let (sum, mut dx, d_norm, d_head) = {
+        let (norm, w) = units.head()?;
+        let (h, rstd) = rmsnorm::forward(&x, norm, config.rms_norm_eps)?;
+        let (sum, dh, d_head) = head::loss_and_grads(&h, w, &labels, block_tokens)?;
+        let (dx, d_norm) = rmsnorm::backward(&dh, &x, norm, &rstd)?;
+        (sum, dx, d_norm, d_head)
+    };
+    units.release(Unit::Head);
+    drop(x);
+    // Tied, the output projection's gradient joins the embedding's at the end.
+    let (d_lm_head, d_tied) = if config.tie_word_embeddings {
+        (None, Some(d_head))
+    } else {
+        (Some(d_head), None)
+    };
+    units.head_grads(d_norm, d_lm_head)?;
+    for (i, x) in inputs.into_iter().enumerate().rev() {
+        let lp = units.layer(i)?;
+        let acts = layer::activations(&x, lp, &ctx)?; // recompute from the saved input
+        let (d, g) = layer::backward(&dx, &x, &acts, lp, &ctx)?;
+        units.release(Unit::Layer(i));
+        dx = d; // `x` and `acts` are freed here
+        units.layer_grads(i, g)?;
+    }
+    let mut d_embed = embedding::backward(&dx, &ids, config.vocab_size)?;
+    if let Some(d_head) = d_tied {
+        d_embed = (d_embed + d_head)?;
+    }
+    units.embed_grads(d_embed)?;
+    Ok(loss_output(sum, seq.num_labels()))
 }
 
 fn loss_output(loss_sum: f64, label_tokens: usize) -> LossOutput {

@@ -131,7 +131,7 @@ macro_rules! layer_tensors {
 
             /// Builds a layer of `config` with `take(HF suffix, shape)` for every tensor
             /// it has, in checkpoint order.
-            fn from_fn(
+            pub(crate) fn from_fn(
                 config: &LlamaConfig,
                 mut take: impl FnMut(&'static str, Vec<usize>) -> Result<Tensor>,
             ) -> Result<Self> {

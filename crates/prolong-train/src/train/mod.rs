@@ -40,6 +40,7 @@
 pub mod checkpoint;
 mod dcp;
 pub mod eval;
+pub mod fsdp;
 pub mod init;
 mod run;
 pub mod sharded;

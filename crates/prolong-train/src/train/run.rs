@@ -91,8 +91,7 @@ pub fn run(
     }
     let mut metrics = MetricsFile::open(&s, &state)?;
     let mut peak = device_peak(cfg, s.dtype, &s.dev)?;
-    let ranks = s.group.size();
-    if ranks > 1 {
+    if let ranks @ 2.. = s.group.size() {
         // The step's FLOPs are the whole world's: so is the peak they are divided by.
         peak.tflops *= ranks as f64;
         peak.source = format!("{} x {ranks} ranks", peak.source);
@@ -456,7 +455,7 @@ fn checkpoint_if_due(
 fn finish(
     s: Setup,
     name: String,
-    mut weights: Weights,
+    weights: Weights,
     state: TrainerState,
     held_out: Option<HeldOut>,
     resumed_from: Option<u64>,
@@ -479,20 +478,10 @@ fn finish(
     }
     // No rank leaves before rank 0's final checkpoint is in place.
     s.group.barrier()?;
-    let params = match &weights {
-        Weights::Sharded { state, .. } => state.layout.numel(),
-        Weights::Replicated { .. } => weights
-            .model(&s)?
-            .params()
-            .named()
-            .iter()
-            .map(|(_, t)| t.elem_count())
-            .sum(),
-    };
     Ok(TrainSummary {
         name,
         out: s.out,
-        params,
+        params: weights.numel(),
         steps: s.cfg.train.steps,
         steps_run: state.step - totals.start_step,
         resumed_from,

@@ -1,31 +1,32 @@
 //! Sharded data parallelism (`[parallel] shard = "grad_op" | "full"`): ZeRO-2 / ZeRO-3
-//! on the flat parameter vector of [`ZeroLayout`].
+//! on the flat parameters of a [`UnitLayout`].
 //!
-//! Every parameter is laid end to end in [`LlamaParams::named`] order; rank r owns the
-//! contiguous shard r of the padded flat vector and keeps, for the parameter pieces in
-//! it only, the f32 master weights and both Adam moments (an [`AdamW`] whose
-//! parameters are those pieces: the update is element-wise, so a piece gets exactly the
-//! arithmetic of its whole tensor on one rank). A step:
+//! Every parameter is laid end to end in [`LlamaParams::named`] order and the list is
+//! cut into units: one unit of everything for `grad_op`, FSDP's units for `full` (the
+//! embedding, each decoder layer, the final norm with the head). Each unit's padded
+//! flat vector is split into one contiguous shard per rank; rank r keeps, for the
+//! parameter pieces in its shards only, the f32 master weights and both Adam moments
+//! (an [`AdamW`] whose parameters are those pieces: the update is element-wise, so a
+//! piece gets exactly the arithmetic of its whole tensor on one rank). A step:
 //!
 //! 1. gradients: each rank's weighted gradient sums, flattened, are reduce-scattered
-//!    (f32 sums): `grad_op` once after the step's accumulation, `full` after every
-//!    micro-batch into a shard-sized accumulator (the whole gradient never outlives
-//!    one micro-batch);
+//!    (f32 sums): `grad_op` once after the step's accumulation, `full` unit by unit as
+//!    backward produces them, into a shard-sized accumulator (`train/fsdp.rs`);
 //! 2. the shard is divided by the step's count (as one rank divides its sum);
 //! 3. clipping by the global norm: the squared norms of the shards, summed in f64 and
 //!    all-gathered, added in rank order (the same on every rank);
 //! 4. AdamW on the owned pieces;
-//! 5. compute weights: the updated masters are all-gathered and cast to the compute
-//!    dtype, into the replicated model (`grad_op`) or, for `full`, only when the next
-//!    forward (or an evaluation, a checkpoint) needs them; `full` drops them before the
-//!    optimizer step.
+//! 5. compute weights: the updated masters are cast to the compute dtype and
+//!    all-gathered, into the replicated model (`grad_op`) or, for `full`, one unit at a
+//!    time right before the forward or backward uses it (`train/fsdp.rs`), or whole for
+//!    an evaluation or a checkpoint.
 
 use candle_core::{DType, Device, Tensor};
 
 use super::TrainError;
 use crate::config::LlamaConfig;
 use crate::dist::group::{ProcessGroup, as_bytes, as_bytes_mut};
-use crate::dist::zero::{OwnedPiece, ZeroLayout};
+use crate::dist::zero::{OwnedPiece, UnitLayout};
 use crate::model::{Llama, LlamaParams};
 use crate::optim::{AdamW, AdamWConfig, Gradients, ParamState, decays_with_norms};
 
@@ -34,13 +35,15 @@ const ALIGN: usize = 16;
 
 /// One rank's share of the training state.
 pub struct ShardedState {
-    pub layout: ZeroLayout,
+    pub layout: UnitLayout,
     pub rank: usize,
     /// Ranks the state is sharded over.
     pub world: usize,
     /// The pieces of parameters this rank owns, in flat order (`opt.params[i]` is
     /// `pieces[i]`).
     pub pieces: Vec<OwnedPiece>,
+    /// The indices in `pieces` of each unit's pieces.
+    unit_pieces: Vec<std::ops::Range<usize>>,
     /// HF name and shape of every parameter, in flat order.
     pub params: Vec<(String, Vec<usize>)>,
     /// AdamW over the owned pieces (1-D f32 tensors).
@@ -49,18 +52,39 @@ pub struct ShardedState {
 
 impl ShardedState {
     /// The state of `model`'s weights (fresh moments, Adam `t = 0`) for rank `rank` of
-    /// `world`; only the owned pieces are copied.
+    /// `world`, in FSDP's units with `per_unit` (else one flat vector); only the owned
+    /// pieces are copied.
     pub fn new(
         model: &LlamaParams,
         config: AdamWConfig,
         decay_norms: bool,
         rank: usize,
         world: usize,
+        per_unit: bool,
     ) -> Result<Self, TrainError> {
         let named = model.named();
         let numels: Vec<usize> = named.iter().map(|(_, t)| t.elem_count()).collect();
-        let layout = ZeroLayout::new(&numels, world, ALIGN)?;
+        let units = if per_unit {
+            // embed_tokens, each layer's tensors, then the final norm (and lm_head)
+            let per_layer = model.layers.first().map_or(0, |l| l.tensors().len());
+            let mut u = Vec::with_capacity(model.layers.len() + 2);
+            u.push(0..1);
+            u.extend((0..model.layers.len()).map(|l| 1 + l * per_layer..1 + (l + 1) * per_layer));
+            u.push(1 + model.layers.len() * per_layer..numels.len());
+            u
+        } else {
+            std::iter::once(0..numels.len()).collect()
+        };
+        let layout = UnitLayout::new(&numels, &units, world, ALIGN)?;
         let pieces = layout.pieces(rank);
+        let unit_pieces = layout
+            .units()
+            .iter()
+            .map(|u| {
+                let first = pieces.partition_point(|p| p.param < u.params.start);
+                first..pieces.partition_point(|p| p.param < u.params.end)
+            })
+            .collect();
         let mut states = Vec::with_capacity(pieces.len());
         for p in &pieces {
             let (name, t) = &named[p.param];
@@ -82,6 +106,7 @@ impl ShardedState {
             rank,
             world,
             pieces,
+            unit_pieces,
             params: named
                 .iter()
                 .map(|(n, t)| (n.clone(), t.dims().to_vec()))
@@ -95,13 +120,12 @@ impl ShardedState {
     }
 
     /// This rank's shard of the sum over the ranks of `grads` (whole tensors, flat
-    /// order): one f32 reduce-scatter of the padded flat vector.
+    /// order): one f32 reduce-scatter per unit.
     pub fn reduce_scatter(
         &self,
         grads: &Gradients,
         group: &dyn ProcessGroup,
     ) -> Result<Vec<f32>, TrainError> {
-        let mut flat = vec![0f32; self.layout.padded_len()];
         if grads.tensors.len() != self.params.len() {
             return Err(TrainError::Model(crate::Error::Config(format!(
                 "{} gradient tensors for {} parameters",
@@ -109,13 +133,33 @@ impl ShardedState {
                 self.params.len()
             ))));
         }
-        for (t, r) in grads.tensors.iter().zip(self.layout.param_ranges()) {
+        let mut shard = vec![0f32; self.layout.shard_len()];
+        for (u, unit) in self.layout.units().iter().enumerate() {
+            self.reduce_scatter_unit(u, &grads.tensors[unit.params.clone()], &mut shard, group)?;
+        }
+        Ok(shard)
+    }
+
+    /// Adds this rank's shard of the sum over the ranks of unit `u`'s gradient `grads`
+    /// (f32, the unit's tensors in order) into `shard`, the rank's local accumulator.
+    pub fn reduce_scatter_unit(
+        &self,
+        u: usize,
+        grads: &[Tensor],
+        shard: &mut [f32],
+        group: &dyn ProcessGroup,
+    ) -> Result<(), TrainError> {
+        let unit = &self.layout.units()[u];
+        let mut flat = vec![0f32; unit.zero.padded_len()];
+        for (t, r) in grads.iter().zip(unit.zero.param_ranges()) {
             let v = t.flatten_all()?.to_vec1::<f32>()?;
             flat[r.clone()].copy_from_slice(&v);
         }
-        let mut shard = vec![0f32; self.layout.shard_len()];
-        group.reduce_scatter_sum(&flat, &mut shard)?;
-        Ok(shard)
+        let mut part = vec![0f32; unit.zero.shard_len()];
+        group.reduce_scatter_sum(&flat, &mut part)?;
+        let mine = &mut shard[unit.offset..unit.offset + part.len()];
+        mine.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        Ok(())
     }
 
     /// The global L2 norm of the gradient whose shards the ranks hold (squares summed in
@@ -153,19 +197,42 @@ impl ShardedState {
         Ok(())
     }
 
-    /// This rank's masters laid out as its shard of the flat vector (padding zero).
-    fn master_shard(&self) -> Result<Vec<f32>, TrainError> {
-        let mut shard = vec![0f32; self.layout.shard_len()];
-        for (p, st) in self.pieces.iter().zip(&self.opt.params) {
-            shard[p.in_shard.clone()].copy_from_slice(&st.master.to_vec1::<f32>()?);
+    /// Unit `u`'s tensors in the compute dtype `dtype`, in order and shaped: each rank
+    /// casts its shard of the unit's masters to `dtype` (as the replicated optimizer
+    /// casts its masters: the same rounding), and the shards are all-gathered in that
+    /// dtype, so a bf16 run moves 2 bytes per parameter. The tensors are views of one
+    /// buffer of the unit's padded length.
+    pub fn gather_unit(
+        &self,
+        u: usize,
+        dtype: DType,
+        dev: &Device,
+        group: &dyn ProcessGroup,
+    ) -> Result<Vec<Tensor>, TrainError> {
+        let unit = &self.layout.units()[u];
+        let mut shard = vec![0f32; unit.zero.shard_len()];
+        for i in self.unit_pieces[u].clone() {
+            let r = self.pieces[i].in_shard.start - unit.offset
+                ..self.pieces[i].in_shard.end - unit.offset;
+            shard[r].copy_from_slice(&self.opt.params[i].master.to_vec1::<f32>()?);
         }
-        Ok(shard)
+        let n = shard.len();
+        let mine = Tensor::from_vec(shard, n, &Device::Cpu)?.to_dtype(dtype)?;
+        let mine = safetensors::View::data(&mine);
+        let mut flat = vec![0u8; mine.len() * group.size()];
+        group.all_gather(&mine, &mut flat)?;
+        let flat = Tensor::from_raw_buffer(&flat, dtype, &[unit.zero.padded_len()], dev)?;
+        let shapes = &self.params[unit.params.clone()];
+        Ok(shapes
+            .iter()
+            .zip(unit.zero.param_ranges())
+            .map(|((_, shape), r)| flat.narrow(0, r.start, r.len())?.reshape(shape.as_slice()))
+            .collect::<candle_core::Result<_>>()?)
     }
 
-    /// The whole model in the compute dtype `dtype` (what every rank needs for a forward
-    /// and backward): each rank casts its masters' shard to `dtype` (as the replicated
-    /// optimizer casts its masters: the same rounding), and the shards are all-gathered
-    /// in that dtype, so a bf16 run moves 2 bytes per parameter.
+    /// The whole model in the compute dtype (every unit [gathered](Self::gather_unit)),
+    /// for what needs all of it at once: `grad_op`'s forward and backward, an
+    /// evaluation, a checkpoint's HF weights.
     pub fn gather_model(
         &self,
         config: &LlamaConfig,
@@ -173,21 +240,16 @@ impl ShardedState {
         dev: &Device,
         group: &dyn ProcessGroup,
     ) -> Result<Llama, TrainError> {
-        let n = self.layout.shard_len();
-        let mine = Tensor::from_vec(self.master_shard()?, n, &Device::Cpu)?.to_dtype(dtype)?;
-        let mine = safetensors::View::data(&mine);
-        let mut flat = vec![0u8; mine.len() * group.size()];
-        group.all_gather(&mine, &mut flat)?;
-        let flat = Tensor::from_raw_buffer(&flat, dtype, &[self.layout.padded_len()], dev)?;
-        let mut by_name = self.params.iter().zip(self.layout.param_ranges());
+        let mut all = Vec::with_capacity(self.params.len());
+        for u in 0..self.layout.units().len() {
+            all.extend(self.gather_unit(u, dtype, dev, group)?);
+        }
+        let mut by_name = self.params.iter().zip(all);
         let params = LlamaParams::from_named(
             config,
             |name| {
-                let ((n, shape), r) = by_name.next()?;
-                let t = flat
-                    .narrow(0, r.start, r.len())
-                    .and_then(|t| t.reshape(shape.as_slice()));
-                (n == name).then_some(t.ok())?
+                let ((n, _), t) = by_name.next()?;
+                (n == name).then_some(t)
             },
             dtype,
             dev,
@@ -213,8 +275,8 @@ mod tests {
         let cfg = init.llama_config();
         for dtype in [DType::F32, DType::BF16] {
             let model = random_llama(&cfg, 3, 0.02, DType::F32, &Device::Cpu).unwrap();
-            let state =
-                ShardedState::new(model.params(), AdamWConfig::default(), true, 0, 1).unwrap();
+            let state = ShardedState::new(model.params(), AdamWConfig::default(), true, 0, 1, true)
+                .unwrap();
             let got = state
                 .gather_model(&cfg, dtype, &Device::Cpu, &Solo)
                 .unwrap();

@@ -5,8 +5,8 @@
 //! over the ranks (f32 for the gradients; f64 in rank order for the losses, the counts
 //! and the FLOPs) and divided once, as one rank divides its own sum. How the gradient
 //! sums move depends on `[parallel] shard`: all-reduced whole (`none`, DDP), or
-//! reduce-scattered into each rank's shard (`grad_op`: once per step; `full`: once per
-//! micro-batch, see [`super::sharded`]).
+//! reduce-scattered into each rank's shard (`grad_op`: once per step; `full`: unit by
+//! unit as backward produces them, see [`super::fsdp`]).
 //!
 //! Under sequence parallelism (`sp`, Ulysses) every rank of an SP group trains the same
 //! micro-batches, each its token shard (`Llama::loss_and_grads_part`): its sums are its
@@ -17,6 +17,7 @@ use candle_core::Tensor;
 
 use super::TrainError;
 use super::sharded::ShardedState;
+use crate::config::LlamaConfig;
 use crate::dist::group::{ProcessGroup, Solo, as_bytes, as_bytes_mut};
 use crate::dist::ulysses::SeqGroup;
 use crate::metrics::{StepFlops, train_flops};
@@ -51,12 +52,12 @@ pub struct StepPart {
 /// A point inside a step where kill tests stop a rank by progress: after each
 /// micro-batch's backward, counted with the write steps of prolong_mds's kill hook
 /// (`PROLONG_KILL_AT_WRITE`), so a test can kill one rank in the middle of a step.
-fn progress_point() {
+pub(super) fn progress_point() {
     prolong_mds::write_step();
 }
 
 /// The weight of a micro-batch's loss and gradient in the step's sums.
-fn weight(norm: LossNormalisation, label_tokens: usize) -> f64 {
+pub(super) fn weight(norm: LossNormalisation, label_tokens: usize) -> f64 {
     match norm {
         LossNormalisation::Sequence => 1.0,
         LossNormalisation::Token => label_tokens as f64,
@@ -65,7 +66,11 @@ fn weight(norm: LossNormalisation, label_tokens: usize) -> f64 {
 
 /// What the step divides by for `seqs` (nothing on SP ranks other than the group's
 /// first: the group shares the sequences).
-fn count(norm: LossNormalisation, seqs: &[PackedSequence], sp: Option<&SeqGroup>) -> f64 {
+pub(super) fn count(
+    norm: LossNormalisation,
+    seqs: &[PackedSequence],
+    sp: Option<&SeqGroup>,
+) -> f64 {
     if sp.is_some_and(|g| g.rank() != 0) {
         return 0.0;
     }
@@ -76,13 +81,17 @@ fn count(norm: LossNormalisation, seqs: &[PackedSequence], sp: Option<&SeqGroup>
 }
 
 /// The model FLOPs of training on `seqs` (counted once per SP group, as [`count`]).
-fn flops(model: &Llama, seqs: &[PackedSequence], sp: Option<&SeqGroup>) -> StepFlops {
+pub(super) fn flops(
+    config: &LlamaConfig,
+    seqs: &[PackedSequence],
+    sp: Option<&SeqGroup>,
+) -> StepFlops {
     let mut f = StepFlops::default();
     if sp.is_some_and(|g| g.rank() != 0) {
         return f;
     }
     for s in seqs {
-        f += train_flops(model.config(), s);
+        f += train_flops(config, s);
     }
     f
 }
@@ -110,14 +119,14 @@ pub fn accumulate_part(
     Ok(StepPart {
         loss,
         count: count(norm, seqs, sp),
-        flops: flops(model, seqs, sp),
+        flops: flops(model.config(), seqs, sp),
         grads,
     })
 }
 
 /// The loss, count and FLOPs summed over the ranks, in rank order (the same f64 on
 /// every rank).
-fn sum_totals(
+pub(super) fn sum_totals(
     group: &dyn ProcessGroup,
     loss: f64,
     count: f64,
@@ -177,40 +186,31 @@ pub struct ShardedStep {
     pub flops: StepFlops,
 }
 
-/// The step over `seqs` (this rank's micro-batches) with sharded gradients:
-/// `per_micro_batch` reduce-scatters each micro-batch's gradient as soon as its
-/// backward ends and accumulates the shard (`full`), otherwise the rank's summed
-/// gradient once (`grad_op`). Every rank has as many micro-batches (the step divides
-/// over the ranks), so the collectives pair up.
+/// The step over `seqs` (this rank's micro-batches) with `grad_op` sharding: the
+/// rank's summed gradient reduce-scattered once (`full` is `super::fsdp`'s).
 pub fn accumulate_sharded(
     model: &Llama,
     seqs: &[PackedSequence],
-    (loss_block, norm): (usize, LossNormalisation),
+    loss_block: usize,
+    norm: LossNormalisation,
     state: &ShardedState,
     group: &dyn ProcessGroup,
-    per_micro_batch: bool,
     sp: Option<&SeqGroup>,
 ) -> Result<ShardedStep, TrainError> {
-    let (loss, count, flops, mut shard) = if per_micro_batch {
-        let mut shard = vec![0f32; state.layout.shard_len()];
-        let mut loss = 0.0;
-        for seq in seqs {
-            let (out, g) = model.loss_and_grads_part(seq, loss_block, sp)?;
-            let w = weight(norm, out.label_tokens);
-            loss += w * out.loss;
-            let mut one = Gradients::default();
-            one.add_scaled(&g, w)?;
-            drop(g);
-            let part = state.reduce_scatter(&one, group)?;
-            shard.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
-            progress_point();
-        }
-        (loss, count(norm, seqs, sp), flops(model, seqs, sp), shard)
-    } else {
-        let part = accumulate_part(model, seqs, loss_block, norm, sp)?;
-        let shard = state.reduce_scatter(&part.grads, group)?;
-        (part.loss, part.count, part.flops, shard)
-    };
+    let part = accumulate_part(model, seqs, loss_block, norm, sp)?;
+    let shard = state.reduce_scatter(&part.grads, group)?;
+    sharded_step(group, part.loss, part.count, part.flops, shard)
+}
+
+/// A rank's sums and gradient shard turned into the step's: the sums added over the
+/// ranks, then the shard and the loss divided by the step's count.
+pub(super) fn sharded_step(
+    group: &dyn ProcessGroup,
+    loss: f64,
+    count: f64,
+    flops: StepFlops,
+    mut shard: Vec<f32>,
+) -> Result<ShardedStep, TrainError> {
     let (loss, count, flops) = sum_totals(group, loss, count, flops)?;
     let inv = (1.0 / count.max(1.0)) as f32; // as Gradients::scale's f32 affine
     shard.iter_mut().for_each(|g| *g *= inv);

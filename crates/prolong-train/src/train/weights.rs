@@ -2,6 +2,7 @@
 //! optimizer step on them.
 
 use super::TrainError;
+use super::fsdp;
 use super::run::Setup;
 use super::sharded::ShardedState;
 use super::step::{accumulate_part, accumulate_sharded};
@@ -16,8 +17,9 @@ pub(super) enum Weights {
     /// `none` (DDP): the whole model and optimizer on every rank.
     Replicated { model: Llama, opt: AdamW },
     /// `grad_op` / `full`: this rank's shard of the optimizer state; the compute
-    /// weights whole (`grad_op`) or only while a forward, backward, evaluation or
-    /// checkpoint needs them (`full`: `None` in between).
+    /// weights whole (`grad_op`), or for `full` one unit at a time in a step
+    /// (`fsdp.rs`) and whole only while an evaluation or a checkpoint needs them
+    /// (`None` otherwise).
     Sharded {
         model: Option<Llama>,
         state: ShardedState,
@@ -40,6 +42,19 @@ impl Weights {
         }
     }
 
+    /// Parameters of the whole model (all ranks' together).
+    pub fn numel(&self) -> usize {
+        match self {
+            Weights::Replicated { model, .. } => model
+                .params()
+                .named()
+                .iter()
+                .map(|(_, t)| t.elem_count())
+                .sum(),
+            Weights::Sharded { state, .. } => state.layout.numel(),
+        }
+    }
+
     /// One optimizer step over this rank's micro-batches `seqs` with learning rate `lr`:
     /// the step's loss, gradient norm (before clipping) and FLOPs over all ranks.
     pub fn step(
@@ -53,7 +68,6 @@ impl Weights {
         let group = s.group.as_ref();
         let sp = s.seq_group()?;
         let sp = sp.as_ref();
-        self.model(s)?;
         match self {
             Weights::Replicated { model, opt } => {
                 let part = accumulate_part(model, seqs, t.loss_block, t.loss_normalisation, sp)?;
@@ -64,19 +78,31 @@ impl Weights {
                 Ok((loss, grad_norm, flops))
             }
             Weights::Sharded { model, state, full } => {
-                let m = model.as_ref().ok_or_else(not_gathered)?;
-                let step = accumulate_sharded(
-                    m,
-                    seqs,
-                    (t.loss_block, t.loss_normalisation),
-                    state,
-                    group,
-                    *full,
-                    sp,
-                )?;
-                // The compute weights are stale after the update: `full` frees them now
-                // (gathered again before they are used), `grad_op` gathers them anew.
-                *model = None;
+                let step = if *full {
+                    // One unit at a time (`fsdp.rs`); a model gathered whole for an
+                    // evaluation is dropped first.
+                    *model = None;
+                    let (c, norm) = (&s.llama, t.loss_normalisation);
+                    fsdp::accumulate_full(
+                        state,
+                        c,
+                        s.dtype,
+                        &s.dev,
+                        seqs,
+                        t.loss_block,
+                        norm,
+                        group,
+                        sp,
+                    )?
+                    .0
+                } else {
+                    let m = model.as_ref().ok_or_else(not_gathered)?;
+                    let (block, norm) = (t.loss_block, t.loss_normalisation);
+                    let step = accumulate_sharded(m, seqs, block, norm, state, group, sp)?;
+                    // The compute weights are stale after the update: gathered anew.
+                    *model = None;
+                    step
+                };
                 check_finite(step.loss, step_no)?;
                 let mut shard = step.shard;
                 let grad_norm = state.clip(&mut shard, t.clip, group)?;
@@ -129,6 +155,7 @@ pub(super) fn weights_for(s: &Setup, model: Llama) -> Result<Weights, TrainError
                 cfg.train.decay_norms,
                 s.group.rank(),
                 s.group.size(),
+                mode == ShardMode::Full,
             )?;
             let full = mode == ShardMode::Full;
             Weights::Sharded {
