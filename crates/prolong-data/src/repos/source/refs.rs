@@ -11,11 +11,11 @@ use super::collect::RepoSkip;
 use super::read::read_file;
 
 /// Longest HEAD, loose ref or `objects/info/alternates` file read.
-pub(super) const MAX_REF_FILE_BYTES: u64 = 64 * 1024;
+const MAX_REF_FILE_BYTES: u64 = 64 * 1024;
 /// Symbolic refs followed from HEAD at most (as git).
-pub(super) const MAX_SYMREF_DEPTH: usize = 5;
+const MAX_SYMREF_DEPTH: usize = 5;
 
-pub(super) fn redirected(what: impl Into<String>) -> RepoSkip {
+fn redirected(what: impl Into<String>) -> RepoSkip {
     (Skip::RedirectedGitDir, Some(what.into()))
 }
 
@@ -73,7 +73,7 @@ pub(super) fn check_git_dir(git_dir: &Path) -> Result<(), RepoSkip> {
 }
 
 /// A small regular file of a git folder (HEAD, a ref), as text.
-pub(super) fn read_small(path: &Path) -> Result<String, String> {
+fn read_small(path: &Path) -> Result<String, String> {
     let show = |e: String| format!("{}: {e}", path.display());
     let bytes = match read_file(path, MAX_REF_FILE_BYTES) {
         Ok(Some(bytes)) => bytes,
@@ -110,7 +110,7 @@ pub(super) fn resolve_head(git_dir: &Path) -> Result<Option<Oid>, RepoSkip> {
 }
 
 /// The id of ref `name` in `packed-refs`; `None` when it is not there.
-pub(super) fn packed_ref(git_dir: &Path, name: &str) -> Result<Option<Oid>, RepoSkip> {
+fn packed_ref(git_dir: &Path, name: &str) -> Result<Option<Oid>, RepoSkip> {
     let path = git_dir.join("packed-refs");
     let file = match std::fs::File::open(&path) {
         Ok(file) => file,
