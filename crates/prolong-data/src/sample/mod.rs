@@ -1,0 +1,155 @@
+//! The sample stage: draws whole documents from several tokenized sources to
+//! token shares of a total budget (ShortMix: FineWeb 25, FineWeb-Edu 25,
+//! Wikipedia, Tulu-v2, StackExchange, ArXiv, OpenWebMath 10 each), seeded.
+//!
+//! # The rule
+//!
+//! * Each source's target is `round(total × share / Σ shares)` tokens (the
+//!   targets may miss `total` by a token or so of rounding).
+//! * A source's documents are visited in a seeded random order (Fisher–Yates
+//!   over SplitMix64, seeded by the seed and the source's name, so a source's
+//!   draw does not depend on the other sources or the argument order).
+//!   Documents are taken whole while they fit under the target; at the first
+//!   document that would overshoot, it is taken if that lands closer to the
+//!   target than stopping (a tie stops), and the walk ends. So
+//!   `|achieved − target| ≤ ½ × that document's length`, and the documents
+//!   taken are a uniform random subset, not biased towards short ones.
+//! * Nothing is truncated or repeated: a source smaller than its target is
+//!   taken whole and its shortfall reported.
+//!
+//! # Tasks (`--rank R --world-size N`)
+//!
+//! The draw is global: every task reads the lengths of *every* document of
+//! every source (the first pass; lengths only, no copies) and computes the
+//! same plan, since it depends only on the inputs and the seed. Task R then
+//! writes only its part: the documents taken from input shards R, R+N, … of
+//! the concatenated sources (sources in the order given, shards in index
+//! order), in input order, with the input's columns and encodings. The
+//! union of the N parts is exactly the plan, so shares are as exact for N
+//! tasks as for one, and the documents and tokens do not depend on N; only
+//! their order does (merged in rank order). The price is that each task
+//! reads every shard's lengths once.
+//!
+//! # Output
+//!
+//! ```text
+//! OUT/<name>/procR-N/index.json, shard.*.mds   task R's documents of that source
+//! OUT/procR-N.stats.json                       SampleTaskStats (with the global report)
+//! OUT/procR-N.done                             completion marker, last
+//! OUT/<name>/index.json                        merged once every task is done
+//! OUT/sample.json                              SampleReport, after the merged indices
+//! ```
+//!
+//! A task whose marker exists is skipped (after checking its stats record
+//! the same request); one without is redone from scratch. Same inputs, seed
+//! and N: byte-identical outputs.
+
+mod draw;
+mod report;
+mod run;
+mod source;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::filter::input::InputError;
+use crate::task::TaskSpec;
+
+pub use report::{SampleReport, SampleTaskStats, SourceReport, TaskSourceStats};
+pub use run::sample_task;
+pub use source::{Source, targets};
+
+pub const REPORT_FILE: &str = "sample.json";
+
+/// ShortMix's token shares (percent), by source (docs/recipe.md, "Corpus").
+pub const SHORTMIX: [(&str, f64); 7] = [
+    ("fineweb", 25.0),
+    ("fineweb-edu", 25.0),
+    ("wikipedia", 10.0),
+    ("tulu-v2", 10.0),
+    ("stackexchange", 10.0),
+    ("arxiv", 10.0),
+    ("openwebmath", 10.0),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SampleOptions {
+    /// The total token budget.
+    pub total_tokens: u64,
+    pub seed: u64,
+    /// MDS shard size limit in bytes; `None`: the input's.
+    pub size_limit: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Mds(#[from] prolong_mds::MdsError),
+    #[error(transparent)]
+    Output(#[from] crate::task::OutputError),
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{arg:?}: {reason}")]
+    Argument { arg: String, reason: String },
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error("source {name} ({path}): {reason}")]
+    Source {
+        name: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "{out}: task {task} was completed with another request ({reason}); \
+         use a fresh output folder or remove that one"
+    )]
+    Changed {
+        out: PathBuf,
+        task: String,
+        reason: String,
+    },
+    #[error(
+        "{dir}: holds {found}, from a run with another --world-size; \
+         use a fresh output folder per world size"
+    )]
+    OtherWorldSize { dir: PathBuf, found: String },
+}
+
+/// What [`sample_task`] did.
+#[derive(Debug, Clone)]
+pub struct SampleOutcome {
+    /// The global plan's report.
+    pub report: SampleReport,
+    /// This task's part.
+    pub stats: SampleTaskStats,
+    /// The task had been completed before with the same request: nothing
+    /// was redone.
+    pub skipped: bool,
+    /// Every task of the run is complete: the merged indices and
+    /// `sample.json` are written.
+    pub merged: bool,
+}
+
+/// Progress: documents read (every source's lengths, then this task's
+/// shards) of the total.
+pub type OnProgress<'a> = dyn FnMut(u64, u64) + 'a;
+
+/// The whole stage as one task (task 0 of 1).
+pub fn sample(
+    sources: &[Source],
+    out: &Path,
+    options: &SampleOptions,
+    on_progress: &mut OnProgress<'_>,
+) -> Result<SampleOutcome, SampleError> {
+    let task = TaskSpec {
+        rank: 0,
+        world_size: 1,
+    };
+    sample_task(sources, out, task, options, on_progress)
+}

@@ -1,0 +1,224 @@
+//! One task of the stage: the checks, the global draw of every source, this
+//! task's part written, its stats and marker, and the merge once all are done.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::draw::draw;
+use super::report::{RULE, same_request};
+use super::source::{check_names, targets};
+use super::write::write_part;
+use super::{
+    OnProgress, REPORT_FILE, SampleError, SampleOptions, SampleOutcome, SampleReport,
+    SampleTaskStats, Source,
+};
+use crate::filter::input::{InputShard, plan_shards};
+use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
+
+/// What a task's marker records (see [`TaskSpec::check_output`]).
+#[derive(Serialize)]
+struct SampleSettings<'a> {
+    sources: &'a [Source],
+    #[serde(flatten)]
+    options: &'a SampleOptions,
+}
+
+/// Runs task `task` of the stage (see the module docs), then writes the
+/// merged indices and `sample.json` if it finds every task complete.
+pub fn sample_task(
+    sources: &[Source],
+    out: &Path,
+    task: TaskSpec,
+    options: &SampleOptions,
+    on_progress: &mut OnProgress<'_>,
+) -> Result<SampleOutcome, SampleError> {
+    let targets = targets(sources, options.total_tokens)?;
+    check_names(sources)?;
+    check_world_size(out, sources, task)?;
+    let settings = SampleSettings { sources, options };
+    let inputs: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+    task.check_output(out, &inputs, &settings)?;
+    if task.is_done(out) {
+        let stats = read_task_stats(out, task)?;
+        if !same_request(&stats.report, sources, options) {
+            return Err(changed(out, task, "other sources, shares, tokens or seed"));
+        }
+        let merged = finish_if_complete(out, sources, task)?;
+        return Ok(SampleOutcome {
+            report: stats.report.clone(),
+            stats,
+            skipped: true,
+            merged,
+        });
+    }
+    let plans = sources
+        .iter()
+        .map(|s| {
+            let shards = plan_shards(std::slice::from_ref(&s.path))?;
+            if shards.is_empty() {
+                return Err(SampleError::Source {
+                    name: s.name.clone(),
+                    path: s.path.clone(),
+                    reason: "holds no shards".into(),
+                });
+            }
+            Ok(shards)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Redo from scratch; merged indices and a report of an earlier complete
+    // run would vouch for parts being rewritten.
+    remove_file_if_present(&out.join(REPORT_FILE))?;
+    task.remove_stale_temps(out)?;
+    for s in sources {
+        remove_file_if_present(&out.join(&s.name).join(prolong_mds::INDEX_FILE))?;
+    }
+
+    // Shard g of the concatenated sources is task (g mod N)'s.
+    let mut mine = Vec::with_capacity(plans.len());
+    let mut first = 0;
+    for shards in &plans {
+        mine.push((first..first + shards.len()).map(|g| g % task.world_size == task.rank));
+        first += shards.len();
+    }
+    let mine: Vec<Vec<bool>> = mine.into_iter().map(Iterator::collect).collect();
+    let all_docs: u64 = plans.iter().flatten().map(InputShard::samples).sum();
+    let my_docs: u64 = plans
+        .iter()
+        .zip(&mine)
+        .flat_map(|(shards, mine)| shards.iter().zip(mine))
+        .filter(|(_, m)| **m)
+        .map(|(s, _)| s.samples())
+        .sum();
+    let mut progress = Progress {
+        done: 0,
+        total: all_docs + my_docs,
+        f: on_progress,
+    };
+    (progress.f)(0, progress.total);
+
+    let mut stats = SampleTaskStats {
+        task: task.name(),
+        rank: task.rank,
+        world_size: task.world_size,
+        shards: Vec::new(),
+        sources: Vec::with_capacity(sources.len()),
+        documents_in: 0,
+        documents_out: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        length_histogram: LengthHistogram::default(),
+        report: SampleReport {
+            seed: options.seed,
+            total_tokens: options.total_tokens,
+            achieved_tokens: 0,
+            rule: RULE.into(),
+            sources: Vec::with_capacity(sources.len()),
+        },
+    };
+    for (((source, shards), mine), &(requested_share, target)) in
+        sources.iter().zip(&plans).zip(&mine).zip(&targets)
+    {
+        let plan = draw(
+            source,
+            shards,
+            requested_share,
+            target,
+            options,
+            &mut progress,
+        )?;
+        let dir = out.join(&source.name).join(task.name());
+        let part = write_part(source, shards, mine, &plan, &dir, options, &mut progress)?;
+        stats.shards.extend(
+            shards
+                .iter()
+                .zip(mine)
+                .filter(|(_, m)| **m)
+                .map(|(s, _)| s.label()),
+        );
+        stats.documents_in += part.stats.documents_in;
+        stats.documents_out += part.stats.documents_out;
+        stats.tokens_in += part.stats.tokens_in;
+        stats.tokens_out += part.stats.tokens_out;
+        stats.length_histogram.merge(&part.histogram);
+        stats.sources.push(part.stats);
+        stats.report.sources.push(plan.report);
+    }
+    let report = &mut stats.report;
+    report.achieved_tokens = report.sources.iter().map(|r| r.achieved_tokens).sum();
+    let achieved = report.achieved_tokens;
+    for r in &mut report.sources {
+        r.achieved_share = if achieved == 0 {
+            0.0
+        } else {
+            r.achieved_tokens as f64 / achieved as f64
+        };
+    }
+    task.complete(out, &stats, &settings)?;
+    let merged = finish_if_complete(out, sources, task)?;
+    Ok(SampleOutcome {
+        report: stats.report.clone(),
+        stats,
+        skipped: false,
+        merged,
+    })
+}
+
+/// Refuses markers (in OUT) or task folders (in OUT/<name>) of another world
+/// size: the merged indices would pick them up.
+fn check_world_size(out: &Path, sources: &[Source], task: TaskSpec) -> Result<(), SampleError> {
+    let dirs = std::iter::once(out.to_path_buf()).chain(sources.iter().map(|s| out.join(&s.name)));
+    for dir in dirs {
+        if let Some(found) = task.other_world_size_entry(&dir) {
+            return Err(SampleError::OtherWorldSize { dir, found });
+        }
+    }
+    Ok(())
+}
+
+/// Once every task is done: each source's merged index.json, then
+/// `sample.json`, the report as rank 0's stats file holds it (so its bytes
+/// do not depend on which task writes it, nor on a float's trip through
+/// JSON). Returns whether it found the run complete.
+fn finish_if_complete(out: &Path, sources: &[Source], task: TaskSpec) -> Result<bool, SampleError> {
+    let dirs: Vec<PathBuf> = sources.iter().map(|s| out.join(&s.name)).collect();
+    if !task.merge_if_complete_in(out, &dirs)? {
+        return Ok(false);
+    }
+    let report_path = out.join(REPORT_FILE);
+    if !report_path.is_file() {
+        let first = TaskSpec { rank: 0, ..task };
+        let stats = read_task_stats(out, first)?;
+        let json = serde_json::to_vec_pretty(&stats.report).expect("the report is plain data");
+        prolong_mds::write_atomic(&report_path, &json)?;
+    }
+    Ok(true)
+}
+
+/// A completed task's stats file.
+fn read_task_stats(out: &Path, task: TaskSpec) -> Result<SampleTaskStats, SampleError> {
+    task.read_stats(out)
+        .ok_or_else(|| changed(out, task, "its stats file is unreadable"))
+}
+
+/// Why a completed task's output cannot serve this request.
+fn changed(out: &Path, task: TaskSpec, reason: &str) -> SampleError {
+    SampleError::Changed {
+        out: out.to_path_buf(),
+        task: task.name(),
+        reason: reason.into(),
+    }
+}
+
+pub(super) struct Progress<'a, 'b> {
+    done: u64,
+    total: u64,
+    f: &'a mut OnProgress<'b>,
+}
+
+impl Progress<'_, '_> {
+    pub(super) fn add(&mut self, n: u64) {
+        self.done += n;
+        (self.f)(self.done, self.total);
+    }
+}

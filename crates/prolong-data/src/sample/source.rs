@@ -1,0 +1,107 @@
+//! The sources and their shares: `[NAME=]DIR@SHARE` arguments, the token
+//! targets the shares give, and source names fit to be folder names.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{REPORT_FILE, SampleError};
+
+/// One source: a tokenized MDS dataset and its (unnormalised) token share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The output folder's name.
+    pub name: String,
+    pub path: PathBuf,
+    pub share: f64,
+}
+
+impl Source {
+    /// `[NAME=]DIR@SHARE`; the name defaults to DIR's last component. The
+    /// split is at the last `@`.
+    pub fn parse(arg: &str) -> Result<Source, SampleError> {
+        let bad = |reason: &str| SampleError::Argument {
+            arg: arg.into(),
+            reason: reason.into(),
+        };
+        let (rest, share) = arg
+            .rsplit_once('@')
+            .ok_or_else(|| bad("expected [NAME=]DIR@SHARE"))?;
+        let share: f64 = share
+            .trim()
+            .parse()
+            .map_err(|_| bad("the text after the last '@' is not a number"))?;
+        let (name, path) = match rest.split_once('=') {
+            Some((name, path)) if !name.contains(['/', '\\']) => (name.to_string(), path),
+            _ => {
+                let name = Path::new(rest)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(|| {
+                        bad("cannot name the source after its path; use NAME=DIR@SHARE")
+                    })?;
+                (name, rest)
+            }
+        };
+        if path.is_empty() {
+            return Err(bad("empty path"));
+        }
+        Ok(Source {
+            name,
+            path: PathBuf::from(path),
+            share,
+        })
+    }
+}
+
+/// The targets: round(total × share / Σ shares), after checking the shares.
+pub fn targets(sources: &[Source], total_tokens: u64) -> Result<Vec<(f64, u64)>, SampleError> {
+    if sources.is_empty() {
+        return Err(SampleError::Settings("no sources".into()));
+    }
+    for s in sources {
+        if !s.share.is_finite() || s.share < 0.0 {
+            return Err(SampleError::Settings(format!(
+                "source {}: share {} must be finite and ≥ 0",
+                s.name, s.share
+            )));
+        }
+    }
+    let sum: f64 = sources.iter().map(|s| s.share).sum();
+    if !(sum > 0.0 && sum.is_finite()) {
+        return Err(SampleError::Settings(format!(
+            "the shares sum to {sum}; at least one must be positive"
+        )));
+    }
+    Ok(sources
+        .iter()
+        .map(|s| {
+            let p = s.share / sum;
+            (p, (total_tokens as f64 * p).round() as u64)
+        })
+        .collect())
+}
+
+/// Source names are folder names under OUT, distinct, and not the report's.
+pub(super) fn check_names(sources: &[Source]) -> Result<(), SampleError> {
+    for (i, s) in sources.iter().enumerate() {
+        let ok = !s.name.is_empty()
+            && s.name != "."
+            && s.name != ".."
+            && !s.name.contains(['/', '\\'])
+            && s.name != REPORT_FILE;
+        if !ok {
+            return Err(SampleError::Settings(format!(
+                "source name {:?} is not a folder name",
+                s.name
+            )));
+        }
+        if sources[..i].iter().any(|o| o.name == s.name) {
+            return Err(SampleError::Settings(format!(
+                "two sources are named {:?}; name them with NAME=DIR@SHARE",
+                s.name
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! Source arguments, targets and the seeded draw's random numbers.
+
+use std::path::PathBuf;
+
+use prolong_rng::SplitMix64;
+
+use super::*;
+
+#[test]
+fn sources_parse_with_and_without_names() {
+    let s = Source::parse("data/tok/fineweb@25").unwrap();
+    assert_eq!((s.name.as_str(), s.share), ("fineweb", 25.0));
+    assert_eq!(s.path, PathBuf::from("data/tok/fineweb"));
+    let s = Source::parse("web=/x/y@0.5").unwrap();
+    assert_eq!((s.name.as_str(), s.path.to_str().unwrap()), ("web", "/x/y"));
+    assert!(Source::parse("data/tok/fineweb").is_err());
+    assert!(Source::parse("a@b").is_err());
+}
+
+#[test]
+fn targets_round_each_share() {
+    let sources: Vec<Source> = SHORTMIX
+        .iter()
+        .map(|(n, s)| Source {
+            name: n.to_string(),
+            path: PathBuf::from(n),
+            share: *s,
+        })
+        .collect();
+    let t: Vec<u64> = targets(&sources, 1001)
+        .unwrap()
+        .iter()
+        .map(|x| x.1)
+        .collect();
+    assert_eq!(t, vec![250, 250, 100, 100, 100, 100, 100]);
+}
+
+#[test]
+fn below_is_in_range_and_seeded() {
+    let mut a = SplitMix64::new(7);
+    let mut b = SplitMix64::new(7);
+    for n in 1..1000 {
+        let x = a.below(n);
+        assert!(x < n);
+        assert_eq!(x, b.below(n));
+    }
+}

@@ -1,0 +1,179 @@
+//! Document-masked causal attention with grouped-query heads.
+//!
+//! The packed sequence is cut into documents (`segments`, tiling `[0, T)`); each document
+//! attends causally within itself only. Attention runs one document at a time, and
+//! within a document one block of [`QUERY_BLOCK`] queries at a time against the keys up
+//! to the block's last query (causal tiling): the scores above the diagonal blocks are
+//! never computed (about half the FLOPs of a full `L × L` score matrix), and memory holds
+//! one block's `B × L` probabilities, never a whole document's `L × L`.
+//!
+//! Each query block sees its whole causal key prefix at once, so its softmax is exact
+//! in one pass and needs no online rescaling across key blocks (FlashAttention's running
+//! max/sum). That keeps every product a large batched matmul, which on a CPU is what
+//! runs fast; the price is memory `B × L` instead of `B × B`, bounded by the block size
+//! for a given document length.
+//!
+//! Inputs are the q/k/v projections after RoPE, token rows with heads side by side:
+//! `q [T, H·D]`, `k, v [T, KV·D]`. Query head `h` reads kv head `h / G`, `G = H / KV`
+//! (HF `repeat_kv`). Inside a document the `G` query heads of one kv head are stacked into
+//! one `[L·G, D]` matrix, token-major (row `i·G + g`), so each kv head costs one batched
+//! matmul, a block of queries is a contiguous run of rows, and K/V are never repeated in
+//! memory.
+//!
+//! The backward pass recomputes each block's probabilities from q and k (nothing but the
+//! inputs is saved) and applies the softmax backward `dS = P ⊙ (dP − rowsum(dP ⊙ P))`;
+//! the key and value gradients of a block's prefix are summed over the blocks in order.
+
+mod layout;
+mod segments;
+#[cfg(test)]
+mod tests;
+mod tile;
+
+use std::ops::Range;
+
+use candle_core::Tensor;
+
+/// Re-exported where callers of the ops have always found it.
+pub use crate::config::Heads;
+use crate::error::{Error, Result};
+use crate::ops::precision;
+use layout::{cat, kv_rows, q_heads, q_rows};
+use segments::{check, pieces};
+use tile::{Doc, add_prefix, softmax_backward, tiles};
+
+/// Queries per causal tile (per query head).
+pub const QUERY_BLOCK: usize = 256;
+
+/// `q [T, H·D]`, `k, v [T, KV·D]` → `[T, H·D]`.
+pub fn forward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: &Heads,
+    segments: &[Range<usize>],
+) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = crate::ops::cuda::attention::forward(q, k, v, heads, segments)? {
+        return Ok(out);
+    }
+    // Scores, softmax and the value sums in f32 for bf16 inputs (see `precision`).
+    let w = precision::widen;
+    let out = forward_tiled(&w(q)?, &w(k)?, &w(v)?, heads, segments, QUERY_BLOCK)?;
+    precision::narrow(out, q.dtype())
+}
+
+/// Returns `(dq, dk, dv)` for `dout [T, H·D]`, with the inputs given to `forward`.
+pub fn backward(
+    dout: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: &Heads,
+    segments: &[Range<usize>],
+) -> Result<(Tensor, Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if let Some(grads) = crate::ops::cuda::attention::backward(dout, q, k, v, heads, segments)? {
+        return Ok(grads);
+    }
+    let w = precision::widen;
+    let (dq, dk, dv) = backward_tiled(
+        &w(dout)?,
+        &w(q)?,
+        &w(k)?,
+        &w(v)?,
+        heads,
+        segments,
+        QUERY_BLOCK,
+    )?;
+    let n = |t| precision::narrow(t, dout.dtype());
+    Ok((n(dq)?, n(dk)?, n(dv)?))
+}
+
+/// [`forward`] with `block` queries per tile (`usize::MAX`: one tile per document, the
+/// untiled computation).
+pub fn forward_tiled(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: &Heads,
+    segments: &[Range<usize>],
+    block: usize,
+) -> Result<Tensor> {
+    check(q, k, v, heads, segments)?;
+    let mut out = Vec::new();
+    for piece in pieces(segments) {
+        let (s, l) = (piece.range.start, piece.range.len());
+        let o = if piece.singletons {
+            // A one-token document attends to itself only: its output is its value row,
+            // once per query head of the group.
+            let (kv, g, d) = (heads.n_kv_head, heads.group(), heads.head_dim);
+            v.narrow(0, s, l)?
+                .reshape((l, kv, 1, d))?
+                .broadcast_as((l, kv, g, d))?
+                .contiguous()?
+                .reshape((l, heads.n_head * d))?
+        } else {
+            let doc = Doc::new(q, k, v, heads, s, l)?;
+            let mut parts = Vec::new();
+            for tile in tiles(l, block, heads.group()) {
+                let p = doc.probs(&tile)?;
+                parts.push(p.matmul(&doc.values(&tile)?)?); // 2·G·B·i1·D per kv head
+            }
+            q_rows(&cat(parts, 1)?, heads, l)?
+        };
+        out.push(o);
+    }
+    cat(out, 0)
+}
+
+/// [`backward`] with `block` queries per tile (see [`forward_tiled`]).
+pub fn backward_tiled(
+    dout: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: &Heads,
+    segments: &[Range<usize>],
+    block: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    check(q, k, v, heads, segments)?;
+    let (mut dqs, mut dks, mut dvs) = (Vec::new(), Vec::new(), Vec::new());
+    for piece in pieces(segments) {
+        let (s, l) = (piece.range.start, piece.range.len());
+        let dod = dout.narrow(0, s, l)?;
+        if piece.singletons {
+            let (kv, g, d) = (heads.n_kv_head, heads.group(), heads.head_dim);
+            dvs.push(dod.reshape((l, kv, g, d))?.sum(2)?.reshape((l, kv * d))?);
+            dqs.push(Tensor::zeros((l, heads.n_head * d), q.dtype(), q.device())?);
+            dks.push(Tensor::zeros((l, kv * d), k.dtype(), k.device())?);
+            continue;
+        }
+        let doc = Doc::new(q, k, v, heads, s, l)?;
+        let dod = q_heads(&dod, heads)?;
+        let mut dq_parts = Vec::new();
+        let (mut dk, mut dv): (Option<Tensor>, Option<Tensor>) = (None, None);
+        for tile in tiles(l, block, heads.group()) {
+            let qb = doc.queries(&tile)?;
+            let (kb, vb) = (doc.keys(&tile)?, doc.values(&tile)?);
+            let dob = dod.narrow(1, tile.row0, tile.rows)?;
+            let p = doc.probs(&tile)?; // recomputed
+            let dp = dob.matmul(&vb.t()?)?; // [KV, B·G, i1]
+            let dv_b = p.t()?.matmul(&dob)?; // [KV, i1, D], sums the group
+            let ds = softmax_backward(&p, &dp, &tile)?;
+            drop((p, dp));
+            dq_parts.push(ds.matmul(&kb)?.affine(heads.scale(), 0.0)?);
+            let dk_b = ds.t()?.matmul(&qb)?; // qs carries the scale
+            dk = Some(add_prefix(dk, dk_b, l)?);
+            dv = Some(add_prefix(dv, dv_b, l)?);
+        }
+        let none = || Error::Shape {
+            op: "attention",
+            msg: "a document without tiles".into(),
+        };
+        dqs.push(q_rows(&cat(dq_parts, 1)?, heads, l)?);
+        dks.push(kv_rows(&dk.ok_or_else(none)?, heads, l)?);
+        dvs.push(kv_rows(&dv.ok_or_else(none)?, heads, l)?);
+    }
+    Ok((cat(dqs, 0)?, cat(dks, 0)?, cat(dvs, 0)?))
+}

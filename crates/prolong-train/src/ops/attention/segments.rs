@@ -1,0 +1,73 @@
+//! The documents of a packed sequence: their check against the inputs, and
+//! runs of one-token documents taken together.
+
+use std::ops::Range;
+
+use candle_core::Tensor;
+
+use super::Heads;
+use crate::error::{Error, Result};
+
+/// A run of consecutive one-token documents, or one longer document.
+pub(super) struct Piece {
+    pub(super) range: Range<usize>,
+    pub(super) singletons: bool,
+}
+
+pub(super) fn pieces(segments: &[Range<usize>]) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::new();
+    for seg in segments {
+        let single = seg.len() == 1;
+        match out.last_mut() {
+            Some(p) if single && p.singletons => p.range.end = seg.end,
+            _ => out.push(Piece {
+                range: seg.clone(),
+                singletons: single,
+            }),
+        }
+    }
+    out
+}
+
+pub(super) fn check(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: &Heads,
+    segments: &[Range<usize>],
+) -> Result<()> {
+    let err = |msg: String| {
+        Err(Error::Shape {
+            op: "attention",
+            msg,
+        })
+    };
+    if heads.n_kv_head == 0 || heads.n_head % heads.n_kv_head != 0 || heads.head_dim == 0 {
+        return err(format!("bad head layout {heads:?}"));
+    }
+    let (t, qw) = q.dims2()?;
+    let kvw = heads.n_kv_head * heads.head_dim;
+    if qw != heads.n_head * heads.head_dim || k.dims2()? != (t, kvw) || v.dims2()? != (t, kvw) {
+        return err(format!(
+            "q {:?}, k {:?}, v {:?} do not match {heads:?}",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        ));
+    }
+    let mut next = 0;
+    for s in segments {
+        if s.start != next || s.end <= s.start {
+            return err(format!(
+                "segments must tile [0, {t}) in order; got {s:?} at {next}"
+            ));
+        }
+        next = s.end;
+    }
+    if next != t {
+        return err(format!(
+            "segments cover [0, {next}), sequence has {t} tokens"
+        ));
+    }
+    Ok(())
+}
