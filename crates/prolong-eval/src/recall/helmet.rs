@@ -19,7 +19,7 @@ use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use prolong_data::tokenize::{TokenizeError, Tokenizer, reference_tokenizer};
+use prolong_tokenizer::{TokenizeError, Tokenizer, reference_tokenizer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
