@@ -45,7 +45,7 @@ pub fn tokenizer_json_input(input: &[u8]) -> Result<TokenizerOutcome, String> {
             if let Some(&id) = ids.iter().find(|&&id| id as usize >= tok.vocab_size()) {
                 panic!("id {id} of {text:?} is past the vocabulary");
             }
-            if tok.added.is_empty() && text.starts_with(' ') {
+            if tok.added_tokens().is_empty() && text.starts_with(' ') {
                 assert_eq!(decoded, text, "decode(encode(text)) differs");
             }
         }

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use prolong_data::tokenize::{LLAMA3_BOS, LLAMA3_EOS, LLAMA3_EOT, TokenizeError, Tokenizer};
+use prolong_tokenizer::{LLAMA3_BOS, LLAMA3_EOS, LLAMA3_EOT, TokenizeError, Tokenizer};
 use prolong_train::checkpoint::{CONFIG_FILE, load_tensors};
 use prolong_train::{Llama, LlamaConfig, LlamaParams};
 use serde_json::{Value, json};

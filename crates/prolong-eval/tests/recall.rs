@@ -9,7 +9,6 @@ mod recall_common;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use prolong_data::tokenize::Tokenizer;
 use prolong_eval::recall::checks::check_helmet_instance;
 use prolong_eval::recall::checks::{CheckError, check_answers, check_budget};
 use prolong_eval::recall::fit::{FitError, Haystack, fit};
@@ -23,6 +22,7 @@ use prolong_eval::recall::{
     Instance, Plan, RecallReport, Scored, Table, Task, check_instance, generate, generate_all,
     score,
 };
+use prolong_tokenizer::Tokenizer;
 use recall_common::{BOS, EOS, byte_tokenizer, byte_tokenizer_json, fixture, llama3, small_prose};
 
 // ---------------------------------------------------------------------------

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::{DType, Device};
-use prolong_data::tokenize::Tokenizer;
 use prolong_eval::recall::instance::read_jsonl;
 use prolong_eval::recall::{RecallReport, Table, Task, score};
+use prolong_tokenizer::Tokenizer;
 use prolong_train::train::init::random_llama;
 use prolong_train::{Llama, LlamaConfig};
 use recall_common::{BOS, EOS, SMALL_PROSE, byte_tokenizer_json};

@@ -20,8 +20,8 @@ use std::path::Path;
 use std::process::Command;
 
 use candle_core::{DType, Device};
-use prolong_data::tokenize::Tokenizer;
 use prolong_eval::recall::{Instance, RecallReport, Task, generate};
+use prolong_tokenizer::Tokenizer;
 use prolong_train::data::rng::{SplitMix64, derive_seed};
 use prolong_train::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients};
 use prolong_train::train::init::random_llama;

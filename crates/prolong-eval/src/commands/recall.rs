@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
-use prolong_data::tokenize::{LLAMA3_BOS, Tokenizer};
 use prolong_eval::recall::checks::check_helmet_instance;
 use prolong_eval::recall::generate::{HelmetSources, generate_helmet_all};
 use prolong_eval::recall::helmet::{self, ModelText, MvTemplate, Protocol, UnknownName};
@@ -16,6 +15,7 @@ use prolong_eval::recall::{
     Instance, Plan, Prose, RecallReport, Scored, Table, Task, check_instance, generate_all, score,
 };
 use prolong_mds::write_atomic;
+use prolong_tokenizer::{LLAMA3_BOS, Tokenizer};
 use prolong_train::{Llama, LlamaConfig};
 use rayon::prelude::*;
 

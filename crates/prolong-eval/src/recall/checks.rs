@@ -1,7 +1,7 @@
 //! What every instance must satisfy (docs/eval-recall.md, "Checks a generator must
 //! pass"); the CLI applies them to every instance before running a model.
 
-use prolong_data::tokenize::{TokenizeError, Tokenizer};
+use prolong_tokenizer::{TokenizeError, Tokenizer};
 
 use super::fit::{fills, prompt_tokens};
 use super::helmet::ModelText;

@@ -10,7 +10,7 @@
 //! the estimate is exact or off by a token or two; the final prompt is then encoded
 //! whole and units are trimmed one at a time until the exact count fits.
 
-use prolong_data::tokenize::{TokenizeError, Tokenizer};
+use prolong_tokenizer::{TokenizeError, Tokenizer};
 
 /// A task's prompt, as a function of how many haystack units it holds.
 pub trait Haystack {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use prolong_data::tokenize::Tokenizer;
+use prolong_tokenizer::Tokenizer;
 use prolong_train::data::rng::{SplitMix64, derive_seed};
 use rayon::prelude::*;
 

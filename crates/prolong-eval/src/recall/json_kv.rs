@@ -4,7 +4,7 @@
 //! The gold record goes in at a swept depth; the two demonstration records are
 //! records of the object at random depths; the filler records are the haystack.
 
-use prolong_data::tokenize::Tokenizer;
+use prolong_tokenizer::Tokenizer;
 use prolong_train::data::rng::SplitMix64;
 
 use super::fit::{FitError, Fitted, Haystack, fit, interleave};

@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use prolong_data::tokenize::{TokenizeError, Tokenizer};
+use prolong_tokenizer::{TokenizeError, Tokenizer};
 
 /// Longest sentence kept whole (about 50 Llama-3 tokens of English).
 pub const MAX_UNIT_BYTES: usize = 240;

@@ -6,7 +6,7 @@
 //! sample; the haystack is distractor needles with fresh keys and values, one a
 //! line (multi-key), or prose sentences joined by spaces (multi-value).
 
-use prolong_data::tokenize::Tokenizer;
+use prolong_tokenizer::Tokenizer;
 
 use super::fit::{FitError, Fitted, Haystack, fit, interleave};
 use super::prose::Prose;

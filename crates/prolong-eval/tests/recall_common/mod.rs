@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use prolong_data::tokenize::Tokenizer;
 use prolong_eval::recall::Prose;
+use prolong_tokenizer::Tokenizer;
 
 /// Ids of the byte tokenizer's special tokens.
 pub const BOS: u32 = 300;

@@ -2,7 +2,7 @@
 //! special tokens its post-processor adds, and HELMET's truncation of a
 //! prompt that is over length.
 
-use prolong_data::tokenize::{TokenizeError, Tokenizer, reference_tokenizer};
+use prolong_tokenizer::{TokenizeError, Tokenizer, reference_tokenizer};
 use serde_json::Value;
 
 use super::{HelmetItem, MvTemplate, Protocol};

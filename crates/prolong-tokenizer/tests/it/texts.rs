@@ -1,4 +1,4 @@
-//! Shared by the tokenize tests (`#[path]`-included): a seeded generator of
+//! Shared by the tokenizer's tests: a seeded generator of
 //! texts that stress pre-tokenizers, hand-picked edge cases, and fixtures.
 #![allow(dead_code)]
 

@@ -2,12 +2,10 @@
 //! tokenizers crate runs: every code point's class, every case-folded
 //! contraction, and random texts, for the Llama-3, Qwen2 and GPT-2 regexes.
 
-#[path = "tokenize_gen.rs"]
-mod tokenize_gen;
-
 use onig::Regex;
-use prolong_data::tokenize::{CharClass, Pattern, PreTokenizer, char_class};
-use tokenize_gen::{Rng, edge_cases, random_text};
+use prolong_tokenizer::{CharClass, Pattern, PreTokenizer, char_class};
+
+use crate::texts::{Rng, edge_cases, random_text};
 
 const PATTERNS: [Pattern; 3] = [
     Pattern::Llama3 { max_digits: 3 },
