@@ -35,8 +35,8 @@ export LD_LIBRARY_PATH=$CUDA_ROOT/lib64:$CUDA_ROOT/lib:${LD_LIBRARY_PATH:-}
 echo "gpu-check: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1), sm_$CUDA_COMPUTE_CAP, $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/CUDA \1/p')"
 start=$SECONDS
 run() { cargo test --release -p prolong-train --features cuda "$@"; }
-run --no-run --test cuda_ops --test cuda_train --test cuda_bench
+run --no-run --test it
 echo "gpu-check: built in $((SECONDS - start)) s"
-run --test cuda_ops --test cuda_train
-run --test cuda_bench -- --ignored --nocapture --test-threads 1
+run --test it -- cuda_ops:: cuda_train::
+run --test it -- cuda_bench:: --ignored --nocapture --test-threads 1
 echo "gpu-check: passed in $((SECONDS - start)) s"

@@ -66,6 +66,7 @@ impl Tokenizer {
             kind,
             vocab_size,
             added,
+            instance: NEXT_FAST_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -83,11 +84,14 @@ impl Tokenizer {
             },
             vocab_size,
             added,
+            instance: NEXT_FAST_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 }
 
-/// Tells one fast tokenizer's thread-local caches from another's.
+/// Tells one tokenizer's caches (thread-local, or a caller's: see
+/// [`Tokenizer::instance`]) from another's: every loaded tokenizer, and every fast
+/// path, takes the next number.
 static NEXT_FAST_ID: AtomicU64 = AtomicU64::new(1);
 
 /// (largest id + 1, added tokens) of a tokenizer.json, its ids checked first:

@@ -20,6 +20,8 @@ pub struct Tokenizer {
     pub(crate) kind: Kind,
     pub(crate) vocab_size: usize,
     pub(crate) added: Vec<(String, u32)>,
+    /// Unique among the tokenizers this process loaded ([`Tokenizer::instance`]).
+    pub(crate) instance: u64,
 }
 
 /// How a tokenizer encodes (built by [`crate::load`]).
@@ -79,6 +81,13 @@ impl Tokenizer {
     /// One more than the largest id (model vocabulary and added tokens).
     pub fn vocab_size(&self) -> usize {
         self.vocab_size
+    }
+
+    /// A number no other tokenizer loaded by this process has: the key for a cache
+    /// of encodings that may see more than one tokenizer (an address may be reused
+    /// once a tokenizer is dropped; this number is not).
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     /// The added tokens (text, id) of the tokenizer.json, in file order.

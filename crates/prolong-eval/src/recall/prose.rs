@@ -32,10 +32,13 @@ pub enum ProseError {
 }
 
 /// Sentences, and their token counts once asked for (shared by all instances
-/// and threads, so each sentence is encoded at most once).
+/// and threads, so each sentence is encoded at most once). A count is kept with
+/// the tokenizer it was counted with ([`Tokenizer::instance`]): a prose shared by
+/// runs with different tokenizers (a static in one process) counts afresh for
+/// any other than the first.
 pub struct Prose {
     sentences: Vec<String>,
-    tokens: Vec<OnceLock<usize>>,
+    tokens: Vec<OnceLock<(u64, usize)>>,
 }
 
 impl Prose {
@@ -86,11 +89,14 @@ impl Prose {
     /// joins it to the one before.
     pub fn tokens(&self, tok: &Tokenizer, i: usize) -> Result<usize, TokenizeError> {
         let i = i % self.sentences.len();
-        if let Some(&n) = self.tokens[i].get() {
+        if let Some(&(owner, n)) = self.tokens[i].get()
+            && owner == tok.instance()
+        {
             return Ok(n);
         }
         let n = tok.encode(&format!(" {}", self.sentences[i]))?.len();
-        Ok(*self.tokens[i].get_or_init(|| n))
+        self.tokens[i].get_or_init(|| (tok.instance(), n));
+        Ok(n)
     }
 }
 
