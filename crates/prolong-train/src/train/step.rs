@@ -182,6 +182,7 @@ pub struct ShardedStep {
 /// backward ends and accumulates the shard (`full`), otherwise the rank's summed
 /// gradient once (`grad_op`). Every rank has as many micro-batches (the step divides
 /// over the ranks), so the collectives pair up.
+#[allow(clippy::too_many_arguments)]
 pub fn accumulate_sharded(
     model: &Llama,
     seqs: &[PackedSequence],
