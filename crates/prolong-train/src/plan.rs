@@ -58,6 +58,18 @@ pub enum ShardMode {
     None,
 }
 
+/// What the plan models: the GPU design (per-layer gathering, bf16 compute) or the
+/// trainer as it runs on CPU ranks today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanDevice {
+    Gpu,
+    Cpu,
+}
+
+/// Marks a part only rank 0 holds.
+const RANK0_ONLY: &str = "(rank 0 only)";
+
 /// The share of a device's memory a plan may use.
 pub const USABLE: f64 = 0.9;
 
@@ -82,6 +94,9 @@ pub struct PlanInput {
     pub loss_block: usize,
     /// Memory of one device, bytes.
     pub device_bytes: u64,
+    /// Bytes per element of the compute dtype (2: bf16, 4: f32).
+    pub dtype_bytes: usize,
+    pub device: PlanDevice,
 }
 
 /// One line of the memory table.
@@ -99,7 +114,11 @@ pub struct Plan {
     pub dp: usize,
     pub tokens_per_rank: usize,
     pub parts: Vec<Part>,
+    /// The busiest rank's total (rank 0's, where a part is rank 0's alone).
     pub total_bytes: f64,
+    /// Of the total, what only rank 0 holds (`--device cpu`: Open MPI's reduce-scatter
+    /// buffer); the other ranks hold `total_bytes - rank0_only_bytes`.
+    pub rank0_only_bytes: f64,
     pub device_bytes: u64,
     pub fits: bool,
     /// Model FLOPs of one optimizer step over the whole world (one document per
@@ -187,67 +206,77 @@ impl PlanInput {
         let t = (self.seq_len * self.micro_batch / sp) as f64;
         // State is sharded over every rank (see the module doc).
         let n = world as f64;
+        let wb = self.dtype_bytes as f64;
 
         let mut parts = Vec::new();
         let mut part = |name: &'static str, bytes: f64| parts.push(Part { name, bytes });
-        match self.shard {
-            ShardMode::Full => {
-                part(
-                    "owned f32 master weights, gradients, Adam m and v",
-                    16.0 * p / n,
-                );
-                part(
-                    "gathered bf16 layer weights (current + prefetched)",
-                    4.0 * pl,
-                );
-            }
-            ShardMode::GradOp => {
-                part("bf16 weights (replicated)", 2.0 * p);
-                part(
-                    "owned f32 master weights, gradients, Adam m and v",
-                    16.0 * p / n,
-                );
-            }
-            ShardMode::None => {
-                part("bf16 weights (replicated)", 2.0 * p);
-                part("f32 master weights, gradients, Adam m and v", 16.0 * p);
-            }
-        }
-        if self.shard == ShardMode::Full {
-            part("embedding or output projection while in use", 2.0 * v * h);
-        }
-        if self.recompute {
-            part("saved layer inputs (recompute)", layers * t * h * 2.0);
+        if self.device == PlanDevice::Cpu {
+            cpu_parts(self, p, t, &mut part);
         } else {
-            // Inputs of the norms, q/k/v/o, the MLP's three matmuls and SiLU·mul, in bf16.
+            match self.shard {
+                ShardMode::Full => {
+                    part(
+                        "owned f32 master weights, gradients, Adam m and v",
+                        16.0 * p / n,
+                    );
+                    part(
+                        "gathered bf16 layer weights (current + prefetched)",
+                        2.0 * wb * pl,
+                    );
+                }
+                ShardMode::GradOp => {
+                    part("bf16 weights (replicated)", wb * p);
+                    part(
+                        "owned f32 master weights, gradients, Adam m and v",
+                        16.0 * p / n,
+                    );
+                }
+                ShardMode::None => {
+                    part("bf16 weights (replicated)", wb * p);
+                    part("f32 master weights, gradients, Adam m and v", 16.0 * p);
+                }
+            }
+            if self.shard == ShardMode::Full {
+                part("embedding or output projection while in use", wb * v * h);
+            }
+            if self.recompute {
+                part("saved layer inputs (recompute)", layers * t * h * wb);
+            } else {
+                // Inputs of the norms, q/k/v/o, the MLP's three matmuls and SiLU·mul, in bf16.
+                part(
+                    "saved activations (no recompute)",
+                    layers * t * (4.0 * h + 2.0 * q_dim + 2.0 * kv_dim + 3.0 * f) * wb,
+                );
+            }
             part(
-                "saved activations (no recompute)",
-                layers * t * (4.0 * h + 2.0 * q_dim + 2.0 * kv_dim + 3.0 * f) * 2.0,
+                "one layer's backward working set",
+                t * (4.0 * h + 3.0 * f) * wb,
             );
-        }
-        part(
-            "one layer's backward working set",
-            t * (4.0 * h + 3.0 * f) * 2.0,
-        );
-        part(
-            "logits block and its gradient (f32)",
-            2.0 * self.loss_block.min(self.seq_len * self.micro_batch) as f64 * v * 4.0,
-        );
-        if world > 1 {
-            part("communication buckets", 2.0 * pl * 4.0);
-        }
-        if sp > 1 {
-            // q, o for heads/SP query heads and k, v for its KV heads over all S tokens,
-            // with their gradients, bf16 (KV heads replicated when fewer than SP).
-            let kv_heads = m.n_kv_heads() as f64;
-            let kv_per_rank = (kv_heads / sp as f64).max(1.0) * m.head_dim() as f64;
-            let s = (self.seq_len * self.micro_batch) as f64;
             part(
-                "Ulysses attention over the whole sequence",
-                s * (2.0 * q_dim / sp as f64 + 2.0 * kv_per_rank) * 2.0 * 2.0,
+                "logits block and its gradient (f32)",
+                2.0 * self.loss_block.min(self.seq_len * self.micro_batch) as f64 * v * 4.0,
             );
+            if world > 1 {
+                part("communication buckets", 2.0 * pl * 4.0);
+            }
+            if sp > 1 {
+                // q, o for heads/SP query heads and k, v for its KV heads over all S tokens,
+                // with their gradients, bf16 (KV heads replicated when fewer than SP).
+                let kv_heads = m.n_kv_heads() as f64;
+                let kv_per_rank = (kv_heads / sp as f64).max(1.0) * m.head_dim() as f64;
+                let s = (self.seq_len * self.micro_batch) as f64;
+                part(
+                    "Ulysses attention over the whole sequence",
+                    s * (2.0 * q_dim / sp as f64 + 2.0 * kv_per_rank) * wb * 2.0,
+                );
+            }
         }
         let total: f64 = parts.iter().map(|p| p.bytes).sum();
+        let rank0_only_bytes: f64 = parts
+            .iter()
+            .filter(|p| p.name.contains(RANK0_ONLY))
+            .map(|p| p.bytes)
+            .sum();
 
         // FLOPs of the step's sequences, each one document labelled throughout (the
         // most attention a sequence can cost); recomputation adds most of a forward.
@@ -292,6 +321,7 @@ impl PlanInput {
             tokens_per_rank: t as usize,
             parts,
             total_bytes: total,
+            rank0_only_bytes,
             device_bytes: self.device_bytes,
             fits,
             step_model_flops: model_flops,
@@ -358,6 +388,93 @@ impl PlanInput {
         }
         out
     }
+}
+
+/// The trainer as it runs on CPU ranks today (`--device cpu`), part by part, read from
+/// its code (train/weights.rs, train/step.rs, train/sharded.rs) rather than the GPU
+/// design above:
+///
+/// * compute weights: the whole model in the compute dtype on every rank, in every
+///   shard mode (`full` gathers all of them before the step, not layer by layer);
+/// * f32 state: Adam m and v, and the f32 masters unless the compute dtype is f32
+///   (the optimizer's update then makes the weights and the masters one tensor);
+///   `grad_op` and `full` hold 1/N of masters, m and v;
+/// * gradients: at the end of a micro-batch's backward its gradient (f32) and the
+///   step's accumulated one (or, in `full`, its weighted copy) are alive together, and
+///   the reduction's flat f32 vector replaces one of them: two whole-model f32 copies;
+/// * sharded gradient: the reduce-scattered shard, and in `full` its accumulator;
+/// * activations: the model always recomputes (model/mod.rs), so the saved layer
+///   inputs and one layer's working set as on a GPU, in the compute dtype;
+/// * logits block and its gradient (f32);
+/// * sharded on more than one rank: rank 0 also holds Open MPI's reduce-scatter buffer
+///   (measured: N/2 whole f32 gradients at N = 2 and 4 ranks);
+/// * `grad_op` on one rank peaks in the gather after the update instead (below).
+///
+/// The parts are the steady state from the second step on: Adam's moments start as
+/// zeros that are never touched (untouched pages are not resident) until the first
+/// update writes them. Not modelled: the allocator's retained free memory (the
+/// comparison with measured peaks in tests/dist_group.rs runs glibc with a fixed mmap
+/// threshold, so that freed buffers leave the resident set) and candle's short-lived
+/// per-tensor temporaries (the optimizer's new m, v and weights of one tensor at a
+/// time: ≈ 7% of the `none` total for the test's model, where the vocabulary
+/// matrices are 43% of the parameters).
+fn cpu_parts(input: &PlanInput, p: f64, t: f64, part: &mut dyn FnMut(&'static str, f64)) {
+    let m = &input.model;
+    let (h, f, v) = (
+        m.hidden_size as f64,
+        m.intermediate_size as f64,
+        m.vocab_size as f64,
+    );
+    let wb = input.dtype_bytes as f64;
+    let n = input.world as f64;
+    if input.shard == ShardMode::GradOp && input.world == 1 {
+        // One rank: the gather after the update (sharded.rs, gather_model) holds more
+        // than the step: the gathered bytes and the model made from them, beside the
+        // masters' shard and its cast (2 + 6/N model copies against 3 + 4/N).
+        part("gathered compute weights: buffer and model", 2.0 * wb * p);
+        part("owned f32 master weights, Adam m and v", 12.0 * p / n);
+        part("gradient shard", 4.0 * p / n);
+        part(
+            "the masters' shard and its cast, for the gather",
+            (4.0 + wb) * p / n,
+        );
+        return;
+    }
+    part("compute weights (whole model, every rank)", wb * p);
+    let masters = if input.dtype_bytes == 4 { 0.0 } else { 4.0 };
+    match input.shard {
+        ShardMode::None => part(
+            "f32 Adam m and v (and masters unless f32)",
+            (8.0 + masters) * p,
+        ),
+        _ => part("owned f32 master weights, Adam m and v", 12.0 * p / n),
+    }
+    part("gradients: micro-batch's and accumulated (f32)", 8.0 * p);
+    match input.shard {
+        ShardMode::None => {}
+        ShardMode::GradOp => part("reduce-scattered gradient shard", 4.0 * p / n),
+        ShardMode::Full => part("gradient shard and its accumulator", 8.0 * p / n),
+    }
+    if input.shard != ShardMode::None && input.world > 1 {
+        // Measured, not derived: rank 0 alone peaks higher, in both sharded modes, by
+        // one whole f32 gradient at 2 ranks and 1.8 at 4 (Open MPI's
+        // reduce_scatter_block on one node reduces onto rank 0 before scattering);
+        // N/2 gradients fits both within 10%.
+        part(
+            "Open MPI reduce-scatter buffer (rank 0 only)",
+            4.0 * p * n / 2.0,
+        );
+    }
+    let layers = m.num_hidden_layers as f64;
+    part("saved layer inputs (recompute)", layers * t * h * wb);
+    part(
+        "one layer's backward working set",
+        t * (4.0 * h + 3.0 * f) * wb,
+    );
+    part(
+        "logits block and its gradient (f32)",
+        2.0 * input.loss_block.min(input.seq_len * input.micro_batch) as f64 * v * 4.0,
+    );
 }
 
 /// `12.3 GB` (powers of 1000, as GPU memory is sold).
@@ -434,6 +551,8 @@ mod tests {
             recompute: true,
             loss_block: 2048,
             device_bytes: 80_000_000_000,
+            dtype_bytes: 2,
+            device: PlanDevice::Gpu,
         }
     }
 

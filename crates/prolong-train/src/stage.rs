@@ -120,6 +120,14 @@ pub enum ComputeDtype {
 }
 
 impl ComputeDtype {
+    /// Bytes of one element.
+    pub fn bytes(self) -> usize {
+        match self {
+            ComputeDtype::F32 => 4,
+            ComputeDtype::Bf16 => 2,
+        }
+    }
+
     pub fn candle(self) -> candle_core::DType {
         match self {
             Self::F32 => candle_core::DType::F32,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use prolong_train::LlamaConfig;
-use prolong_train::plan::{PlanInput, ShardMode};
+use prolong_train::plan::{PlanDevice, PlanInput, ShardMode};
 use prolong_train::stage::{StageConfig, parse_size};
 
 #[derive(Debug, clap::Args)]
@@ -21,12 +21,18 @@ pub struct PlanArgs {
     #[arg(long, default_value = "80GB")]
     pub gpu_memory: String,
     /// How training state is split over the ranks (ProLong's --fsdp 1/2/3 are
-    /// full/grad-op/none).
-    #[arg(long, value_enum, default_value = "full")]
-    pub shard: ShardMode,
-    /// Ulysses sequence-parallel group size (ProLong's --seq_parallel_size).
-    #[arg(long, default_value_t = 1)]
-    pub sp: usize,
+    /// full/grad-op/none); default: the recipe's `[parallel] shard`.
+    #[arg(long, value_enum)]
+    pub shard: Option<ShardMode>,
+    /// Ulysses sequence-parallel group size (ProLong's --seq_parallel_size); default:
+    /// the recipe's `[parallel] sequence`.
+    #[arg(long)]
+    pub sp: Option<usize>,
+    /// What to model: `gpu`, the design for GPUs (layer-by-layer gathering), or `cpu`,
+    /// the trainer as it runs on CPU ranks today (whole-model compute weights on every
+    /// rank; what the measured-memory check compares against).
+    #[arg(long, value_enum, default_value = "gpu")]
+    pub device: PlanDevice,
     /// Packed sequences per micro-batch on each data-parallel group.
     #[arg(long, default_value_t = 1)]
     pub micro_batch: usize,
@@ -71,11 +77,14 @@ pub fn main(args: PlanArgs) -> Result<()> {
         micro_batch: args.micro_batch,
         tokens_per_step: stage.train.tokens_per_step,
         world: args.gpus,
-        sp: args.sp,
-        shard: args.shard,
+        sp: args.sp.unwrap_or(stage.parallel.sequence),
+        shard: args.shard.unwrap_or(stage.parallel.shard),
         recompute: !args.no_recompute,
         loss_block: stage.train.loss_block,
         device_bytes,
+        // The recipe's compute dtype: bf16 is 2 bytes, f32 (and anything else) 4.
+        dtype_bytes: stage.model.dtype.bytes(),
+        device: args.device,
     };
     let plan = input.plan()?;
     if args.json {

@@ -97,6 +97,30 @@ pub fn main(args: TrainArgs, cfg: StageConfig) -> Result<()> {
         s.peak.tflops,
         s.peak.source
     );
+    report_comm_and_memory(&s);
     println!("out: {} (final/, metrics.jsonl, loss.svg)", s.out.display());
     Ok(())
+}
+
+/// Rank 0's time inside collectives, and every rank's peak resident memory (what
+/// `prolong-train plan --device cpu` is checked against: the peak less the process's
+/// footprint before the model existed).
+fn report_comm_and_memory(s: &prolong_train::train::TrainSummary) {
+    if s.comm_seconds > 0.0 {
+        println!(
+            "communication: {:.1}% of step time ({:.2} s inside collectives on rank 0)",
+            100.0 * s.comm_share(),
+            s.comm_seconds
+        );
+    }
+    let mb = |b: u64| b as f64 / 1e6;
+    for (rank, m) in s.memory.iter().enumerate() {
+        println!(
+            "rank {rank} memory: peak {:.1} MB (with checkpoints), before the model {:.1} MB, through the steps {:.1} MB, training {:.1} MB",
+            mb(m.peak_bytes),
+            mb(m.baseline_bytes),
+            mb(m.step_peak_bytes),
+            mb(m.training_bytes())
+        );
+    }
 }

@@ -180,6 +180,80 @@ impl ProcessGroup for Solo {
     }
 }
 
+/// Seconds spent inside collectives, shared between a [`Timed`] group and whoever
+/// reads it (the trainer sums it per step for its communication share).
+#[derive(Debug, Default, Clone)]
+pub struct CommClock(std::rc::Rc<std::cell::Cell<f64>>);
+
+impl CommClock {
+    /// Seconds inside collectives so far.
+    pub fn seconds(&self) -> f64 {
+        self.0.get()
+    }
+}
+
+/// A process group that times every collective into a [`CommClock`]. The time is
+/// wall time inside the call: transfer and reduction, and also the wait for the
+/// slowest rank to arrive (on CPU ranks, load imbalance shows up here too).
+pub struct Timed {
+    inner: Box<dyn ProcessGroup>,
+    clock: CommClock,
+}
+
+impl Timed {
+    pub fn new(inner: Box<dyn ProcessGroup>, clock: CommClock) -> Self {
+        Self { inner, clock }
+    }
+
+    fn time<T>(&self, f: impl FnOnce(&dyn ProcessGroup) -> T) -> T {
+        let t = std::time::Instant::now();
+        let out = f(self.inner.as_ref());
+        let c = &self.clock.0;
+        c.set(c.get() + t.elapsed().as_secs_f64());
+        out
+    }
+}
+
+impl ProcessGroup for Timed {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    fn all_reduce_sum(&self, buf: &mut [f32]) -> DistResult<()> {
+        self.time(|g| g.all_reduce_sum(buf))
+    }
+
+    fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()> {
+        self.time(|g| g.reduce_scatter_sum(send, recv))
+    }
+
+    fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()> {
+        self.time(|g| g.all_gather(send, recv))
+    }
+
+    fn all_to_all(
+        &self,
+        send: &[u8],
+        send_counts: &[usize],
+        recv: &mut [u8],
+        recv_counts: &[usize],
+    ) -> DistResult<()> {
+        self.time(|g| g.all_to_all(send, send_counts, recv, recv_counts))
+    }
+
+    fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()> {
+        self.time(|g| g.broadcast(buf, root))
+    }
+
+    fn barrier(&self) -> DistResult<()> {
+        self.time(|g| g.barrier())
+    }
+}
+
 #[cfg(feature = "mpi")]
 pub use mpi_backend::MpiGroup;
 

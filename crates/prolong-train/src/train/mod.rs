@@ -42,6 +42,7 @@ mod dcp;
 pub mod eval;
 pub mod fsdp;
 pub mod init;
+mod metrics_file;
 mod run;
 pub mod sharded;
 mod step;
@@ -169,9 +170,47 @@ pub struct TrainSummary {
     pub threads: usize,
     /// Device peak for MFU and HFU (TFLOP/s) and where it came from.
     pub peak: Peak,
+    /// Seconds this rank spent inside collectives during this invocation's steps
+    /// (transfers and waiting for the other ranks; 0 on one rank).
+    pub comm_seconds: f64,
+    /// Each rank's peak resident memory, in rank order (empty off Linux).
+    pub memory: Vec<RankMemory>,
+}
+
+/// One rank's resident memory (`VmHWM`, the kernel's high-water mark of its RSS).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankMemory {
+    /// Peak before the model existed: the binary, MPI, the loader.
+    pub baseline_bytes: u64,
+    /// Peak through the last step, before its checkpoint was written.
+    pub step_peak_bytes: u64,
+    /// Peak over the whole run, checkpoints included (their serialisation is host
+    /// memory on a GPU, outside what `plan` budgets).
+    pub peak_bytes: u64,
+}
+
+impl RankMemory {
+    /// What the training state and a step's working set added to the process: what
+    /// `prolong-train plan --device cpu` predicts.
+    pub fn training_bytes(&self) -> u64 {
+        self.step_peak_bytes.saturating_sub(self.baseline_bytes)
+    }
+}
+
+/// This process's peak resident memory so far (`VmHWM` of /proc/self/status), bytes;
+/// None where there is no such file.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl TrainSummary {
+    /// The share of the run's step time spent inside collectives.
+    pub fn comm_share(&self) -> f64 {
+        self.comm_seconds / self.run_seconds.max(1e-9)
+    }
     pub fn tokens_per_s(&self) -> f64 {
         self.run_tokens as f64 / self.run_seconds.max(1e-9)
     }

@@ -2,7 +2,6 @@
 //! steps (set up the ranks, open the data, start or resume, train step by step, record,
 //! checkpoint, summarise).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,14 +10,15 @@ use candle_core::{DType, Device};
 use super::checkpoint::{self, TrainerState};
 use super::eval::HeldOut;
 use super::init::InitRng;
+use super::metrics_file::MetricsFile;
 use super::weights::{Weights, weights_for};
 use super::{
-    Peak, TrainError, TrainOptions, TrainSummary, check_same_recipe, compute_dtype, device,
-    device_peak, initial_model, mixture, process_group, progress_bar, prune,
+    Peak, RankMemory, TrainError, TrainOptions, TrainSummary, check_same_recipe, compute_dtype,
+    device, device_peak, initial_model, mixture, process_group, progress_bar, prune,
 };
 use crate::config::LlamaConfig;
 use crate::data::MixtureLoader;
-use crate::dist::group::ProcessGroup;
+use crate::dist::group::{CommClock, ProcessGroup, Timed, as_bytes, as_bytes_mut};
 use crate::dist::ulysses::SeqGroup;
 use crate::metrics::{StepFlops, StepRecord};
 use crate::model::Llama;
@@ -33,6 +33,8 @@ pub(super) struct Setup<'a> {
     pub dtype: DType,
     pub dev: Device,
     pub group: Box<dyn ProcessGroup>,
+    /// Seconds `group`'s collectives have taken so far.
+    pub comm: CommClock,
     pub out: PathBuf,
     /// Micro-batches (sequences) per optimizer step, over all ranks.
     pub micro: u64,
@@ -83,6 +85,8 @@ pub fn run(
         .as_ref()
         .map(|e| HeldOut::new(e, &mixture, &mut loader))
         .transpose()?;
+    // The process's own footprint (binary, MPI, loader) before any model exists.
+    let baseline = super::peak_rss();
     let (mut weights, mut state, resumed_from) = start_or_resume(&s, opts, &mut loader)?;
     if let Some(h) = &held_out
         && state.step == 0
@@ -102,11 +106,15 @@ pub fn run(
         state.step,
         &name,
     );
-    let mut totals = RunTotals::new(state.step);
+    let mut totals = RunTotals::new(state.step, baseline);
     while state.step < cfg.train.steps {
         let t0 = Instant::now();
+        let comm0 = s.comm.seconds();
         let step = train_step(&s, &mut weights, &mut loader, &state)?;
         let dt = t0.elapsed().as_secs_f64();
+        totals.comm_seconds += s.comm.seconds() - comm0;
+        // Before this step's checkpoint: what the plan models is the step's memory.
+        totals.step_rss = super::peak_rss();
         let lines = record(&s, &mut state, &mut totals, &step, dt)?;
         let lines = evaluate_if_due(&s, &held_out, &mut weights, &mut state, &mut totals, lines)?;
         metrics.append(&lines)?;
@@ -143,12 +151,14 @@ fn set_up<'a>(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "stage".into())
     });
+    let comm = CommClock::default();
     let s = Setup {
         cfg,
         llama: cfg.llama_config(cfg_path)?,
         dtype: compute_dtype(cfg),
         dev: device(),
-        group: process_group()?,
+        group: Box::new(Timed::new(process_group()?, comm.clone())),
+        comm,
         out: opts
             .out
             .clone()
@@ -241,53 +251,6 @@ fn start_or_resume(
     }
 }
 
-/// `metrics.jsonl`, rank 0's alone: rewritten to exactly the checkpoint's records (the
-/// steps after it are redone), then appended one step at a time.
-struct MetricsFile {
-    file: Option<(std::fs::File, PathBuf)>,
-}
-
-impl MetricsFile {
-    fn open(s: &Setup, state: &TrainerState) -> Result<Self, TrainError> {
-        if !s.root() {
-            return Ok(Self { file: None });
-        }
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |err| TrainError::Io { path, err }
-        };
-        std::fs::create_dir_all(&s.out).map_err(io(&s.out))?;
-        let path = s.out.join("metrics.jsonl");
-        // The metrics file is exactly the checkpoint's records: steps after it are redone.
-        let text = crate::metrics::jsonl(&state.metrics, &state.evals).map_err(|err| {
-            TrainError::Json {
-                path: path.clone(),
-                err,
-            }
-        })?;
-        crate::checkpoint::write_atomic(&path, text.as_bytes())?;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        Ok(Self {
-            file: Some((file, path)),
-        })
-    }
-
-    fn append(&mut self, lines: &str) -> Result<(), TrainError> {
-        if let Some((file, path)) = self.file.as_mut() {
-            writeln!(file, "{lines}").map_err(|err| TrainError::Io {
-                path: path.clone(),
-                err,
-            })?;
-            // A kill point per step for kill tests (PROLONG_KILL_AT_WRITE).
-            prolong_mds::write_step();
-        }
-        Ok(())
-    }
-}
-
 /// What one optimizer step gave.
 struct StepResult {
     loss: f64,
@@ -340,18 +303,49 @@ struct RunTotals {
     flops: StepFlops,
     start: Instant,
     eval_seconds: f64,
+    /// Seconds inside collectives during the training steps.
+    comm_seconds: f64,
+    /// Peak resident memory before the model existed, and through the last step
+    /// before its checkpoint (None off Linux).
+    baseline_rss: Option<u64>,
+    step_rss: Option<u64>,
 }
 
 impl RunTotals {
-    fn new(start_step: u64) -> Self {
+    fn new(start_step: u64, baseline_rss: Option<u64>) -> Self {
         Self {
             start_step,
             tokens: 0,
             flops: StepFlops::default(),
             start: Instant::now(),
             eval_seconds: 0.0,
+            comm_seconds: 0.0,
+            baseline_rss,
+            step_rss: None,
         }
     }
+}
+
+/// Every rank's peak resident memory before the model existed and over the run, in
+/// rank order (gathered so that rank 0's summary reports the world); empty where the
+/// system does not report it.
+fn rank_memory(s: &Setup, totals: &RunTotals) -> Result<Vec<RankMemory>, TrainError> {
+    let (Some(baseline), Some(step), Some(peak)) =
+        (totals.baseline_rss, totals.step_rss, super::peak_rss())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut all = vec![0u64; 3 * s.group.size()];
+    s.group
+        .all_gather(as_bytes(&[baseline, step, peak]), as_bytes_mut(&mut all))?;
+    Ok(all
+        .chunks(3)
+        .map(|c| RankMemory {
+            baseline_bytes: c[0],
+            step_peak_bytes: c[1],
+            peak_bytes: c[2],
+        })
+        .collect())
 }
 
 /// Counts the step into the state and the totals; its metrics line.
@@ -478,6 +472,7 @@ fn finish(
     }
     // No rank leaves before rank 0's final checkpoint is in place.
     s.group.barrier()?;
+    let memory = rank_memory(&s, &totals)?;
     Ok(TrainSummary {
         name,
         out: s.out,
@@ -496,5 +491,7 @@ fn finish(
         run_seconds: totals.start.elapsed().as_secs_f64() - totals.eval_seconds,
         threads: s.threads,
         peak,
+        comm_seconds: totals.comm_seconds,
+        memory,
     })
 }

@@ -49,12 +49,22 @@ fn shipped_pipelines_carry_the_recipe_numbers() {
         Some(Path::new("runs/stage1-64k/final"))
     );
 
+    // What ProLong ran on 8 GPUs: FSDP FULL_SHARD, and Ulysses SP 8 at 512K.
+    use prolong_train::stage::ShardMode;
+    assert_eq!(s1.parallel.shard, ShardMode::Full);
+    assert_eq!(s1.parallel.sequence, 1);
+    assert_eq!(
+        (s2.parallel.shard, s2.parallel.sequence),
+        (ShardMode::Full, 8)
+    );
+
     let sft = parse("sft.toml");
     assert_eq!(sft.train.steps, 250);
     assert_eq!(sft.micro_batches(), 64);
     assert_eq!(sft.train.peak_lr, 2e-5);
     assert_eq!(sft.train.warmup, 0.05);
     assert_eq!(sft.model.rope_theta, None);
+    assert_eq!(sft.parallel.shard, ShardMode::Full);
 
     for name in ["tiny-stage1.toml", "tiny-stage2.toml"] {
         let t = parse(name);
