@@ -395,7 +395,9 @@ impl PlanInput {
 /// design above:
 ///
 /// * compute weights: the whole model in the compute dtype on every rank, in every
-///   shard mode (`full` gathers all of them before the step, not layer by layer);
+///   shard mode. `full` now gathers one unit (embedding, a layer, norm + head) at a
+///   time (train/fsdp.rs), so for `full` this model is an upper bound, not yet the
+///   per-unit peak (the measured test checks `full` against it as a bound only);
 /// * f32 state: Adam m and v, and the f32 masters unless the compute dtype is f32
 ///   (the optimizer's update then makes the weights and the masters one tensor);
 ///   `grad_op` and `full` hold 1/N of masters, m and v;
