@@ -135,11 +135,6 @@ pub enum FilterError {
         task: String,
         reason: String,
     },
-    #[error(
-        "{out}: holds {found}, from a run with another --world-size; \
-         use a fresh output folder per world size"
-    )]
-    OtherWorldSize { out: PathBuf, found: String },
 }
 
 /// What [`filter_task`] did.
@@ -175,7 +170,7 @@ pub fn filter_task(
             options.min_tokens
         )));
     }
-    check_world_size(out, task)?;
+    task.check_world_size([out])?;
     let settings = FilterSettings { inputs, options };
     task.check_output(out, inputs, &settings)?;
     if task.is_done(out) {
@@ -271,16 +266,4 @@ pub fn filter_task(
 
 fn bound(max: Option<u64>) -> String {
     max.map_or("∞".into(), |m| m.to_string())
-}
-
-/// Refuses an output folder holding task folders or markers of another world
-/// size: the merged index would pick them up.
-fn check_world_size(out: &Path, task: TaskSpec) -> Result<(), FilterError> {
-    match task.other_world_size_entry(out) {
-        Some(found) => Err(FilterError::OtherWorldSize {
-            out: out.to_path_buf(),
-            found,
-        }),
-        None => Ok(()),
-    }
 }

@@ -114,11 +114,6 @@ pub enum SampleError {
         task: String,
         reason: String,
     },
-    #[error(
-        "{dir}: holds {found}, from a run with another --world-size; \
-         use a fresh output folder per world size"
-    )]
-    OtherWorldSize { dir: PathBuf, found: String },
 }
 
 /// What [`sample_task`] did.

@@ -35,7 +35,11 @@ pub fn sample_task(
 ) -> Result<SampleOutcome, SampleError> {
     let targets = targets(sources, options.total_tokens)?;
     check_names(sources)?;
-    check_world_size(out, sources, task)?;
+    // Markers in OUT, task folders in OUT/<source>.
+    let dirs: Vec<PathBuf> = std::iter::once(out.to_path_buf())
+        .chain(sources.iter().map(|s| out.join(&s.name)))
+        .collect();
+    task.check_world_size(dirs.iter().map(PathBuf::as_path))?;
     let settings = SampleSettings { sources, options };
     let inputs: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
     task.check_output(out, &inputs, &settings)?;
@@ -162,18 +166,6 @@ pub fn sample_task(
         skipped: false,
         merged,
     })
-}
-
-/// Refuses markers (in OUT) or task folders (in OUT/<name>) of another world
-/// size: the merged indices would pick them up.
-fn check_world_size(out: &Path, sources: &[Source], task: TaskSpec) -> Result<(), SampleError> {
-    let dirs = std::iter::once(out.to_path_buf()).chain(sources.iter().map(|s| out.join(&s.name)));
-    for dir in dirs {
-        if let Some(found) = task.other_world_size_entry(&dir) {
-            return Err(SampleError::OtherWorldSize { dir, found });
-        }
-    }
-    Ok(())
 }
 
 /// Once every task is done: each source's merged index.json, then

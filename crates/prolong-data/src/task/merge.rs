@@ -35,6 +35,23 @@ impl TaskSpec {
         })
     }
 
+    /// Refuses folders holding task folders or markers of another world size
+    /// ([`Self::other_world_size_entry`]): their merged index would pick them up.
+    pub fn check_world_size<'a>(
+        &self,
+        dirs: impl IntoIterator<Item = &'a Path>,
+    ) -> Result<(), super::OutputError> {
+        for dir in dirs {
+            if let Some(found) = self.other_world_size_entry(dir) {
+                return Err(super::OutputError::OtherWorldSize {
+                    dir: dir.to_path_buf(),
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Clears what an earlier attempt of this task left, before it is redone
     /// from scratch: a merged index of an earlier complete run (it would
     /// vouch for shards being rewritten), half-written temporaries beside

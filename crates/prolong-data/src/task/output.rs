@@ -29,6 +29,11 @@ pub enum OutputError {
         relation: &'static str,
         input: PathBuf,
     },
+    #[error(
+        "{dir}: holds {found}, from a run with another --world-size; \
+         use a fresh output folder per world size"
+    )]
+    OtherWorldSize { dir: PathBuf, found: String },
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error(transparent)]

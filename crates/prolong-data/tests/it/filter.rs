@@ -227,7 +227,13 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
         "{err}"
     );
     let err = filter_task(&inputs, &out, t(0, 2), &options, &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, FilterError::OtherWorldSize { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FilterError::Output(prolong_data::task::OutputError::OtherWorldSize { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]
