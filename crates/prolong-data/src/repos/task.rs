@@ -15,8 +15,9 @@
 //! byte-identical output (zstd level [`ZSTD_LEVEL`], one thread, with a
 //! content checksum). A task whose marker exists is skipped, after checking
 //! that it was made with the same settings, input folder and entries (their
-//! names; a repository's new commits are not looked for): a rerun that
-//! differs is refused, naming what changed.
+//! names, and each git entry's HEAD commit, so new commits are noticed; a
+//! plain folder's files are not re-read for this): a rerun that differs is
+//! refused, naming what changed.
 //!
 //! `--dedup-files` is global and the same whatever `--world-size`: a content
 //! is kept by the first entry of the whole input folder that holds it (see
@@ -34,7 +35,7 @@ use git2::Oid;
 use serde::{Deserialize, Serialize};
 
 use super::error::ReposError;
-use super::source::{Dedup, Problem, ReposOptions, read_repository, survey};
+use super::source::{Dedup, Problem, ReposOptions, head_commit, read_repository, survey};
 
 /// The zstd level of the output (fixed: part of the byte-identical promise).
 pub const ZSTD_LEVEL: i32 = 6;
@@ -72,6 +73,11 @@ pub struct TaskStats {
     /// xxh3-128 (hex) of the entries' names, in sorted order, each followed
     /// by a NUL byte: a rerun on other entries is refused.
     pub entries_hash: String,
+    /// xxh3-128 (hex) of each entry's HEAD commit id (empty for plain
+    /// folders), in the same order: a rerun after new commits is refused.
+    /// Absent from the stats of older runs, which are then not compared.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub heads_hash: String,
     /// Entries of the input folder this task took.
     pub repos_in: u64,
     /// Documents written.
@@ -141,6 +147,19 @@ fn names_hash(entries: &[PathBuf]) -> String {
     let mut bytes = Vec::new();
     for entry in entries {
         bytes.extend_from_slice(entry.file_name().unwrap_or_default().as_encoded_bytes());
+        bytes.push(0);
+    }
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+}
+
+/// The HEAD commit of every entry (see [`head_commit`]), hashed as
+/// [`names_hash`] hashes the names.
+fn heads_hash(entries: &[PathBuf]) -> String {
+    let mut bytes = Vec::new();
+    for entry in entries {
+        if let Some(id) = head_commit(entry) {
+            bytes.extend_from_slice(id.as_bytes());
+        }
         bytes.push(0);
     }
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
@@ -217,6 +236,7 @@ pub fn run_task(
 
     let entries = list_inputs(input)?;
     let entries_hash = names_hash(&entries);
+    let heads_hash = heads_hash(&entries);
     if marker.is_file() {
         let changed = |what: String| ReposError::Changed {
             out: out.to_path_buf(),
@@ -241,6 +261,11 @@ pub fn run_task(
                 stats.entries,
                 entries.len()
             )));
+        }
+        if !stats.heads_hash.is_empty() && stats.heads_hash != heads_hash {
+            return Err(changed(
+                "a repository's HEAD names another commit (new commits since?)".to_string(),
+            ));
         }
         return Ok(TaskReport {
             stats,
@@ -276,6 +301,7 @@ pub fn run_task(
         input: input.to_path_buf(),
         entries: entries.len() as u64,
         entries_hash,
+        heads_hash,
         repos_in: mine.len() as u64,
         repos_out: 0,
         repos_skipped: BTreeMap::new(),

@@ -440,6 +440,38 @@ fn done_tasks_are_skipped_and_missing_done_redoes() {
     );
 }
 
+/// A completed task notices a repository that got a new commit since: its
+/// HEAD is part of what a rerun compares (the entries' names alone are not).
+#[test]
+fn a_new_commit_since_is_refused_on_rerun() {
+    let input = input();
+    let options = ReposOptions::default();
+    let out = input.root.with_file_name("out");
+    run(&input.root, &out, &options, 0, 1);
+    let first = std::fs::read(part_path(&out, 0, 1)).unwrap();
+
+    let dir = input.root.join("a-small");
+    let repo = Repository::open(&dir).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let sig = Signature::new("t", "t@example.com", &Time::new(1_700_000_100, 0)).unwrap();
+    let next = repo
+        .commit(None, &sig, &sig, "more", &head.tree().unwrap(), &[&head])
+        .unwrap();
+    set_head(&dir.join(".git"), next);
+    let err = run_task(&input.root, &out, &options, 0, 1, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, ReposError::Changed { .. }), "{err}");
+    assert!(
+        err.to_string().contains("HEAD names another commit"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(part_path(&out, 0, 1)).unwrap(), first);
+
+    // Back to the commit it was made from: skipped as done again.
+    set_head(&dir.join(".git"), head.id());
+    let report = run_task(&input.root, &out, &options, 0, 1, &mut |_| {}).unwrap();
+    assert!(report.skipped);
+}
+
 #[test]
 fn cli_runs_and_prints_json() {
     let input = input();

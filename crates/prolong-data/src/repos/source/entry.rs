@@ -30,7 +30,7 @@ pub(super) fn skipped_entry(name: String, reason: Skip, error: Option<String>) -
     }
 }
 
-fn is_bare_layout(dir: &Path) -> bool {
+pub(super) fn is_bare_layout(dir: &Path) -> bool {
     dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
 }
 

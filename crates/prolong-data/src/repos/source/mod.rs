@@ -178,6 +178,23 @@ pub fn read_repository(
     }
 }
 
+/// The commit HEAD names in entry `path`, for a git entry whose git folder is
+/// its own (see the module docs); `None` for plain folders and for entries
+/// that would be skipped. A rerun of a completed task compares these, so a
+/// repository that got new commits since is noticed (a plain folder's files
+/// are not hashed for this: reading them all again would cost a whole run).
+pub fn head_commit(path: &Path) -> Option<Oid> {
+    let dot_git = path.join(".git");
+    let git_dir = match std::fs::symlink_metadata(&dot_git) {
+        Ok(meta) if meta.is_dir() => dot_git,
+        Ok(_) => return None,
+        Err(_) if entry::is_bare_layout(path) => path.to_path_buf(),
+        Err(_) => return None,
+    };
+    refs::check_git_dir(&git_dir).ok()?;
+    refs::resolve_head(&git_dir).ok().flatten()
+}
+
 /// The ids of the contents of entry `path` that it would keep but for
 /// their content and `--dedup-files` (those past the path filters, present,
 /// readable), in path order; empty when the whole entry is skipped. Git blobs
