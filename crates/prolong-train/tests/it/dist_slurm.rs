@@ -167,7 +167,7 @@ fn slurm_ranks_and_the_multinode_sbatch_train_as_one_rank() {
     assert!(out.status.success(), "{}\njob log:\n{log}", text(&out));
 
     // Two ranks sum their f32 gradients in another order than one rank: within 1e-5
-    // relative, as the mpirun data-parallel test (dist_group.rs) states.
+    // relative, as the mpirun data-parallel test (dist_group/train.rs) states.
     let (losses1, weights1) = result(&tmp.path().join("one"));
     let (losses2, weights2) = result(&tmp.path().join("slurm"));
     assert_eq!(losses1.len(), 4);
