@@ -1,29 +1,30 @@
 //! The GPU design's memory, part by part (the table in the module doc of `plan`).
 
-use super::{PlanInput, ShardMode};
+use super::{PlanInput, ShardMode, layer_and_logits};
+use crate::model::units::{most_held, unit_sizes};
 
 /// One rank's memory on a GPU: per-unit gathering of bf16 weights, sharded f32 state,
-/// recomputed layers; `p` and `pl` are the parameters of the model and of one layer, `t`
-/// the tokens per rank.
+/// recomputed layers; `p` is the model's parameters, `t` the tokens per rank. The
+/// gathered weights and the communication buckets are counted by FSDP unit
+/// (model/units.rs): the largest, not a decoder layer, is what a rank must hold, and
+/// for Llama-3-8B that is the output projection (128256 × 4096 + the final norm,
+/// 525M parameters against a layer's 218M).
 pub(super) fn gpu_parts(
     input: &PlanInput,
     p: f64,
-    pl: f64,
     t: f64,
     part: &mut dyn FnMut(&'static str, f64),
 ) {
     let m = &input.model;
-    let (h, f, v) = (
-        m.hidden_size as f64,
-        m.intermediate_size as f64,
-        m.vocab_size as f64,
-    );
+    let (h, f) = (m.hidden_size as f64, m.intermediate_size as f64);
     let (q_dim, kv_dim) = (m.q_dim() as f64, m.kv_dim() as f64);
     let layers = m.num_hidden_layers as f64;
     let (world, sp) = (input.world, input.sp);
     // State is sharded over every rank (see the module doc).
     let n = world as f64;
     let wb = input.dtype_bytes as f64;
+    let held = most_held(m) as f64;
+    let largest = unit_sizes(m).into_iter().max().unwrap_or(0) as f64;
     match input.shard {
         ShardMode::Full => {
             part(
@@ -31,8 +32,8 @@ pub(super) fn gpu_parts(
                 16.0 * p / n,
             );
             part(
-                "gathered bf16 layer weights (current + prefetched)",
-                2.0 * wb * pl,
+                "gathered bf16 units (largest, current + prefetched)",
+                2.0 * wb * held,
             );
         }
         ShardMode::GradOp => {
@@ -47,9 +48,6 @@ pub(super) fn gpu_parts(
             part("f32 master weights, gradients, Adam m and v", 16.0 * p);
         }
     }
-    if input.shard == ShardMode::Full {
-        part("embedding or output projection while in use", wb * v * h);
-    }
     if input.recompute {
         part("saved layer inputs (recompute)", layers * t * h * wb);
     } else {
@@ -59,16 +57,13 @@ pub(super) fn gpu_parts(
             layers * t * (4.0 * h + 2.0 * q_dim + 2.0 * kv_dim + 3.0 * f) * wb,
         );
     }
-    part(
-        "one layer's backward working set",
-        t * (4.0 * h + 3.0 * f) * wb,
-    );
-    part(
-        "logits block and its gradient (f32)",
-        2.0 * input.loss_block.min(input.seq_len * input.micro_batch) as f64 * v * 4.0,
-    );
+    layer_and_logits(input, t, part);
     if world > 1 {
-        part("communication buckets", 2.0 * pl * 4.0);
+        // The largest unit's f32 gradient being reduced while the next one fills.
+        part(
+            "communication buckets (largest unit, f32)",
+            2.0 * largest * 4.0,
+        );
     }
     if sp > 1 {
         // q, o for heads/SP query heads and k, v for its KV heads over all S tokens,

@@ -7,16 +7,18 @@
 //! | part | bytes |
 //! |---|---|
 //! | owned f32 master weights, gradient accumulator, Adam m and v | 16 P / N (full) |
-//! | gathered bf16 layer weights (current + prefetched) | 2 × 2 × P_layer |
-//! | embedding or output projection while in use | 2 × V × H |
+//! | gathered bf16 units (largest, current + prefetched) | 2 × 2 × U |
 //! | saved layer inputs (full recompute) | L × T × H × 2 |
 //! | one layer's backward working set | ≈ T × (4H + 3F) × 2 |
 //! | logits block and its gradient (f32) | 2 × B × V × 4 |
-//! | communication buckets | ≈ 2 × P_layer × 4 |
+//! | communication buckets (the largest unit's f32 gradient, two in flight) | 2 × U × 4 |
 //! | Ulysses attention over the whole sequence (SP > 1) | S × (2 q_dim + 4 kv_dim) / SP × 2 × 2 |
 //!
 //! with P parameters, L layers, H hidden, F FFN width, V vocabulary, N ranks, S
-//! tokens per sequence, T = S × micro-batch / SP tokens per rank, B the loss block.
+//! tokens per sequence, T = S × micro-batch / SP tokens per rank, B the loss block,
+//! U the parameters of the largest FSDP unit (model/units.rs: the embedding, a
+//! decoder layer, or the final norm with the output projection; at the head of a
+//! tied model the head with the embedding).
 //! The state is sharded over all N ranks, not only the DP = N / SP data-parallel
 //! groups: the ranks of a sequence-parallel group hold different tokens, so their
 //! gradients are summed like any other rank's (as DeepSpeed-Ulysses with ZeRO-3 and
@@ -34,9 +36,10 @@
 //! SHARD_GRAD_OP, NO_SHARD) are `full`, `grad_op` and `none`; `--seq_parallel_size`
 //! is `--sp`; `--gradient_checkpointing` is recompute.
 //!
-//! Llama-3-8B at 64K on 8 ranks, full sharding and recompute: 16.1 + 0.9 + 1.1 +
-//! 17.2 + 7.8 + 2.1 + 1.7 ≈ 47 GB, which fits an 80 GB GPU; 512K with SP 8 adds
-//! ≈ 2.7 GB of whole-sequence attention.
+//! Llama-3-8B at 64K on 8 ranks, full sharding and recompute, whose largest unit is
+//! the output projection (U = 128256 × 4096 + 4096 = 525M, against 218M in a layer):
+//! 16.1 + 2.1 + 17.2 + 7.8 + 2.1 + 4.2 ≈ 49.4 GB, which fits an 80 GB GPU (72 GB
+//! usable); 512K with SP 8 adds ≈ 2.7 GB of whole-sequence attention (52.1 GB).
 
 use crate::config::LlamaConfig;
 
@@ -119,6 +122,9 @@ pub struct Part {
 pub struct Plan {
     pub parameters: u64,
     pub layer_parameters: u64,
+    /// The most parameters `full` sharding holds gathered at once: the largest FSDP
+    /// unit (model/units.rs), for Llama-3-8B the output projection with the final norm.
+    pub largest_unit_parameters: u64,
     pub dp: usize,
     pub tokens_per_rank: usize,
     pub parts: Vec<Part>,
@@ -154,6 +160,23 @@ pub enum PlanError {
     SpHeads { sp: usize, heads: usize },
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+}
+
+/// What every plan holds besides the state and the saved inputs: one layer's backward
+/// working set (in the compute dtype) and the logits block with its gradient (f32).
+fn layer_and_logits(input: &PlanInput, t: f64, part: &mut dyn FnMut(&'static str, f64)) {
+    let m = &input.model;
+    let (h, f) = (m.hidden_size as f64, m.intermediate_size as f64);
+    part(
+        "one layer's backward working set",
+        t * (4.0 * h + 3.0 * f) * input.dtype_bytes as f64,
+    );
+    part(
+        "logits block and its gradient (f32)",
+        2.0 * input.loss_block.min(input.seq_len * input.micro_batch) as f64
+            * m.vocab_size as f64
+            * 4.0,
+    );
 }
 
 /// Parameters of the whole model and of one decoder layer.
@@ -203,7 +226,7 @@ impl PlanInput {
         }
         let dp = world / sp;
         let (p_all, p_layer) = parameter_counts(m);
-        let (p, pl) = (p_all as f64, p_layer as f64);
+        let p = p_all as f64;
         let (q_dim, kv_dim) = (m.q_dim() as f64, m.kv_dim() as f64);
         let layers = m.num_hidden_layers as f64;
         let t = (self.seq_len * self.micro_batch / sp) as f64;
@@ -215,7 +238,7 @@ impl PlanInput {
         if self.device == PlanDevice::Cpu {
             cpu_parts(self, p, t, &mut part);
         } else {
-            gpu_parts(self, p, pl, t, &mut part);
+            gpu_parts(self, p, t, &mut part);
         }
         let total: f64 = parts.iter().map(|p| p.bytes).sum();
         let rank0_only_bytes: f64 = parts
@@ -263,6 +286,7 @@ impl PlanInput {
         let mut plan = Plan {
             parameters: p_all,
             layer_parameters: p_layer,
+            largest_unit_parameters: crate::model::units::most_held(m),
             dp,
             tokens_per_rank: t as usize,
             parts,

@@ -15,9 +15,10 @@ impl Plan {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} parameters ({} per layer); {} ranks = DP {} x SP {}; shard {:?}, recompute {}",
+            "{} parameters ({} per layer, {} in the largest unit); {} ranks = DP {} x SP {}; shard {:?}, recompute {}",
             self.parameters,
             self.layer_parameters,
+            self.largest_unit_parameters,
             input.world,
             self.dp,
             input.sp,
