@@ -54,6 +54,22 @@ fn tiny_recipe(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     )
 }
 
+/// One process (no launcher, no rank variables) running `prolong-train train ARGS
+/// --config cfg`, which must succeed.
+#[cfg(feature = "mpi")]
+fn train_alone(args: &[&str], cfg: &std::path::Path) -> Output {
+    let o = Command::new(EXE)
+        .arg("train")
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env_remove("RANK")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 /// `launch --nproc-per-node n [--backend env] -- train --quiet --config cfg`.
 fn launch_train(n: usize, env_backend: bool, cfg: &std::path::Path) -> Output {
     let n = n.to_string();

@@ -1,7 +1,8 @@
 //! Sharded checkpoints: killed and resumed on the same world, resumed on another.
 
 use super::{
-    EXE, assert_close, launch, launch_train, mpirun, mpirun_available, result, sharded_recipe, util,
+    EXE, assert_close, launch, launch_train, mpirun, mpirun_available, result, sharded_recipe,
+    train_alone, util,
 };
 use std::process::{Command, Output};
 
@@ -151,12 +152,7 @@ fn sharded_checkpoint_resumes_on_another_world_size() {
             .unwrap();
         assert!(copy.success());
         let o = if ranks == 0 {
-            Command::new(EXE)
-                .args(["train", "--resume", "--config"])
-                .arg(&cfg)
-                .env_remove("RANK")
-                .output()
-                .unwrap()
+            train_alone(&["--resume"], &cfg)
         } else {
             launch_resume(ranks, &cfg)
         };
@@ -185,12 +181,6 @@ fn sharded_checkpoint_resumes_on_another_world_size() {
     // run reads its pieces of a replicated (one-rank) checkpoint.
     resume_from(&four, "replicated", "none", 0);
     let one = sharded_recipe(tmp.path(), "one", "none", 2);
-    let o = Command::new(EXE)
-        .args(["train", "--quiet", "--config"])
-        .arg(&one)
-        .env_remove("RANK")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
+    train_alone(&["--quiet"], &one);
     resume_from(&tmp.path().join("one"), "sharded", "full", 2);
 }

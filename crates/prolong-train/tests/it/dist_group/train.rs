@@ -2,9 +2,9 @@
 //! batch.
 
 use super::{
-    EXE, assert_close, launch_train, mpirun_available, result, sharded_recipe, tiny_recipe, util,
+    assert_close, launch_train, mpirun_available, result, sharded_recipe, tiny_recipe, train_alone,
+    util,
 };
-use std::process::Command;
 
 /// Data parallelism in each shard mode: 2 and 4 MPI ranks, each reading and training
 /// its share of every step, give one rank's run with the same global batch. Not bit
@@ -22,13 +22,7 @@ fn data_parallel_ranks_train_as_one_rank() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let one = tiny_recipe(tmp.path(), "one");
-    let o = Command::new(EXE)
-        .args(["train", "--quiet", "--config"])
-        .arg(&one)
-        .env_remove("RANK")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train_alone(&["--quiet"], &one);
     let one = result(&tmp.path().join("one"));
     assert_eq!(one.0.len(), 6);
     for mode in ["none", "grad_op", "full"] {
@@ -117,13 +111,7 @@ fn sequence_parallel_ranks_train_as_one_rank() {
         )
     };
     let recipe = |name: &str, sp: usize| recipe_sharded(name, sp, "none");
-    let o = Command::new(EXE)
-        .args(["train", "--quiet", "--config"])
-        .arg(recipe("one", 1))
-        .env_remove("RANK")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train_alone(&["--quiet"], &recipe("one", 1));
     let one = result(&tmp.path().join("one"));
     assert_eq!(one.0.len(), 6);
     for (ranks, sp) in [(2, 2), (4, 4), (4, 2)] {
