@@ -111,11 +111,11 @@ fn mpirun() -> Command {
 
 /// Each step's (loss, gradient norm), and every final weight by name, of a run.
 #[cfg(feature = "mpi")]
-type RunResult = (Vec<(f64, f64)>, Vec<(String, Vec<f32>)>);
+pub(crate) type RunResult = (Vec<(f64, f64)>, Vec<(String, Vec<f32>)>);
 
-/// The [`RunResult`] of the run in `out`.
+/// The [`RunResult`] of the run in `out` (also the Slurm test's).
 #[cfg(feature = "mpi")]
-fn result(out: &std::path::Path) -> RunResult {
+pub(crate) fn result(out: &std::path::Path) -> RunResult {
     let curve = std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
         .lines()
