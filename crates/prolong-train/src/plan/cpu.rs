@@ -131,7 +131,7 @@ fn full_parts(input: &PlanInput, p: f64, t: f64, part: &mut dyn FnMut(&'static s
         wb * most_held(m) as f64,
     ));
     pass.push((
-        "the largest unit's gradient, flattened and padded (3 f32 copies)",
+        "largest unit's gradient, flat and padded (3 x f32)",
         3.0 * 4.0 * largest,
     ));
     let layers = m.num_hidden_layers as f64;
@@ -156,7 +156,7 @@ fn full_parts(input: &PlanInput, p: f64, t: f64, part: &mut dyn FnMut(&'static s
         pass.iter().for_each(|&(name, bytes)| part(name, bytes));
         if input.world > 1 {
             part(
-                "Open MPI reduce-scatter buffer: one unit (rank 0 only)",
+                "Open MPI reduce-scatter buffer, 1 unit (rank 0 only)",
                 4.0 * largest,
             );
         }
