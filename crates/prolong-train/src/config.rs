@@ -25,6 +25,11 @@ impl Heads {
     pub(crate) fn scale(&self) -> f64 {
         1.0 / (self.head_dim as f64).sqrt()
     }
+    /// Whether the layout can be attended over: some kv heads, each shared by a whole
+    /// number of query heads, and heads of some width.
+    pub(crate) fn is_valid(&self) -> bool {
+        self.n_kv_head > 0 && self.n_head % self.n_kv_head == 0 && self.head_dim > 0
+    }
 }
 
 /// The fields of HF `LlamaConfig` the model uses. Every other key of config.json is kept in

@@ -20,34 +20,78 @@ pub fn write_atomic_dir<E: From<MdsError>>(
     path: &Path,
     fill: impl FnOnce(&Path) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let parent = parent_of(path);
-    std::fs::create_dir_all(parent).map_err(|e| MdsError::io(parent, e))?;
-    let tmp = begin(path)?;
-    std::fs::create_dir(&tmp).map_err(|e| MdsError::io(&tmp, e))?;
-    if let Err(e) = fill(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
+    let write = DirWrite::begin(path)?;
+    fill(write.tmp())?;
+    Ok(write.commit()?)
+}
+
+/// [`write_atomic_dir`] in two calls, for a folder that several processes
+/// fill: a sharded checkpoint, where every rank writes its own shard into
+/// the one temporary folder. One process [begins](Self::begin) the write
+/// and hands the others the temporary folder's name ([`Self::tmp`]); once
+/// every writer is done (after a barrier), it [commits](Self::commit). The
+/// steps, syncs and kill points are [`write_atomic_dir`]'s. Dropped
+/// without a commit (an error), it removes its temporary folder: `path`
+/// keeps its old folder.
+#[derive(Debug)]
+pub struct DirWrite {
+    path: PathBuf,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl DirWrite {
+    /// Removes what dead writers of `path` left, creates the parent folder
+    /// if needed and a fresh empty temporary folder beside `path`.
+    pub fn begin(path: &Path) -> Result<Self> {
+        let parent = parent_of(path);
+        std::fs::create_dir_all(parent).map_err(|e| MdsError::io(parent, e))?;
+        let tmp = begin(path)?;
+        std::fs::create_dir(&tmp).map_err(|e| MdsError::io(&tmp, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            committed: false,
+        })
     }
-    if let Err(e) = sync_tree(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e.into());
+
+    /// The temporary folder to fill.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
     }
-    write_step();
-    let replaced = match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(MdsError::io(path, e).into()),
-        Ok(_) => Some(replace(&tmp, path)?),
-    };
-    if replaced.is_none() {
-        std::fs::rename(&tmp, path).map_err(|e| MdsError::io(path, e))?;
-    }
-    sync_dir(parent)?;
-    write_step();
-    if let Some(old) = replaced {
-        remove_any(&old)?;
+
+    /// Syncs everything in the temporary folder, gives it the name `path`
+    /// (replacing a folder of that name atomically) and syncs the parent.
+    pub fn commit(mut self) -> Result<()> {
+        sync_tree(&self.tmp)?;
         write_step();
+        let path = self.path.clone();
+        let replaced = match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(MdsError::io(&path, e)),
+            Ok(_) => Some(replace(&self.tmp, &path)?),
+        };
+        if replaced.is_none() {
+            std::fs::rename(&self.tmp, &path).map_err(|e| MdsError::io(&path, e))?;
+        }
+        // The temporary name is now free, or holds the old folder (removed below).
+        self.committed = true;
+        sync_dir(parent_of(&path))?;
+        write_step();
+        if let Some(old) = replaced {
+            remove_any(&old)?;
+            write_step();
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+impl Drop for DirWrite {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
 }
 
 /// Puts the complete folder `tmp` at `path`, which exists, and returns where

@@ -225,3 +225,30 @@ fn a_failed_fill_leaves_nothing_and_keeps_the_old_output() {
     assert_eq!(err.to_string(), "invalid writer settings: no space");
     assert_eq!(tree(dir.path()), want);
 }
+
+/// A folder filled by two writers (as a sharded checkpoint's ranks fill it): the
+/// second writes into the first's temporary folder by its name; nothing is at
+/// `path` until the commit, then both files are. A write dropped before its
+/// commit leaves the old folder and no temporary.
+#[test]
+fn a_folder_filled_by_several_writers_appears_whole_at_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    write("dir", &ckpt, "old");
+    let old = tree(dir.path());
+    let first = DirWrite::begin(&ckpt).unwrap();
+    let name = first.tmp().file_name().unwrap().to_owned();
+    write_atomic(&first.tmp().join("shard-1"), b"one").unwrap();
+    // The other writer knows only the name it was handed.
+    write_atomic(&ckpt.with_file_name(&name).join("shard-2"), b"two").unwrap();
+    assert!(ckpt.join("a.json").exists() && !ckpt.join("shard-1").exists());
+    first.commit().unwrap();
+    assert_eq!(sorted_names(&ckpt), ["shard-1", "shard-2"]);
+    assert_eq!(sorted_names(dir.path()), ["ckpt"]);
+
+    write("dir", &ckpt, "old");
+    let abandoned = DirWrite::begin(&ckpt).unwrap();
+    write_atomic(&abandoned.tmp().join("shard-1"), b"one").unwrap();
+    drop(abandoned);
+    assert_eq!(tree(dir.path()), old);
+}

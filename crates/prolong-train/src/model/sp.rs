@@ -44,14 +44,7 @@ impl Ctx<'_> {
             return Ok((att, [q, k, v]));
         };
         let dtype = q.dtype();
-        let [q, k, v] = sp.gather_heads(
-            [
-                (&q, HeadKind::Query),
-                (&k, HeadKind::KeyValue),
-                (&v, HeadKind::KeyValue),
-            ],
-            dtype,
-        )?;
+        let [q, k, v] = sp.gather_heads(qkv([&q, &k, &v]), dtype)?;
         let att = attention::forward(&q, &k, &v, &sp.layout.local_heads(), self.segments)?;
         let [att] = sp.gather_tokens([(&att, HeadKind::Query)], dtype)?;
         Ok((att, [q, k, v]))
@@ -71,14 +64,7 @@ impl Ctx<'_> {
         let [datt] = sp.gather_heads([(datt, HeadKind::Query)], dtype)?;
         let (dq, dk, dv) =
             attention::backward(&datt, q, k, v, &sp.layout.local_heads(), self.segments)?;
-        let [dq, dk, dv] = sp.gather_tokens(
-            [
-                (&dq, HeadKind::Query),
-                (&dk, HeadKind::KeyValue),
-                (&dv, HeadKind::KeyValue),
-            ],
-            dtype,
-        )?;
+        let [dq, dk, dv] = sp.gather_tokens(qkv([&dq, &dk, &dv]), dtype)?;
         Ok((dq, dk, dv))
     }
 }
@@ -186,4 +172,13 @@ fn flat(x: &Tensor) -> Result<Vec<f32>> {
 fn array<const N: usize>(v: Vec<Tensor>) -> [Tensor; N] {
     v.try_into()
         .unwrap_or_else(|v: Vec<Tensor>| unreachable!("{} tensors made from {N} inputs", v.len()))
+}
+
+/// Queries (or their gradient) and keys and values, with the heads each is laid out in.
+fn qkv([q, k, v]: [&Tensor; 3]) -> [(&Tensor, HeadKind); 3] {
+    [
+        (q, HeadKind::Query),
+        (k, HeadKind::KeyValue),
+        (v, HeadKind::KeyValue),
+    ]
 }

@@ -13,8 +13,41 @@
 use candle_core::Tensor;
 
 use super::LlamaParams;
-use super::params::LayerParams;
+use super::params::{EMBED_TOKENS, LayerParams};
+use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
+
+/// Parameters of each unit of `cfg`, in pass order: the embedding, each decoder layer,
+/// the final norm with the output projection (the norm alone when tied).
+pub fn unit_sizes(cfg: &LlamaConfig) -> Vec<u64> {
+    let layers = cfg.num_hidden_layers;
+    let mut units = vec![0u64; layers + 2];
+    for (name, shape) in cfg.param_shapes() {
+        let layer = name
+            .strip_prefix("model.layers.")
+            .and_then(|rest| rest.split('.').next()?.parse::<usize>().ok());
+        let u = match layer {
+            _ if name == EMBED_TOKENS => 0,
+            Some(l) => 1 + l,
+            None => layers + 1,
+        };
+        units[u] += shape.iter().product::<usize>() as u64;
+    }
+    units
+}
+
+/// The most parameters a pass that gathers units on demand holds at once: the largest
+/// unit, or at the head of a tied model the head with the embedding (module doc).
+pub fn most_held(cfg: &LlamaConfig) -> u64 {
+    let units = unit_sizes(cfg);
+    let largest = units.iter().copied().max().unwrap_or(0);
+    let head = units.last().copied().unwrap_or(0);
+    if cfg.tie_word_embeddings {
+        largest.max(head + units[0])
+    } else {
+        largest
+    }
+}
 
 /// A unit of weights, as the pass asks for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

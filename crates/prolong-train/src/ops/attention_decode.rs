@@ -108,7 +108,7 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, heads: &Heads) -> Result<(usize, us
             msg,
         })
     };
-    if heads.n_kv_head == 0 || heads.n_head % heads.n_kv_head != 0 || heads.head_dim == 0 {
+    if !heads.is_valid() {
         return err(format!("bad head layout {heads:?}"));
     }
     let (l, qw) = q.dims2()?;

@@ -53,12 +53,7 @@ pub(crate) fn tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
 /// computed the same way whatever the split, so results do not depend on the thread count.
 pub(crate) fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     let row_len = row_len.max(1);
-    let n_rows = out.len() / row_len;
-    let threads = candle_core::utils::get_num_threads()
-        .min(n_rows)
-        .min(out.len() / (1 << 15))
-        .max(1);
-    let rows_per = n_rows.div_ceil(threads).max(1);
+    let rows_per = rows_per_thread(out.len(), row_len);
     let f = &f;
     std::thread::scope(|s| {
         let mut chunks = out.chunks_mut(rows_per * row_len).enumerate().peekable();
@@ -72,6 +67,17 @@ pub(crate) fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [
     });
 }
 
+/// Rows of `row_len` (≥ 1) per thread for `len` elements: candle's CPU thread count,
+/// fewer for small work (at least 32K elements a thread).
+fn rows_per_thread(len: usize, row_len: usize) -> usize {
+    let n_rows = len / row_len;
+    let threads = candle_core::utils::get_num_threads()
+        .min(n_rows)
+        .min(len / (1 << 15))
+        .max(1);
+    n_rows.div_ceil(threads).max(1)
+}
+
 /// [`par_rows`] over two outputs split alike: `f(first_row, rows_a, rows_b)`.
 pub(crate) fn par_rows2(
     a: &mut [f32],
@@ -80,12 +86,7 @@ pub(crate) fn par_rows2(
     f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
 ) {
     let row_len = row_len.max(1);
-    let n_rows = a.len() / row_len;
-    let threads = candle_core::utils::get_num_threads()
-        .min(n_rows)
-        .min(a.len() / (1 << 15))
-        .max(1);
-    let rows_per = n_rows.div_ceil(threads).max(1);
+    let rows_per = rows_per_thread(a.len(), row_len);
     let f = &f;
     std::thread::scope(|s| {
         let chunks = a

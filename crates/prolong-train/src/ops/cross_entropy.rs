@@ -7,7 +7,7 @@
 //!   gradient itself — with rows split over candle's CPU thread count;
 //! * the generic candle-ops path for every other device/dtype (CUDA, f64 gradchecks).
 
-use candle_core::{D, DType, Device, Storage, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 
 use crate::error::Result;
 use crate::ops::cpu::{LANES, exp_into, exp_nonpos};
@@ -90,14 +90,26 @@ fn fused_cpu(
     if tgt.iter().any(|&t| t as usize >= v) {
         return Ok(None);
     }
-    let (storage, layout) = logits.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
+    let fused = super::cpu::with_f32(logits, |z| fused_rows(z, &tgt, b, v, dloss))?;
+    let Some((losses, grad)) = fused else {
         return Ok(None);
     };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        return Ok(None);
-    };
-    let z = &cpu.as_slice::<f32>()?[start..end];
+    let losses = Tensor::from_vec(losses, b, &Device::Cpu)?;
+    let grad = grad
+        .map(|g| Tensor::from_vec(g, (b, v), &Device::Cpu))
+        .transpose()?;
+    Ok(Some((losses, grad)))
+}
+
+/// The losses (and with `dloss` the gradient) of the `b` rows of `v` logits `z`, the
+/// rows split over candle's CPU threads.
+fn fused_rows(
+    z: &[f32],
+    tgt: &[u32],
+    b: usize,
+    v: usize,
+    dloss: Option<f64>,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let mut losses = vec![0f32; b];
     let mut grad = dloss.map(|_| vec![0f32; b * v]);
     let scale = dloss.unwrap_or(0.0) as f32;
@@ -120,12 +132,7 @@ fn fused_cpu(
             }
         }
     });
-    drop(storage);
-    let losses = Tensor::from_vec(losses, b, &Device::Cpu)?;
-    let grad = grad
-        .map(|g| Tensor::from_vec(g, (b, v), &Device::Cpu))
-        .transpose()?;
-    Ok(Some((losses, grad)))
+    (losses, grad)
 }
 
 /// Rows of `z` (`v` wide): losses into `loss`, and `scale · (softmax − onehot)` into `grad`.

@@ -205,17 +205,7 @@ impl AdamW {
                 (&mut *exp_avg, &mut p.exp_avg),
                 (&mut *exp_avg_sq, &mut p.exp_avg_sq),
             ] {
-                let t = map.remove(&p.name).ok_or_else(|| Error::MissingTensor {
-                    name: p.name.clone(),
-                })?;
-                if t.dims() != p.master.dims() {
-                    return Err(Error::TensorShape {
-                        name: p.name.clone(),
-                        expected: p.master.dims().to_vec(),
-                        actual: t.dims().to_vec(),
-                    });
-                }
-                *slot = t.to_dtype(DType::F32)?.to_device(p.master.device())?;
+                *slot = take_like(map, &p.name, &p.master)?;
             }
         }
         self.step = step;
@@ -226,22 +216,26 @@ impl AdamW {
     /// not fp32: its own weights were rounded).
     pub fn load_masters(&mut self, masters: &mut HashMap<String, Tensor>) -> Result<()> {
         for p in &mut self.params {
-            let t = masters
-                .remove(&p.name)
-                .ok_or_else(|| Error::MissingTensor {
-                    name: p.name.clone(),
-                })?;
-            if t.dims() != p.master.dims() {
-                return Err(Error::TensorShape {
-                    name: p.name.clone(),
-                    expected: p.master.dims().to_vec(),
-                    actual: t.dims().to_vec(),
-                });
-            }
-            p.master = t.to_dtype(DType::F32)?.to_device(p.master.device())?;
+            p.master = take_like(masters, &p.name, &p.master)?;
         }
         Ok(())
     }
+}
+
+/// The saved tensor `name` taken out of `saved`, as f32 on `like`'s device; missing or
+/// not of `like`'s shape is an error naming it.
+fn take_like(saved: &mut HashMap<String, Tensor>, name: &str, like: &Tensor) -> Result<Tensor> {
+    let t = saved.remove(name).ok_or_else(|| Error::MissingTensor {
+        name: name.to_owned(),
+    })?;
+    if t.dims() != like.dims() {
+        return Err(Error::TensorShape {
+            name: name.to_owned(),
+            expected: like.dims().to_vec(),
+            actual: t.dims().to_vec(),
+        });
+    }
+    Ok(t.to_dtype(DType::F32)?.to_device(like.device())?)
 }
 
 /// The constants of one AdamW update.

@@ -17,9 +17,14 @@
 //! independent, so a run resumes on any number of ranks), and rank 0 writes the HF
 //! weights, gathered from the shards, and the rest.
 //!
-//! A checkpoint is written to `.NAME.tmp/` beside its final name and renamed into place,
-//! so a killed run never leaves a directory that looks complete and is not; every file in
-//! it goes through prolong_mds's atomic writer (a kill point per write step for tests).
+//! A checkpoint folder is written by prolong_mds's atomic folder writer: filled under a
+//! temporary name tagged with the writer (`.NAME.tmp.PID.N`), synced, then given its
+//! name, replacing a folder of that name in one step (Linux swaps the two names; an old
+//! folder renamed aside elsewhere is restored by the next writer if the new one never took
+//! the name); so a killed run never leaves a folder that looks complete and is not, nor
+//! loses the one it was replacing. Every file in it goes through the atomic file writer
+//! (a kill point per write step for tests). A sharded checkpoint is one folder filled by
+//! every rank: rank 0 begins it and hands the others its temporary name.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +38,7 @@ use super::init::InitRng;
 use super::run::Setup;
 use super::weights::Weights;
 use crate::data::LoaderState;
+use crate::dist::group::ProcessGroup;
 use crate::metrics::{EvalRecord, StepRecord};
 use crate::model::Llama;
 use crate::optim::AdamW;
@@ -112,8 +118,8 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError>
     })
 }
 
-/// Writes a complete checkpoint to `dir` (through `.NAME.tmp/` and a rename), the
-/// weights in shards of at most `max_shard_bytes`.
+/// Writes a complete checkpoint to `dir` (atomically: see the module doc), the weights in
+/// shards of at most `max_shard_bytes`.
 pub fn save(
     dir: &Path,
     model: &Llama,
@@ -121,8 +127,18 @@ pub fn save(
     state: &TrainerState,
     max_shard_bytes: u64,
 ) -> Result<(), TrainError> {
-    let tmp = fresh_tmp(dir)?;
-    model.save_sharded(&tmp, max_shard_bytes)?;
+    prolong_mds::write_atomic_dir(dir, |tmp| fill(tmp, model, opt, state, max_shard_bytes))
+}
+
+/// The files of a replicated checkpoint, into the empty folder `tmp`.
+fn fill(
+    tmp: &Path,
+    model: &Llama,
+    opt: &AdamW,
+    state: &TrainerState,
+    max_shard_bytes: u64,
+) -> Result<(), TrainError> {
+    model.save_sharded(tmp, max_shard_bytes)?;
     let odir = tmp.join(OPTIMIZER_DIR);
     std::fs::create_dir_all(&odir).map_err(io(&odir))?;
     let (m, v) = opt.moments();
@@ -137,8 +153,7 @@ pub fn save(
         .filter(|p| p.decay)
         .map(|p| p.name.clone());
     write_json(&odir.join(OPT_STATE), &meta(opt, decay.collect()))?;
-    write_json(&tmp.join(STATE_FILE), state)?;
-    put_in_place(&tmp, dir)
+    write_json(&tmp.join(STATE_FILE), state)
 }
 
 fn meta(opt: &AdamW, decay: Vec<String>) -> OptimizerMeta {
@@ -153,34 +168,10 @@ fn meta(opt: &AdamW, decay: Vec<String>) -> OptimizerMeta {
     }
 }
 
-/// `.NAME.tmp/` beside `dir`, empty.
-fn fresh_tmp(dir: &Path) -> Result<PathBuf, TrainError> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    let tmp = parent.join(format!(".{name}.tmp"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    Ok(tmp)
-}
-
-/// The finished `tmp` renamed to `dir` (an older `dir` of the same name removed first).
-fn put_in_place(tmp: &Path, dir: &Path) -> Result<(), TrainError> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(io(dir))?;
-    }
-    std::fs::rename(tmp, dir).map_err(io(dir))
-}
-
 /// The run's checkpoint at `dir`: rank 0 alone for replicated weights; with sharded
 /// state every rank writes its shard file while rank 0 writes the HF weights (gathered
-/// from the shards), the index and the rest, the trainer state last, then renames the
-/// folder into place once every shard is written.
+/// from the shards), the index and the rest, the trainer state last, all into the one
+/// temporary folder rank 0 began; rank 0 puts it in place once every shard is written.
 pub(super) fn save_run(
     dir: &Path,
     weights: &mut Weights,
@@ -205,16 +196,14 @@ pub(super) fn save_run(
         }
         return Ok(());
     };
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let tmp = parent.join(format!(
-        ".{}.tmp",
-        dir.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    if s.root() {
-        fresh_tmp(dir)?;
-        std::fs::create_dir_all(tmp.join(OPTIMIZER_DIR)).map_err(io(&tmp))?;
-    }
-    group.barrier()?;
+    let write = if s.root() {
+        let w = prolong_mds::DirWrite::begin(dir)?;
+        std::fs::create_dir(w.tmp().join(OPTIMIZER_DIR)).map_err(io(w.tmp()))?;
+        Some(w)
+    } else {
+        None
+    };
+    let tmp = shared_tmp(dir, write.as_ref(), group)?;
     let odir = tmp.join(OPTIMIZER_DIR);
     dcp::write_shard(&odir, shards)?;
     if s.root() {
@@ -234,12 +223,43 @@ pub(super) fn save_run(
         *model = None; // freed until the next forward
     }
     group.barrier()?; // every shard is written
-    if s.root() {
+    if let Some(w) = write {
         write_json(&tmp.join(STATE_FILE), state)?;
-        put_in_place(&tmp, dir)?;
+        w.commit()?;
     }
     group.barrier()?; // in place before anyone moves on (or prunes)
     Ok(())
+}
+
+/// The temporary folder rank 0 began (`write`, on rank 0 only), on every rank: its name
+/// broadcast from rank 0 (length first), beside `dir`. Also the barrier after which the
+/// folder exists.
+fn shared_tmp(
+    dir: &Path,
+    write: Option<&prolong_mds::DirWrite>,
+    group: &dyn ProcessGroup,
+) -> Result<PathBuf, TrainError> {
+    let mut name = write
+        .and_then(|w| w.tmp().file_name())
+        .map(|n| n.to_string_lossy().into_owned().into_bytes())
+        .unwrap_or_default();
+    let mut len = (name.len() as u64).to_le_bytes();
+    group.broadcast(&mut len, 0)?;
+    let len = u64::from_le_bytes(len);
+    // A file name: at most 255 bytes on every file system we write to.
+    if len > 4096 {
+        return Err(TrainError::Checkpoint {
+            path: dir.into(),
+            msg: format!("rank 0 sent a temporary folder name of {len} bytes"),
+        });
+    }
+    name.resize(len as usize, 0);
+    group.broadcast(&mut name, 0)?;
+    let name = String::from_utf8(name).map_err(|_| TrainError::Checkpoint {
+        path: dir.into(),
+        msg: "rank 0 sent a temporary folder name that is not UTF-8".into(),
+    })?;
+    Ok(dir.with_file_name(name))
 }
 
 /// Loads the optimizer state of the checkpoint in `dir` (replicated or sharded, written
@@ -387,12 +407,16 @@ pub fn list(out: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
     Ok(found.into_iter().map(|(s, _, p)| (s, p)).collect())
 }
 
-/// Removes leftovers of checkpoints that were being written when a run died.
+/// Removes leftovers of checkpoints that were being written when a run died: dead
+/// writers' temporary folders (an old folder a dead writer had renamed aside comes
+/// back under its name if the new one never took it), and the fixed-name `.NAME.tmp/`
+/// folders of versions before tagged temporaries.
 pub fn remove_partial(out: &Path) -> Result<(), TrainError> {
     for dir in [out.to_path_buf(), out.join("checkpoints")] {
         if !dir.is_dir() {
             continue;
         }
+        prolong_mds::remove_all_stale_temps(&dir)?;
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
             let entry = entry.map_err(io(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -312,6 +312,9 @@ mod tests {
                 largest
             };
             assert_eq!(peak, want, "tied {tied}: units {units:?}");
+            // What the plan counts (model/units.rs), less the padding of two units.
+            let held = crate::model::units::most_held(&cfg) as usize;
+            assert!(held <= peak && peak - held < 2 * 16, "{held} vs {peak}");
             assert!(
                 peak <= 2 * largest && 4 * peak < model_len,
                 "{peak} of {model_len}"

@@ -38,6 +38,8 @@
 //! `dcp` (their sharded optimizer files).
 
 pub mod checkpoint;
+#[cfg(test)]
+mod checkpoint_kill;
 mod dcp;
 pub mod eval;
 pub mod fsdp;
@@ -100,6 +102,9 @@ pub enum TrainError {
     DataExhausted { step: u64 },
     #[error("ranks: {0}")]
     Dist(DistError),
+    /// A file or folder write (prolong_mds's atomic writer; the message names the path).
+    #[error("{0}")]
+    Write(prolong_mds::MdsError),
 }
 
 // The wrappers say their cause in their message, so none of them is also a `source()`.
@@ -112,6 +117,12 @@ impl From<crate::Error> for TrainError {
 impl From<DataError> for TrainError {
     fn from(e: DataError) -> Self {
         Self::Data(e)
+    }
+}
+
+impl From<prolong_mds::MdsError> for TrainError {
+    fn from(e: prolong_mds::MdsError) -> Self {
+        Self::Write(e)
     }
 }
 

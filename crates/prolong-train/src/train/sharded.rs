@@ -284,20 +284,15 @@ mod tests {
                 let a = a.to_dtype(dtype).unwrap();
                 assert_eq!(b.dtype(), dtype);
                 assert_eq!(a.dims(), b.dims(), "{name}");
-                let (a, b) = (
-                    a.to_dtype(DType::F32)
+                let values = |t: &Tensor| {
+                    t.to_dtype(DType::F32)
                         .unwrap()
                         .flatten_all()
                         .unwrap()
                         .to_vec1::<f32>()
-                        .unwrap(),
-                    b.to_dtype(DType::F32)
                         .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .to_vec1::<f32>()
-                        .unwrap(),
-                );
+                };
+                let (a, b) = (values(&a), values(b));
                 assert!(
                     a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
                     "{name}"

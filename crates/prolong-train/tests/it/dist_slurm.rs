@@ -71,31 +71,10 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Every step's loss and the final weights of a run.
+/// Every step's loss and the final weights of a run (the MPI tests' reader).
 fn result(out: &Path) -> (Vec<f64>, Vec<(String, Vec<f32>)>) {
-    let losses = std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
-    let weights = candle_core::safetensors::load(
-        out.join("final/model.safetensors"),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    let mut weights: Vec<(String, Vec<f32>)> = weights
-        .into_iter()
-        .map(|(k, t)| {
-            let t = t.to_dtype(candle_core::DType::F32).unwrap();
-            (k, t.flatten_all().unwrap().to_vec1().unwrap())
-        })
-        .collect();
-    weights.sort_by(|a, b| a.0.cmp(&b.0));
-    (losses, weights)
+    let (curve, weights) = crate::dist_group::result(out);
+    (curve.iter().map(|(loss, _)| *loss).collect(), weights)
 }
 
 #[test]
@@ -167,7 +146,7 @@ fn slurm_ranks_and_the_multinode_sbatch_train_as_one_rank() {
     assert!(out.status.success(), "{}\njob log:\n{log}", text(&out));
 
     // Two ranks sum their f32 gradients in another order than one rank: within 1e-5
-    // relative, as the mpirun data-parallel test (dist_group.rs) states.
+    // relative, as the mpirun data-parallel test (dist_group/train.rs) states.
     let (losses1, weights1) = result(&tmp.path().join("one"));
     let (losses2, weights2) = result(&tmp.path().join("slurm"));
     assert_eq!(losses1.len(), 4);

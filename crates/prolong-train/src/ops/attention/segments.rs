@@ -42,7 +42,7 @@ pub(super) fn check(
             msg,
         })
     };
-    if heads.n_kv_head == 0 || heads.n_head % heads.n_kv_head != 0 || heads.head_dim == 0 {
+    if !heads.is_valid() {
         return err(format!("bad head layout {heads:?}"));
     }
     let (t, qw) = q.dims2()?;

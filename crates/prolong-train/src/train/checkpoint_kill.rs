@@ -1,0 +1,136 @@
+//! A checkpoint written over one of the same name, killed at each of its write steps
+//! (a child process: this test binary with `PROLONG_KILL_AT_WRITE`): the name holds a
+//! whole checkpoint, the old or the new, at every point. The writer this replaced
+//! removed the old folder and then renamed the new one into place, so a kill between
+//! the two lost both; the atomic folder writer swaps the two names in one step, and
+//! its kill point after the swap (the old folder not yet removed) is one this test
+//! must reach.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+
+use super::checkpoint::{self, TrainerState};
+use super::init::{InitRng, random_llama};
+use crate::data::LoaderState;
+use crate::optim::{AdamW, AdamWConfig};
+use crate::stage::StageConfig;
+
+/// The checkpoint folder the child writes (its path).
+const CHILD_VAR: &str = "PROLONG_CHECKPOINT_TEST_CHILD";
+
+/// Saves the checkpoint of step `step` (a 2-layer random model, fresh Adam state) to `dir`.
+fn save(dir: &Path, step: u64) {
+    let stage = StageConfig::parse(
+        "[model.random]\nseed = 1\nlayers = 2\nhidden = 32\nheads = 4\nkv_heads = 2\nffn = 48\nvocab = 64\n\
+         [data]\nstreams = [\"d\"]\nseq_len = 16\n\
+         [train]\nsteps = 2\ntokens_per_step = 16\npeak_lr = 1e-3\nwarmup = 0.0\nseed = 3\n\
+         [checkpoint]\nout = \"o\"\n",
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    let cfg = stage.model.random.as_ref().unwrap().llama_config();
+    let model = random_llama(&cfg, step, 0.02, DType::F32, &Device::Cpu).unwrap();
+    let opt = AdamW::new(AdamWConfig::default(), model.params()).unwrap();
+    let state = TrainerState {
+        format: 1,
+        step,
+        total_steps: 2,
+        tokens: 16 * step,
+        sequences: step,
+        flops: 0.0,
+        elapsed_s: 0.0,
+        loader: LoaderState {
+            seed: 3,
+            total_sequences: 2,
+            position: step,
+            allocation: vec![2],
+            stream_samples: vec![4],
+        },
+        rng: InitRng::new(3),
+        threads: 1,
+        stage,
+        metrics: Vec::new(),
+        evals: Vec::new(),
+    };
+    checkpoint::save(dir, &model, &opt, &state, u64::MAX).unwrap();
+}
+
+#[test]
+#[ignore = "run by the kill test below in a child process"]
+fn child_save() {
+    let dir = std::env::var(CHILD_VAR).expect("run by the kill test");
+    save(Path::new(&dir), 2);
+}
+
+/// The step of the whole checkpoint at `dir` (its weights and optimizer state load).
+fn whole_checkpoint_step(dir: &Path) -> u64 {
+    let state = checkpoint::load_state(dir).unwrap();
+    crate::model::Llama::load(dir, DType::F32, &Device::Cpu).unwrap();
+    let mut opt = AdamW::new(
+        AdamWConfig::default(),
+        random_llama(
+            &state.stage.model.random.as_ref().unwrap().llama_config(),
+            0,
+            0.02,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
+        .params(),
+    )
+    .unwrap();
+    checkpoint::load_optimizer(dir, &mut opt).unwrap();
+    state.step
+}
+
+#[test]
+fn a_checkpoint_killed_while_replacing_one_keeps_the_old_or_the_new() {
+    use std::os::unix::process::ExitStatusExt;
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    let dir = checkpoint::periodic_dir(&out, 2);
+    let (mut old_kept, mut new_with_old_aside) = (0, 0);
+    for n in 1.. {
+        if out.exists() {
+            std::fs::remove_dir_all(&out).unwrap();
+        }
+        save(&dir, 1);
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "train::checkpoint_kill::child_save", "--ignored"])
+            .env(CHILD_VAR, &dir)
+            .env(prolong_mds::KILL_AT_WRITE_VAR, n.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        if status.success() {
+            assert_eq!(whole_checkpoint_step(&dir), 2);
+            // Each kill point of the write was tried: the folder's own 4 (before its
+            // temporary, before the swap, after it, after the old one's removal) and
+            // 3 for each of its 6 files.
+            assert_eq!(n - 1, 4 + 3 * 6);
+            break;
+        }
+        assert_eq!(status.signal(), Some(9), "write step {n}");
+        let parent = dir.parent().unwrap();
+        let leftovers = std::fs::read_dir(parent).unwrap().count() - 1;
+        match whole_checkpoint_step(&dir) {
+            1 => old_kept += 1,
+            2 if leftovers > 0 => new_with_old_aside += 1,
+            _ => {}
+        }
+        // The next run's clean-up leaves the checkpoint alone and nothing else.
+        checkpoint::remove_partial(&out).unwrap();
+        let names: Vec<_> = std::fs::read_dir(parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [dir.file_name().unwrap()], "write step {n}");
+        assert_eq!(checkpoint::list(&out).unwrap().len(), 1, "write step {n}");
+    }
+    assert!(
+        old_kept > 0 && new_with_old_aside == 1,
+        "{old_kept} {new_with_old_aside}"
+    );
+}
