@@ -375,12 +375,7 @@ out = "${OUT}/code-book.toml"
             .env_remove("SLURM_ARRAY_TASK_COUNT");
         c
     };
-    let points = common::assert_kill_and_rerun_is_identical(
-        command,
-        &tmp.path().join("clean"),
-        &tmp.path().join("killed"),
-        10,
-    );
+    let points = common::assert_kill_and_rerun_is_identical(command, tmp.path(), 10);
     assert_eq!(points, 12);
     let clean = common::files(&tmp.path().join("clean"));
     assert_eq!(

@@ -214,12 +214,7 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
         .arg(out);
         c
     };
-    assert_kill_and_rerun_is_identical(
-        args,
-        &tmp.path().join("clean"),
-        &tmp.path().join("killed"),
-        10,
-    );
+    assert_kill_and_rerun_is_identical(args, tmp.path(), 10);
 }
 
 /// `prolong-data tokenize INPUT --tokenizer TOKENIZER --domain DOMAIN --out OUT`.
@@ -313,8 +308,7 @@ fn rerun_with_other_settings_or_into_the_input_is_refused() {
             .unwrap();
         assert!(!output.status.success(), "{want}");
         let err = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(want), "{err}");
+        common::assert_error_line(&err, &[want]);
         let how = if want.starts_with("is") {
             "apart from the inputs"
         } else {
