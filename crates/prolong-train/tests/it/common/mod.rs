@@ -82,6 +82,20 @@ pub fn to_f64_vec(t: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
+/// The largest `|a − b|` over every element.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 /// `||a − b|| / ||b||` (Frobenius).
 pub fn norm_rel_err(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
