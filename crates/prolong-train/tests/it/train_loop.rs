@@ -190,7 +190,7 @@ fn bf16_compute_keeps_fp32_masters() {
     std::fs::create_dir_all(copy.join("checkpoints")).unwrap();
     let src = out.join("checkpoints/step-0000006");
     let dst = copy.join("checkpoints/step-0000006");
-    copy_dir(&src, &dst);
+    crate::common::copy_dir(&src, &dst);
     let text2 = text.replace(&out.display().to_string(), &copy.display().to_string());
     let p2 = util::write(&tmp.path().join("r2.toml"), &text2);
     let resume = TrainOptions {
@@ -207,16 +207,4 @@ fn bf16_compute_keeps_fp32_masters() {
         std::fs::read(out.join("final/model.safetensors")).unwrap()
             == std::fs::read(copy.join("final/model.safetensors")).unwrap()
     );
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
-    }
 }

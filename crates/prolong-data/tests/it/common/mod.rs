@@ -4,7 +4,7 @@
 pub mod catalogue;
 mod shared;
 
-pub use shared::{byte_char, fixture};
+pub use shared::{byte_char, copy_dir, fixture, succeeded};
 
 use std::path::{Path, PathBuf};
 
@@ -37,17 +37,6 @@ pub fn write_byte_tokenizer(dir: &Path) -> PathBuf {
     let path = dir.join("tokenizer.json");
     std::fs::write(&path, byte_tokenizer_json()).unwrap();
     path
-}
-
-/// `output` of a finished command, failing the test with its stderr unless
-/// it succeeded.
-pub fn succeeded(output: std::process::Output) -> std::process::Output {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// `err` is one line (a refusal's single error line) holding every one of `parts`.

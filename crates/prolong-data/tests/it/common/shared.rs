@@ -1,6 +1,6 @@
-//! Helpers that prolong-eval's tests share with prolong-data's: prolong-eval's
-//! `recall_common` includes this file by path (as every catalogue includes
-//! `catalogue.rs`), so each exists once.
+//! Helpers that prolong-eval's and prolong-train's tests share with
+//! prolong-data's: their common modules include this file by path (as every
+//! catalogue includes `catalogue.rs`), so each exists once.
 
 use std::path::{Path, PathBuf};
 
@@ -29,5 +29,30 @@ pub fn fixture(rel: &str, test: &str) -> Option<PathBuf> {
             path.display()
         );
         None
+    }
+}
+
+/// `output` of a finished command, failing the test with its stderr unless
+/// it succeeded.
+pub fn succeeded(output: std::process::Output) -> std::process::Output {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A copy of the folder `from` (and every folder in it) at `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
     }
 }

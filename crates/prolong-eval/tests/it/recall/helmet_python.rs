@@ -187,12 +187,7 @@ fn scores_and_truncation_equal_helmets_python() {
             .write_all(request.to_string().as_bytes())
             .unwrap();
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(child.wait_with_output().unwrap());
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for ((task, p, a, _), want) in scores.iter().zip(theirs["scores"].as_array().unwrap()) {
         assert_eq!(score(*task, p, a), want.as_f64().unwrap(), "{task} {p:?}");

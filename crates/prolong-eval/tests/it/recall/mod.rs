@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::recall_common::{
     BOS, EOS, SMALL_PROSE, bpe_tokenizer_json, byte_tokenizer, byte_tokenizer_json, fixture,
-    llama3, small_prose,
+    llama3, small_prose, succeeded,
 };
 use prolong_eval::recall::checks::check_helmet_instance;
 use prolong_eval::recall::checks::{CheckError, check_answers, check_budget};

@@ -103,10 +103,10 @@ pub fn small_prose() -> &'static Prose {
     PROSE.get_or_init(|| Prose::from_text(SMALL_PROSE, "small prose").unwrap())
 }
 
-/// `byte_char` and `fixture`, one file with prolong-data's tests.
+/// `byte_char`, `fixture` and `succeeded`, one file with prolong-data's tests.
 #[path = "../../../../prolong-data/tests/it/common/shared.rs"]
 mod shared;
-pub use shared::{byte_char, fixture};
+pub use shared::{byte_char, fixture, succeeded};
 
 /// The catalogue of malformed inputs (one file, shared with the other crates' catalogues).
 #[path = "../../../../prolong-data/tests/it/common/catalogue.rs"]

@@ -160,3 +160,8 @@ pub fn dot(out: &Tensor, r: &Tensor) -> f64 {
 /// The catalogue of malformed inputs (one file, shared with the other crates' catalogues).
 #[path = "../../../../prolong-data/tests/it/common/catalogue.rs"]
 pub mod catalogue;
+
+/// `copy_dir` and `succeeded` (and `fixture`, `byte_char`), one file with prolong-data's tests.
+#[path = "../../../../prolong-data/tests/it/common/shared.rs"]
+mod shared;
+pub use shared::{copy_dir, succeeded};
