@@ -1,6 +1,6 @@
 //! `prolong-train forward` on the HF golden fixture: logits and loss as transformers.
 
-use crate::common::{golden_dir, to_f64_vec};
+use crate::common::{golden_dir, norm_rel_err};
 use crate::train_util as util;
 
 use std::process::Command;
@@ -27,15 +27,8 @@ fn forward_cli_matches_transformers_logits() {
         candle_core::safetensors::load(golden_dir().join("reference.safetensors"), &Device::Cpu)
             .unwrap();
     assert_eq!(got["logits"].dims(), &[96, 512]);
-    let (a, b) = (to_f64_vec(&got["logits"]), to_f64_vec(&want["logits"]));
-    let err: f64 = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    assert!(err / norm < 1e-4, "relative error {}", err / norm);
+    let rel = norm_rel_err(&got["logits"], &want["logits"]);
+    assert!(rel < 1e-4, "relative error {rel}");
 
     let loss: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(golden_dir().join("loss.json")).unwrap())

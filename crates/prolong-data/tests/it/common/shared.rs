@@ -1,5 +1,5 @@
-//! Helpers that prolong-eval's and prolong-train's tests share with
-//! prolong-data's: their common modules include this file by path (as every
+//! Helpers that the tests of prolong-eval, prolong-train and prolong-mds share
+//! with prolong-data's: their common modules include this file by path (as every
 //! catalogue includes `catalogue.rs`), so each exists once.
 
 use std::path::{Path, PathBuf};
