@@ -138,18 +138,18 @@ fn absurd_sizes_in_index_json_are_refused_before_any_allocation() {
         j["shards"][1]["raw_data"]["bytes"] = u64::from(u32::MAX).into()
     });
     let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("shard.00001.mds.zstd: bad shard: decompresses to 25076 bytes, index.json says 4294967295"),
-        "{err}"
+    assert_has(
+        &err,
+        "shard.00001.mds.zstd: bad shard: decompresses to 25076 bytes, index.json says 4294967295",
     );
     let copy = golden_copy("zstd-hashed");
     edit_index(copy.path(), |j| {
         j["shards"][1]["raw_data"]["bytes"] = 100.into()
     });
     let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("decompresses to more than the 100 bytes index.json says"),
-        "{err}"
+    assert_has(
+        &err,
+        "decompresses to more than the 100 bytes index.json says",
     );
 
     // A sample count no shard of that size can hold.
@@ -158,9 +158,9 @@ fn absurd_sizes_in_index_json_are_refused_before_any_allocation() {
         j["shards"][0]["samples"] = (1u64 << 40).into()
     });
     let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("shard 0: samples 1099511627776 cannot fit in raw_data.bytes"),
-        "{err}"
+    assert_has(
+        &err,
+        "shard 0: samples 1099511627776 cannot fit in raw_data.bytes",
     );
 
     // A fixed-size column whose size overflows (it panicked in debug builds).
@@ -169,9 +169,9 @@ fn absurd_sizes_in_index_json_are_refused_before_any_allocation() {
         j["shards"][0]["column_encodings"][0] = "ndarray:uint64:4294967296,4294967296".into()
     });
     let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("unknown encoding \"ndarray:uint64:4294967296,4294967296\""),
-        "{err}"
+    assert_has(
+        &err,
+        "unknown encoding \"ndarray:uint64:4294967296,4294967296\"",
     );
 }
 
@@ -185,10 +185,7 @@ fn every_reader_checks_the_recorded_hashes_once_per_shard() {
         b[at] ^= 1;
     });
     let err = read_all(copy.path());
-    assert!(
-        err.contains("shard.00002.mds.zstd: sha1 hash mismatch"),
-        "{err}"
-    );
+    assert_has(&err, "shard.00002.mds.zstd: sha1 hash mismatch");
     let index = Index::load(copy.path()).unwrap();
     let mut buf: Vec<u8> = Vec::new();
     let err = read_shard_raw(copy.path(), &index.shards[2], &mut buf).unwrap_err();
@@ -252,10 +249,7 @@ fn sub_datasets_with_other_columns_are_not_merged_nor_verified() {
     let index = Index { shards, version: 2 };
     std::fs::write(root.path().join("index.json"), index.to_merged_json()).unwrap();
     let err = verify(root.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("shard 1 (b/shard.00000.mds) has columns body:str"),
-        "{err}"
-    );
+    assert_has(&err, "shard 1 (b/shard.00000.mds) has columns body:str");
 }
 
 #[test]

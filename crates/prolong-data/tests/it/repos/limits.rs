@@ -56,22 +56,22 @@ fn outcome(dir: &Path, options: &ReposOptions) -> Result<u64, String> {
 #[test]
 fn limits_skip_repositories_while_the_tree_is_walked() {
     let tmp = tempfile::tempdir().unwrap();
+    let with = |edit: &dyn Fn(&mut ReposOptions)| {
+        let mut options = ReposOptions::default();
+        edit(&mut options);
+        options
+    };
+    let limit = |n: u64| with(&|o| o.max_files = n);
+    let depth = |n: u64| with(&|o| o.max_depth = n);
+    let bytes = |n: u64| with(&|o| o.max_repo_bytes = n);
     // 10^9 paths from 9 trees and a blob: the walk must stop at the limit
     // (a walk that listed the paths first would never end).
     let bomb = tmp.path().join("bomb");
     tree_bomb(&bomb, 10, 9);
-    let small = ReposOptions {
-        max_files: 1000,
-        ..ReposOptions::default()
-    };
-    assert_eq!(outcome(&bomb, &small), Err("too_many_files".into()));
+    assert_eq!(outcome(&bomb, &limit(1000)), Err("too_many_files".into()));
     // Within the limit, the same kind of tree is read: 10 + 100 + 1000 entries.
     let little = tmp.path().join("little");
     tree_bomb(&little, 10, 3);
-    let limit = |max_files| ReposOptions {
-        max_files,
-        ..ReposOptions::default()
-    };
     assert_eq!(outcome(&little, &limit(1110)), Ok(1000));
     assert_eq!(outcome(&little, &limit(1109)), Err("too_many_files".into()));
 
@@ -81,20 +81,12 @@ fn limits_skip_repositories_while_the_tree_is_walked() {
         outcome(&deep, &ReposOptions::default()),
         Err("too_deep".into())
     );
-    let depth = |max_depth| ReposOptions {
-        max_depth,
-        ..ReposOptions::default()
-    };
     assert_eq!(outcome(&deep, &depth(151)), Ok(1));
     assert_eq!(outcome(&deep, &depth(150)), Err("too_deep".into()));
 
     // Total bytes: small_repo reads 13 + 14 bytes.
     let repo = tmp.path().join("small");
     small_repo(&repo);
-    let bytes = |max_repo_bytes| ReposOptions {
-        max_repo_bytes,
-        ..ReposOptions::default()
-    };
     assert_eq!(outcome(&repo, &bytes(27)), Ok(2));
     assert_eq!(outcome(&repo, &bytes(26)), Err("too_large".into()));
 

@@ -14,6 +14,11 @@ use serde_json::{Value as Json, json};
 mod shared;
 pub use shared::copy_dir;
 
+/// `err` holds `part`.
+pub fn assert_has(err: &str, part: &str) {
+    assert!(err.contains(part), "{part:?} is not in {err}");
+}
+
 pub const GOLDEN: [&str; 5] = [
     "prolong-packed",
     "zstd-hashed",
