@@ -366,13 +366,11 @@ out = "${OUT}/code-book.toml"
     )
     .unwrap();
     let command = |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        let mut c = common::cli();
         c.arg("run")
             .arg(&recipe)
             .env("PACKED", &packed)
-            .env("OUT", out)
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("SLURM_ARRAY_TASK_COUNT");
+            .env("OUT", out);
         c
     };
     let points = common::assert_kill_and_rerun_is_identical(command, tmp.path(), 10);

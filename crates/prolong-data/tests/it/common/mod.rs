@@ -47,6 +47,15 @@ pub fn assert_error_line(err: &str, parts: &[&str]) {
     }
 }
 
+/// The `prolong-data` binary outside any Slurm array: a task comes from the
+/// arguments alone.
+pub fn cli() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+    c.env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT");
+    c
+}
+
 /// Runs the `prolong-data` binary with `args`: (success, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))

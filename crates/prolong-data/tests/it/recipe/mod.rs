@@ -27,6 +27,14 @@ fn options(rank: usize, world: usize, only: &[&str]) -> RunOptions {
     }
 }
 
+/// Every folder `dirs` of `data` is a well-formed MDS dataset of packed samples.
+fn verify_packed(data: &Path, dirs: &[&str]) {
+    for d in dirs {
+        prolong_mds::verify_with(&data.join(d), &prolong_packed::check_sample)
+            .unwrap_or_else(|e| panic!("{d}: {e}"));
+    }
+}
+
 fn run(recipe: &Recipe) -> Vec<(String, StepOutcome)> {
     run_recipe(recipe, &options(0, 1, &[]), &mut |_| {})
         .unwrap()

@@ -172,21 +172,21 @@ fn runs_every_step_then_skips_then_redoes_one() {
             "{name}: {outcome:?}"
         );
     }
-    for d in [
-        "tok/code",
-        "tok/book",
-        "tok/wiki",
-        "long/book",
-        "shortmix/wiki",
-        "packed/code-1024",
-        "packed/book-1024",
-        "packed/wiki-1024",
-        "tok/chat",
-        "packed/chat-1024",
-    ] {
-        prolong_mds::verify_with(&data.join(d), &prolong_packed::check_sample)
-            .unwrap_or_else(|e| panic!("{d}: {e}"));
-    }
+    verify_packed(
+        &data,
+        &[
+            "tok/code",
+            "tok/book",
+            "tok/wiki",
+            "long/book",
+            "shortmix/wiki",
+            "packed/code-1024",
+            "packed/book-1024",
+            "packed/wiki-1024",
+            "tok/chat",
+            "packed/chat-1024",
+        ],
+    );
     // The SFT pack carries the chat mask: 1 somewhere, 0 on every BOS/EOS.
     let packed = prolong_mds::MdsDataset::open(data.join("packed/chat-1024")).unwrap();
     let mut trained = 0;
@@ -267,15 +267,15 @@ fn sharded_run_stops_after_a_step_with_tasks_left() {
         }
     }
     let data = tmp.path().join("data");
-    for d in [
-        "tok/code",
-        "tok/book",
-        "packed/code-1024",
-        "packed/wiki-1024",
-    ] {
-        prolong_mds::verify_with(&data.join(d), &prolong_packed::check_sample)
-            .unwrap_or_else(|e| panic!("{d}: {e}"));
-    }
+    verify_packed(
+        &data,
+        &[
+            "tok/code",
+            "tok/book",
+            "packed/code-1024",
+            "packed/wiki-1024",
+        ],
+    );
     assert!(data.join("mix/stage1.toml").is_file());
 }
 

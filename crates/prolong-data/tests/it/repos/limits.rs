@@ -110,15 +110,13 @@ fn limits_through_cli_and_recipe() {
     small_repo(&root.join("small"));
     let out = tmp.path().join("cli");
     let output = common::succeeded(
-        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        common::cli()
             .arg("repos")
             .arg(&root)
             .arg("--out")
             .arg(&out)
             .args(["--max-files", "500", "--max-depth", "20", "--json"])
             .args(["--max-repo-bytes", "1000000"])
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("SLURM_ARRAY_TASK_COUNT")
             .output()
             .unwrap(),
     );
@@ -140,15 +138,7 @@ fn limits_through_cli_and_recipe() {
          max_files = 12\nmax_depth = 20\nmax_repo_bytes = 26\n",
     )
     .unwrap();
-    common::succeeded(
-        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-            .arg("run")
-            .arg(&recipe)
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("SLURM_ARRAY_TASK_COUNT")
-            .output()
-            .unwrap(),
-    );
+    common::succeeded(common::cli().arg("run").arg(&recipe).output().unwrap());
     let stats: serde_json::Value = serde_json::from_slice(
         &std::fs::read(stats_path(&tmp.path().join("recipe-out"), 0, 1)).unwrap(),
     )

@@ -135,13 +135,8 @@ fn git_config_and_environment_change_nothing() {
     std::fs::write(home.join(".gitconfig"), "[core\n").unwrap();
     std::fs::write(home.join("xdg/git/config"), "[core\n").unwrap();
     let run = |out: &Path, hostile: bool| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        cmd.arg("repos")
-            .arg(&root)
-            .arg("--out")
-            .arg(out)
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("SLURM_ARRAY_TASK_COUNT");
+        let mut cmd = common::cli();
+        cmd.arg("repos").arg(&root).arg("--out").arg(out);
         if hostile {
             let objects = out_git.join("objects");
             cmd.env("HOME", &home)

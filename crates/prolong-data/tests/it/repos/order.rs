@@ -145,15 +145,13 @@ fn killed_repos_then_rerun_is_byte_identical() {
     let command = |out: &Path| {
         (0..3)
             .map(|rank| {
-                let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+                let mut c = common::cli();
                 c.arg("repos")
                     .arg(&input.root)
                     .arg("--out")
                     .arg(out)
                     .args(["--rank", &rank.to_string(), "--world-size", "3"])
-                    .arg("--dedup-files")
-                    .env_remove("SLURM_ARRAY_TASK_ID")
-                    .env_remove("SLURM_ARRAY_TASK_COUNT");
+                    .arg("--dedup-files");
                 c
             })
             .collect()

@@ -267,14 +267,12 @@ fn cli_runs_and_prints_json() {
     let input = input();
     let out = input.root.with_file_name("cli-out");
     let output = common::succeeded(
-        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        common::cli()
             .args(["repos"])
             .arg(&input.root)
             .arg("--out")
             .arg(&out)
             .args(["--dedup-files", "--json"])
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("SLURM_ARRAY_TASK_COUNT")
             .output()
             .unwrap(),
     );

@@ -14,9 +14,11 @@ use serde_json::{Value as Json, json};
 mod shared;
 pub use shared::copy_dir;
 
-/// `err` holds `part`.
-pub fn assert_has(err: &str, part: &str) {
-    assert!(err.contains(part), "{part:?} is not in {err}");
+/// `err` holds every one of `parts`.
+pub fn assert_has(err: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(err.contains(part), "{part:?} is not in {err}");
+    }
 }
 
 pub const GOLDEN: [&str; 5] = [
