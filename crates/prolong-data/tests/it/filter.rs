@@ -338,15 +338,15 @@ fn cli_prints_json_stats() {
     );
     let stats: FilterStats = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!((stats.documents_in, stats.documents_out), (3, 2));
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-        .arg("filter")
-        .arg(tmp.path().join("nope"))
-        .arg("--out")
-        .arg(tmp.path().join("out2"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let err = String::from_utf8_lossy(&output.stderr);
+    let err = common::failed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("filter")
+            .arg(tmp.path().join("nope"))
+            .arg("--out")
+            .arg(tmp.path().join("out2"))
+            .output()
+            .unwrap(),
+    );
     assert!(err.starts_with("error: ") && err.contains("nope"), "{err}");
 }
 

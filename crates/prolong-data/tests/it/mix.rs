@@ -268,15 +268,15 @@ fn cli_writes_manifests_and_fails_clearly() {
     assert_eq!(mixture.streams[0].proportion, 0.3);
 
     // The 512K preset over the 64K folders: the missing ones, by name.
-    let output = std::process::Command::new(bin)
-        .args(["mix", "--preset", "prolong-512k", "--root"])
-        .arg(&root)
-        .arg("--out")
-        .arg(tmp.path().join("x.toml"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let err = String::from_utf8_lossy(&output.stderr);
+    let err = common::failed(
+        std::process::Command::new(bin)
+            .args(["mix", "--preset", "prolong-512k", "--root"])
+            .arg(&root)
+            .arg("--out")
+            .arg(tmp.path().join("x.toml"))
+            .output()
+            .unwrap(),
+    );
     assert!(
         err.starts_with("error: ")
             && err.contains("thestackv1_concat_by_repo-524288, book-524288")

@@ -47,6 +47,13 @@ pub fn assert_error_line(err: &str, parts: &[&str]) {
     }
 }
 
+/// The stderr of a finished command, which must have failed.
+pub fn failed(output: std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "it succeeded: {err}");
+    err
+}
+
 /// The `prolong-data` binary outside any Slurm array: a task comes from the
 /// arguments alone.
 pub fn cli() -> std::process::Command {
