@@ -7,7 +7,17 @@ use std::path::Path;
 
 use prolong_train::metrics::StepRecord;
 use prolong_train::stage::StageConfig;
-use prolong_train::train::{TrainOptions, run};
+use prolong_train::train::{TrainOptions, TrainSummary, run};
+
+/// Trains the recipe at `path` with the default options.
+fn train(path: &Path) -> TrainSummary {
+    run(
+        path,
+        &StageConfig::load(path).unwrap(),
+        &TrainOptions::default(),
+    )
+    .unwrap()
+}
 
 fn records(out: &Path) -> Vec<StepRecord> {
     std::fs::read_to_string(out.join("metrics.jsonl"))
@@ -89,12 +99,7 @@ fn stage_two_keeps_adam_state_with_a_fresh_schedule() {
     let out1 = tmp.path().join("s1");
     let t1 = util::recipe(&data, &out1, 32, 1, 6, 0, 64, 1e-3);
     let p1 = util::write(&tmp.path().join("s1.toml"), &t1);
-    run(
-        &p1,
-        &StageConfig::load(&p1).unwrap(),
-        &TrainOptions::default(),
-    )
-    .unwrap();
+    train(&p1);
 
     let out2 = tmp.path().join("s2");
     let t2 = util::recipe(&data, &out2, 32, 1, 4, 0, 64, 5e-4);
@@ -108,12 +113,7 @@ fn stage_two_keeps_adam_state_with_a_fresh_schedule() {
         ),
     );
     let p2 = util::write(&tmp.path().join("s2.toml"), &t2);
-    run(
-        &p2,
-        &StageConfig::load(&p2).unwrap(),
-        &TrainOptions::default(),
-    )
-    .unwrap();
+    train(&p2);
 
     let r = records(&out2);
     assert_eq!(r.len(), 4);
@@ -165,8 +165,7 @@ fn bf16_compute_keeps_fp32_masters() {
     let text = util::recipe(&data, &out, 64, 1, 12, 6, 64, 1e-2)
         .replace("[model]\n", "[model]\ndtype = \"bf16\"\n");
     let path = util::write(&tmp.path().join("r.toml"), &text);
-    let cfg = StageConfig::load(&path).unwrap();
-    run(&path, &cfg, &TrainOptions::default()).unwrap();
+    train(&path);
     let r = records(&out);
     assert!(r.iter().all(|x| x.loss.is_finite()));
     assert!(
