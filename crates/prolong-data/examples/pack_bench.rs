@@ -120,21 +120,12 @@ fn peak_mib() -> f64 {
 fn generate(dir: &Path, bytes: u64) -> u64 {
     let mut w = MdsWriter::create(
         dir,
-        &[
-            ("domain", "str"),
-            ("input_ids", "ndarray:uint32"),
-            ("length", "int"),
-        ],
+        &prolong_packed::columns::TOKENIZED,
         WriterOptions::default(),
     )
     .expect("create input");
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = prolong_rng::SplitMix64::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next_u64();
     let mut tokens: Vec<u8> = Vec::new();
     let mut written = 0u64;
     while written < bytes {

@@ -374,13 +374,10 @@ fn peak_rss() -> Option<u64> {
 /// the peak counted from a reset of Linux's high-water mark just before.
 fn no_white_space(fast: &Tokenizer, bytes: usize) {
     const LETTERS: [char; 8] = ['a', 'e', 's', 't', 'n', 'Q', 'é', 'ж'];
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = prolong_rng::SplitMix64::new(0x9e37_79b9_7f4a_7c15);
     let mut text = String::with_capacity(bytes + 4);
     while text.len() < bytes {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        text.push(LETTERS[(x % 8) as usize]);
+        text.push(LETTERS[rng.below(8) as usize]);
     }
     // "5" resets VmHWM to the current RSS (Linux >= 4.0); elsewhere the
     // peak below includes what ran before.

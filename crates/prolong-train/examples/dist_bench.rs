@@ -19,85 +19,33 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
+#[path = "../tests/it/train_data.rs"]
+mod train_data;
 
-const VOCAB: u64 = 8192;
+use train_data::{random_samples, recipe_text, write_packed};
 
+const VOCAB: usize = 8192;
+
+/// `n` packed sequences of `len` random tokens, each cut into two documents.
 fn write_data(dir: &Path, n: usize, len: usize) {
-    let columns = [
-        ("domain", "str"),
-        ("indices", "ndarray:uint32"),
-        ("input_ids", "ndarray:uint32"),
-        ("length", "int"),
-    ];
-    let mut w = MdsWriter::create(dir, &columns, WriterOptions::default()).expect("writer");
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for _ in 0..n {
-        let ids: Vec<u32> = (0..len)
-            .map(|_| {
-                // xorshift: deterministic tokens
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % VOCAB) as u32
-            })
-            .collect();
-        let cut = (len / 3) as u32;
-        let idx = [0, cut, cut, len as u32];
-        w.write(&[
-            ("domain", Value::Str("bench".into())),
-            (
-                "indices",
-                Value::Array(Array::from_u32(&idx).with_shape(vec![2, 2])),
-            ),
-            ("input_ids", Value::Array(Array::from_u32(&ids))),
-            ("length", Value::Int(len as i64)),
-        ])
-        .expect("write");
-    }
-    w.finish().expect("finish");
+    write_packed(dir, &random_samples(n, len, VOCAB as u64, 7));
 }
 
 /// A ≈ 19.6M-parameter random Llama (4 layers, hidden 512, FFN 1408, vocabulary 8192).
 fn recipe(dir: &Path, name: &str, seq_len: usize, seqs: usize, steps: u64, shard: &str) -> PathBuf {
-    let text = format!(
-        r#"name = "{name}"
-[model]
-[model.random]
-seed = 7
-layers = 4
-hidden = 512
-heads = 8
-kv_heads = 4
-ffn = 1408
-vocab = {VOCAB}
-
-[data]
-streams = ["{data}"]
-seq_len = {seq_len}
-
-[train]
-steps = {steps}
-tokens_per_step = {tps}
-peak_lr = 1e-3
-warmup = 0.1
-seed = 3
-threads = 1
-
-[checkpoint]
-out = "{out}"
-every = 0
-
-[parallel]
-shard = "{shard}"
-
-[device]
-peak_tflops = 1
-"#,
-        data = dir.join(format!("data-{seq_len}")).display(),
-        out = dir.join(name).display(),
-        tps = seq_len * seqs,
-    );
+    let model =
+        format!("layers = 4\nhidden = 512\nheads = 8\nkv_heads = 4\nffn = 1408\nvocab = {VOCAB}");
+    let text = recipe_text(
+        name,
+        &model,
+        &dir.join(format!("data-{seq_len}")),
+        &dir.join(name),
+        seq_len,
+        seq_len * seqs,
+        steps,
+        0,
+        1e-3,
+    ) + &format!("\n[parallel]\nshard = \"{shard}\"\n\n[device]\npeak_tflops = 1\n");
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).expect("recipe");
     path

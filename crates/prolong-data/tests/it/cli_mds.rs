@@ -12,18 +12,6 @@ fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn inspect_counts_tokens_and_documents_per_domain() {
     let dir = golden("prolong-packed");
@@ -101,7 +89,7 @@ fn inspect_refuses_ids_outside_the_tokenizers_vocabulary() {
 #[test]
 fn inspect_and_stats_write_nothing_beside_a_compressed_dataset() {
     let tmp = tempfile::tempdir().unwrap();
-    copy_tree(&golden("zstd-hashed"), tmp.path());
+    common::copy_dir(&golden("zstd-hashed"), tmp.path());
     let before = common::files(tmp.path());
     assert!(before.keys().all(|name| !name.ends_with(".mds")));
     let dir = tmp.path().to_str().unwrap();
@@ -120,7 +108,7 @@ fn inspect_and_stats_write_nothing_beside_a_compressed_dataset() {
 #[test]
 fn verify_passes_then_fails_naming_the_shard() {
     let tmp = tempfile::tempdir().unwrap();
-    copy_tree(&golden("zstd-hashed"), tmp.path());
+    common::copy_dir(&golden("zstd-hashed"), tmp.path());
     let (ok, out, _) = run(&["verify", tmp.path().to_str().unwrap()]);
     assert!(ok && out.contains("9 samples"), "{out}");
     let shard = tmp.path().join("shard.00001.mds.zstd");
@@ -129,17 +117,13 @@ fn verify_passes_then_fails_naming_the_shard() {
     std::fs::write(&shard, bytes).unwrap();
     let (ok, _, err) = run(&["verify", tmp.path().to_str().unwrap()]);
     assert!(!ok);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("shard.00001.mds.zstd") && err.contains("hash mismatch"),
-        "{err}"
-    );
+    common::assert_error_line(&err, &["shard.00001.mds.zstd", "hash mismatch"]);
 }
 
 #[test]
 fn merge_rebuilds_the_root_index() {
     let tmp = tempfile::tempdir().unwrap();
-    copy_tree(&golden("merged"), tmp.path());
+    common::copy_dir(&golden("merged"), tmp.path());
     let original = std::fs::read(tmp.path().join("index.json")).unwrap();
     std::fs::remove_file(tmp.path().join("index.json")).unwrap();
     let (ok, out, err) = run(&["merge", tmp.path().to_str().unwrap()]);

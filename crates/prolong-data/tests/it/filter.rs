@@ -55,6 +55,19 @@ fn t(rank: usize, world: usize) -> TaskSpec {
     TaskSpec::new(rank, world).unwrap()
 }
 
+/// The error of a one-task run with the default options, which must fail.
+fn refusal(inputs: &[PathBuf], out: &Path) -> String {
+    filter_task(
+        inputs,
+        out,
+        t(0, 1),
+        &FilterOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap_err()
+    .to_string()
+}
+
 #[test]
 fn bounds_are_inclusive_and_drops_are_counted_by_reason() {
     let tmp = tempfile::tempdir().unwrap();
@@ -250,17 +263,9 @@ fn a_shard_whose_recorded_hash_no_longer_matches_is_refused_not_rehashed() {
     bytes[at] ^= 1;
     std::fs::write(&shard, bytes).unwrap();
     let out = tmp.path().join("out");
-    let err = filter_task(
-        std::slice::from_ref(&input),
-        &out,
-        t(0, 1),
-        &FilterOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap_err();
+    let err = refusal(std::slice::from_ref(&input), &out);
     assert!(
-        err.to_string()
-            .contains("shard.00001.mds: sha1 hash mismatch: index.json says"),
+        err.contains("shard.00001.mds: sha1 hash mismatch: index.json says"),
         "{err}"
     );
     assert!(!out.join("index.json").exists());
@@ -273,32 +278,17 @@ fn inputs_with_other_columns_or_no_length_are_refused() {
     write_docs(&a, &[5, 6], false, WriterOptions::default());
     write_docs(&b, &[5, 6], true, WriterOptions::default());
     let out = tmp.path().join("out");
-    let err = filter_task(
-        &[a.clone(), b],
-        &out,
-        t(0, 1),
-        &FilterOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap_err();
+    let err = refusal(&[a.clone(), b], &out);
     assert!(
-        err.to_string()
-            .contains("differ from those of the first input shard"),
+        err.contains("differ from those of the first input shard"),
         "{err}"
     );
     let c = tmp.path().join("c");
     let mut w = MdsWriter::create(&c, &[("text", "str")], WriterOptions::default()).unwrap();
     w.write(&[("text", Value::Str("x".into()))]).unwrap();
     w.finish().unwrap();
-    let err = filter_task(
-        &[c],
-        &out,
-        t(0, 1),
-        &FilterOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("neither"), "{err}");
+    let err = refusal(&[c], &out);
+    assert!(err.contains("neither"), "{err}");
     let bad = FilterOptions {
         min_tokens: 10,
         max_tokens: Some(9),
@@ -328,12 +318,7 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
             .arg(out);
         c
     };
-    common::assert_kill_and_rerun_is_identical(
-        args,
-        &tmp.path().join("clean"),
-        &tmp.path().join("killed"),
-        10,
-    );
+    common::assert_kill_and_rerun_is_identical(args, tmp.path(), 10);
 }
 
 #[test]
@@ -353,15 +338,15 @@ fn cli_prints_json_stats() {
     );
     let stats: FilterStats = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!((stats.documents_in, stats.documents_out), (3, 2));
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
-        .arg("filter")
-        .arg(tmp.path().join("nope"))
-        .arg("--out")
-        .arg(tmp.path().join("out2"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let err = String::from_utf8_lossy(&output.stderr);
+    let err = common::failed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+            .arg("filter")
+            .arg(tmp.path().join("nope"))
+            .arg("--out")
+            .arg(tmp.path().join("out2"))
+            .output()
+            .unwrap(),
+    );
     assert!(err.starts_with("error: ") && err.contains("nope"), "{err}");
 }
 

@@ -65,51 +65,73 @@ fn tokenizer_json_corpus_replays_without_panics() {
     assert_eq!(named, 12, "a named seed is missing from the corpus");
 }
 
+/// Replays fuzz/corpus/`target` through `read` (the `what` reader): no input
+/// panics, and each seed named in `expected` gives exactly its outcome.
+fn replay_reader(
+    target: &str,
+    what: &str,
+    read: fn(&[u8]) -> ReaderOutcome,
+    expected: &[(&str, ReaderOutcome)],
+) {
+    let mut named = 0;
+    for (name, input) in corpus(target, expected.len()) {
+        let result = std::panic::catch_unwind(|| read(&input))
+            .unwrap_or_else(|_| panic!("{name} panics the {what} reader"));
+        if let Some((_, want)) = expected.iter().find(|(n, _)| *n == name) {
+            named += 1;
+            assert_eq!(&result, want, "{name}");
+        }
+    }
+    assert_eq!(
+        named,
+        expected.len(),
+        "a named seed is missing from the corpus"
+    );
+}
+
 #[test]
 fn jsonl_reader_corpus_replays_without_panics() {
-    let mut named = 0;
-    for (name, input) in corpus("jsonl_reader", 5) {
-        let result = std::panic::catch_unwind(|| jsonl_input(&input))
-            .unwrap_or_else(|_| panic!("{name} panics the JSONL reader"));
-        let expected = match name.as_ref() {
-            "documents" => outcome(3, &[]),
-            "bom-crlf" => outcome(3, &[]),
-            "empty" => outcome(0, &[]),
-            "nested-deep" => outcome(1, &[("malformed_json", 1)]),
-            "skips" => outcome(
-                1,
-                &[
-                    ("empty_document", 1),
-                    ("invalid_utf8", 1),
-                    ("malformed_json", 3),
-                    ("missing_text_field", 1),
-                    ("text_not_a_string", 1),
-                ],
+    replay_reader(
+        "jsonl_reader",
+        "JSONL",
+        jsonl_input,
+        &[
+            ("documents", outcome(3, &[])),
+            ("bom-crlf", outcome(3, &[])),
+            ("empty", outcome(0, &[])),
+            ("nested-deep", outcome(1, &[("malformed_json", 1)])),
+            (
+                "skips",
+                outcome(
+                    1,
+                    &[
+                        ("empty_document", 1),
+                        ("invalid_utf8", 1),
+                        ("malformed_json", 3),
+                        ("missing_text_field", 1),
+                        ("text_not_a_string", 1),
+                    ],
+                ),
             ),
-            _ => continue,
-        };
-        named += 1;
-        assert_eq!(result, expected, "{name}");
-    }
-    assert_eq!(named, 5, "a named seed is missing from the corpus");
+        ],
+    );
 }
 
 #[test]
 fn mediawiki_reader_corpus_replays_without_panics() {
-    let mut named = 0;
-    for (name, input) in corpus("mediawiki_reader", 5) {
-        let result = std::panic::catch_unwind(|| mediawiki_input(&input))
-            .unwrap_or_else(|_| panic!("{name} panics the MediaWiki reader"));
-        let expected = match name.as_ref() {
-            "enwiki-head" => outcome(2, &[("redirect", 1)]),
-            "enwiki-cut-in-text" => outcome(1, &[("redirect", 1), ("truncated_page", 1)]),
-            "unclosed-text" => outcome(0, &[("malformed_xml", 1)]),
-            "not-xml" => outcome(0, &[("malformed_xml", 1)]),
-            "pages-dtd" => outcome(3, &[("empty_document", 1)]),
-            _ => continue,
-        };
-        named += 1;
-        assert_eq!(result, expected, "{name}");
-    }
-    assert_eq!(named, 5, "a named seed is missing from the corpus");
+    replay_reader(
+        "mediawiki_reader",
+        "MediaWiki",
+        mediawiki_input,
+        &[
+            ("enwiki-head", outcome(2, &[("redirect", 1)])),
+            (
+                "enwiki-cut-in-text",
+                outcome(1, &[("redirect", 1), ("truncated_page", 1)]),
+            ),
+            ("unclosed-text", outcome(0, &[("malformed_xml", 1)])),
+            ("not-xml", outcome(0, &[("malformed_xml", 1)])),
+            ("pages-dtd", outcome(3, &[("empty_document", 1)])),
+        ],
+    );
 }

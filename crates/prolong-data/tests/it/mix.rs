@@ -268,15 +268,15 @@ fn cli_writes_manifests_and_fails_clearly() {
     assert_eq!(mixture.streams[0].proportion, 0.3);
 
     // The 512K preset over the 64K folders: the missing ones, by name.
-    let output = std::process::Command::new(bin)
-        .args(["mix", "--preset", "prolong-512k", "--root"])
-        .arg(&root)
-        .arg("--out")
-        .arg(tmp.path().join("x.toml"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let err = String::from_utf8_lossy(&output.stderr);
+    let err = common::failed(
+        std::process::Command::new(bin)
+            .args(["mix", "--preset", "prolong-512k", "--root"])
+            .arg(&root)
+            .arg("--out")
+            .arg(tmp.path().join("x.toml"))
+            .output()
+            .unwrap(),
+    );
     assert!(
         err.starts_with("error: ")
             && err.contains("thestackv1_concat_by_repo-524288, book-524288")
@@ -366,21 +366,14 @@ out = "${OUT}/code-book.toml"
     )
     .unwrap();
     let command = |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+        let mut c = common::cli();
         c.arg("run")
             .arg(&recipe)
             .env("PACKED", &packed)
-            .env("OUT", out)
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("SLURM_ARRAY_TASK_COUNT");
+            .env("OUT", out);
         c
     };
-    let points = common::assert_kill_and_rerun_is_identical(
-        command,
-        &tmp.path().join("clean"),
-        &tmp.path().join("killed"),
-        10,
-    );
+    let points = common::assert_kill_and_rerun_is_identical(command, tmp.path(), 10);
     assert_eq!(points, 12);
     let clean = common::files(&tmp.path().join("clean"));
     assert_eq!(

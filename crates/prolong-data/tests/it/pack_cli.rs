@@ -11,9 +11,10 @@ fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `prolong-data pack ARGS`: (success, stdout, stderr).
-fn run(args: &[&str]) -> (bool, String, String) {
-    common::run_cli(&[&["pack"], args].concat())
+/// `prolong-data pack INPUT --out OUT --len LEN MORE`: (success, stdout, stderr).
+fn run(input: &Path, out: &Path, len: &str, more: &[&str]) -> (bool, String, String) {
+    let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
+    common::run_cli(&[&["pack", input, "--out", out, "--len", len], more].concat())
 }
 
 #[test]
@@ -21,17 +22,8 @@ fn pack_split_reproduces_the_reference_and_reruns_skip() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("split");
     let input = golden("tokenized");
-    let args = [
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--len",
-        "1024",
-        "--split-by-lengths",
-        "256,1024",
-        "--json",
-    ];
-    let (ok, stdout, err) = run(&args);
+    let args = ["--split-by-lengths", "256,1024", "--json"];
+    let (ok, stdout, err) = run(&input, &out, "1024", &args);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["merged"], true);
@@ -45,7 +37,7 @@ fn pack_split_reproduces_the_reference_and_reruns_skip() {
             "{rel}"
         );
     }
-    let (ok, stdout, err) = run(&args);
+    let (ok, stdout, err) = run(&input, &out, "1024", &args);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["tasks_skipped"], serde_json::json!(["proc0-1"]));
@@ -57,24 +49,19 @@ fn pack_by_rank_merges_after_the_last_task() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ranked");
     let input = golden("tokenized");
-    let base = [
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--len",
-        "512",
-        "--min-length",
-        "64",
-    ];
-    let mut a = base.to_vec();
-    a.extend(["--rank", "1", "--world-size", "2"]);
-    let (ok, stdout, err) = run(&a);
+    let task = |rank| {
+        run(
+            &input,
+            &out,
+            "512",
+            &["--min-length", "64", "--rank", rank, "--world-size", "2"],
+        )
+    };
+    let (ok, stdout, err) = task("1");
     assert!(ok, "{err}");
     assert!(stdout.contains("waiting for 1 more task"), "{stdout}");
     assert!(!out.join("index.json").exists());
-    let mut b = base.to_vec();
-    b.extend(["--rank", "0", "--world-size", "2"]);
-    let (ok, stdout, err) = run(&b);
+    let (ok, stdout, err) = task("0");
     assert!(ok, "{err}");
     assert!(stdout.contains("2 of 2 complete"), "{stdout}");
     assert!(
@@ -89,22 +76,15 @@ fn pack_by_rank_merges_after_the_last_task() {
 fn pack_reports_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let input = golden("packed-1024"); // no mask issue: packed data has input_ids too
-    let (ok, _, err) = run(&[
-        tmp.path().join("nothing").to_str().unwrap(),
-        "--out",
-        tmp.path().join("o").to_str().unwrap(),
-        "--len",
+    let (ok, _, err) = run(
+        &tmp.path().join("nothing"),
+        &tmp.path().join("o"),
         "16",
-    ]);
+        &[],
+    );
     assert!(!ok);
     assert!(err.contains("nothing"), "{err}");
-    let (ok, _, err) = run(&[
-        input.to_str().unwrap(),
-        "--out",
-        tmp.path().join("o").to_str().unwrap(),
-        "--len",
-        "0",
-    ]);
+    let (ok, _, err) = run(&input, &tmp.path().join("o"), "0", &[]);
     assert!(!ok);
     assert!(err.contains("sequence length"), "{err}");
 }
@@ -114,19 +94,8 @@ fn pack_all_tasks_in_one_process_or_from_slurm_variables() {
     let tmp = tempfile::tempdir().unwrap();
     let input = golden("tokenized");
     let out = tmp.path().join("all");
-    let (ok, stdout, err) = run(&[
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--len",
-        "1024",
-        "--world-size",
-        "3",
-        "--all",
-        "--threads",
-        "2",
-        "--json",
-    ]);
+    let args = ["--world-size", "3", "--all", "--threads", "2", "--json"];
+    let (ok, stdout, err) = run(&input, &out, "1024", &args);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
@@ -169,19 +138,17 @@ fn pack_refuses_an_output_that_overlaps_an_input() {
         files.push(entry.file_name());
     }
     let before = common::files(&input);
-    let input_str = input.to_str().unwrap();
     let inside = input.join("packed");
     let via_dots = tmp.path().join("tok/../tok");
     for (out, relation) in [
-        (input_str, "is the input"),
-        (via_dots.to_str().unwrap(), "is the input"),
-        (inside.to_str().unwrap(), "is inside the input"),
-        (tmp.path().to_str().unwrap(), "holds the input"),
+        (input.as_path(), "is the input"),
+        (via_dots.as_path(), "is the input"),
+        (inside.as_path(), "is inside the input"),
+        (tmp.path(), "holds the input"),
     ] {
-        let (ok, _, err) = run(&[input_str, "--out", out, "--len", "1024"]);
-        assert!(!ok, "--out {out} was accepted");
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(relation), "{err}");
+        let (ok, _, err) = run(&input, out, "1024", &[]);
+        assert!(!ok, "--out {} was accepted", out.display());
+        common::assert_error_line(&err, &[relation]);
     }
     assert!(common::files(&input) == before, "the input changed");
     assert!(!inside.exists());

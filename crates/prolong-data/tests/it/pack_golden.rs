@@ -122,29 +122,29 @@ fn check_bytes(name: &str, out: &Path) {
     }
 }
 
+/// Packs as the reference's `name` did: the same tokens, pieces and bytes.
+/// The output (in the returned folder) and its sequences.
+fn packs_like_the_reference(name: &str, len: usize) -> (tempfile::TempDir, Vec<Seq>) {
+    let (tmp, ours, theirs) = pack_like(name);
+    check_tokens_and_indices(name, &ours, &theirs, len);
+    check_bytes(name, &tmp.path().join(name));
+    (tmp, ours)
+}
+
 #[test]
 fn greedy_1024_matches_reference() {
-    let name = "packed-1024";
-    let (tmp, ours, theirs) = pack_like(name);
-    check_tokens_and_indices(name, &ours, &theirs, 1024);
-    check_bytes(name, &tmp.path().join(name));
+    let (_tmp, ours) = packs_like_the_reference("packed-1024", 1024);
     assert!(ours.iter().all(|s| s.domain == "."));
 }
 
 #[test]
 fn min_length_64_matches_reference() {
-    let name = "packed-512-min64";
-    let (tmp, ours, theirs) = pack_like(name);
-    check_tokens_and_indices(name, &ours, &theirs, 512);
-    check_bytes(name, &tmp.path().join(name));
+    packs_like_the_reference("packed-512-min64", 512);
 }
 
 #[test]
 fn intact_matches_reference() {
-    let name = "packed-1024-intact";
-    let (tmp, ours, theirs) = pack_like(name);
-    check_tokens_and_indices(name, &ours, &theirs, 1024);
-    check_bytes(name, &tmp.path().join(name));
+    let (_tmp, ours) = packs_like_the_reference("packed-1024-intact", 1024);
     // Every sequence starts with a document's BOS.
     assert!(ours.iter().all(|s| s.input_ids[0] == 128_000));
 }
@@ -152,9 +152,7 @@ fn intact_matches_reference() {
 #[test]
 fn split_by_lengths_matches_reference() {
     let name = "packed-split-256-1024";
-    let (tmp, ours, theirs) = pack_like(name);
-    check_tokens_and_indices(name, &ours, &theirs, 1024);
-    check_bytes(name, &tmp.path().join(name));
+    let (tmp, _) = packs_like_the_reference(name, 1024);
     let out = tmp.path().join(name);
     for sub in ["256-1024", "1024-1024"] {
         let a = Index::load(&out.join(sub)).unwrap();

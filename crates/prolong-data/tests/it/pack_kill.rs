@@ -12,21 +12,12 @@ use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
 fn tokenized(dir: &Path) {
     let mut writer = MdsWriter::create(
         dir,
-        &[
-            ("domain", "str"),
-            ("input_ids", "ndarray:uint32"),
-            ("length", "int"),
-        ],
+        &prolong_packed::columns::TOKENIZED,
         WriterOptions::default().size_limit(1 << 18),
     )
     .unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = prolong_rng::SplitMix64::new(0x2545_f491_4f6c_dd1d);
+    let mut next = || rng.next_u64();
     for _ in 0..60 {
         let len = 100 + (next() % 6_000) as usize;
         let ids: Vec<u32> = (0..len).map(|_| (next() % 128_000) as u32).collect();
@@ -60,12 +51,7 @@ fn killed_pack_then_rerun_is_byte_identical() {
         .arg(out);
         c
     };
-    assert_kill_and_rerun_is_identical(
-        pack,
-        &tmp.path().join("clean"),
-        &tmp.path().join("killed"),
-        10,
-    );
+    assert_kill_and_rerun_is_identical(pack, tmp.path(), 10);
 }
 
 /// What killed writers leave in a finished output (a half-written merged

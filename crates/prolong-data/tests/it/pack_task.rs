@@ -181,11 +181,7 @@ fn compressed_input_packs_like_raw_input() {
     let zipped = tmp.path().join("zipped");
     rewrite(
         &zipped,
-        &[
-            ("domain", "str"),
-            ("input_ids", "ndarray:uint32"),
-            ("length", "int"),
-        ],
+        &prolong_packed::columns::TOKENIZED,
         WriterOptions::default().compression("zstd"),
         |_, s| {
             vec![

@@ -337,13 +337,8 @@ type Labelled = (String, Vec<u32>, Vec<(u32, u32)>);
 
 #[test]
 fn agrees_with_a_literal_transcription_of_the_reference() {
-    let mut state = 0x1234_5678_9abc_def1u64;
-    let mut rand = |k: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % k as u64) as usize
-    };
+    let mut rng = prolong_rng::SplitMix64::new(0x1234_5678_9abc_def1);
+    let mut rand = |k: usize| rng.below(k as u64) as usize;
     for case in 0..400 {
         let n = 1 + rand(40);
         let min = rand(3) * rand(n + 5);

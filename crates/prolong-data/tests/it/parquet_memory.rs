@@ -42,17 +42,15 @@ fn a_big_row_group_is_read_in_bounded_memory() {
         let mut rg = writer.next_row_group().unwrap();
         let mut col = rg.next_column().unwrap().unwrap();
         // Pseudo-random lowercase text, so that pages do not compress away.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = prolong_rng::SplitMix64::new(0x9e37_79b9_7f4a_7c15);
         for chunk in 0..ROWS / 1000 {
             let docs: Vec<ByteArray> = (0..1000)
                 .map(|i| {
                     let mut doc = format!("{} ", chunk * 1000 + i).into_bytes();
-                    doc.extend((0..DOC_BYTES).map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        b"abcdefghij klmnopqrstuvwxyz"[(x % 27) as usize]
-                    }));
+                    doc.extend(
+                        (0..DOC_BYTES)
+                            .map(|_| b"abcdefghij klmnopqrstuvwxyz"[rng.below(27) as usize]),
+                    );
                     doc.into()
                 })
                 .collect();

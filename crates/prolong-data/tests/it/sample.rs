@@ -15,11 +15,7 @@ use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
 fn write_source(dir: &Path, n: usize, max: usize, salt: usize) -> Vec<usize> {
     let mut w = MdsWriter::create(
         dir,
-        &[
-            ("domain", "str"),
-            ("input_ids", "ndarray:uint32"),
-            ("length", "int"),
-        ],
+        &prolong_packed::columns::TOKENIZED,
         WriterOptions::default().size_limit(1 << 16),
     )
     .unwrap();
@@ -281,12 +277,7 @@ fn killed_sample_then_rerun_is_byte_identical() {
             .arg(out);
         c
     };
-    common::assert_kill_and_rerun_is_identical(
-        command,
-        &tmp.path().join("clean"),
-        &tmp.path().join("killed"),
-        10,
-    );
+    common::assert_kill_and_rerun_is_identical(command, tmp.path(), 10);
 }
 
 /// Three small sources and `prolong-data sample` over them into OUT, with
@@ -344,8 +335,7 @@ fn rerun_with_other_settings_or_into_an_input_is_refused() {
         let output = sample_command(&tok, &extra)(&out).output().unwrap();
         assert!(!output.status.success());
         let err = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(want), "{err}");
+        common::assert_error_line(&err, &[want]);
     }
     assert!(files(&out) == before, "the refused run changed the output");
 }

@@ -15,11 +15,7 @@ use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
 fn write_tokenized(dir: &Path, docs: &[(&str, usize)]) {
     let mut w = MdsWriter::create(
         dir,
-        &[
-            ("domain", "str"),
-            ("input_ids", "ndarray:uint32"),
-            ("length", "int"),
-        ],
+        &prolong_packed::columns::TOKENIZED,
         WriterOptions::default(),
     )
     .unwrap();

@@ -29,6 +29,15 @@ fn run(
     tokenize_task(tok, &files, out, task, &options(), &mut |_| {}).unwrap()
 }
 
+/// [`run`] as the only task, which must write its output.
+fn run_alone(
+    tok: &Tokenizer,
+    inputs: &[PathBuf],
+    out: &Path,
+) -> prolong_data::tokenize::stage::TokenizeStats {
+    run(tok, inputs, out, TaskSpec::new(0, 1).unwrap()).unwrap()
+}
+
 #[test]
 fn bad_records_are_counted_by_reason_with_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -46,7 +55,7 @@ fn bad_records_are_counted_by_reason_with_file_and_line() {
     f.write_all(b"{\"text\": \"world\\nagain\"}").unwrap(); // 8: ok, no final newline
     drop(f);
     let out = tmp.path().join("out");
-    let stats = run(&tok, &[input], &out, TaskSpec::new(0, 1).unwrap()).unwrap();
+    let stats = run_alone(&tok, &[input], &out);
     assert_eq!((stats.documents_in, stats.documents_out), (7, 2));
     assert_eq!(
         skip_reasons(&stats.skipped),
@@ -106,7 +115,7 @@ fn compressed_inputs_read_like_plain_ones() {
     let mut outputs = Vec::new();
     for (name, input) in [("plain", plain), ("zst", zst), ("gz", gz)] {
         let out = tmp.path().join(name);
-        run(&tok, &[input], &out, TaskSpec::new(0, 1).unwrap()).unwrap();
+        run_alone(&tok, &[input], &out);
         outputs.push(read_tokenized(&out));
     }
     assert_eq!(outputs[0].len(), 200);
@@ -117,13 +126,7 @@ fn compressed_inputs_read_like_plain_ones() {
     let cut = tmp.path().join("cut.jsonl.zst");
     let full = zstd::encode_all(text.repeat(50).as_bytes(), 3).unwrap();
     std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
-    let stats = run(
-        &tok,
-        &[cut],
-        &tmp.path().join("cut"),
-        TaskSpec::new(0, 1).unwrap(),
-    )
-    .unwrap();
+    let stats = run_alone(&tok, &[cut], &tmp.path().join("cut"));
     assert_eq!(stats.skipped.by_reason.get("corrupt_stream"), Some(&1));
 }
 
@@ -214,12 +217,7 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
         .arg(out);
         c
     };
-    assert_kill_and_rerun_is_identical(
-        args,
-        &tmp.path().join("clean"),
-        &tmp.path().join("killed"),
-        10,
-    );
+    assert_kill_and_rerun_is_identical(args, tmp.path(), 10);
 }
 
 /// `prolong-data tokenize INPUT --tokenizer TOKENIZER --domain DOMAIN --out OUT`.
@@ -313,8 +311,7 @@ fn rerun_with_other_settings_or_into_the_input_is_refused() {
             .unwrap();
         assert!(!output.status.success(), "{want}");
         let err = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(want), "{err}");
+        common::assert_error_line(&err, &[want]);
         let how = if want.starts_with("is") {
             "apart from the inputs"
         } else {
@@ -337,13 +334,7 @@ fn kjv_tokenizes_to_the_same_ids_as_one_whole_document_encode() {
     let tmp = tempfile::tempdir().unwrap();
     let tok = Tokenizer::from_file(&tokenizer).unwrap();
     let out = tmp.path().join("out");
-    run(
-        &tok,
-        std::slice::from_ref(&kjv),
-        &out,
-        TaskSpec::new(0, 1).unwrap(),
-    )
-    .unwrap();
+    run_alone(&tok, std::slice::from_ref(&kjv), &out);
     let docs = read_tokenized(&out);
     assert_eq!(docs.len(), 1);
     let reference =
@@ -374,13 +365,7 @@ fn mediawiki_pages_not_emitted_are_counted_and_a_malformed_file_is_an_error() {
         ),
     )
     .unwrap();
-    let stats = run(
-        &tok,
-        &[dump],
-        &tmp.path().join("out"),
-        TaskSpec::new(0, 1).unwrap(),
-    )
-    .unwrap();
+    let stats = run_alone(&tok, &[dump], &tmp.path().join("out"));
     assert_eq!((stats.documents_in, stats.documents_out), (3, 2));
     assert_eq!(skip_reasons(&stats.skipped), vec![("truncated_page", 1)]);
 

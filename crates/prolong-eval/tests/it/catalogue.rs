@@ -35,6 +35,17 @@ fn model(dir: &Path) {
     tokenizer(dir);
 }
 
+const PPL: &[&str] = &["ppl", "--model", "{dir}/model", "--data", "{dir}/data"];
+const EXPORT: &[&str] = &[
+    "export",
+    "--model",
+    "{dir}/model",
+    "--tokenizer",
+    "{dir}/tokenizer.json",
+    "--out",
+    "{dir}/hf",
+];
+
 const fn recall_lengths(lengths: &'static str) -> [&'static str; 10] {
     [
         "recall",
@@ -98,13 +109,13 @@ const CASES: &[Case] = &[
     Case {
         name: "ppl_data_missing",
         build: model,
-        args: &["ppl", "--model", "{dir}/model", "--data", "{dir}/data"],
+        args: PPL,
         outcome: Outcome::Error("{dir}/data/index.json: No such file or directory (os error 2)"),
     },
     Case {
         name: "ppl_model_missing",
         build: |_| {},
-        args: &["ppl", "--model", "{dir}/model", "--data", "{dir}/data"],
+        args: PPL,
         outcome: Outcome::Error(
             "loading model {dir}/model: {dir}/model/config.json: No such file or directory (os error 2)",
         ),
@@ -115,7 +126,7 @@ const CASES: &[Case] = &[
             model(d);
             std::fs::write(d.join("model/config.json"), "{\"vocab_size\": ").unwrap();
         },
-        args: &["ppl", "--model", "{dir}/model", "--data", "{dir}/data"],
+        args: PPL,
         outcome: Outcome::Error(
             "loading model {dir}/model: {dir}/model/config.json: invalid JSON: EOF while parsing a value at line 1 column 15",
         ),
@@ -123,15 +134,7 @@ const CASES: &[Case] = &[
     Case {
         name: "export_checkpoint_missing",
         build: tokenizer,
-        args: &[
-            "export",
-            "--model",
-            "{dir}/model",
-            "--tokenizer",
-            "{dir}/tokenizer.json",
-            "--out",
-            "{dir}/hf",
-        ],
+        args: EXPORT,
         outcome: Outcome::Error("{dir}/model/config.json: No such file or directory (os error 2)"),
     },
     Case {
@@ -140,15 +143,7 @@ const CASES: &[Case] = &[
             model(d);
             std::fs::remove_file(d.join("model/model.safetensors")).unwrap();
         },
-        args: &[
-            "export",
-            "--model",
-            "{dir}/model",
-            "--tokenizer",
-            "{dir}/tokenizer.json",
-            "--out",
-            "{dir}/hf",
-        ],
+        args: EXPORT,
         outcome: Outcome::Error(
             "{dir}/model/model.safetensors: No such file or directory (os error 2)",
         ),

@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::recall_common::{SMALL_PROSE, bpe_tokenizer_json, byte_char, small_prose};
+use crate::recall_common::{SMALL_PROSE, bpe_tokenizer_json, byte_char, small_prose, succeeded};
 use candle_core::{DType, Device};
 use prolong_eval::recall::{Instance, RecallReport, Task, generate};
 use prolong_tokenizer::Tokenizer;
@@ -223,11 +223,7 @@ fn recall_score(model: &Path, tok: &Path, prose: &Path, out: &Path) -> (f64, Rec
         .args(["--seed", &EVAL_SEED.to_string(), "--out", &s(out)])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeded(output);
     let report: RecallReport =
         serde_json::from_slice(&std::fs::read(out.join("recall.json")).unwrap()).unwrap();
     assert_eq!(report.instances.len(), EVAL_SAMPLES);

@@ -46,20 +46,14 @@ fn truncated_shard() {
     let shard = copy.path().join("shard.00001.mds");
     edit(&shard, |b| b.truncate(b.len() - 10));
     let err = read_all(copy.path());
-    assert!(
-        err.contains("shard.00001.mds") && err.contains("bytes, index.json says"),
-        "{err}"
-    );
+    assert_has(&err, &["shard.00001.mds", "bytes, index.json says"]);
     // With index.json edited to agree, the header's own checks catch it.
     let len = std::fs::metadata(&shard).unwrap().len();
     edit_index(copy.path(), |j| {
         j["shards"][1]["raw_data"]["bytes"] = len.into()
     });
     let err = read_all(copy.path());
-    assert!(
-        err.contains("shard.00001.mds") && err.contains("last offset"),
-        "{err}"
-    );
+    assert_has(&err, &["shard.00001.mds", "last offset"]);
     edit(&shard, |b| b.truncate(6));
     edit_index(copy.path(), |j| {
         j["shards"][1]["raw_data"]["bytes"] = 6.into();
@@ -67,10 +61,7 @@ fn truncated_shard() {
     });
     // No sample lies in a shard of 0 samples: verify opens it.
     let err = verify(copy.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("shard.00001.mds") && err.contains("cannot hold"),
-        "{err}"
-    );
+    assert_has(&err, &["shard.00001.mds", "cannot hold"]);
 }
 
 #[test]
@@ -83,18 +74,12 @@ fn offsets_past_the_end_or_out_of_order() {
         b[8..12].copy_from_slice(&u32::MAX.to_le_bytes())
     });
     let err = read_all(copy.path());
-    assert!(
-        err.contains("shard.00000.mds") && err.contains("offset"),
-        "{err}"
-    );
+    assert_has(&err, &["shard.00000.mds", "offset"]);
     // offsets[2] before offsets[1].
     std::fs::write(&shard, &original).unwrap();
     edit(&shard, |b| b[12..16].copy_from_slice(&300u32.to_le_bytes()));
     let err = read_all(copy.path());
-    assert!(
-        err.contains("shard.00000.mds") && err.contains("before offset"),
-        "{err}"
-    );
+    assert_has(&err, &["shard.00000.mds", "before offset"]);
 }
 
 #[test]
@@ -138,18 +123,20 @@ fn absurd_sizes_in_index_json_are_refused_before_any_allocation() {
         j["shards"][1]["raw_data"]["bytes"] = u64::from(u32::MAX).into()
     });
     let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("shard.00001.mds.zstd: bad shard: decompresses to 25076 bytes, index.json says 4294967295"),
-        "{err}"
+    assert_has(
+        &err,
+        &[
+            "shard.00001.mds.zstd: bad shard: decompresses to 25076 bytes, index.json says 4294967295",
+        ],
     );
     let copy = golden_copy("zstd-hashed");
     edit_index(copy.path(), |j| {
         j["shards"][1]["raw_data"]["bytes"] = 100.into()
     });
     let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("decompresses to more than the 100 bytes index.json says"),
-        "{err}"
+    assert_has(
+        &err,
+        &["decompresses to more than the 100 bytes index.json says"],
     );
 
     // A sample count no shard of that size can hold.
@@ -158,9 +145,9 @@ fn absurd_sizes_in_index_json_are_refused_before_any_allocation() {
         j["shards"][0]["samples"] = (1u64 << 40).into()
     });
     let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("shard 0: samples 1099511627776 cannot fit in raw_data.bytes"),
-        "{err}"
+    assert_has(
+        &err,
+        &["shard 0: samples 1099511627776 cannot fit in raw_data.bytes"],
     );
 
     // A fixed-size column whose size overflows (it panicked in debug builds).
@@ -169,9 +156,9 @@ fn absurd_sizes_in_index_json_are_refused_before_any_allocation() {
         j["shards"][0]["column_encodings"][0] = "ndarray:uint64:4294967296,4294967296".into()
     });
     let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("unknown encoding \"ndarray:uint64:4294967296,4294967296\""),
-        "{err}"
+    assert_has(
+        &err,
+        &["unknown encoding \"ndarray:uint64:4294967296,4294967296\""],
     );
 }
 
@@ -185,10 +172,7 @@ fn every_reader_checks_the_recorded_hashes_once_per_shard() {
         b[at] ^= 1;
     });
     let err = read_all(copy.path());
-    assert!(
-        err.contains("shard.00002.mds.zstd: sha1 hash mismatch"),
-        "{err}"
-    );
+    assert_has(&err, &["shard.00002.mds.zstd: sha1 hash mismatch"]);
     let index = Index::load(copy.path()).unwrap();
     let mut buf: Vec<u8> = Vec::new();
     let err = read_shard_raw(copy.path(), &index.shards[2], &mut buf).unwrap_err();
@@ -252,10 +236,7 @@ fn sub_datasets_with_other_columns_are_not_merged_nor_verified() {
     let index = Index { shards, version: 2 };
     std::fs::write(root.path().join("index.json"), index.to_merged_json()).unwrap();
     let err = verify(root.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("shard 1 (b/shard.00000.mds) has columns body:str"),
-        "{err}"
-    );
+    assert_has(&err, &["shard 1 (b/shard.00000.mds) has columns body:str"]);
 }
 
 #[test]
@@ -265,26 +246,17 @@ fn unknown_encoding_and_extra_keys_and_non_index() {
         j["shards"][0]["column_encodings"][0] = "pkl".into()
     });
     let err = read_all(copy.path());
-    assert!(
-        err.contains("index.json") && err.contains("unknown encoding \"pkl\""),
-        "{err}"
-    );
+    assert_has(&err, &["index.json", "unknown encoding \"pkl\""]);
 
     let copy = golden_copy("sft-mask");
     edit_index(copy.path(), |j| j["shards"][1]["extra"] = 1.into());
     let err = read_all(copy.path());
-    assert!(
-        err.contains("index.json") && err.contains("unknown field `extra`"),
-        "{err}"
-    );
+    assert_has(&err, &["index.json", "unknown field `extra`"]);
 
     let copy = golden_copy("sft-mask");
     std::fs::write(copy.path().join("index.json"), b"[1, 2, 3]").unwrap();
     let err = read_all(copy.path());
-    assert!(
-        err.contains("index.json") && err.contains("not an MDS index"),
-        "{err}"
-    );
+    assert_has(&err, &["index.json", "not an MDS index"]);
 
     let copy = golden_copy("sft-mask");
     edit_index(copy.path(), |j| {

@@ -105,8 +105,5 @@ fn verify_rejects_a_stale_decompressed_cache() {
     bytes[last] ^= 1;
     std::fs::write(&cache, &bytes).unwrap();
     let err = verify(copy.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("shard.00000.mds") && err.contains("cached"),
-        "{err}"
-    );
+    assert_has(&err, &["shard.00000.mds", "cached"]);
 }

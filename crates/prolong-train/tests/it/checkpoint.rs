@@ -188,6 +188,12 @@ fn sharded_save_writes_a_transformers_index_and_round_trips() {
     );
 }
 
+/// The error of loading `dir` with `index` as its model.safetensors.index.json.
+fn load_with_index(dir: &std::path::Path, index: serde_json::Value) -> Error {
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    Llama::load(dir, DType::F32, &Device::Cpu).unwrap_err()
+}
+
 #[test]
 fn shard_index_naming_a_tensor_its_shard_lacks_is_an_error() {
     let tensors = golden_tensors();
@@ -198,13 +204,7 @@ fn shard_index_naming_a_tensor_its_shard_lacks_is_an_error() {
     let mut weight_map: serde_json::Map<_, _> =
         tensors.keys().map(|n| (n.clone(), file.into())).collect();
     weight_map.insert("model.layers.7.mlp.up_proj.weight".into(), file.into());
-    let index = serde_json::json!({ "weight_map": weight_map });
-    std::fs::write(
-        dir.path().join("model.safetensors.index.json"),
-        index.to_string(),
-    )
-    .unwrap();
-    let err = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+    let err = load_with_index(dir.path(), serde_json::json!({ "weight_map": weight_map }));
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
     assert!(
         err.to_string()
@@ -214,12 +214,7 @@ fn shard_index_naming_a_tensor_its_shard_lacks_is_an_error() {
 
     // an index pointing at a shard that does not exist
     let index = serde_json::json!({ "weight_map": { "model.norm.weight": "nope.safetensors" } });
-    std::fs::write(
-        dir.path().join("model.safetensors.index.json"),
-        index.to_string(),
-    )
-    .unwrap();
-    let err = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+    let err = load_with_index(dir.path(), index);
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }
 

@@ -2,26 +2,13 @@
 //! through `Llama::logits` at every step), on the golden HF model (fixtures/hf-llama) and
 //! on random tiny models (f32: fused CPU softmax; f64: the generic path).
 
-use crate::common::{Rng, golden_dir, random_model, tiny_config};
+use crate::common::{Rng, golden_dir, max_abs_diff, random_model, tiny_config};
 use candle_core::{DType, Device, Tensor};
 use prolong_train::model::decode::argmax;
 use prolong_train::{Llama, PackedSequence};
 
 fn golden_model() -> Llama {
     Llama::load(golden_dir().join("model"), DType::F32, &Device::Cpu).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
 }
 
 /// Cached (several prefill chunk sizes) and uncached greedy decoding give the same tokens.

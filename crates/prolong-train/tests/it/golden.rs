@@ -1,7 +1,7 @@
 //! The golden test: the HF transformers tiny Llama (fixtures/hf-llama, float32) — logits,
 //! loss and every parameter gradient — plus properties checked on that model.
 
-use crate::common::{golden_dir, norm, norm_rel_err};
+use crate::common::{golden_dir, max_abs_diff, norm, norm_rel_err};
 use candle_core::{DType, Device, Tensor};
 use prolong_train::{Llama, PackedSequence};
 
@@ -56,14 +56,7 @@ fn logits_match_transformers() {
     );
     let logits = g.model.logits(&g.seq).unwrap();
     let err = norm_rel_err(&logits, &g.logits);
-    let max_abs = (&logits - &g.logits)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let max_abs = max_abs_diff(&logits, &g.logits);
     eprintln!("golden logits: norm-relative error {err:.3e}, max abs error {max_abs:.3e}");
     assert!(err < 1e-4, "logits norm-relative error {err:e}");
 }
@@ -129,15 +122,10 @@ fn documents_are_isolated() {
         let seq = PackedSequence::new(ids, &g.indices, None).unwrap();
         let changed = g.model.logits(&seq).unwrap();
         for (o, &[os, oe]) in g.indices.iter().enumerate() {
-            let diff = (changed.narrow(0, os, oe - os).unwrap()
-                - base.narrow(0, os, oe - os).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+            let diff = max_abs_diff(
+                &changed.narrow(0, os, oe - os).unwrap(),
+                &base.narrow(0, os, oe - os).unwrap(),
+            );
             if o == d {
                 assert!(
                     diff > 1e-3,

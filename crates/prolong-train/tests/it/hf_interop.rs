@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Rng, norm_rel_err};
+use crate::common::{Rng, norm_rel_err, succeeded};
 use candle_core::{DType, Device, Tensor};
 use prolong_train::train::init::random_llama;
 use prolong_train::{Llama, LlamaConfig, PackedSequence};
@@ -164,15 +164,12 @@ fn checkpoints_round_trip_through_transformers() {
     let jobs = root.join("jobs.json");
     let text = serde_json::json!({"make": make, "logits": logits}).to_string();
     std::fs::write(&jobs, text).unwrap();
-    let out = Command::new("python3")
-        .arg(script())
-        .arg(&jobs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hf_interop.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        Command::new("python3")
+            .arg(script())
+            .arg(&jobs)
+            .output()
+            .unwrap(),
     );
 
     let sharded = root.join("hf-sharded");

@@ -20,6 +20,7 @@ mod hf_interop;
 mod model_gradcheck;
 mod ops_gradcheck;
 mod train_config;
+mod train_data;
 mod train_eval;
 mod train_forward;
 mod train_loop;

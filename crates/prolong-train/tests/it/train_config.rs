@@ -87,6 +87,14 @@ fn error_of(text: &str) -> String {
     }
 }
 
+/// [`base`] with `from` replaced by `to` is refused with an error holding `want`.
+fn refused_edit(from: &str, to: &str, want: &str) {
+    let text = base().replace(from, to);
+    assert_ne!(text, base(), "{from:?} is not in the base recipe");
+    let e = error_of(&text);
+    assert!(e.contains(want), "{e}");
+}
+
 #[test]
 fn base_recipe_is_valid() {
     let path = Path::new("recipe.toml");
@@ -103,27 +111,33 @@ fn unknown_key_is_one_clear_error() {
     assert!(e.contains("unknown field `learning_rate`"), "{e}");
     assert!(e.starts_with("recipe.toml:"), "{e}");
     assert!(!e.contains('\n'), "{e}");
-    let e = error_of(&base().replace("[checkpoint]", "[checkpoints]"));
-    assert!(e.contains("unknown field `checkpoints`"), "{e}");
+    refused_edit(
+        "[checkpoint]",
+        "[checkpoints]",
+        "unknown field `checkpoints`",
+    );
 }
 
 #[test]
 fn heads_must_divide_hidden() {
-    let e = error_of(&base().replace("heads = 4\n", "heads = 5\n"));
-    assert!(
-        e.contains("num_attention_heads (5) does not divide hidden_size (32)"),
-        "{e}"
+    refused_edit(
+        "heads = 4\n",
+        "heads = 5\n",
+        "num_attention_heads (5) does not divide hidden_size (32)",
     );
-    let e = error_of(&base().replace("kv_heads = 2", "kv_heads = 3"));
-    assert!(e.contains("num_key_value_heads (3) does not divide"), "{e}");
+    refused_edit(
+        "kv_heads = 2",
+        "kv_heads = 3",
+        "num_key_value_heads (3) does not divide",
+    );
 }
 
 #[test]
 fn tokens_per_step_must_be_a_multiple_of_seq_len() {
-    let e = error_of(&base().replace("tokens_per_step = 128", "tokens_per_step = 100"));
-    assert!(
-        e.contains("train.tokens_per_step (100) must be a positive multiple of data.seq_len (64)"),
-        "{e}"
+    refused_edit(
+        "tokens_per_step = 128",
+        "tokens_per_step = 100",
+        "train.tokens_per_step (100) must be a positive multiple of data.seq_len (64)",
     );
 }
 
@@ -160,23 +174,23 @@ fn sequence_parallel_layouts_that_cannot_split_are_errors() {
         e.contains("4 kv heads over 6 ranks (one must divide the other)"),
         "{e}"
     );
-    let e = error_of(&base().replace("[train]", "[parallel]\nseq = 2\n\n[train]"));
-    assert!(e.contains("unknown field `seq`"), "{e}");
+    refused_edit(
+        "[train]",
+        "[parallel]\nseq = 2\n\n[train]",
+        "unknown field `seq`",
+    );
 }
 
 #[test]
 fn other_recipe_errors() {
     let both = base().replace("[model]\n", "[model]\ninit = \"x\"\n");
     assert!(error_of(&both).contains("both `init` and `random`"));
-    let e = error_of(&base().replace("warmup = 0.1", "warmup = 1.5"));
-    assert!(e.contains("train.warmup (1.5)"), "{e}");
+    refused_edit("warmup = 0.1", "warmup = 1.5", "train.warmup (1.5)");
     let e = error_of(&base().replace("[model]\n", "[model]\ndtype = \"f16\"\n"));
     // An enum of the recipe: refused where it is parsed, with its line.
     assert!(e.contains("`f16`") && e.contains("`bf16`"), "{e}");
-    let e = error_of(&base().replace("steps = 10", "steps = 0"));
-    assert!(e.contains("train.steps must be positive"), "{e}");
-    let e = error_of(&base().replace("peak_lr = 0.001", "peak_lr = \"high\""));
-    assert!(e.contains("invalid type"), "{e}");
+    refused_edit("steps = 10", "steps = 0", "train.steps must be positive");
+    refused_edit("peak_lr = 0.001", "peak_lr = \"high\"", "invalid type");
 }
 
 #[test]

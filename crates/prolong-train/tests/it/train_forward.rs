@@ -1,24 +1,11 @@
 //! `prolong-train forward` on the HF golden fixture: logits and loss as transformers.
 
+use crate::common::{golden_dir, norm_rel_err};
 use crate::train_util as util;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use candle_core::{DType, Device};
-
-fn golden() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/hf-llama")
-}
-
-fn f64s(t: &candle_core::Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
 
 #[test]
 fn forward_cli_matches_transformers_logits() {
@@ -27,30 +14,24 @@ fn forward_cli_matches_transformers_logits() {
     let o = Command::new(util::bin())
         .arg("forward")
         .arg("--model")
-        .arg(golden().join("model"))
+        .arg(golden_dir().join("model"))
         .arg("--batch")
-        .arg(golden().join("reference.safetensors"))
+        .arg(golden_dir().join("reference.safetensors"))
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = candle_core::safetensors::load(&out, &Device::Cpu).unwrap();
-    let want = candle_core::safetensors::load(golden().join("reference.safetensors"), &Device::Cpu)
-        .unwrap();
+    let want =
+        candle_core::safetensors::load(golden_dir().join("reference.safetensors"), &Device::Cpu)
+            .unwrap();
     assert_eq!(got["logits"].dims(), &[96, 512]);
-    let (a, b) = (f64s(&got["logits"]), f64s(&want["logits"]));
-    let err: f64 = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    assert!(err / norm < 1e-4, "relative error {}", err / norm);
+    let rel = norm_rel_err(&got["logits"], &want["logits"]);
+    assert!(rel < 1e-4, "relative error {rel}");
 
     let loss: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(golden().join("loss.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(golden_dir().join("loss.json")).unwrap())
             .unwrap();
     let want_loss = loss["loss"].as_f64().unwrap();
     let got_loss = got["loss"]
@@ -78,7 +59,7 @@ fn forward_cli_bad_batch_is_one_line() {
     let o = Command::new(util::bin())
         .arg("forward")
         .arg("--model")
-        .arg(golden().join("model"))
+        .arg(golden_dir().join("model"))
         .arg("--batch")
         .arg(&batch)
         .arg("--out")

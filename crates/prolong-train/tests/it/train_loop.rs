@@ -7,7 +7,17 @@ use std::path::Path;
 
 use prolong_train::metrics::StepRecord;
 use prolong_train::stage::StageConfig;
-use prolong_train::train::{TrainOptions, run};
+use prolong_train::train::{TrainOptions, TrainSummary, run};
+
+/// Trains the recipe at `path` with the default options.
+fn train(path: &Path) -> TrainSummary {
+    run(
+        path,
+        &StageConfig::load(path).unwrap(),
+        &TrainOptions::default(),
+    )
+    .unwrap()
+}
 
 fn records(out: &Path) -> Vec<StepRecord> {
     std::fs::read_to_string(out.join("metrics.jsonl"))
@@ -89,12 +99,7 @@ fn stage_two_keeps_adam_state_with_a_fresh_schedule() {
     let out1 = tmp.path().join("s1");
     let t1 = util::recipe(&data, &out1, 32, 1, 6, 0, 64, 1e-3);
     let p1 = util::write(&tmp.path().join("s1.toml"), &t1);
-    run(
-        &p1,
-        &StageConfig::load(&p1).unwrap(),
-        &TrainOptions::default(),
-    )
-    .unwrap();
+    train(&p1);
 
     let out2 = tmp.path().join("s2");
     let t2 = util::recipe(&data, &out2, 32, 1, 4, 0, 64, 5e-4);
@@ -108,12 +113,7 @@ fn stage_two_keeps_adam_state_with_a_fresh_schedule() {
         ),
     );
     let p2 = util::write(&tmp.path().join("s2.toml"), &t2);
-    run(
-        &p2,
-        &StageConfig::load(&p2).unwrap(),
-        &TrainOptions::default(),
-    )
-    .unwrap();
+    train(&p2);
 
     let r = records(&out2);
     assert_eq!(r.len(), 4);
@@ -165,8 +165,7 @@ fn bf16_compute_keeps_fp32_masters() {
     let text = util::recipe(&data, &out, 64, 1, 12, 6, 64, 1e-2)
         .replace("[model]\n", "[model]\ndtype = \"bf16\"\n");
     let path = util::write(&tmp.path().join("r.toml"), &text);
-    let cfg = StageConfig::load(&path).unwrap();
-    run(&path, &cfg, &TrainOptions::default()).unwrap();
+    train(&path);
     let r = records(&out);
     assert!(r.iter().all(|x| x.loss.is_finite()));
     assert!(
@@ -190,7 +189,7 @@ fn bf16_compute_keeps_fp32_masters() {
     std::fs::create_dir_all(copy.join("checkpoints")).unwrap();
     let src = out.join("checkpoints/step-0000006");
     let dst = copy.join("checkpoints/step-0000006");
-    copy_dir(&src, &dst);
+    crate::common::copy_dir(&src, &dst);
     let text2 = text.replace(&out.display().to_string(), &copy.display().to_string());
     let p2 = util::write(&tmp.path().join("r2.toml"), &text2);
     let resume = TrainOptions {
@@ -207,16 +206,4 @@ fn bf16_compute_keeps_fp32_masters() {
         std::fs::read(out.join("final/model.safetensors")).unwrap()
             == std::fs::read(copy.join("final/model.safetensors")).unwrap()
     );
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
-    }
 }

@@ -1,5 +1,6 @@
 //! AdamW, the schedule, clipping and gradient accumulation against hand computations.
 
+use crate::common::to_f64_vec;
 use candle_core::{DType, Device, Tensor};
 use prolong_rng::SplitMix64;
 use prolong_train::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients, decays};
@@ -15,15 +16,6 @@ fn tiny_config() -> LlamaConfig {
             "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false}"#,
     )
     .unwrap()
-}
-
-fn vec(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
 }
 
 #[test]
@@ -53,7 +45,7 @@ fn adamw_matches_hand_computation() {
         .named()
         .iter()
         .map(|(_, t)| {
-            let p = vec(t);
+            let p = to_f64_vec(t);
             let n = p.len();
             (p, vec![0.0; n], vec![0.0; n])
         })
@@ -77,7 +69,7 @@ fn adamw_matches_hand_computation() {
         let bc1 = 1.0 - c.beta1.powi(step);
         let bc2 = 1.0 - c.beta2.powi(step);
         for (((name, shape), (p, m, v)), gt) in names.iter().zip(&mut hand).zip(&grads) {
-            let g = vec(gt);
+            let g = to_f64_vec(gt);
             let wd = if decays(name, shape) {
                 c.weight_decay
             } else {
@@ -95,9 +87,9 @@ fn adamw_matches_hand_computation() {
     for ((name, t), (p, m, v)) in model.params().named().iter().zip(&hand) {
         let st = opt.params.iter().find(|s| &s.name == name).unwrap();
         for (what, got, want) in [
-            ("weight", vec(t), p),
-            ("exp_avg", vec(&st.exp_avg), m),
-            ("exp_avg_sq", vec(&st.exp_avg_sq), v),
+            ("weight", to_f64_vec(t), p),
+            ("exp_avg", to_f64_vec(&st.exp_avg), m),
+            ("exp_avg_sq", to_f64_vec(&st.exp_avg_sq), v),
         ] {
             for (i, (a, b)) in got.iter().zip(want).enumerate() {
                 assert!(
@@ -144,14 +136,14 @@ fn clipping_scales_to_max_norm() {
     let after = g.global_norm().unwrap();
     assert!((after - 1.0).abs() < 1e-5, "{after}");
     let scale = 1.0 / (13.0 + 1e-6);
-    assert!((vec(&g.tensors[0])[0] - 3.0 * scale).abs() < 1e-6);
+    assert!((to_f64_vec(&g.tensors[0])[0] - 3.0 * scale).abs() < 1e-6);
     // below the threshold nothing changes
     let mut small = Gradients {
         tensors: vec![t(vec![0.3, 0.4])],
     };
     assert!((small.clip(1.0).unwrap() - 0.5).abs() < 1e-7);
     assert_eq!(
-        vec(&small.tensors[0]),
+        to_f64_vec(&small.tensors[0]),
         vec![0.30000001192092896, 0.4000000059604645]
     );
 }
@@ -181,7 +173,7 @@ fn accumulation_of_two_micro_batches_is_the_mean() {
     assert!((loss - (la.loss + lb.loss) / 2.0).abs() < 1e-12);
     for ((x, (_, y)), (_, z)) in grads.tensors.iter().zip(ga.named()).zip(gb.named()) {
         let want = ((y + z).unwrap() * 0.5).unwrap();
-        assert_eq!(vec(x), vec(&want));
+        assert_eq!(to_f64_vec(x), to_f64_vec(&want));
     }
 
     let both: Vec<u32> = a.iter().chain(&b).copied().collect();
@@ -189,7 +181,7 @@ fn accumulation_of_two_micro_batches_is_the_mean() {
     let (lab, gab) = model.loss_and_grads_blocked(&sab, 4).unwrap();
     assert!((loss - lab.loss).abs() < 1e-5, "{loss} vs {}", lab.loss);
     for (x, (name, y)) in grads.tensors.iter().zip(gab.named()) {
-        let (x, y) = (vec(x), vec(y));
+        let (x, y) = (to_f64_vec(x), to_f64_vec(y));
         let err: f64 = x
             .iter()
             .zip(&y)
@@ -232,7 +224,7 @@ fn bf16_matches_f32_at_llama3_vocabulary() {
     );
     assert!(rel < 0.01, "bf16 loss {} vs f32 {}", o16.loss, o32.loss);
     for ((name, a), (_, b)) in g16.named().into_iter().zip(g32.named()) {
-        let (a, b) = (vec(a), vec(b));
+        let (a, b) = (to_f64_vec(a), to_f64_vec(b));
         let err: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
         let norm: f64 = b.iter().map(|y| y * y).sum::<f64>();
         let err = (err / norm).sqrt();
@@ -344,7 +336,7 @@ fn loss_normalisation_sequence_and_token_by_hand() {
     let (lab, gab) = model.loss_and_grads_blocked(&sab, 4).unwrap();
     assert!((lab.loss - want_tok).abs() < 1e-5);
     for ((t, s), (name, y)) in gt.tensors.iter().zip(&gs.tensors).zip(gab.named()) {
-        let (t, s, y) = (vec(t), vec(s), vec(y));
+        let (t, s, y) = (to_f64_vec(t), to_f64_vec(s), to_f64_vec(y));
         let dist = |x: &[f64]| -> f64 {
             x.iter()
                 .zip(&y)
@@ -389,7 +381,7 @@ fn decay_norms_decays_the_rmsnorm_weights() {
         for ((name, after), (_, before)) in
             m.params().named().into_iter().zip(model.params().named())
         {
-            let ratio = vec(after)[0] / vec(before)[0];
+            let ratio = to_f64_vec(after)[0] / to_f64_vec(before)[0];
             let decayed = (ratio - (1.0 - 0.5 * 0.1)).abs() < 1e-6;
             let want = decays(&name, before.dims()) || (on && name.ends_with("norm.weight"));
             assert_eq!(decayed, want, "{name} (decay_norms = {on}): ratio {ratio}");

@@ -1,46 +1,9 @@
-//! Helpers shared by the `train_*` tests (included with `#[path]`; no tests of its own).
+//! Helpers shared by the `train_*` tests (no tests of its own).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
-use prolong_rng::SplitMix64;
-
-/// Writes a packed MDS dataset: one sample per `(input_ids, indices)`.
-pub fn write_packed(dir: &Path, samples: &[(Vec<u32>, Vec<u32>)]) {
-    let columns = [
-        ("domain", "str"),
-        ("indices", "ndarray:uint32"),
-        ("input_ids", "ndarray:uint32"),
-        ("length", "int"),
-    ];
-    let mut w = MdsWriter::create(dir, &columns, WriterOptions::default()).unwrap();
-    for (ids, idx) in samples {
-        w.write(&[
-            ("domain", Value::Str("test".into())),
-            (
-                "indices",
-                Value::Array(Array::from_u32(idx).with_shape(vec![idx.len() / 2, 2])),
-            ),
-            ("input_ids", Value::Array(Array::from_u32(ids))),
-            ("length", Value::Int(ids.len() as i64)),
-        ])
-        .unwrap();
-    }
-    w.finish().unwrap();
-}
-
-/// `n` random sequences of `len` tokens below `vocab`, each cut into a few documents.
-pub fn random_samples(n: usize, len: usize, vocab: u64, seed: u64) -> Vec<(Vec<u32>, Vec<u32>)> {
-    let mut rng = SplitMix64::new(seed);
-    (0..n)
-        .map(|_| {
-            let ids: Vec<u32> = (0..len).map(|_| rng.below(vocab) as u32).collect();
-            let cut = 1 + rng.below(len as u64 - 2) as u32;
-            (ids, vec![0, cut, cut, len as u32])
-        })
-        .collect()
-}
+pub use crate::train_data::{random_samples, recipe_text, write_packed};
 
 /// A recipe for a random tiny model on `data` (one stream).
 #[allow(clippy::too_many_arguments)]
@@ -54,37 +17,18 @@ pub fn recipe(
     vocab: usize,
     peak_lr: f64,
 ) -> String {
-    format!(
-        r#"name = "test"
-[model]
-[model.random]
-seed = 7
-layers = 2
-hidden = 32
-heads = 4
-kv_heads = 2
-ffn = 48
-vocab = {vocab}
-
-[data]
-streams = ["{data}"]
-seq_len = {seq_len}
-
-[train]
-steps = {steps}
-tokens_per_step = {tps}
-peak_lr = {peak_lr}
-warmup = 0.1
-seed = 3
-threads = 1
-
-[checkpoint]
-out = "{out}"
-every = {every}
-"#,
-        data = data.display(),
-        out = out.display(),
-        tps = seq_len * micro,
+    let model =
+        format!("layers = 2\nhidden = 32\nheads = 4\nkv_heads = 2\nffn = 48\nvocab = {vocab}");
+    recipe_text(
+        "test",
+        &model,
+        data,
+        out,
+        seq_len,
+        seq_len * micro,
+        steps,
+        every,
+        peak_lr,
     )
 }
 

@@ -2,20 +2,11 @@
 #![allow(dead_code)]
 
 pub mod catalogue;
+mod shared;
+
+pub use shared::{byte_char, copy_dir, fixture, succeeded};
 
 use std::path::{Path, PathBuf};
-
-/// GPT-2's byte-to-character map of byte-level BPE.
-pub fn byte_char(b: u8) -> char {
-    let printable = |b: u8| {
-        (b'!'..=b'~').contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
-    };
-    if printable(b) {
-        return char::from(b);
-    }
-    let shifted = (0..b).filter(|&x| !printable(x)).count() as u32;
-    char::from_u32(256 + shifted).unwrap()
-}
 
 /// A byte-level BPE tokenizer.json with the 256 byte tokens (id = byte) and
 /// no merges, GPT-2's pre-tokenizer: one token per byte of text, so tests can
@@ -48,15 +39,28 @@ pub fn write_byte_tokenizer(dir: &Path) -> PathBuf {
     path
 }
 
-/// `output` of a finished command, failing the test with its stderr unless
-/// it succeeded.
-pub fn succeeded(output: std::process::Output) -> std::process::Output {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+/// `err` is one line (a refusal's single error line) holding every one of `parts`.
+pub fn assert_error_line(err: &str, parts: &[&str]) {
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for part in parts {
+        assert!(err.contains(part), "{part:?} is not in {err}");
+    }
+}
+
+/// The stderr of a finished command, which must have failed.
+pub fn failed(output: std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "it succeeded: {err}");
+    err
+}
+
+/// The `prolong-data` binary outside any Slurm array: a task comes from the
+/// arguments alone.
+pub fn cli() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
+    c.env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT");
+    c
 }
 
 /// Runs the `prolong-data` binary with `args`: (success, stdout, stderr).
@@ -99,22 +103,6 @@ pub fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Fixtures fetched by `make fixtures`, or `None` (and a line saying the test skipped).
-pub fn fixture(rel: &str, test: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/cache")
-        .join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!(
-            "skipped {test}: {} is missing (run `make fixtures`)",
-            path.display()
-        );
-        None
-    }
-}
-
 /// (domain, input_ids) of every sample of a tokenized dataset, checking that
 /// `length` agrees with the ids.
 pub fn read_tokenized(dir: &Path) -> Vec<(String, Vec<u32>)> {
@@ -129,10 +117,10 @@ pub fn read_tokenized(dir: &Path) -> Vec<(String, Vec<u32>)> {
         .collect()
 }
 
-/// Runs a stage command into `clean` undisturbed; then, for each write step
+/// Runs a stage command into `dir/clean` undisturbed; then, for each write step
 /// N = 1, 2, ... of a run (`PROLONG_KILL_AT_WRITE`, see `prolong_mds::atomic`:
 /// three per file written, the last ones inside the final marker and index
-/// writes), into a fresh `killed` that it SIGKILLs itself at step N, then
+/// writes), into a fresh `dir/killed` that it SIGKILLs itself at step N, then
 /// re-runs to completion. Each re-run's output must be the same bytes as the
 /// clean one (stats files aside: they name their output folder), with no
 /// temporary file left; a killed run must never leave a merged index.json
@@ -140,11 +128,10 @@ pub fn read_tokenized(dir: &Path) -> Vec<(String, Vec<u32>)> {
 /// returns how many kill points it checked, at least `min_points`.
 pub fn assert_kill_and_rerun_is_identical(
     command: impl Fn(&Path) -> std::process::Command,
-    clean: &Path,
-    killed: &Path,
+    dir: &Path,
     min_points: usize,
 ) -> usize {
-    assert_kill_tasks_and_rerun_is_identical(|out| vec![command(out)], clean, killed, min_points)
+    assert_kill_tasks_and_rerun_is_identical(|out| vec![command(out)], dir, min_points)
 }
 
 /// [`assert_kill_and_rerun_is_identical`] for a run of several processes one
@@ -155,10 +142,10 @@ pub fn assert_kill_and_rerun_is_identical(
 /// processes together, at least `min_points`.
 pub fn assert_kill_tasks_and_rerun_is_identical(
     commands: impl Fn(&Path) -> Vec<std::process::Command>,
-    clean: &Path,
-    killed: &Path,
+    dir: &Path,
     min_points: usize,
 ) -> usize {
+    let (clean, killed) = (&dir.join("clean"), &dir.join("killed"));
     use std::os::unix::process::ExitStatusExt;
     let run = |mut c: std::process::Command, kill_at: Option<usize>| {
         c.env_remove(prolong_mds::KILL_AT_WRITE_VAR);

@@ -1,7 +1,6 @@
 //! Shared by the recall tests: fixtures, a byte-level tokenizer, a little prose.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use prolong_eval::recall::Prose;
@@ -10,22 +9,6 @@ use prolong_tokenizer::Tokenizer;
 /// Ids of the byte tokenizer's special tokens.
 pub const BOS: u32 = 300;
 pub const EOS: u32 = 301;
-
-/// `fixtures/cache/REL`, or `None` (and a line saying the test skipped).
-pub fn fixture(rel: &str, test: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/cache")
-        .join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped {test}: {} is missing (run `make fixtures`)",
-            path.display()
-        );
-        None
-    }
-}
 
 /// The Llama-3 tokenizer and the KJV, loaded once.
 pub fn llama3(test: &str) -> Option<&'static (Tokenizer, Prose)> {
@@ -42,18 +25,6 @@ pub fn llama3(test: &str) -> Option<&'static (Tokenizer, Prose)> {
         eprintln!("skipped {test}: Llama-3 tokenizer or KJV missing");
     }
     loaded.as_ref()
-}
-
-/// GPT-2's byte-to-character map of byte-level BPE.
-pub fn byte_char(b: u8) -> char {
-    let printable = |b: u8| {
-        (b'!'..=b'~').contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
-    };
-    if printable(b) {
-        return char::from(b);
-    }
-    let shifted = (0..b).filter(|&x| !printable(x)).count() as u32;
-    char::from_u32(256 + shifted).unwrap()
 }
 
 /// A byte-level tokenizer.json with the 256 byte tokens, a few merges (so units are
@@ -131,6 +102,11 @@ pub fn small_prose() -> &'static Prose {
     static PROSE: OnceLock<Prose> = OnceLock::new();
     PROSE.get_or_init(|| Prose::from_text(SMALL_PROSE, "small prose").unwrap())
 }
+
+/// `byte_char`, `fixture` and `succeeded`, one file with prolong-data's tests.
+#[path = "../../../../prolong-data/tests/it/common/shared.rs"]
+mod shared;
+pub use shared::{byte_char, fixture, succeeded};
 
 /// The catalogue of malformed inputs (one file, shared with the other crates' catalogues).
 #[path = "../../../../prolong-data/tests/it/common/catalogue.rs"]

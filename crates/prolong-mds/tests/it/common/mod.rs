@@ -9,6 +9,18 @@ use std::path::{Path, PathBuf};
 use prolong_mds::{Array, Dtype, Encoding, Scalar, Value};
 use serde_json::{Value as Json, json};
 
+/// `copy_dir`, one file with the other crates' tests (prolong-data's common/shared.rs).
+#[path = "../../../../prolong-data/tests/it/common/shared.rs"]
+mod shared;
+pub use shared::copy_dir;
+
+/// `err` holds every one of `parts`.
+pub fn assert_has(err: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(err.contains(part), "{part:?} is not in {err}");
+    }
+}
+
 pub const GOLDEN: [&str; 5] = [
     "prolong-packed",
     "zstd-hashed",
@@ -29,19 +41,6 @@ pub fn golden_copy(name: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&golden_dir(name), tmp.path());
     tmp
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 pub struct Expected {

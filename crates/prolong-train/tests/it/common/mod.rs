@@ -82,6 +82,20 @@ pub fn to_f64_vec(t: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
+/// The largest `|a − b|` over every element.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 /// `||a − b|| / ||b||` (Frobenius).
 pub fn norm_rel_err(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
@@ -146,3 +160,8 @@ pub fn dot(out: &Tensor, r: &Tensor) -> f64 {
 /// The catalogue of malformed inputs (one file, shared with the other crates' catalogues).
 #[path = "../../../../prolong-data/tests/it/common/catalogue.rs"]
 pub mod catalogue;
+
+/// `copy_dir` and `succeeded` (and `fixture`, `byte_char`), one file with prolong-data's tests.
+#[path = "../../../../prolong-data/tests/it/common/shared.rs"]
+mod shared;
+pub use shared::{copy_dir, succeeded};
