@@ -289,7 +289,7 @@ fn layouts_that_cannot_be_split_are_errors() {
 
 /// The sequence-parallel path of the model (token shard, exchanges around attention,
 /// shard labels) on a group of one rank is the plain path, bit for bit: what the MPI
-/// test (`dist_group.rs`) compares with 2 and 4 ranks starts from the same arithmetic.
+/// test (`dist_group`) compares with 2 and 4 ranks starts from the same arithmetic.
 /// And a group that does not divide the world is an error, not a hang.
 #[test]
 fn sequence_parallel_path_on_one_rank_is_the_plain_path() {
