@@ -30,6 +30,8 @@ use prolong_packed::columns::INPUT_IDS;
 pub use prolong_packed::{Manifest, ManifestStream};
 use serde::Serialize;
 
+use crate::sample::split_weighted;
+
 /// The released ProLong training mixtures (docs/recipe.md), per-folder
 /// proportions of sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,30 +99,13 @@ impl StreamSpec {
     /// `[NAME=]DIR@PROPORTION`; the name defaults to DIR's last component.
     /// The split is at the last `@`.
     pub fn parse(arg: &str) -> Result<StreamSpec, MixError> {
-        let bad = |reason: &str| MixError::Argument {
+        let (name, path, proportion) = split_weighted(arg, "PROPORTION", |rest| {
+            Ok(rest.to_string())
+        })
+        .map_err(|reason| MixError::Argument {
             arg: arg.into(),
-            reason: reason.into(),
-        };
-        let (rest, p) = arg
-            .rsplit_once('@')
-            .ok_or_else(|| bad("expected [NAME=]DIR@PROPORTION"))?;
-        let proportion: f64 = p
-            .trim()
-            .parse()
-            .map_err(|_| bad("the text after the last '@' is not a number"))?;
-        let (name, path) = match rest.split_once('=') {
-            Some((name, path)) if !name.contains(['/', '\\']) => (name.to_string(), path),
-            _ => (
-                Path::new(rest)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| rest.to_string()),
-                rest,
-            ),
-        };
-        if path.is_empty() {
-            return Err(bad("empty path"));
-        }
+            reason,
+        })?;
         Ok(StreamSpec {
             name,
             path: PathBuf::from(path),
