@@ -54,38 +54,36 @@ impl Preset {
         Preset::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    /// (folder, proportion), in docs/recipe.md's order.
-    pub fn folders(self) -> &'static [(&'static str, f64)] {
-        match self {
+    /// (folder, proportion), in docs/recipe.md's order: the long data, then
+    /// the short data, the same 40% in both mixtures.
+    pub fn folders(self) -> Vec<(&'static str, f64)> {
+        let long: &[(&str, f64)] = match self {
             Preset::Prolong64k => &[
                 ("thestackv1_concat_by_repo-65536", 0.30),
                 ("book-65536", 0.30),
-                ("fineweb-edu", 0.10),
-                ("fineweb-2023-50", 0.10),
-                ("stackexchange", 0.04),
-                ("dolmawiki", 0.04),
-                ("tuluv2", 0.03),
-                ("arxiv", 0.03),
-                ("openwebmath", 0.03),
-                ("textbooks", 0.03),
             ],
             Preset::Prolong512k => &[
                 ("thestackv1_concat_by_repo-65536", 0.15),
                 ("thestackv1_concat_by_repo-524288", 0.15),
                 ("book-65536", 0.25),
                 ("book-524288", 0.05),
-                ("fineweb-edu", 0.10),
-                ("fineweb-2023-50", 0.10),
-                ("stackexchange", 0.04),
-                ("dolmawiki", 0.04),
-                ("tuluv2", 0.03),
-                ("arxiv", 0.03),
-                ("openwebmath", 0.03),
-                ("textbooks", 0.03),
             ],
-        }
+        };
+        long.iter().chain(&SHORT_DATA).copied().collect()
     }
 }
+
+/// The short data of both released mixtures.
+const SHORT_DATA: [(&str, f64); 8] = [
+    ("fineweb-edu", 0.10),
+    ("fineweb-2023-50", 0.10),
+    ("stackexchange", 0.04),
+    ("dolmawiki", 0.04),
+    ("tuluv2", 0.03),
+    ("arxiv", 0.03),
+    ("openwebmath", 0.03),
+    ("textbooks", 0.03),
+];
 
 /// One stream as asked for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -144,7 +142,7 @@ pub fn preset_streams(
 ) -> Result<(Vec<StreamSpec>, Vec<String>), MixError> {
     let mut present = Vec::new();
     let mut missing = Vec::new();
-    for &(folder, proportion) in preset.folders() {
+    for (folder, proportion) in preset.folders() {
         let found = std::iter::once(folder.to_string())
             .chain(alternative_folder(preset, folder))
             .find(|f| root.join(f).join(prolong_mds::INDEX_FILE).is_file());
