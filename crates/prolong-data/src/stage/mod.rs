@@ -9,8 +9,10 @@
 //! whether a task is done, running a task, finishing once all are done.
 //!
 //! The registration list at the end of this file is the one list of stages:
-//! it makes the recipe's tagged step ([`StepOptions`], tag `stage`), the
-//! names the recipe accepts ([`STAGES`]) and the schema's step kinds.
+//! each line names a stage and says whether it is sharded ([`Registered`]),
+//! and the list makes the recipe's tagged step ([`StepOptions`], tag
+//! `stage`), the names the recipe accepts ([`STAGES`]) and the schema's step
+//! kinds.
 
 mod context;
 
