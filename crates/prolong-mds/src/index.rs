@@ -265,8 +265,8 @@ impl ShardEntry {
 }
 
 /// `basename` as a path under the dataset folder, or `None` when it would
-/// escape it (absolute, or with `..`).
-pub(crate) fn safe_relative(basename: &str) -> Option<PathBuf> {
+/// escape it (empty, absolute, or with `..`).
+pub fn safe_relative(basename: &str) -> Option<PathBuf> {
     let path = PathBuf::from(basename);
     let ok = !basename.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
     ok.then_some(path)

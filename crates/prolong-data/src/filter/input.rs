@@ -8,10 +8,11 @@
 //! shape of `input_ids`), and copying re-emits the borrowed column values, so
 //! the output carries exactly the input's values.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use prolong_mds::{
-    Column, Index, MdsError, MdsWriter, ShardEntry, ShardHeader, Value, WriterOptions, split_sample,
+    Column, Index, MdsError, MdsWriter, ShardEntry, ShardHeader, Value, WriterOptions,
+    safe_relative, split_sample,
 };
 
 use prolong_packed::columns::{INPUT_IDS as TOKENS_COLUMN, LENGTH as LENGTH_COLUMN};
@@ -68,13 +69,10 @@ impl InputShard {
     }
 
     fn path(&self, basename: &str) -> Result<PathBuf, InputError> {
-        let rel = Path::new(basename);
-        if basename.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(InputError::BadInput {
-                path: self.dataset.join(prolong_mds::INDEX_FILE),
-                reason: format!("shard basename {basename:?} leaves the dataset folder"),
-            });
-        }
+        let rel = safe_relative(basename).ok_or_else(|| InputError::BadInput {
+            path: self.dataset.join(prolong_mds::INDEX_FILE),
+            reason: format!("shard basename {basename:?} leaves the dataset folder"),
+        })?;
         Ok(self.dataset.join(rel))
     }
 

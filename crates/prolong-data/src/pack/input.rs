@@ -11,10 +11,10 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use prolong_mds::{
-    Column, Dtype, Encoding, FileHashes, MdsDataset, ShardEntry, Value, split_sample,
+    Column, Dtype, Encoding, FileHashes, MdsDataset, ShardEntry, Value, safe_relative, split_sample,
 };
 use prolong_packed::columns::{INPUT_IDS as TOKENS_COLUMN, MASK as MASK_COLUMN};
 
@@ -85,8 +85,9 @@ pub fn plan_inputs(inputs: &[PathBuf]) -> Result<(Vec<InputShard>, bool), PackEr
                 }
             }
         }
-        let raw_path =
-            safe_join(&input.dataset, &input.entry.raw_data.basename).ok_or_else(|| {
+        let raw_path = safe_relative(&input.entry.raw_data.basename)
+            .map(|rel| input.dataset.join(rel))
+            .ok_or_else(|| {
                 bad(format!(
                     "basename {:?} leaves the dataset folder",
                     input.entry.raw_data.basename
@@ -115,12 +116,6 @@ pub fn plan_inputs(inputs: &[PathBuf]) -> Result<(Vec<InputShard>, bool), PackEr
         .into());
     }
     Ok((shards, with_mask))
-}
-
-fn safe_join(dir: &Path, basename: &str) -> Option<PathBuf> {
-    let rel = Path::new(basename);
-    let ok = !basename.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
-    ok.then(|| dir.join(rel))
 }
 
 /// One document as the packer takes it: little-endian u32 token bytes and,
