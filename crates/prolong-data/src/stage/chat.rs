@@ -52,9 +52,7 @@ impl Stage for ChatStep {
             Some(path) => or_fail(ChatTokens::from_tokenizer_config(&cx.path(path)?))?,
             None => ChatTokens::llama3(),
         };
-        let hash = or_fail(crate::tokenize::stage::tokenizer_hash(
-            &cx.tokenizer_path(self.tokenizer.as_deref())?,
-        ))?;
+        let hash = cx.tokenizer_hash(self.tokenizer.as_deref())?;
         let inputs = cx.paths(&self.inputs)?;
         let tokenizer = cx.tokenizer(self.tokenizer.as_deref())?;
         let encoder = or_fail(ChatEncoder::new(tokenizer, &tokens))?;

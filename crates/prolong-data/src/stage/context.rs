@@ -82,6 +82,14 @@ impl<'r> StepContext<'r> {
         }
     }
 
+    /// The hash of the step's tokenizer.json, which the tasks record (see
+    /// [`crate::tokenize::stage::tokenizer_hash`]), without loading it.
+    pub fn tokenizer_hash(&self, own: Option<&Path>) -> StepResult<String> {
+        or_fail(crate::tokenize::stage::tokenizer_hash(
+            &self.tokenizer_path(own)?,
+        ))
+    }
+
     /// The step's tokenizer, loaded once per path and run.
     pub fn tokenizer(&mut self, own: Option<&Path>) -> StepResult<&Tokenizer> {
         let path = self.tokenizer_path(own)?;

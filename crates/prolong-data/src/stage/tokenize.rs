@@ -107,8 +107,7 @@ impl TokenizeStep {
         }
         or_fail(crate::task::check_apart(out, &inputs))?;
         let files = or_fail(input_files(&inputs))?;
-        let path = cx.tokenizer_path(self.tokenizer.as_deref())?;
-        let hash = or_fail(crate::tokenize::stage::tokenizer_hash(&path))?;
+        let hash = cx.tokenizer_hash(self.tokenizer.as_deref())?;
         Ok((files, self.options(out, hash)))
     }
 }
