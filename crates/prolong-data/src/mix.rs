@@ -30,6 +30,8 @@ use prolong_packed::columns::INPUT_IDS;
 pub use prolong_packed::{Manifest, ManifestStream};
 use serde::Serialize;
 
+use crate::sample::split_weighted;
+
 /// The released ProLong training mixtures (docs/recipe.md), per-folder
 /// proportions of sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,38 +54,36 @@ impl Preset {
         Preset::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    /// (folder, proportion), in docs/recipe.md's order.
-    pub fn folders(self) -> &'static [(&'static str, f64)] {
-        match self {
+    /// (folder, proportion), in docs/recipe.md's order: the long data, then
+    /// the short data, the same 40% in both mixtures.
+    pub fn folders(self) -> Vec<(&'static str, f64)> {
+        let long: &[(&str, f64)] = match self {
             Preset::Prolong64k => &[
                 ("thestackv1_concat_by_repo-65536", 0.30),
                 ("book-65536", 0.30),
-                ("fineweb-edu", 0.10),
-                ("fineweb-2023-50", 0.10),
-                ("stackexchange", 0.04),
-                ("dolmawiki", 0.04),
-                ("tuluv2", 0.03),
-                ("arxiv", 0.03),
-                ("openwebmath", 0.03),
-                ("textbooks", 0.03),
             ],
             Preset::Prolong512k => &[
                 ("thestackv1_concat_by_repo-65536", 0.15),
                 ("thestackv1_concat_by_repo-524288", 0.15),
                 ("book-65536", 0.25),
                 ("book-524288", 0.05),
-                ("fineweb-edu", 0.10),
-                ("fineweb-2023-50", 0.10),
-                ("stackexchange", 0.04),
-                ("dolmawiki", 0.04),
-                ("tuluv2", 0.03),
-                ("arxiv", 0.03),
-                ("openwebmath", 0.03),
-                ("textbooks", 0.03),
             ],
-        }
+        };
+        long.iter().chain(&SHORT_DATA).copied().collect()
     }
 }
+
+/// The short data of both released mixtures.
+const SHORT_DATA: [(&str, f64); 8] = [
+    ("fineweb-edu", 0.10),
+    ("fineweb-2023-50", 0.10),
+    ("stackexchange", 0.04),
+    ("dolmawiki", 0.04),
+    ("tuluv2", 0.03),
+    ("arxiv", 0.03),
+    ("openwebmath", 0.03),
+    ("textbooks", 0.03),
+];
 
 /// One stream as asked for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,30 +97,13 @@ impl StreamSpec {
     /// `[NAME=]DIR@PROPORTION`; the name defaults to DIR's last component.
     /// The split is at the last `@`.
     pub fn parse(arg: &str) -> Result<StreamSpec, MixError> {
-        let bad = |reason: &str| MixError::Argument {
+        let (name, path, proportion) = split_weighted(arg, "PROPORTION", |rest| {
+            Ok(rest.to_string())
+        })
+        .map_err(|reason| MixError::Argument {
             arg: arg.into(),
-            reason: reason.into(),
-        };
-        let (rest, p) = arg
-            .rsplit_once('@')
-            .ok_or_else(|| bad("expected [NAME=]DIR@PROPORTION"))?;
-        let proportion: f64 = p
-            .trim()
-            .parse()
-            .map_err(|_| bad("the text after the last '@' is not a number"))?;
-        let (name, path) = match rest.split_once('=') {
-            Some((name, path)) if !name.contains(['/', '\\']) => (name.to_string(), path),
-            _ => (
-                Path::new(rest)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| rest.to_string()),
-                rest,
-            ),
-        };
-        if path.is_empty() {
-            return Err(bad("empty path"));
-        }
+            reason,
+        })?;
         Ok(StreamSpec {
             name,
             path: PathBuf::from(path),
@@ -159,7 +142,7 @@ pub fn preset_streams(
 ) -> Result<(Vec<StreamSpec>, Vec<String>), MixError> {
     let mut present = Vec::new();
     let mut missing = Vec::new();
-    for &(folder, proportion) in preset.folders() {
+    for (folder, proportion) in preset.folders() {
         let found = std::iter::once(folder.to_string())
             .chain(alternative_folder(preset, folder))
             .find(|f| root.join(f).join(prolong_mds::INDEX_FILE).is_file());

@@ -250,42 +250,23 @@ impl ShardEntry {
         Compression::parse(self.compression.as_deref()).unwrap_or(Compression::None)
     }
 
-    /// The shard header's config JSON, byte for byte as the writer put it.
+    /// The shard header's config JSON, byte for byte as the writer put it:
+    /// the entry less what only the index knows (the files and the count).
     pub fn config_json(&self) -> String {
-        let mut obj = serde_json::Map::new();
-        obj.insert(
-            "column_encodings".into(),
-            serde_json::to_value(&self.column_encodings).unwrap_or_default(),
-        );
-        obj.insert(
-            "column_names".into(),
-            serde_json::to_value(&self.column_names).unwrap_or_default(),
-        );
-        obj.insert(
-            "column_sizes".into(),
-            serde_json::to_value(&self.column_sizes).unwrap_or_default(),
-        );
-        obj.insert(
-            "compression".into(),
-            serde_json::to_value(&self.compression).unwrap_or_default(),
-        );
-        obj.insert("format".into(), self.format.clone().into());
-        obj.insert(
-            "hashes".into(),
-            serde_json::to_value(&self.hashes).unwrap_or_default(),
-        );
-        obj.insert(
-            "size_limit".into(),
-            serde_json::to_value(self.size_limit).unwrap_or_default(),
-        );
-        obj.insert("version".into(), self.version.into());
-        pyjson::dumps_sorted(&serde_json::Value::Object(obj))
+        // Strings, numbers and lists of them: serialising cannot fail.
+        let mut config = serde_json::to_value(self).expect("a shard entry serialises");
+        if let Some(obj) = config.as_object_mut() {
+            for key in ["raw_data", "samples", "zip_data"] {
+                obj.remove(key);
+            }
+        }
+        pyjson::dumps_sorted(&config)
     }
 }
 
 /// `basename` as a path under the dataset folder, or `None` when it would
-/// escape it (absolute, or with `..`).
-pub(crate) fn safe_relative(basename: &str) -> Option<PathBuf> {
+/// escape it (empty, absolute, or with `..`).
+pub fn safe_relative(basename: &str) -> Option<PathBuf> {
     let path = PathBuf::from(basename);
     let ok = !basename.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
     ok.then_some(path)

@@ -33,7 +33,9 @@ pub use encoding::Encoding;
 pub use error::{MdsError, Result};
 pub use error_line::error_line;
 pub use hash::{FileHashes, HashAlgo, check_hashes};
-pub use index::{Column, Compression, FileInfo, INDEX_FILE, Index, MAX_SHARD_BYTES, ShardEntry};
+pub use index::{
+    Column, Compression, FileInfo, INDEX_FILE, Index, MAX_SHARD_BYTES, ShardEntry, safe_relative,
+};
 pub use merge::merge_index;
 pub use reader::{MdsDataset, Sample, read_shard_raw};
 pub use shard::{ShardHeader, decode_shard, split_sample};

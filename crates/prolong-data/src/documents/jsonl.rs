@@ -41,12 +41,7 @@ impl<R: Read> JsonLines<R> {
     }
 
     fn skipped(&self, reason: SkipReason, detail: String) -> Skipped {
-        Skipped {
-            reason,
-            file: self.path.clone(),
-            line: self.line,
-            detail,
-        }
+        Skipped::new(reason, &self.path, self.line, detail)
     }
 
     fn parse(&self) -> Result<JsonLine, Skipped> {

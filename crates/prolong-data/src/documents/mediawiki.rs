@@ -67,12 +67,7 @@ impl<R: Read> MediaWikiPages<R> {
     }
 
     fn skipped(&self, reason: SkipReason, line: u64, detail: String) -> Record {
-        Err(Skipped {
-            reason,
-            file: self.path.clone(),
-            line,
-            detail,
-        })
+        Err(Skipped::new(reason, &self.path, line, detail))
     }
 
     /// A finished page: the document, or why it is skipped.

@@ -101,6 +101,17 @@ pub struct Skipped {
     pub detail: String,
 }
 
+impl Skipped {
+    pub fn new(reason: SkipReason, file: &Path, line: u64, detail: String) -> Skipped {
+        Skipped {
+            reason,
+            file: file.to_path_buf(),
+            line,
+            detail,
+        }
+    }
+}
+
 impl std::fmt::Display for Skipped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

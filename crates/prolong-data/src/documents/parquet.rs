@@ -203,12 +203,7 @@ impl ParquetRecords {
     }
 
     fn skipped(&self, reason: SkipReason, line: u64, detail: String) -> Record {
-        Err(Skipped {
-            reason,
-            file: self.path.clone(),
-            line,
-            detail,
-        })
+        Err(Skipped::new(reason, &self.path, line, detail))
     }
 
     /// Decodes the next batch of rows into `pending`; `false` at the end.

@@ -8,10 +8,11 @@
 //! shape of `input_ids`), and copying re-emits the borrowed column values, so
 //! the output carries exactly the input's values.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use prolong_mds::{
-    Column, Index, MdsError, MdsWriter, ShardEntry, ShardHeader, Value, WriterOptions, split_sample,
+    Column, Index, MdsError, MdsWriter, ShardEntry, ShardHeader, Value, WriterOptions,
+    safe_relative, split_sample,
 };
 
 use prolong_packed::columns::{INPUT_IDS as TOKENS_COLUMN, LENGTH as LENGTH_COLUMN};
@@ -68,13 +69,10 @@ impl InputShard {
     }
 
     fn path(&self, basename: &str) -> Result<PathBuf, InputError> {
-        let rel = Path::new(basename);
-        if basename.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(InputError::BadInput {
-                path: self.dataset.join(prolong_mds::INDEX_FILE),
-                reason: format!("shard basename {basename:?} leaves the dataset folder"),
-            });
-        }
+        let rel = safe_relative(basename).ok_or_else(|| InputError::BadInput {
+            path: self.dataset.join(prolong_mds::INDEX_FILE),
+            reason: format!("shard basename {basename:?} leaves the dataset folder"),
+        })?;
         Ok(self.dataset.join(rel))
     }
 
@@ -83,49 +81,92 @@ impl InputShard {
     }
 }
 
+/// A shard entry of an input dataset with its columns: what the stages that
+/// read tokenized MDS (filter, sample, pack) check as they plan their shards.
+pub struct InputEntry {
+    /// The dataset folder holding index.json.
+    pub dataset: PathBuf,
+    /// The shard's position in that index.json.
+    pub shard: usize,
+    pub entry: ShardEntry,
+    pub columns: Vec<Column>,
+}
+
+impl InputEntry {
+    /// An error naming the shard in its index.json.
+    pub fn bad(&self, reason: String) -> InputError {
+        InputError::BadInput {
+            path: self.dataset.join(prolong_mds::INDEX_FILE),
+            reason: format!(
+                "shard {} ({}): {reason}",
+                self.shard, self.entry.raw_data.basename
+            ),
+        }
+    }
+
+    /// The position of column `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+}
+
+/// Every shard entry of `inputs` with its columns, in order (datasets as
+/// given, shards in index order); each index.json is read when it is
+/// reached, so the first fault in that order is the one reported.
+pub fn input_entries(inputs: &[PathBuf]) -> impl Iterator<Item = Result<InputEntry, InputError>> {
+    inputs.iter().flat_map(|dir| {
+        let (entries, failed) = match Index::load(dir) {
+            Ok(index) => (index.shards, None),
+            Err(e) => (Vec::new(), Some(Err(InputError::from(e)))),
+        };
+        let entries = entries.into_iter().enumerate().map(move |(shard, entry)| {
+            let mut input = InputEntry {
+                dataset: dir.clone(),
+                shard,
+                entry,
+                columns: Vec::new(),
+            };
+            input.columns = input.entry.columns().map_err(|r| input.bad(r))?;
+            Ok(input)
+        });
+        failed.into_iter().chain(entries)
+    })
+}
+
 /// The shards of every input dataset, in order (datasets as given, shards in
 /// index order), checked to share one set of columns and encodings and to
 /// have a `length` or an `input_ids` column.
 pub fn plan_shards(inputs: &[PathBuf]) -> Result<Vec<InputShard>, InputError> {
     let mut shards: Vec<InputShard> = Vec::new();
-    for dir in inputs {
-        let index = Index::load(dir)?;
-        let index_path = dir.join(prolong_mds::INDEX_FILE);
-        for (i, entry) in index.shards.into_iter().enumerate() {
-            let bad = |reason: String| InputError::BadInput {
-                path: index_path.clone(),
-                reason: format!("shard {i} ({}): {reason}", entry.raw_data.basename),
-            };
-            let columns = entry.columns().map_err(&bad)?;
-            let find = |name: &str| columns.iter().position(|c| c.name == name);
-            let length = match (find(LENGTH_COLUMN), find(TOKENS_COLUMN)) {
-                (Some(c), _) => LengthFrom::Column(c),
-                (None, Some(c)) => LengthFrom::Tokens(c),
-                (None, None) => {
-                    return Err(bad(format!(
-                        "neither a {LENGTH_COLUMN:?} nor an {TOKENS_COLUMN:?} column"
-                    )));
-                }
-            };
-            if let Some(first) = shards.first()
-                && (first.entry.column_names != entry.column_names
-                    || first.entry.column_encodings != entry.column_encodings)
-            {
-                return Err(bad(format!(
-                    "columns {} differ from those of the first input shard ({}: {})",
-                    describe(&entry),
-                    first.label(),
-                    describe(&first.entry)
+    for input in input_entries(inputs) {
+        let input = input?;
+        let length = match (input.find(LENGTH_COLUMN), input.find(TOKENS_COLUMN)) {
+            (Some(c), _) => LengthFrom::Column(c),
+            (None, Some(c)) => LengthFrom::Tokens(c),
+            (None, None) => {
+                return Err(input.bad(format!(
+                    "neither a {LENGTH_COLUMN:?} nor an {TOKENS_COLUMN:?} column"
                 )));
             }
-            shards.push(InputShard {
-                dataset: dir.clone(),
-                shard: i,
-                entry,
-                columns,
-                length,
-            });
+        };
+        if let Some(first) = shards.first()
+            && (first.entry.column_names != input.entry.column_names
+                || first.entry.column_encodings != input.entry.column_encodings)
+        {
+            return Err(input.bad(format!(
+                "columns {} differ from those of the first input shard ({}: {})",
+                describe(&input.entry),
+                first.label(),
+                describe(&first.entry)
+            )));
         }
+        shards.push(InputShard {
+            dataset: input.dataset,
+            shard: input.shard,
+            entry: input.entry,
+            columns: input.columns,
+            length,
+        });
     }
     Ok(shards)
 }

@@ -8,14 +8,9 @@ use prolong_mds::MdsError;
 pub enum PackError {
     #[error("invalid pack settings: {0}")]
     Settings(String),
-    #[error("{path}: {reason}")]
-    BadInput { path: PathBuf, reason: String },
-    #[error("{path}: sample {sample}: {reason}")]
-    BadSample {
-        path: PathBuf,
-        sample: usize,
-        reason: String,
-    },
+    /// A bad input file or sample (named, with the sample's position).
+    #[error(transparent)]
+    Input(#[from] crate::filter::input::InputError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -11,14 +11,15 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use prolong_mds::{
-    Column, Dtype, Encoding, FileHashes, Index, MdsDataset, ShardEntry, Value, split_sample,
+    Column, Dtype, Encoding, FileHashes, MdsDataset, ShardEntry, Value, safe_relative, split_sample,
 };
 use prolong_packed::columns::{INPUT_IDS as TOKENS_COLUMN, MASK as MASK_COLUMN};
 
 use super::error::PackError;
+use crate::filter::input::{InputError, input_entries};
 
 /// One shard of one input dataset: the unit tasks are dealt (shard `i` of
 /// the concatenated inputs goes to task `i % world_size`).
@@ -54,76 +55,67 @@ pub fn plan_inputs(inputs: &[PathBuf]) -> Result<(Vec<InputShard>, bool), PackEr
         return Err(PackError::settings("no input datasets"));
     }
     let mut shards = Vec::new();
-    for dir in inputs {
-        let index = Index::load(dir)?;
-        let index_path = dir.join(prolong_mds::INDEX_FILE);
-        for (i, entry) in index.shards.into_iter().enumerate() {
-            let bad = |reason: String| PackError::BadInput {
-                path: index_path.clone(),
-                reason: format!("shard {i} ({}): {reason}", entry.raw_data.basename),
-            };
-            let columns = entry.columns().map_err(&bad)?;
-            let find = |name: &str| columns.iter().position(|c| c.name == name);
-            let tokens =
-                find(TOKENS_COLUMN).ok_or_else(|| bad(format!("no {TOKENS_COLUMN:?} column")))?;
-            match &columns[tokens].encoding {
-                Encoding::NdArray {
-                    dtype: None | Some(Dtype::U32),
-                    ..
-                } => {}
+    for input in input_entries(inputs) {
+        let input = input?;
+        let bad = |reason: String| input.bad(reason);
+        let tokens = (input.find(TOKENS_COLUMN))
+            .ok_or_else(|| bad(format!("no {TOKENS_COLUMN:?} column")))?;
+        match &input.columns[tokens].encoding {
+            Encoding::NdArray {
+                dtype: None | Some(Dtype::U32),
+                ..
+            } => {}
+            other => {
+                return Err(bad(format!(
+                    "column {TOKENS_COLUMN:?} is {other}, expected ndarray:uint32"
+                ))
+                .into());
+            }
+        }
+        let mask = input.find(MASK_COLUMN);
+        if let Some(m) = mask {
+            match &input.columns[m].encoding {
+                Encoding::NdArray { dtype, .. }
+                    if dtype.is_none_or(|d| d.name().contains("int")) => {}
                 other => {
                     return Err(bad(format!(
-                        "column {TOKENS_COLUMN:?} is {other}, expected ndarray:uint32"
-                    )));
+                        "column {MASK_COLUMN:?} is {other}, expected an integer ndarray"
+                    ))
+                    .into());
                 }
             }
-            let mask = find(MASK_COLUMN);
-            if let Some(m) = mask {
-                match &columns[m].encoding {
-                    Encoding::NdArray { dtype, .. }
-                        if dtype.is_none_or(|d| d.name().contains("int")) => {}
-                    other => {
-                        return Err(bad(format!(
-                            "column {MASK_COLUMN:?} is {other}, expected an integer ndarray"
-                        )));
-                    }
-                }
-            }
-            let raw_path = safe_join(dir, &entry.raw_data.basename).ok_or_else(|| {
+        }
+        let raw_path = safe_relative(&input.entry.raw_data.basename)
+            .map(|rel| input.dataset.join(rel))
+            .ok_or_else(|| {
                 bad(format!(
                     "basename {:?} leaves the dataset folder",
-                    entry.raw_data.basename
+                    input.entry.raw_data.basename
                 ))
             })?;
-            shards.push(InputShard {
-                dataset: dir.clone(),
-                shard: i,
-                raw_path,
-                entry,
-                columns,
-                tokens,
-                mask,
-            });
-        }
+        shards.push(InputShard {
+            dataset: input.dataset,
+            shard: input.shard,
+            raw_path,
+            entry: input.entry,
+            columns: input.columns,
+            tokens,
+            mask,
+        });
     }
     let with_mask = shards.first().is_some_and(InputShard::has_mask);
     if let Some(odd) = shards.iter().find(|s| s.has_mask() != with_mask) {
-        return Err(PackError::BadInput {
+        return Err(InputError::BadInput {
             path: odd.raw_path.clone(),
             reason: format!(
                 "has {}a {MASK_COLUMN:?} column but the first input shard {}",
                 if odd.has_mask() { "" } else { "no " },
                 if with_mask { "has one" } else { "does not" }
             ),
-        });
+        }
+        .into());
     }
     Ok((shards, with_mask))
-}
-
-fn safe_join(dir: &Path, basename: &str) -> Option<PathBuf> {
-    let rel = Path::new(basename);
-    let ok = !basename.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
-    ok.then(|| dir.join(rel))
 }
 
 /// One document as the packer takes it: little-endian u32 token bytes and,
@@ -154,7 +146,7 @@ pub fn for_each_doc(
     // (nothing written beside the input), then drop it.
     let dataset = MdsDataset::open_uncached(&shard.dataset)?;
     let data = dataset.shard_bytes(shard.shard)?;
-    let header = prolong_mds::ShardHeader::parse(data).map_err(|reason| PackError::BadInput {
+    let header = prolong_mds::ShardHeader::parse(data).map_err(|reason| InputError::BadInput {
         path: shard.raw_path.clone(),
         reason: format!("bad shard: {reason}"),
     })?;
@@ -170,10 +162,12 @@ fn decode_doc<'a>(
     i: usize,
     bytes: &'a [u8],
 ) -> Result<InputDoc<'a>, PackError> {
-    let bad = |reason: String| PackError::BadSample {
-        path: shard.raw_path.clone(),
-        sample: i,
-        reason,
+    let bad = |reason: String| {
+        PackError::from(InputError::BadSample {
+            path: shard.raw_path.clone(),
+            sample: i,
+            reason,
+        })
     };
     let fields = split_sample(&shard.columns, bytes).map_err(&bad)?;
     let array = |c: usize| match shard.columns[c].encoding.decode(fields[c]) {
@@ -250,9 +244,11 @@ const READ_CHUNK: usize = 8 << 20;
 impl RawShardReader {
     fn open(path: &Path, entry: &ShardEntry) -> Result<RawShardReader, PackError> {
         let io = |e| PackError::io(path, e);
-        let bad = |reason: String| PackError::BadInput {
-            path: path.to_path_buf(),
-            reason: format!("bad shard: {reason}"),
+        let bad = |reason: String| {
+            PackError::from(InputError::BadInput {
+                path: path.to_path_buf(),
+                reason: format!("bad shard: {reason}"),
+            })
         };
         let mut file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();

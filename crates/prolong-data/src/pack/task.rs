@@ -30,6 +30,7 @@ use super::input::{InputShard, for_each_doc, plan_inputs};
 use super::options::PackOptions;
 use super::packer::{Packer, Sequence};
 use super::stats::PackStats;
+use crate::filter::input::InputError;
 use crate::task::TaskSpec;
 
 /// What a task's marker records (see [`TaskSpec::check_output`]).
@@ -167,11 +168,12 @@ pub fn run_task(
             packer
                 .push(doc.tokens, doc.mask.as_deref(), &mut emit)
                 .map_err(|e| match e {
-                    PackError::Settings(reason) => PackError::BadSample {
+                    PackError::Settings(reason) => InputError::BadSample {
                         path: shard.raw_path.clone(),
                         sample: i,
                         reason,
-                    },
+                    }
+                    .into(),
                     other => other,
                 })?;
             p.samples_done += 1;
@@ -269,9 +271,12 @@ fn write_sequence(writer: &mut MdsWriter, s: &Sequence<'_>) -> Result<(), PackEr
 
 fn read_record(path: &Path) -> Result<TaskRecord, PackError> {
     let text = std::fs::read(path).map_err(|e| PackError::io(path, e))?;
-    serde_json::from_slice(&text).map_err(|e| PackError::BadInput {
-        path: path.to_path_buf(),
-        reason: format!("not a pack stats file: {e}"),
+    serde_json::from_slice(&text).map_err(|e| {
+        InputError::BadInput {
+            path: path.to_path_buf(),
+            reason: format!("not a pack stats file: {e}"),
+        }
+        .into()
     })
 }
 

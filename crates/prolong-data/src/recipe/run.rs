@@ -119,10 +119,16 @@ fn finalize(recipe: &Recipe, step: &Step, world_size: usize) -> anyhow::Result<(
     }
     let out = step_out(recipe, step)?;
     let mut tokenizers = HashMap::new();
-    let cx = StepContext::new(recipe, &mut tokenizers);
-    step.stage
-        .finish(&cx, &out, world_size)
-        .map_err(|e| step_error(step, e))
+    let cx = StepContext::new(
+        Some(recipe),
+        &mut tokenizers,
+        &out,
+        TaskSpec {
+            rank: 0,
+            world_size,
+        },
+    );
+    step.stage.finish(&cx).map_err(|e| step_error(step, e))
 }
 
 /// Runs the recipe's steps (or `options.only`) in order; stops at the first
@@ -170,8 +176,8 @@ pub fn run_recipe(
             // settings (a changed setting is an error, or for mix a
             // rewritten manifest).
             let out = step_out(recipe, step)?;
-            let mut cx = StepContext::new(recipe, &mut tokenizers);
-            match step.stage.run_task(&mut cx, &out, this) {
+            let mut cx = StepContext::new(Some(recipe), &mut tokenizers, &out, this);
+            match step.stage.run_task(&mut cx) {
                 Ok(Some(summary)) => StepOutcome::Ran(summary),
                 Ok(None) => StepOutcome::Skipped,
                 Err(e) => return Err(step_error(step, e)),

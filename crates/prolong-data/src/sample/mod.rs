@@ -61,7 +61,7 @@ use crate::task::TaskSpec;
 
 pub use report::{SampleReport, SampleTaskStats, SourceReport, TaskSourceStats};
 pub use run::sample_task;
-pub use source::{Source, targets};
+pub use source::{Source, split_weighted, targets};
 
 pub const REPORT_FILE: &str = "sample.json";
 

@@ -20,38 +20,46 @@ impl Source {
     /// `[NAME=]DIR@SHARE`; the name defaults to DIR's last component. The
     /// split is at the last `@`.
     pub fn parse(arg: &str) -> Result<Source, SampleError> {
-        let bad = |reason: &str| SampleError::Argument {
-            arg: arg.into(),
-            reason: reason.into(),
-        };
-        let (rest, share) = arg
-            .rsplit_once('@')
-            .ok_or_else(|| bad("expected [NAME=]DIR@SHARE"))?;
-        let share: f64 = share
-            .trim()
-            .parse()
-            .map_err(|_| bad("the text after the last '@' is not a number"))?;
-        let (name, path) = match rest.split_once('=') {
-            Some((name, path)) if !name.contains(['/', '\\']) => (name.to_string(), path),
-            _ => {
-                let name = Path::new(rest)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .ok_or_else(|| {
-                        bad("cannot name the source after its path; use NAME=DIR@SHARE")
-                    })?;
-                (name, rest)
-            }
-        };
-        if path.is_empty() {
-            return Err(bad("empty path"));
-        }
+        let unnamed = |_: &str| Err("cannot name the source after its path; use NAME=DIR@SHARE");
+        let (name, path, share) =
+            split_weighted(arg, "SHARE", unnamed).map_err(|reason| SampleError::Argument {
+                arg: arg.into(),
+                reason,
+            })?;
         Ok(Source {
             name,
             path: PathBuf::from(path),
             share,
         })
     }
+}
+
+/// `[NAME=]DIR@VALUE` (sample's sources, mix's streams) split at the last
+/// `@`: the name (else DIR's last component, else what `unnamed` makes of
+/// DIR), DIR and the number; or why not.
+pub fn split_weighted<'a>(
+    arg: &'a str,
+    value: &str,
+    unnamed: impl FnOnce(&str) -> Result<String, &'static str>,
+) -> Result<(String, &'a str, f64), String> {
+    let (rest, number) = arg
+        .rsplit_once('@')
+        .ok_or_else(|| format!("expected [NAME=]DIR@{value}"))?;
+    let number: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| "the text after the last '@' is not a number")?;
+    let (name, path) = match rest.split_once('=') {
+        Some((name, path)) if !name.contains(['/', '\\']) => (name.to_string(), path),
+        _ => match Path::new(rest).file_name() {
+            Some(name) => (name.to_string_lossy().into_owned(), rest),
+            None => (unnamed(rest)?, rest),
+        },
+    };
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    Ok((name, path, number))
 }
 
 /// The targets: round(total × share / Σ shares), after checking the shares.

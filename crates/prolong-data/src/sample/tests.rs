@@ -17,6 +17,32 @@ fn sources_parse_with_and_without_names() {
     assert!(Source::parse("a@b").is_err());
 }
 
+/// Sample's sources and mix's streams share one parser: the same messages
+/// (the value named after the command's), but a DIR with no last component
+/// is an error for a source and its own name for a stream.
+#[test]
+fn sources_and_streams_refuse_alike() {
+    let source = |arg: &str| Source::parse(arg).unwrap_err().to_string();
+    let stream = |arg: &str| crate::mix::StreamSpec::parse(arg).map_err(|e| e.to_string());
+    assert_eq!(source("x"), "\"x\": expected [NAME=]DIR@SHARE");
+    assert_eq!(
+        stream("x").unwrap_err(),
+        "\"x\": expected [NAME=]DIR@PROPORTION"
+    );
+    let nan = "\"a@b\": the text after the last '@' is not a number";
+    assert_eq!(
+        (source("a@b"), stream("a@b").unwrap_err()),
+        (nan.into(), nan.into())
+    );
+    let unnamed = "cannot name the source after its path; use NAME=DIR@SHARE";
+    assert_eq!(source("..@1"), format!("\"..@1\": {unnamed}"));
+    assert_eq!(source("@1"), format!("\"@1\": {unnamed}"));
+    let s = crate::mix::StreamSpec::parse("..@1").unwrap();
+    assert_eq!((s.name.as_str(), s.path.to_str().unwrap()), ("..", ".."));
+    assert_eq!(stream("@1").unwrap_err(), "\"@1\": empty path");
+    assert_eq!(source("n=@1"), "\"n=@1\": empty path");
+}
+
 #[test]
 fn targets_round_each_share() {
     let sources: Vec<Source> = SHORTMIX

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::context::folder_name;
-use super::{Stage, StepContext, StepResult, or_fail};
+use super::{Stage, StepContext, StepResult, or_fail, summary};
 use crate::chat::stage::{ChatOptions, chat_task};
 use crate::chat::template::{ChatEncoder, ChatTokens};
-use crate::task::TaskSpec;
 
 #[derive(clap::Args, Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -47,26 +46,13 @@ impl ChatStep {
 }
 
 impl Stage for ChatStep {
-    const NAME: &'static str = "chat";
-    const SHARDED: bool = true;
-
-    fn out(&self) -> &Path {
-        &self.out
-    }
-
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        task: TaskSpec,
-    ) -> StepResult<Option<String>> {
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
+        let (out, task) = (cx.out, cx.task);
         let tokens = match &self.tokenizer_config {
             Some(path) => or_fail(ChatTokens::from_tokenizer_config(&cx.path(path)?))?,
             None => ChatTokens::llama3(),
         };
-        let hash = or_fail(crate::tokenize::stage::tokenizer_hash(
-            &cx.tokenizer_path(self.tokenizer.as_deref())?,
-        ))?;
+        let hash = cx.tokenizer_hash(self.tokenizer.as_deref())?;
         let inputs = cx.paths(&self.inputs)?;
         let tokenizer = cx.tokenizer(self.tokenizer.as_deref())?;
         let encoder = or_fail(ChatEncoder::new(tokenizer, &tokens))?;
@@ -74,13 +60,12 @@ impl Stage for ChatStep {
         let files = or_fail(crate::tokenize::stage::input_files(&inputs))?;
         let options = self.options(out, hash);
         let outcome = or_fail(chat_task(&encoder, &files, out, task, &options, &mut |_| {}))?;
-        Ok((!outcome.skipped).then(|| {
+        let stats = &outcome.stats;
+        summary(outcome.skipped, || {
             format!(
                 "{} conversations, {} tokens ({} trained on)",
-                outcome.stats.conversations_out,
-                outcome.stats.tokens,
-                outcome.stats.trained_tokens
+                stats.conversations_out, stats.tokens, stats.trained_tokens
             )
-        }))
+        })
     }
 }

@@ -1,13 +1,12 @@
 //! `chat-synth`: a chat set generated from plain texts, one JSONL file (see
 //! [`crate::chat::synth`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Stage, StepContext, StepResult, or_fail};
+use super::{Stage, StepContext, StepResult, or_fail, summary};
 use crate::chat::synth::{load_texts, synthesize};
-use crate::task::TaskSpec;
 
 #[derive(clap::Args, Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -27,27 +26,16 @@ pub struct ChatSynthStep {
 }
 
 impl Stage for ChatSynthStep {
-    const NAME: &'static str = "chat-synth";
-    const SHARDED: bool = false;
-
-    fn out(&self) -> &Path {
-        &self.out
-    }
-
     /// The file is rewritten only when it would change.
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        _: TaskSpec,
-    ) -> StepResult<Option<String>> {
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
         let texts = or_fail(load_texts(&cx.paths(&self.texts)?))?;
-        let (changed, stats) = or_fail(synthesize(&texts, self.conversations, self.seed, out))?;
-        Ok(changed.then(|| {
+        let (changed, stats) =
+            or_fail(synthesize(&texts, self.conversations, self.seed, cx.out))?;
+        summary(!changed, || {
             format!(
                 "{} conversations, {} messages from {} texts",
                 stats.conversations, stats.messages, stats.texts
             )
-        }))
+        })
     }
 }

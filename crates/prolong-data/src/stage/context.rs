@@ -1,11 +1,12 @@
 //! What a step runs in: a recipe (paths resolved against it, its default
-//! tokenizer) or the command line (paths as given), and tokenizers loaded
-//! once per run.
+//! tokenizer) or the command line (paths as given), its output and task,
+//! and tokenizers loaded once per run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::recipe::{Recipe, RecipeError};
+use crate::task::TaskSpec;
 use crate::tokenize::Tokenizer;
 
 /// A step's failure: a recipe error (a variable, as it is) or the stage's
@@ -25,25 +26,32 @@ pub fn or_fail<T, E: std::fmt::Display>(result: Result<T, E>) -> StepResult<T> {
     result.map_err(|e| StepError::Failed(e.to_string()))
 }
 
+/// A task of a step: where it runs and into what.
 pub struct StepContext<'r> {
     /// None: the command line.
     recipe: Option<&'r Recipe>,
     tokenizers: &'r mut HashMap<PathBuf, Tokenizer>,
+    /// The output folder (mix and chat-synth: the file), resolved. A plain
+    /// reference, so that it stays usable while a tokenizer is borrowed.
+    pub out: &'r Path,
+    /// The task to run (one-task stages: 0 of 1); in
+    /// [`Stage::finish`](super::Stage::finish), its `world_size` is the run's.
+    pub task: TaskSpec,
 }
 
 impl<'r> StepContext<'r> {
-    pub fn new(recipe: &'r Recipe, tokenizers: &'r mut HashMap<PathBuf, Tokenizer>) -> Self {
+    /// A step of `recipe` (None: run from its subcommand, paths as given).
+    pub fn new(
+        recipe: Option<&'r Recipe>,
+        tokenizers: &'r mut HashMap<PathBuf, Tokenizer>,
+        out: &'r Path,
+        task: TaskSpec,
+    ) -> Self {
         StepContext {
-            recipe: Some(recipe),
+            recipe,
             tokenizers,
-        }
-    }
-
-    /// A step run from its subcommand: paths as given.
-    pub fn command_line(tokenizers: &'r mut HashMap<PathBuf, Tokenizer>) -> Self {
-        StepContext {
-            recipe: None,
-            tokenizers,
+            out,
+            task,
         }
     }
 
@@ -72,6 +80,14 @@ impl<'r> StepContext<'r> {
                 )),
             },
         }
+    }
+
+    /// The hash of the step's tokenizer.json, which the tasks record (see
+    /// [`crate::tokenize::stage::tokenizer_hash`]), without loading it.
+    pub fn tokenizer_hash(&self, own: Option<&Path>) -> StepResult<String> {
+        or_fail(crate::tokenize::stage::tokenizer_hash(
+            &self.tokenizer_path(own)?,
+        ))
     }
 
     /// The step's tokenizer, loaded once per path and run.

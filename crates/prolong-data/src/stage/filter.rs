@@ -1,13 +1,12 @@
 //! `filter`: keep the tokenized documents whose length is in a range (see
 //! [`crate::filter`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Stage, StepContext, StepResult, or_fail};
+use super::{Stage, StepContext, StepResult, or_fail, summary};
 use crate::filter::{FilterOptions, filter_task};
-use crate::task::TaskSpec;
 
 #[derive(clap::Args, Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -46,32 +45,13 @@ impl FilterStep {
 }
 
 impl Stage for FilterStep {
-    const NAME: &'static str = "filter";
-    const SHARDED: bool = true;
-
-    fn out(&self) -> &Path {
-        &self.out
-    }
-
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        task: TaskSpec,
-    ) -> StepResult<Option<String>> {
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
         let inputs = cx.paths(&self.inputs)?;
-        let outcome = or_fail(filter_task(
-            &inputs,
-            out,
-            task,
-            &self.options(),
-            &mut |_, _| {},
-        ))?;
-        Ok((!outcome.skipped).then(|| {
-            format!(
-                "{} of {} documents kept",
-                outcome.stats.documents_out, outcome.stats.documents_in
-            )
-        }))
+        let options = self.options();
+        let outcome = or_fail(filter_task(&inputs, cx.out, cx.task, &options, &mut |_, _| {}))?;
+        let stats = &outcome.stats;
+        summary(outcome.skipped, || {
+            format!("{} of {} documents kept", stats.documents_out, stats.documents_in)
+        })
     }
 }

@@ -10,7 +10,6 @@ use crate::mix::{
     Manifest, MixError, Preset, StreamSpec, build_manifest, preset_streams,
     write_manifest,
 };
-use crate::task::TaskSpec;
 
 /// One stream: `[NAME=]DIR@PROPORTION` on the command line, `{ name, path,
 /// proportion }` in a recipe.
@@ -111,13 +110,6 @@ impl MixStep {
 }
 
 impl Stage for MixStep {
-    const NAME: &'static str = "mix";
-    const SHARDED: bool = false;
-
-    fn out(&self) -> &Path {
-        &self.out
-    }
-
     fn check(&self, name: &str) -> Result<(), (&'static str, String)> {
         if self.streams.is_empty() == self.preset.is_none() {
             return Err((
@@ -133,12 +125,8 @@ impl Stage for MixStep {
 
     /// The manifest is rewritten only when it would change (streams redone
     /// or edited).
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        _: TaskSpec,
-    ) -> StepResult<Option<String>> {
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
+        let out = cx.out;
         let manifest = self.manifest(|p| Ok(cx.path(p)?))?;
         let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
         let text = or_fail(manifest.render(&dir))?;

@@ -9,8 +9,10 @@
 //! whether a task is done, running a task, finishing once all are done.
 //!
 //! The registration list at the end of this file is the one list of stages:
-//! it makes the recipe's tagged step ([`StepOptions`], tag `stage`), the
-//! names the recipe accepts ([`STAGES`]) and the schema's step kinds.
+//! each line names a stage and says whether it is sharded ([`Registered`]),
+//! and the list makes the recipe's tagged step ([`StepOptions`], tag
+//! `stage`), the names the recipe accepts ([`STAGES`]) and the schema's step
+//! kinds.
 
 mod context;
 
@@ -23,19 +25,23 @@ pub use context::{StepContext, StepError, StepResult, or_fail};
 
 use crate::task::TaskSpec;
 
-/// What a recipe step of a stage does. The options type itself is the
-/// subcommand's options and the step's keys.
-pub trait Stage:
-    clap::Args + DeserializeOwned + JsonSchema + std::fmt::Debug + Clone + PartialEq
-{
+/// What `stages!` writes for each stage from its registration line.
+pub trait Registered {
     /// The subcommand and the recipe's `stage = "..."`.
     const NAME: &'static str;
     /// Runs as `--rank R --world-size N` tasks; else one task, on rank 0.
     const SHARDED: bool;
 
-    /// The output folder (mix and chat-synth: the file), as written.
+    /// The options' `out` field: the output folder (mix and chat-synth: the
+    /// file), as written.
     fn out(&self) -> &Path;
+}
 
+/// What a recipe step of a stage does. The options type itself is the
+/// subcommand's options and the step's keys.
+pub trait Stage:
+    Registered + clap::Args + DeserializeOwned + JsonSchema + std::fmt::Debug + Clone + PartialEq
+{
     /// Rules between keys that the types cannot say, as (the key to point
     /// at, the message).
     fn check(&self, name: &str) -> Result<(), (&'static str, String)> {
@@ -52,24 +58,25 @@ pub trait Stage:
         }
     }
 
-    /// Runs task `task` into `out` (resolved): a one-line summary, or
-    /// `None` when its output was complete.
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        task: TaskSpec,
-    ) -> StepResult<Option<String>>;
+    /// Runs task `cx.task` into `cx.out`: a one-line summary, or `None`
+    /// when its output was complete (see [`summary`]).
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>>;
 
     /// Once every task is done: the merged index.json, if the last two tasks
     /// raced past the merge (the default of sharded stages).
-    fn finish(&self, cx: &StepContext<'_>, out: &Path, world_size: usize) -> StepResult<()> {
-        let _ = (cx, world_size);
-        if Self::SHARDED && !out.join(prolong_mds::INDEX_FILE).is_file() {
-            prolong_mds::merge_index(out).map_err(|e| StepError::Failed(format!("merge: {e}")))?;
+    fn finish(&self, cx: &StepContext<'_>) -> StepResult<()> {
+        if Self::SHARDED && !cx.out.join(prolong_mds::INDEX_FILE).is_file() {
+            prolong_mds::merge_index(cx.out)
+                .map_err(|e| StepError::Failed(format!("merge: {e}")))?;
         }
         Ok(())
     }
+}
+
+/// What [`Stage::run_task`] returns for a task that was `skipped` (complete
+/// before: `None`) or ran (its one-line summary).
+pub fn summary(skipped: bool, text: impl FnOnce() -> String) -> StepResult<Option<String>> {
+    Ok((!skipped).then(text))
 }
 
 /// A registered stage as the recipe and the schema see it.
@@ -102,12 +109,11 @@ fn run_command<T: Stage>(matches: &clap::ArgMatches, task: TaskSpec) -> StepResu
         },
     };
     let mut tokenizers = std::collections::HashMap::new();
-    let mut cx = StepContext::command_line(&mut tokenizers);
-    let out = step.out().to_path_buf();
-    let summary = step.run_task(&mut cx, &out, task)?;
+    let mut cx = StepContext::new(None, &mut tokenizers, step.out(), task);
+    let summary = step.run_task(&mut cx)?;
     let all_done = (0..task.world_size).all(|rank| {
         step.task_done(
-            &out,
+            step.out(),
             TaskSpec {
                 rank,
                 world_size: task.world_size,
@@ -115,7 +121,7 @@ fn run_command<T: Stage>(matches: &clap::ArgMatches, task: TaskSpec) -> StepResu
         )
     });
     if T::SHARDED && all_done {
-        step.finish(&cx, &out, task.world_size)?;
+        step.finish(&cx)?;
     }
     Ok(summary)
 }
@@ -148,14 +154,25 @@ pub fn keys(info: &StageInfo) -> (Vec<String>, Vec<String>) {
     (names("properties"), names("required"))
 }
 
-/// Registers the stages: `Variant(module::OptionsType)` declares the
-/// module (`stage/module.rs`) and adds the stage, in the order the schema
-/// lists them.
+/// Registers the stages: `Variant(module::OptionsType) "name" tasks`
+/// declares the module (`stage/module.rs`), implements [`Registered`] (the
+/// name, `sharded` or `one` task, the options' `out` field) and adds the
+/// stage, in the order the schema lists them.
 macro_rules! stages {
-    ($($variant:ident($module:ident::$options:ident)),* $(,)?) => {
+    ($($variant:ident($module:ident::$options:ident) $name:literal $tasks:ident),* $(,)?) => {
         $(pub mod $module;)*
+        $(impl Registered for $module::$options {
+            const NAME: &'static str = $name;
+            const SHARDED: bool = stages!(@sharded $tasks);
+
+            fn out(&self) -> &Path {
+                &self.out
+            }
+        })*
         stages!(@types $($variant($module::$options)),*);
     };
+    (@sharded sharded) => { true };
+    (@sharded one) => { false };
     (@types $($variant:ident($ty:ty)),*) => {
         /// A recipe step's options: the registered stage named by its
         /// `stage` key, with that stage's keys.
@@ -175,8 +192,8 @@ macro_rules! stages {
 
         /// Every registered stage.
         pub static STAGES: &[StageInfo] = &[$(StageInfo {
-            name: <$ty as Stage>::NAME,
-            sharded: <$ty as Stage>::SHARDED,
+            name: <$ty as Registered>::NAME,
+            sharded: <$ty as Registered>::SHARDED,
             schema: <$ty as JsonSchema>::json_schema,
             parse: parse_as::<$ty>,
             command: command_of::<$ty>,
@@ -185,11 +202,11 @@ macro_rules! stages {
 
         impl StepOptions {
             pub fn name(&self) -> &'static str {
-                match self { $(StepOptions::$variant(_) => <$ty as Stage>::NAME),* }
+                match self { $(StepOptions::$variant(_) => <$ty as Registered>::NAME),* }
             }
 
             pub fn is_sharded(&self) -> bool {
-                match self { $(StepOptions::$variant(_) => <$ty as Stage>::SHARDED),* }
+                match self { $(StepOptions::$variant(_) => <$ty as Registered>::SHARDED),* }
             }
 
             pub fn out(&self) -> &Path {
@@ -204,34 +221,24 @@ macro_rules! stages {
                 match self { $(StepOptions::$variant(s) => s.task_done(out, task)),* }
             }
 
-            pub fn run_task(
-                &self,
-                cx: &mut StepContext<'_>,
-                out: &Path,
-                task: TaskSpec,
-            ) -> StepResult<Option<String>> {
-                match self { $(StepOptions::$variant(s) => s.run_task(cx, out, task)),* }
+            pub fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
+                match self { $(StepOptions::$variant(s) => s.run_task(cx)),* }
             }
 
-            pub fn finish(
-                &self,
-                cx: &StepContext<'_>,
-                out: &Path,
-                world_size: usize,
-            ) -> StepResult<()> {
-                match self { $(StepOptions::$variant(s) => s.finish(cx, out, world_size)),* }
+            pub fn finish(&self, cx: &StepContext<'_>) -> StepResult<()> {
+                match self { $(StepOptions::$variant(s) => s.finish(cx)),* }
             }
         }
     };
 }
 
 stages! {
-    Repos(repos::ReposStep),
-    Tokenize(tokenize::TokenizeStep),
-    ChatSynth(chat_synth::ChatSynthStep),
-    Chat(chat::ChatStep),
-    Filter(filter::FilterStep),
-    Sample(sample::SampleStep),
-    Pack(pack::PackStep),
-    Mix(mix::MixStep),
+    Repos(repos::ReposStep) "repos" sharded,
+    Tokenize(tokenize::TokenizeStep) "tokenize" sharded,
+    ChatSynth(chat_synth::ChatSynthStep) "chat-synth" one,
+    Chat(chat::ChatStep) "chat" sharded,
+    Filter(filter::FilterStep) "filter" sharded,
+    Sample(sample::SampleStep) "sample" sharded,
+    Pack(pack::PackStep) "pack" sharded,
+    Mix(mix::MixStep) "mix" one,
 }

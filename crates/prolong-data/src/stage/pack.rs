@@ -1,14 +1,13 @@
 //! `pack`: tokenized documents → fixed-length sequences, ProLong's packer
 //! (see [`crate::pack`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Stage, StepContext, StepResult, or_fail};
+use super::{Stage, StepContext, StepResult, or_fail, summary};
 use crate::pack::PackOptions;
 use crate::tokenize::{LLAMA3_BOS, LLAMA3_EOS};
-use crate::task::TaskSpec;
 
 /// `--bos ID`; in a recipe `bos = 128000`, `bos = true` (Llama-3's) or
 /// `bos = false` (none).
@@ -135,38 +134,18 @@ impl PackStep {
 }
 
 impl Stage for PackStep {
-    const NAME: &'static str = "pack";
-    const SHARDED: bool = true;
-
-    fn out(&self) -> &Path {
-        &self.out
-    }
-
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        task: TaskSpec,
-    ) -> StepResult<Option<String>> {
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
         let inputs = cx.paths(&self.inputs)?;
         let options = self.options();
-        let report = or_fail(crate::pack::run_task(
-            &inputs,
-            out,
-            &options,
-            task,
-            &mut |_| {},
-        ))?;
-        Ok((!report.skipped).then(|| {
-            format!(
-                "{} sequences of {} tokens",
-                report.record.stats.sequences, options.seq_len
-            )
-        }))
+        let report = or_fail(crate::pack::run_task(&inputs, cx.out, &options, cx.task, &mut |_| {}))?;
+        let sequences = report.record.stats.sequences;
+        summary(report.skipped, || {
+            format!("{sequences} sequences of {} tokens", options.seq_len)
+        })
     }
 
-    fn finish(&self, _: &StepContext<'_>, out: &Path, world_size: usize) -> StepResult<()> {
-        crate::pack::merge_if_complete(out, &self.options(), world_size)
+    fn finish(&self, cx: &StepContext<'_>) -> StepResult<()> {
+        crate::pack::merge_if_complete(cx.out, &self.options(), cx.task.world_size)
             .map_err(|e| super::StepError::Failed(format!("merge: {e}")))?;
         Ok(())
     }

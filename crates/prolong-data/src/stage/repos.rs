@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Stage, StepContext, StepResult, or_fail};
+use super::{Stage, StepContext, StepResult, or_fail, summary};
 use crate::repos::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_REPO_BYTES,
     DEFAULT_SOURCE, ReposOptions,
@@ -81,42 +81,29 @@ impl ReposStep {
 }
 
 impl Stage for ReposStep {
-    const NAME: &'static str = "repos";
-    const SHARDED: bool = true;
-
-    fn out(&self) -> &Path {
-        &self.out
-    }
-
     fn task_done(&self, out: &Path, task: TaskSpec) -> bool {
         crate::repos::task::marker_path(out, task.rank, task.world_size).is_file()
     }
 
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        task: TaskSpec,
-    ) -> StepResult<Option<String>> {
-        let input = cx.path(&self.input)?;
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
+        let (input, task) = (cx.path(&self.input)?, cx.task);
+        let options = self.options();
         let report = or_fail(crate::repos::run_task(
             &input,
-            out,
-            &self.options(),
+            cx.out,
+            &options,
             task.rank,
             task.world_size,
             &mut |_| {},
         ))?;
-        Ok((!report.skipped).then(|| {
-            format!(
-                "{} repositories → {} documents",
-                report.stats.repos_in, report.stats.repos_out
-            )
-        }))
+        let stats = &report.stats;
+        summary(report.skipped, || {
+            format!("{} repositories → {} documents", stats.repos_in, stats.repos_out)
+        })
     }
 
     /// Repos writes JSONL parts, no index to merge.
-    fn finish(&self, _: &StepContext<'_>, _: &Path, _: usize) -> StepResult<()> {
+    fn finish(&self, _: &StepContext<'_>) -> StepResult<()> {
         Ok(())
     }
 }

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::context::folder_name;
-use super::{Stage, StepContext, StepResult, or_fail};
+use super::{Stage, StepContext, StepResult, or_fail, summary};
 use crate::sample::{SampleError, SampleOptions, Source, sample_task};
-use crate::task::TaskSpec;
 
 /// One source: `[NAME=]DIR@SHARE` on the command line, `{ name, path,
 /// share }` in a recipe.
@@ -85,38 +84,19 @@ impl SampleStep {
 }
 
 impl Stage for SampleStep {
-    const NAME: &'static str = "sample";
-    const SHARDED: bool = true;
-
-    fn out(&self) -> &Path {
-        &self.out
-    }
-
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        task: TaskSpec,
-    ) -> StepResult<Option<String>> {
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
         let sources = self.sources(|p| cx.path(p))?;
-        let outcome = or_fail(sample_task(
-            &sources,
-            out,
-            task,
-            &self.options(),
-            &mut |_, _| {},
-        ))?;
-        Ok((!outcome.skipped).then(|| {
-            format!(
-                "{} tokens of {} requested",
-                outcome.report.achieved_tokens, outcome.report.total_tokens
-            )
-        }))
+        let options = self.options();
+        let outcome = or_fail(sample_task(&sources, cx.out, cx.task, &options, &mut |_, _| {}))?;
+        let report = &outcome.report;
+        summary(outcome.skipped, || {
+            format!("{} tokens of {} requested", report.achieved_tokens, report.total_tokens)
+        })
     }
 
     /// The last task merges each source's index and writes sample.json
     /// itself.
-    fn finish(&self, _: &StepContext<'_>, _: &Path, _: usize) -> StepResult<()> {
+    fn finish(&self, _: &StepContext<'_>) -> StepResult<()> {
         Ok(())
     }
 }

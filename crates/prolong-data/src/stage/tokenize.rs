@@ -9,7 +9,6 @@ use super::context::folder_name;
 use super::{Stage, StepContext, StepResult, or_fail};
 use crate::documents::{GroupFields, Select};
 use crate::recipe::HubSource;
-use crate::task::TaskSpec;
 use crate::tokenize::stage::{TokenizeOptions, finish_if_done, input_files, tokenize_task};
 
 #[derive(clap::Args, Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
@@ -108,20 +107,12 @@ impl TokenizeStep {
         }
         or_fail(crate::task::check_apart(out, &inputs))?;
         let files = or_fail(input_files(&inputs))?;
-        let path = cx.tokenizer_path(self.tokenizer.as_deref())?;
-        let hash = or_fail(crate::tokenize::stage::tokenizer_hash(&path))?;
+        let hash = cx.tokenizer_hash(self.tokenizer.as_deref())?;
         Ok((files, self.options(out, hash)))
     }
 }
 
 impl Stage for TokenizeStep {
-    const NAME: &'static str = "tokenize";
-    const SHARDED: bool = true;
-
-    fn out(&self) -> &Path {
-        &self.out
-    }
-
     fn check(&self, name: &str) -> Result<(), (&'static str, String)> {
         if self.inputs.is_empty() && self.source.is_none() {
             return Err((
@@ -132,12 +123,8 @@ impl Stage for TokenizeStep {
         Ok(())
     }
 
-    fn run_task(
-        &self,
-        cx: &mut StepContext<'_>,
-        out: &Path,
-        task: TaskSpec,
-    ) -> StepResult<Option<String>> {
+    fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
+        let (out, task) = (cx.out, cx.task);
         // A completed task is skipped on its marker, after the checks and
         // merge of finish_if_done, before the tokenizer (the slow part of a
         // skip) is loaded.
