@@ -33,6 +33,7 @@
 //!
 //! [device]                                    # the peak MFU divides by
 //! peak_tflops = 989                           # or: gpu = "H100"; or measured (CPU)
+//! kind = "auto"                               # or "cpu", "cuda", "cuda:N" (train/device.rs)
 //!
 //! [parallel]                                  # how ranks split the work (parallel.rs)
 //! shard = "full"                              # "none" (DDP) | "grad_op" | "full"
@@ -389,6 +390,10 @@ pub struct DeviceSection {
     /// compute dtype is measured before training.
     #[serde(default)]
     pub gpu: Option<String>,
+    /// Where each rank trains: `auto` (default: `cuda:LOCAL_RANK` on a `cuda` build
+    /// with GPUs, else the CPU), `cpu`, `cuda` or `cuda:N`; `--device` overrides it.
+    #[serde(default)]
+    pub kind: crate::train::device::DeviceChoice,
 }
 
 impl StageConfig {

@@ -19,6 +19,7 @@ use super::{
 use crate::config::LlamaConfig;
 use crate::data::MixtureLoader;
 use crate::dist::group::{CommClock, ProcessGroup, Timed, as_bytes, as_bytes_mut};
+use crate::dist::rank::RankInfo;
 use crate::dist::ulysses::SeqGroup;
 use crate::metrics::{StepFlops, StepRecord};
 use crate::model::Llama;
@@ -152,17 +153,27 @@ fn set_up<'a>(
             .unwrap_or_else(|| "stage".into())
     });
     let comm = CommClock::default();
+    // The device first (the process group follows it), said on the run's first line.
+    let ranks = RankInfo::from_env()?;
+    let (dev, which) = device::select(opts.device.unwrap_or(cfg.device.kind), ranks.local_rank)?;
+    if ranks.world_size > 1 {
+        eprintln!("rank {} of {}: {which}", ranks.rank, ranks.world_size);
+    } else {
+        eprintln!("{which}");
+    }
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| cfg.checkpoint.out.clone());
+    let group = process_group(&ranks, &dev, &out)?;
     let s = Setup {
         cfg,
         llama: cfg.llama_config(cfg_path)?,
         dtype: compute_dtype(cfg),
-        dev: device(),
-        group: Box::new(Timed::new(process_group()?, comm.clone())),
+        dev,
+        group: Box::new(Timed::new(group, comm.clone())),
         comm,
-        out: opts
-            .out
-            .clone()
-            .unwrap_or_else(|| cfg.checkpoint.out.clone()),
+        out,
         micro: cfg.micro_batches(),
         sp: cfg.parallel.sequence,
         dp: 1,
