@@ -6,14 +6,18 @@
 //! * [`MpiGroup`] (feature `mpi`) — CPU ranks through MPI (rsmpi over OpenMPI):
 //!   what makes every distributed test runnable on a machine without GPUs, and
 //!   what CPU clusters use. Started by `mpirun` (or `prolong-train launch`).
-//! * NCCL (feature `cuda`, `ops::cuda::nccl`) for CUDA tensors.
+//! * `NcclGroup` (feature `cuda`) — GPU ranks through NCCL (`ops::cuda::nccl`),
+//!   started by `prolong-train launch --backend env`, torchrun or srun.
+//!
+//! [`Backend::select`] picks one from the device and the world size.
 //!
 //! Reductions are sums in f32 (the house rule: f32 accumulation in every
 //! reduction, across ranks included). Gathers, all-to-all and broadcast move
 //! bytes, so one implementation serves every element type; [`as_bytes`] and
 //! [`as_bytes_mut`] view typed slices (f32, bf16 bits, token ids) as bytes.
 //!
-//! Every call checks its buffer sizes against the world before any byte moves,
+//! Every call checks its buffer sizes against the world before any byte moves
+//! (once, in [`ProcessGroup`]'s implementation over a backend's [`Collectives`]),
 //! so a layout mistake is one error on every rank rather than a hang in the
 //! middle of a collective. A rank that dies (SIGKILL, out of memory) is not
 //! something a collective can report: under `mpirun` the launcher ends the
