@@ -1,9 +1,7 @@
-//! Training on the GPU (feature `cuda`, a GPU at ordinal 0): one step against the CPU, and
-//! the loss falling on real text. Without a GPU (or the fixture) each test says so and
+//! Training on the GPU (feature `cuda`, a GPU at ordinal 0): one step against the CPU, the
+//! fused AdamW update against the CPU's, and the loss falling on real text. Without a GPU (or the fixture) each test says so and
 //! passes.
 #![cfg(feature = "cuda")]
-
-use crate::common;
 
 use crate::common::{Rng, norm_rel_err};
 use candle_core::{DType, Device};

@@ -10,7 +10,7 @@
 //! elements, before anything is enqueued.
 
 use candle_core::cuda::cudarc::driver::{
-    CudaSlice, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, DeviceSlice,
+    CudaSlice, CudaView, CudaViewMut, DevicePtr, DevicePtrMut,
 };
 use candle_core::cuda::cudarc::nccl::{Comm, Id, NcclType, ReduceOp, result};
 use candle_core::{CudaDevice, DType, Device, Tensor};
