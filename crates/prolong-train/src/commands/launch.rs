@@ -9,10 +9,11 @@
 //!   rank dies.
 //! * `--backend env` (GPU ranks, NCCL): starts the ranks itself with torchrun's
 //!   environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
-//!   MASTER_PORT); NCCL's unique id goes from rank 0 to the others through a
-//!   file (`dist::unique_id`). When one rank fails, the others are killed and
-//!   launch exits with the failed rank's status: a dead peer never leaves the
-//!   rest waiting in a collective.
+//!   MASTER_PORT, and PROLONG_RUN_ID naming the run); NCCL's unique id goes
+//!   from rank 0 to the others through a file under the run's output folder,
+//!   tagged with the run id (`dist::unique_id`). When one rank fails, the
+//!   others are killed and launch exits with the failed rank's status: a dead
+//!   peer never leaves the rest waiting in a collective.
 
 use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
@@ -82,10 +83,20 @@ pub fn main(args: LaunchArgs) -> Result<()> {
 /// Starts `n` ranks with torchrun's environment and waits for all of them; the
 /// first failure kills the rest.
 fn run_env_ranks(exe: &std::path::Path, n: usize, args: &LaunchArgs) -> Result<ExitStatus> {
+    // The tag of this run's NCCL unique-id file (`dist::unique_id::Rendezvous`): one
+    // value per launch, so no rank reads an id an earlier run left. A PROLONG_RUN_ID
+    // already set is the user's and passes through.
+    let run_id = std::env::var("PROLONG_RUN_ID").unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("launch-{}-{nanos}", std::process::id())
+    });
     let mut children: Vec<Option<Child>> = Vec::with_capacity(n);
     for rank in 0..n {
         let child = Command::new(exe)
             .args(&args.command)
+            .env("PROLONG_RUN_ID", &run_id)
             .env("RANK", rank.to_string())
             .env("LOCAL_RANK", rank.to_string())
             .env("WORLD_SIZE", n.to_string())

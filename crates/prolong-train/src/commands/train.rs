@@ -22,6 +22,11 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where each rank trains: auto, cpu, cuda (the local rank's GPU) or cuda:N
+    /// (default: the recipe's `[device] kind`, else auto: cuda:LOCAL_RANK on a `cuda`
+    /// build with GPUs, else the CPU).
+    #[arg(long)]
+    pub device: Option<prolong_train::train::device::DeviceChoice>,
 }
 
 /// Reads the recipe and fixes the matmul thread count before any tensor op runs.
@@ -39,6 +44,7 @@ pub fn main(args: TrainArgs, cfg: StageConfig) -> Result<()> {
         resume: args.resume,
         out: args.out.clone(),
         progress: !args.quiet,
+        device: args.device,
     };
     let s = run(&args.config, &cfg, &opts)
         .with_context(|| format!("stage {}", args.config.display()))?;

@@ -6,23 +6,32 @@
 //! * [`MpiGroup`] (feature `mpi`) — CPU ranks through MPI (rsmpi over OpenMPI):
 //!   what makes every distributed test runnable on a machine without GPUs, and
 //!   what CPU clusters use. Started by `mpirun` (or `prolong-train launch`).
-//! * NCCL (feature `cuda`, `ops::cuda::nccl`) for CUDA tensors.
+//! * `NcclGroup` (feature `cuda`) — GPU ranks through NCCL (`ops::cuda::nccl`),
+//!   started by `prolong-train launch --backend env`, torchrun or srun.
+//!
+//! [`Backend::select`] picks one from the device and the world size.
 //!
 //! Reductions are sums in f32 (the house rule: f32 accumulation in every
 //! reduction, across ranks included). Gathers, all-to-all and broadcast move
 //! bytes, so one implementation serves every element type; [`as_bytes`] and
 //! [`as_bytes_mut`] view typed slices (f32, bf16 bits, token ids) as bytes.
 //!
-//! Every call checks its buffer sizes against the world before any byte moves,
+//! Every call checks its buffer sizes against the world before any byte moves
+//! (once, in [`ProcessGroup`]'s implementation over a backend's [`Collectives`]),
 //! so a layout mistake is one error on every rank rather than a hang in the
 //! middle of a collective. A rank that dies (SIGKILL, out of memory) is not
 //! something a collective can report: under `mpirun` the launcher ends the
 //! whole job, and `prolong-train launch` does the same for its ranks.
 
+use candle_core::Tensor;
+
 use super::{DistError, DistResult};
 
 /// The collectives, on one group of ranks. Each call is collective: every rank
 /// of the group makes it, in the same order, with matching sizes.
+///
+/// Backends implement [`Collectives`] (the transfers); this trait checks the sizes
+/// first, for every backend alike ([`Timed`], a wrapper, forwards to a checked group).
 pub trait ProcessGroup {
     /// This process's rank in the group, `0..size()`.
     fn rank(&self) -> usize;
@@ -31,6 +40,13 @@ pub trait ProcessGroup {
 
     /// Element-wise sum over the ranks, in place; every rank gets the sum.
     fn all_reduce_sum(&self, buf: &mut [f32]) -> DistResult<()>;
+
+    /// The sum over the ranks of the f32 tensor `t` (every rank the same shape) as a
+    /// new tensor on `t`'s device, when this backend can sum it there without the
+    /// host (NCCL, `t` on its GPU); `None` otherwise, and the caller stages it through
+    /// [`all_reduce_sum`](Self::all_reduce_sum). Collective either way: the answer
+    /// depends only on the backend and the device, the same on every rank.
+    fn all_reduce_sum_on_device(&self, t: &Tensor) -> DistResult<Option<Tensor>>;
 
     /// `send` is `size()` equal blocks; rank r receives the element-wise sum
     /// over the ranks of block r (`recv.len() * size() == send.len()`).
@@ -59,6 +75,103 @@ pub trait ProcessGroup {
     fn barrier(&self) -> DistResult<()>;
 }
 
+/// What a backend implements: the transfers of [`ProcessGroup`]'s collectives on
+/// buffers whose sizes have been checked against the world (every `recv` has the
+/// length its `send` and the world call for, `root < size()`), so no backend repeats
+/// the checks and none can forget one.
+pub trait Collectives {
+    fn rank(&self) -> usize;
+    fn size(&self) -> usize;
+    fn all_reduce_sum(&self, buf: &mut [f32]) -> DistResult<()>;
+    /// Host backends have no device path.
+    fn all_reduce_sum_on_device(&self, _t: &Tensor) -> DistResult<Option<Tensor>> {
+        Ok(None)
+    }
+    fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()>;
+    fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()>;
+    fn all_to_all(
+        &self,
+        send: &[u8],
+        send_counts: &[usize],
+        recv: &mut [u8],
+        recv_counts: &[usize],
+    ) -> DistResult<()>;
+    fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()>;
+    fn barrier(&self) -> DistResult<()>;
+}
+
+impl<C: Collectives> ProcessGroup for C {
+    fn rank(&self) -> usize {
+        Collectives::rank(self)
+    }
+
+    fn size(&self) -> usize {
+        Collectives::size(self)
+    }
+
+    fn all_reduce_sum(&self, buf: &mut [f32]) -> DistResult<()> {
+        Collectives::all_reduce_sum(self, buf)
+    }
+
+    fn all_reduce_sum_on_device(&self, t: &Tensor) -> DistResult<Option<Tensor>> {
+        Collectives::all_reduce_sum_on_device(self, t)
+    }
+
+    fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()> {
+        check::reduce_scatter(Collectives::size(self), send.len(), recv.len())?;
+        Collectives::reduce_scatter_sum(self, send, recv)
+    }
+
+    fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()> {
+        check::all_gather(Collectives::size(self), send.len(), recv.len())?;
+        Collectives::all_gather(self, send, recv)
+    }
+
+    fn all_to_all(
+        &self,
+        send: &[u8],
+        send_counts: &[usize],
+        recv: &mut [u8],
+        recv_counts: &[usize],
+    ) -> DistResult<()> {
+        let size = Collectives::size(self);
+        check::all_to_all(size, send.len(), send_counts, recv.len(), recv_counts)?;
+        Collectives::all_to_all(self, send, send_counts, recv, recv_counts)
+    }
+
+    fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()> {
+        check::root(Collectives::size(self), root)?;
+        Collectives::broadcast(self, buf, root)
+    }
+
+    fn barrier(&self) -> DistResult<()> {
+        Collectives::barrier(self)
+    }
+}
+
+/// Which backend a run's ranks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One rank: no collective moves anything ([`Solo`]).
+    Solo,
+    /// CPU ranks: MPI (feature `mpi`).
+    Mpi,
+    /// GPU ranks: NCCL (feature `cuda`).
+    Nccl,
+}
+
+impl Backend {
+    /// The backend of `world` ranks whose tensors live on a GPU (`on_gpu`) or on the
+    /// CPU: NCCL for GPU ranks, MPI for CPU ranks, nothing for a world of one.
+    pub fn select(on_gpu: bool, world: usize) -> Self {
+        match (world, on_gpu) {
+            (0 | 1, _) => Self::Solo,
+            (_, true) => Self::Nccl,
+            (_, false) => Self::Mpi,
+        }
+    }
+}
+
 /// A typed slice seen as its bytes (for the byte-moving collectives).
 pub fn as_bytes<T: bytemuck::Pod>(values: &[T]) -> &[u8] {
     bytemuck::cast_slice(values)
@@ -69,7 +182,9 @@ pub fn as_bytes_mut<T: bytemuck::Pod>(values: &mut [T]) -> &mut [u8] {
     bytemuck::cast_slice_mut(values)
 }
 
-/// The size checks every backend makes before moving a byte.
+/// The size checks every backend gets before moving a byte (through
+/// [`ProcessGroup`]; the NCCL wrappers of `ops::cuda::nccl` make them on device
+/// buffers too). Sizes are in elements of the buffers' type.
 pub(crate) mod check {
     use super::{DistError, DistResult};
 
@@ -91,7 +206,7 @@ pub(crate) mod check {
         if send.checked_mul(size) != Some(recv) {
             return Err(layout(
                 "all_gather",
-                format!("{recv} bytes received is not {size} ranks x {send} sent"),
+                format!("{recv} elements received is not {size} ranks x {send} sent"),
             ));
         }
         Ok(())
@@ -115,7 +230,7 @@ pub(crate) mod check {
             if total != Some(len) {
                 return Err(layout(
                     "all_to_all",
-                    format!("{what} counts add up to {total:?}, the buffer holds {len} bytes"),
+                    format!("{what} counts add up to {total:?}, the buffer holds {len} elements"),
                 ));
             }
         }
@@ -134,7 +249,7 @@ pub(crate) mod check {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Solo;
 
-impl ProcessGroup for Solo {
+impl Collectives for Solo {
     fn rank(&self) -> usize {
         0
     }
@@ -147,32 +262,24 @@ impl ProcessGroup for Solo {
         Ok(())
     }
 
+    // With one rank the checks made `recv` as long as `send`.
     fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()> {
-        check::reduce_scatter(1, send.len(), recv.len())?;
         recv.copy_from_slice(send);
         Ok(())
     }
 
     fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()> {
-        check::all_gather(1, send.len(), recv.len())?;
         recv.copy_from_slice(send);
         Ok(())
     }
 
-    fn all_to_all(
-        &self,
-        send: &[u8],
-        send_counts: &[usize],
-        recv: &mut [u8],
-        recv_counts: &[usize],
-    ) -> DistResult<()> {
-        check::all_to_all(1, send.len(), send_counts, recv.len(), recv_counts)?;
+    fn all_to_all(&self, send: &[u8], _: &[usize], recv: &mut [u8], _: &[usize]) -> DistResult<()> {
         recv.copy_from_slice(send);
         Ok(())
     }
 
-    fn broadcast(&self, _buf: &mut [u8], root: usize) -> DistResult<()> {
-        check::root(1, root)
+    fn broadcast(&self, _buf: &mut [u8], _root: usize) -> DistResult<()> {
+        Ok(())
     }
 
     fn barrier(&self) -> DistResult<()> {
@@ -227,6 +334,10 @@ impl ProcessGroup for Timed {
         self.time(|g| g.all_reduce_sum(buf))
     }
 
+    fn all_reduce_sum_on_device(&self, t: &Tensor) -> DistResult<Option<Tensor>> {
+        self.time(|g| g.all_reduce_sum_on_device(t))
+    }
+
     fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()> {
         self.time(|g| g.reduce_scatter_sum(send, recv))
     }
@@ -265,7 +376,7 @@ mod mpi_backend {
     use mpi::topology::SimpleCommunicator;
     use mpi::traits::*;
 
-    use super::{DistError, DistResult, ProcessGroup, check};
+    use super::{Collectives, DistError, DistResult};
 
     /// MPI counts are C ints: larger buffers go in pieces of this many elements.
     const PIECE: usize = 1 << 30;
@@ -321,7 +432,7 @@ mod mpi_backend {
         }
     }
 
-    impl ProcessGroup for MpiGroup {
+    impl Collectives for MpiGroup {
         fn rank(&self) -> usize {
             self.world.rank() as usize
         }
@@ -343,7 +454,6 @@ mod mpi_backend {
         }
 
         fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()> {
-            check::reduce_scatter(self.size(), send.len(), recv.len())?;
             if send.len() > i32::MAX as usize {
                 return Err(DistError::Mpi {
                     op: "reduce_scatter",
@@ -356,7 +466,6 @@ mod mpi_backend {
         }
 
         fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()> {
-            check::all_gather(self.size(), send.len(), recv.len())?;
             if recv.len() > i32::MAX as usize {
                 return Err(DistError::Mpi {
                     op: "all_gather",
@@ -374,13 +483,6 @@ mod mpi_backend {
             recv: &mut [u8],
             recv_counts: &[usize],
         ) -> DistResult<()> {
-            check::all_to_all(
-                self.size(),
-                send.len(),
-                send_counts,
-                recv.len(),
-                recv_counts,
-            )?;
             let send_counts = Self::counts("all_to_all", send_counts)?;
             let recv_counts = Self::counts("all_to_all", recv_counts)?;
             let send_displs = Self::displacements(&send_counts)?;
@@ -392,7 +494,6 @@ mod mpi_backend {
         }
 
         fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()> {
-            check::root(self.size(), root)?;
             let root = self.world.process_at_rank(root as mpi::Rank);
             for piece in buf.chunks_mut(PIECE) {
                 root.broadcast_into(piece);
@@ -407,9 +508,185 @@ mod mpi_backend {
     }
 }
 
+#[cfg(feature = "cuda")]
+pub use nccl_backend::NcclGroup;
+
+#[cfg(feature = "cuda")]
+mod nccl_backend {
+    use candle_core::cuda::cudarc::driver::{CudaSlice, DeviceRepr, DriverError, ValidAsZeroBits};
+    use candle_core::{CudaDevice, Tensor};
+
+    use super::{Collectives, DistError, DistResult};
+    use crate::dist::rank::RankInfo;
+    use crate::dist::unique_id::Rendezvous;
+    use crate::ops::cuda::nccl::Nccl;
+
+    /// GPU ranks through NCCL, one communicator over the world on each rank's device.
+    ///
+    /// The trait's buffers are host slices, so every call stages them through device
+    /// buffers: the host buffer is copied up, NCCL runs on the device's stream, the
+    /// result is copied down and the stream synchronised before the call returns. Per
+    /// call that moves over PCIe, on each rank: all-reduce 4·n bytes up and 4·n down
+    /// (n elements); reduce-scatter 4·n up (the whole send buffer) and 4·n/world down;
+    /// all-gather and all-to-all their send bytes up and receive bytes down; broadcast
+    /// the buffer up on the root and down everywhere; barrier 4 bytes each way. (A
+    /// bf16 step of a P-parameter model under `shard = "none"` all-reduces its f32
+    /// gradients.) Device tensors skip both copies through
+    /// [`ProcessGroup::all_reduce_sum_on_device`], which the trainer's data-parallel
+    /// gradient sum uses (`train/step.rs`).
+    pub struct NcclGroup {
+        nccl: Nccl,
+        dev: CudaDevice,
+        rank: usize,
+        size: usize,
+    }
+
+    impl NcclGroup {
+        /// Joins the world of `ranks` on `dev` (this rank's GPU): rank 0 creates the
+        /// unique id and publishes it at the rendezvous, the others read it there.
+        pub fn init(dev: &CudaDevice, ranks: &RankInfo, at: &Rendezvous) -> DistResult<Self> {
+            Ok(Self {
+                nccl: Nccl::init(dev, ranks, at)?,
+                dev: dev.clone(),
+                rank: ranks.rank,
+                size: ranks.world_size,
+            })
+        }
+
+        /// A device copy of `host` (at least one element: CUDA has no empty buffers).
+        fn up<T: DeviceRepr + ValidAsZeroBits>(&self, host: &[T]) -> DistResult<CudaSlice<T>> {
+            let mut d = self.alloc::<T>(host.len())?;
+            if !host.is_empty() {
+                self.dev
+                    .cuda_stream()
+                    .memcpy_htod(host, &mut d.slice_mut(0..host.len()))
+                    .map_err(|e| driver("copy to the device", e))?;
+            }
+            Ok(d)
+        }
+
+        fn alloc<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> DistResult<CudaSlice<T>> {
+            self.dev
+                .alloc_zeros::<T>(n.max(1))
+                .map_err(|e| DistError::Nccl {
+                    op: "device buffer",
+                    msg: e.to_string(),
+                })
+        }
+
+        /// `dev`'s first `host.len()` elements copied into `host`, once the stream's
+        /// work (the collective) is done.
+        fn down<T: DeviceRepr>(&self, dev: &CudaSlice<T>, host: &mut [T]) -> DistResult<()> {
+            let stream = self.dev.cuda_stream();
+            if !host.is_empty() {
+                stream
+                    .memcpy_dtoh(&dev.slice(0..host.len()), host)
+                    .map_err(|e| driver("copy to the host", e))?;
+            }
+            stream.synchronize().map_err(|e| driver("synchronize", e))
+        }
+    }
+
+    fn driver(op: &'static str, e: DriverError) -> DistError {
+        DistError::Nccl {
+            op,
+            msg: format!("{e:?}"),
+        }
+    }
+
+    impl Collectives for NcclGroup {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+
+        fn size(&self) -> usize {
+            self.size
+        }
+
+        fn all_reduce_sum(&self, buf: &mut [f32]) -> DistResult<()> {
+            if buf.is_empty() {
+                return Ok(()); // the same on every rank: lengths match
+            }
+            let mut d = self.up(buf)?;
+            self.nccl.all_reduce_sum(&mut d)?;
+            self.down(&d, buf)
+        }
+
+        /// No host copy: NCCL reads the tensor's device buffer and writes a new one.
+        /// Waited for before returning, so the communication clock (`Timed`) measures
+        /// the transfer rather than its enqueueing.
+        fn all_reduce_sum_on_device(&self, t: &Tensor) -> DistResult<Option<Tensor>> {
+            let sum = self.nccl.all_reduce_sum_tensor(t)?;
+            if sum.is_some() {
+                let stream = self.dev.cuda_stream();
+                stream.synchronize().map_err(|e| driver("synchronize", e))?;
+            }
+            Ok(sum)
+        }
+
+        fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()> {
+            if recv.is_empty() {
+                return Ok(());
+            }
+            let s = self.up(send)?;
+            let mut r = self.alloc::<f32>(recv.len())?;
+            self.nccl.reduce_scatter_sum(&s, &mut r)?;
+            self.down(&r, recv)
+        }
+
+        fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()> {
+            if recv.is_empty() {
+                return Ok(());
+            }
+            let s = self.up(send)?;
+            let mut r = self.alloc::<u8>(recv.len())?;
+            self.nccl.all_gather(&s, &mut r)?;
+            self.down(&r, recv)
+        }
+
+        fn all_to_all(
+            &self,
+            send: &[u8],
+            send_counts: &[usize],
+            recv: &mut [u8],
+            recv_counts: &[usize],
+        ) -> DistResult<()> {
+            let s = self.up(send)?;
+            let mut r = self.alloc::<u8>(recv.len())?;
+            self.nccl.all_to_all_v(
+                &s.slice(0..send.len()),
+                send_counts,
+                &mut r.slice_mut(0..recv.len()),
+                recv_counts,
+            )?;
+            self.down(&r, recv)
+        }
+
+        fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()> {
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let mut d = if self.rank == root {
+                self.up(buf)?
+            } else {
+                self.alloc::<u8>(buf.len())?
+            };
+            self.nccl.broadcast(&mut d, root)?;
+            self.down(&d, buf)
+        }
+
+        fn barrier(&self) -> DistResult<()> {
+            // NCCL has no barrier: a one-element all-reduce, waited for, is one.
+            let mut d = self.alloc::<f32>(1)?;
+            self.nccl.all_reduce_sum(&mut d)?;
+            self.down(&d, &mut [0f32])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{ProcessGroup, Solo, as_bytes, check};
 
     #[test]
     fn solo_collectives_are_copies() {

@@ -17,8 +17,8 @@
 //!    gather, which candle already runs well everywhere).
 //!
 //! bf16 inputs are widened to f32 around the arithmetic as [`precision`] tabulates, on
-//! every path. The optimizer (crate::optim) uses the CPU fast path for its AdamW update
-//! too; the AdamW kernel in `ops::cuda::fused` is not dispatched to yet.
+//! every path. The optimizer (crate::optim) dispatches its AdamW update the same way: the
+//! kernel in `ops::cuda::fused` for f32 state on a GPU, the CPU fast path, candle ops.
 //!
 //! Conventions: activations are row-major `[T, features]` (one row per token); weights use
 //! the PyTorch/HF layout `[out, in]`. Every `backward` takes the gradient of the op's output

@@ -18,7 +18,9 @@
 //!
 //! Everything is written with candle tensor ops, so it runs on whichever device the model
 //! lives on; on CPU in f32 one fused pass per tensor does the same arithmetic (bit for
-//! bit) without the dozen intermediate tensors.
+//! bit) without the dozen intermediate tensors, and on a GPU (feature `cuda`) the fused
+//! AdamW kernel does it in place (f32 arithmetic alike, up to the kernel's rounding of
+//! `1 − β`).
 
 pub mod schedule;
 
@@ -166,7 +168,7 @@ impl AdamW {
         };
         for (st, g) in self.params.iter_mut().zip(grads) {
             let decay = st.decay && c.weight_decay != 0.0;
-            if !step.fused(st, g, decay)? {
+            if !step.on_gpu(st, g, decay)? && !step.fused(st, g, decay)? {
                 step.generic(st, g, decay)?;
             }
         }
@@ -263,6 +265,30 @@ impl Step {
         let upd = (&st.exp_avg / denom)?.affine(self.step_size, 0.0)?;
         st.master = (&st.master - upd)?;
         Ok(())
+    }
+
+    /// The fused CUDA kernel (`ops::cuda::fused::adamw`): the same update in one pass,
+    /// written in place of the master and moments, when they and the gradient are
+    /// contiguous f32 tensors on a GPU; `false` (nothing changed) otherwise.
+    #[cfg(feature = "cuda")]
+    fn on_gpu(&self, st: &mut ParamState, g: &Tensor, decay: bool) -> Result<bool> {
+        use crate::ops::cuda::fused::{AdamwStep, adamw};
+        let f = |x: f64| x as f32;
+        let step = AdamwStep {
+            decay: if decay { f(self.decay) } else { 1.0 },
+            beta1: f(self.beta1),
+            beta2: f(self.beta2),
+            inv_sqrt_bc2: f(self.inv_sqrt_bc2),
+            eps: f(self.eps),
+            step_size: f(self.step_size),
+        };
+        let done = adamw(&st.master, &st.exp_avg, &st.exp_avg_sq, g, step)?;
+        Ok(done.is_some())
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn on_gpu(&self, _st: &mut ParamState, _g: &Tensor, _decay: bool) -> Result<bool> {
+        Ok(false)
     }
 
     /// The same f32 arithmetic as [`generic`](Self::generic), element by element in one

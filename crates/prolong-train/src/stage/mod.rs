@@ -33,6 +33,7 @@
 //!
 //! [device]                                    # the peak MFU divides by
 //! peak_tflops = 989                           # or: gpu = "H100"; or measured (CPU)
+//! kind = "auto"                               # or "cpu", "cuda", "cuda:N" (train/device.rs)
 //!
 //! [parallel]                                  # how ranks split the work (parallel.rs)
 //! shard = "full"                              # "none" (DDP) | "grad_op" | "full"

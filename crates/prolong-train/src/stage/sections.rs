@@ -195,4 +195,8 @@ pub struct DeviceSection {
     /// compute dtype is measured before training.
     #[serde(default)]
     pub gpu: Option<String>,
+    /// Where each rank trains: `auto` (default: `cuda:LOCAL_RANK` on a `cuda` build
+    /// with GPUs, else the CPU), `cpu`, `cuda` or `cuda:N`; `--device` overrides it.
+    #[serde(default)]
+    pub kind: crate::train::device::DeviceChoice,
 }

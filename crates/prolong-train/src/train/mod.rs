@@ -33,6 +33,14 @@
 //! the step's micro-batches as above. The shards' sums join the same reduction, and
 //! only SP rank 0 counts a sequence (and its FLOPs) in the divisor.
 //!
+//! Device: each rank trains on the device [`device`] selects (`[device] kind` or
+//! `--device`; auto: `cuda:LOCAL_RANK` on a `cuda` build with GPUs, else the CPU), and
+//! says which on its first line. Weights, activations, gradients and the replicated
+//! optimizer live there; what crosses to the host is named where it happens: the
+//! process group's buffers (host slices: [`ProcessGroup`]), the sharded optimizer
+//! state of `grad_op`/`full` (host f32 shards, [`sharded`]), checkpoints and the
+//! logged loss. The ranks' process group follows the device ([`process_group`]).
+//!
 //! Files: [`run`] (the stage, step by step), [`step`] (a step's sums over micro-batches
 //! and ranks), [`sharded`] (ZeRO-2/3 state), [`checkpoint`] (trainer checkpoints) and
 //! `dcp` (their sharded optimizer files).
@@ -41,6 +49,7 @@ pub mod checkpoint;
 #[cfg(test)]
 mod checkpoint_kill;
 mod dcp;
+pub mod device;
 pub mod eval;
 pub mod fsdp;
 pub mod init;
@@ -58,7 +67,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::config::LlamaConfig;
 use crate::data::{DataError, Mixture};
 use crate::dist::DistError;
-use crate::dist::group::{ProcessGroup, Solo};
+use crate::dist::group::{Backend, ProcessGroup, Solo};
 use crate::dist::rank::RankInfo;
 use crate::metrics::{StepFlops, utilisation};
 use crate::model::Llama;
@@ -105,6 +114,8 @@ pub enum TrainError {
     /// A file or folder write (prolong_mds's atomic writer; the message names the path).
     #[error("{0}")]
     Write(prolong_mds::MdsError),
+    #[error(transparent)]
+    Device(#[from] device::DeviceError),
 }
 
 // The wrappers say their cause in their message, so none of them is also a `source()`.
@@ -153,6 +164,8 @@ pub struct TrainOptions {
     pub out: Option<PathBuf>,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// The device (`--device`), instead of the recipe's `[device] kind`.
+    pub device: Option<device::DeviceChoice>,
 }
 
 /// What a finished stage reports.
@@ -267,12 +280,6 @@ pub fn device_peak(cfg: &StageConfig, dtype: DType, dev: &Device) -> Result<Peak
     measure_peak(dtype, dev)
 }
 
-/// The device the stage runs on. CPU today; the ops are written against candle's device
-/// abstraction, so a CUDA build only changes this function.
-pub fn device() -> Device {
-    Device::Cpu
-}
-
 fn compute_dtype(cfg: &StageConfig) -> DType {
     cfg.model.dtype.candle()
 }
@@ -303,36 +310,76 @@ pub fn initial_model(
     }
 }
 
-/// The process group of this run's ranks: one rank without a launcher; MPI ranks
-/// (feature `mpi`) under mpirun, srun or `prolong-train launch`.
-pub fn process_group() -> Result<Box<dyn ProcessGroup>, TrainError> {
-    let ranks = RankInfo::from_env()?;
-    if ranks.world_size == 1 {
-        return Ok(Box::new(Solo));
+/// The process group of the ranks in `ranks` whose tensors live on `dev`
+/// ([`Backend::select`]): one rank alone; NCCL between GPU ranks (feature `cuda`; the
+/// unique id goes through a file under `out`, `dist::unique_id`); MPI between CPU
+/// ranks (feature `mpi`) under mpirun, srun or `prolong-train launch`.
+pub fn process_group(
+    ranks: &RankInfo,
+    dev: &Device,
+    out: &Path,
+) -> Result<Box<dyn ProcessGroup>, TrainError> {
+    match Backend::select(dev.is_cuda(), ranks.world_size) {
+        Backend::Solo => Ok(Box::new(Solo)),
+        Backend::Nccl => nccl_group(ranks, dev, out),
+        Backend::Mpi => mpi_group(ranks),
     }
-    #[cfg(feature = "mpi")]
-    {
-        let group = crate::dist::group::MpiGroup::init()?;
-        if (group.rank(), group.size()) != (ranks.rank, ranks.world_size) {
-            return Err(DistError::Mpi {
-                op: "init",
-                msg: format!(
-                    "MPI says rank {} of {}, the environment rank {} of {} (start the ranks with mpirun, srun or prolong-train launch)",
-                    group.rank(),
-                    group.size(),
-                    ranks.rank,
-                    ranks.world_size
-                ),
-            }
-            .into());
+}
+
+#[cfg(feature = "cuda")]
+fn nccl_group(
+    ranks: &RankInfo,
+    dev: &Device,
+    out: &Path,
+) -> Result<Box<dyn ProcessGroup>, TrainError> {
+    use crate::dist::unique_id::Rendezvous;
+    let Device::Cuda(cuda) = dev else {
+        return Err(DistError::Nccl {
+            op: "init",
+            msg: "NCCL ranks need a CUDA device".into(),
         }
-        Ok(Box::new(group))
+        .into());
+    };
+    let at = Rendezvous::from_vars(|v| std::env::var(v).ok(), out)?;
+    let group = crate::dist::group::NcclGroup::init(cuda, ranks, &at)?;
+    Ok(Box::new(group))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn nccl_group(_: &RankInfo, _: &Device, _: &Path) -> Result<Box<dyn ProcessGroup>, TrainError> {
+    // A CUDA device is only ever selected on a `cuda` build (`device::resolve`).
+    Err(DistError::Nccl {
+        op: "init",
+        msg: "this build has no `cuda` feature".into(),
     }
-    #[cfg(not(feature = "mpi"))]
+    .into())
+}
+
+#[cfg(feature = "mpi")]
+fn mpi_group(ranks: &RankInfo) -> Result<Box<dyn ProcessGroup>, TrainError> {
+    let group = crate::dist::group::MpiGroup::init()?;
+    if (group.rank(), group.size()) != (ranks.rank, ranks.world_size) {
+        return Err(DistError::Mpi {
+            op: "init",
+            msg: format!(
+                "MPI says rank {} of {}, the environment rank {} of {} (start the ranks with mpirun, srun or prolong-train launch)",
+                group.rank(),
+                group.size(),
+                ranks.rank,
+                ranks.world_size
+            ),
+        }
+        .into());
+    }
+    Ok(Box::new(group))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn mpi_group(ranks: &RankInfo) -> Result<Box<dyn ProcessGroup>, TrainError> {
     Err(DistError::Mpi {
         op: "init",
         msg: format!(
-            "rank {} of {}: this build has no multi-rank backend (build with --features mpi for CPU ranks)",
+            "rank {} of {}: this build has no multi-rank backend for CPU ranks (build with --features mpi)",
             ranks.rank, ranks.world_size
         ),
     }

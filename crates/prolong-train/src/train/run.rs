@@ -19,6 +19,7 @@ use super::{
 use crate::config::LlamaConfig;
 use crate::data::MixtureLoader;
 use crate::dist::group::{CommClock, ProcessGroup, Timed, as_bytes, as_bytes_mut};
+use crate::dist::rank::RankInfo;
 use crate::dist::ulysses::SeqGroup;
 use crate::metrics::{StepFlops, StepRecord};
 use crate::model::Llama;
@@ -68,7 +69,7 @@ pub fn run(
     cfg: &StageConfig,
     opts: &TrainOptions,
 ) -> Result<TrainSummary, TrainError> {
-    let (s, name) = set_up(cfg_path, cfg, opts)?;
+    let (s, name, device_line) = set_up(cfg_path, cfg, opts)?;
     // Data first: a mixture that does not fit the recipe (seq_len, empty stream) fails
     // before any model is loaded.
     let mixture = mixture(cfg)?;
@@ -93,6 +94,9 @@ pub fn run(
     {
         state.evals = vec![h.evaluate(weights.model(&s)?, 0)?];
     }
+    // The run's first line, once recipe, data and model are known good (an error
+    // before this point is the only line on stderr).
+    eprintln!("{device_line}");
     let mut metrics = MetricsFile::open(&s, &state)?;
     let mut peak = device_peak(cfg, s.dtype, &s.dev)?;
     if let ranks @ 2.. = s.group.size() {
@@ -136,14 +140,15 @@ pub fn run(
     )
 }
 
-/// The run's ranks, output folder and name. The world is DP × SP: the SP group of
+/// The run's ranks, device, output folder and name (and the line that names the
+/// device). The world is DP × SP: the SP group of
 /// `sp` consecutive ranks shares each sequence, the DP groups split the step's
 /// sequences, which must divide over them.
 fn set_up<'a>(
     cfg_path: &Path,
     cfg: &'a StageConfig,
     opts: &TrainOptions,
-) -> Result<(Setup<'a>, String), TrainError> {
+) -> Result<(Setup<'a>, String, String), TrainError> {
     cfg.validate(cfg_path)?;
     let name = cfg.name.clone().unwrap_or_else(|| {
         cfg_path
@@ -152,17 +157,22 @@ fn set_up<'a>(
             .unwrap_or_else(|| "stage".into())
     });
     let comm = CommClock::default();
+    // The device first: the process group follows it.
+    let ranks = RankInfo::from_env()?;
+    let (dev, which) = device::select(opts.device.unwrap_or(cfg.device.kind), ranks.local_rank)?;
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| cfg.checkpoint.out.clone());
+    let group = process_group(&ranks, &dev, &out)?;
     let s = Setup {
         cfg,
         llama: cfg.llama_config(cfg_path)?,
         dtype: compute_dtype(cfg),
-        dev: device(),
-        group: Box::new(Timed::new(process_group()?, comm.clone())),
+        dev,
+        group: Box::new(Timed::new(group, comm.clone())),
         comm,
-        out: opts
-            .out
-            .clone()
-            .unwrap_or_else(|| cfg.checkpoint.out.clone()),
+        out,
         micro: cfg.micro_batches(),
         sp: cfg.parallel.sequence,
         dp: 1,
@@ -189,7 +199,12 @@ fn set_up<'a>(
             s.micro
         )));
     }
-    Ok((Setup { dp, dp_rank, ..s }, name))
+    let which = if ranks > 1 {
+        format!("rank {rank} of {ranks}: {which}")
+    } else {
+        which
+    };
+    Ok((Setup { dp, dp_rank, ..s }, name, which))
 }
 
 /// The newest complete checkpoint's weights, optimizer and trainer state with

@@ -88,10 +88,17 @@ impl ShardedState {
         let mut states = Vec::with_capacity(pieces.len());
         for p in &pieces {
             let (name, t) = &named[p.param];
+            // The f32 shard state stays on the host whatever the compute device (as
+            // ZeRO-Offload's): the process group's gradient shards are host slices,
+            // and AdamW runs on them there. On a GPU a step moves, per parameter,
+            // its f32 gradient down (4 bytes, `reduce_scatter_unit`) and its gathered
+            // compute weight up (2 bytes in bf16, `gather_unit`; again for each
+            // re-gather under `full`).
             let master = t
                 .flatten_all()?
                 .narrow(0, p.in_param.start, p.in_param.len())?
                 .to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?
                 .contiguous()?;
             states.push(ParamState {
                 name: name.clone(),

@@ -3,8 +3,6 @@
 //! results agree within bf16 tolerance. Without a GPU each test says so and passes.
 #![cfg(feature = "cuda")]
 
-use crate::common;
-
 use crate::common::{Rng, norm_rel_err};
 use candle_core::{DType, Device, Tensor};
 use prolong_train::PackedSequence;

@@ -1,9 +1,7 @@
-//! Training on the GPU (feature `cuda`, a GPU at ordinal 0): one step against the CPU, and
-//! the loss falling on real text. Without a GPU (or the fixture) each test says so and
+//! Training on the GPU (feature `cuda`, a GPU at ordinal 0): one step against the CPU, the
+//! fused AdamW update against the CPU's, and the loss falling on real text. Without a GPU (or the fixture) each test says so and
 //! passes.
 #![cfg(feature = "cuda")]
-
-use crate::common;
 
 use crate::common::{Rng, norm_rel_err};
 use candle_core::{DType, Device};
@@ -83,6 +81,49 @@ fn one_training_step_matches_cpu() {
             .unwrap();
         let err = norm_rel_err(&g, c);
         assert!(err < 1e-2, "updated {name}: relative error {err}");
+    }
+}
+
+/// The fused AdamW kernel (what `AdamW::update` dispatches to for f32 state on a GPU)
+/// against the CPU's f32 update: three steps on the same gradients, with and without
+/// weight decay (norm weights do not decay), masters within f32 rounding.
+#[test]
+fn adamw_on_the_gpu_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    let cfg = config(1000);
+    let cpu = random_llama(&cfg, 4, 0.02, DType::F32, &Device::Cpu).unwrap();
+    let gpu_model = random_llama(&cfg, 4, 0.02, DType::F32, &dev).unwrap();
+    let mut rng = Rng::new(9);
+    let grads: Vec<_> = cpu
+        .params()
+        .named()
+        .iter()
+        .map(|(_, t)| rng.tensor(t.dims(), 0.1).to_dtype(DType::F32).unwrap())
+        .collect();
+    let on = |d: &Device| Gradients {
+        tensors: grads.iter().map(|g| g.to_device(d).unwrap()).collect(),
+    };
+    let (gc, gg) = (on(&Device::Cpu), on(&dev));
+    let mut oc = AdamW::new(AdamWConfig::default(), cpu.params()).unwrap();
+    let mut og = AdamW::new(AdamWConfig::default(), gpu_model.params()).unwrap();
+    for lr in [1e-3, 5e-4, 2e-4] {
+        oc.update_states(&gc.tensors, lr).unwrap();
+        og.update_states(&gg.tensors, lr).unwrap();
+    }
+    for (c, g) in oc.params.iter().zip(&og.params) {
+        assert!(
+            g.master.device().is_cuda(),
+            "{}: state left the GPU",
+            c.name
+        );
+        for (what, a, b) in [
+            ("master", &c.master, &g.master),
+            ("exp_avg", &c.exp_avg, &g.exp_avg),
+            ("exp_avg_sq", &c.exp_avg_sq, &g.exp_avg_sq),
+        ] {
+            let err = norm_rel_err(&b.to_device(&Device::Cpu).unwrap(), a);
+            assert!(err < 1e-5, "{} {what}: relative error {err}", c.name);
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod catalogue;
 mod checkpoint;
 mod common;
 mod cuda_bench;
+mod cuda_device;
 mod cuda_ops;
 mod cuda_train;
 mod data_loader;

@@ -44,6 +44,9 @@ impl Module {
     }
 }
 
+/// The kernel modules loaded so far, by device and module.
+type Loaded = HashMap<(DeviceId, Module), Arc<CudaModule>>;
+
 /// Kernel `name` of `module` and the device's stream to launch it on; each module is
 /// loaded once per device.
 pub fn func(
@@ -51,7 +54,7 @@ pub fn func(
     module: Module,
     name: &str,
 ) -> Result<(Arc<CudaStream>, CudaFunction)> {
-    static LOADED: Mutex<Option<HashMap<(DeviceId, Module), Arc<CudaModule>>>> = Mutex::new(None);
+    static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
     let stream = dev.cuda_stream();
     let m = {
         let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
