@@ -52,7 +52,11 @@ pub fn part_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {
 }
 
 pub fn stats_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {
-    out.join(format!("{}.stats.json", part_name(rank, world_size)))
+    out.join(format!(
+        "{}{}",
+        part_name(rank, world_size),
+        crate::task::STATS_SUFFIX
+    ))
 }
 
 pub fn marker_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {

@@ -14,7 +14,7 @@ use crate::tokenize::stage::{TokenizeOptions, finish_if_done, input_files, token
 #[derive(clap::Args, Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizeStep {
-    /// Input files or folders.
+    /// Input files or folders (a folder's `*.stats.json`, stages' bookkeeping, is not read).
     #[arg(required = true)]
     #[serde(default)]
     pub inputs: Vec<PathBuf>,

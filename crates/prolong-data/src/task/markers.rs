@@ -9,7 +9,7 @@ use super::TaskSpec;
 
 impl TaskSpec {
     pub fn stats_path(&self, out: &Path) -> PathBuf {
-        out.join(format!("{}.stats.json", self.name()))
+        out.join(format!("{}{}", self.name(), super::STATS_SUFFIX))
     }
 
     pub fn marker_path(&self, out: &Path) -> PathBuf {

@@ -23,6 +23,11 @@ pub use histogram::{LengthBucket, LengthHistogram};
 pub use merge::remove_file_if_present;
 pub use output::{OutputError, check_apart};
 
+/// The ending of the stats file every task writes beside its output
+/// (`procR-N.stats.json`, `part-R-of-N.stats.json`): bookkeeping, never a
+/// document file, so the stages that expand folders into inputs pass it over.
+pub const STATS_SUFFIX: &str = ".stats.json";
+
 /// Which task of how many this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {

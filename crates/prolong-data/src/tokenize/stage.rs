@@ -136,6 +136,9 @@ pub enum TokenizeStageError {
 }
 
 /// Expands folders into the input files under them, in sorted path order.
+/// A folder's stats files (see [`crate::task::STATS_SUFFIX`]) are passed over:
+/// `repos` writes its stats beside its documents, and tokenizing that folder
+/// must not read them as JSON documents. A file named on its own is always read.
 pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, TokenizeStageError> {
     let mut files = Vec::new();
     for input in inputs {
@@ -148,7 +151,12 @@ pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, TokenizeStageErro
                         .unwrap_or_else(|| input.clone()),
                     err: e.into(),
                 })?;
+                let bookkeeping = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(crate::task::STATS_SUFFIX));
                 if entry.file_type().is_file()
+                    && !bookkeeping
                     && crate::documents::Format::of(entry.path()).is_some()
                 {
                     files.push(entry.into_path());

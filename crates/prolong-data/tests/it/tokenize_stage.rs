@@ -397,3 +397,29 @@ fn mediawiki_pages_not_emitted_are_counted_and_a_malformed_file_is_an_error() {
     );
     assert!(!tmp.path().join("out2/index.json").exists());
 }
+
+/// A folder written by `repos` holds its stats beside the documents: tokenizing
+/// the folder reads the documents only (the stats used to come in as 38
+/// `malformed_json` lines), while a stats file named on its own is read as asked.
+#[test]
+fn a_folders_stats_files_are_not_read_as_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repos");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("part-00000-of-00001.jsonl"), "{\"text\": \"a\"}\n").unwrap();
+    let stats = dir.join("part-00000-of-00001.stats.json");
+    std::fs::write(&stats, "{\n  \"task\": \"part-00000-of-00001\"\n}\n").unwrap();
+    std::fs::write(dir.join("other.json"), "{\"text\": \"b\"}\n").unwrap();
+    let files = input_files(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(
+        files,
+        vec![
+            dir.join("other.json"),
+            dir.join("part-00000-of-00001.jsonl")
+        ]
+    );
+    assert_eq!(
+        input_files(std::slice::from_ref(&stats)).unwrap(),
+        vec![stats]
+    );
+}
