@@ -148,22 +148,28 @@ fn remove_if_exists(path: &Path) -> Result<(), ReposError> {
 
 /// xxh3-128 (hex) of the entries' names, each followed by a NUL byte.
 fn names_hash(entries: &[PathBuf]) -> String {
-    let mut bytes = Vec::new();
-    for entry in entries {
-        bytes.extend_from_slice(entry.file_name().unwrap_or_default().as_encoded_bytes());
-        bytes.push(0);
-    }
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+    hash_each(entries, |entry| {
+        entry
+            .file_name()
+            .unwrap_or_default()
+            .as_encoded_bytes()
+            .to_vec()
+    })
 }
 
-/// The HEAD commit of every entry (see [`head_commit`]), hashed as
-/// [`names_hash`] hashes the names.
+/// The HEAD commit of every entry (see [`head_commit`]; nothing for plain
+/// folders), hashed as [`names_hash`] hashes the names.
 fn heads_hash(entries: &[PathBuf]) -> String {
+    hash_each(entries, |entry| {
+        head_commit(entry).map_or_else(Vec::new, |id| id.as_bytes().to_vec())
+    })
+}
+
+/// xxh3-128 (hex) of `part` of each entry, in order, each followed by a NUL byte.
+fn hash_each(entries: &[PathBuf], part: impl Fn(&Path) -> Vec<u8>) -> String {
     let mut bytes = Vec::new();
     for entry in entries {
-        if let Some(id) = head_commit(entry) {
-            bytes.extend_from_slice(id.as_bytes());
-        }
+        bytes.extend_from_slice(&part(entry));
         bytes.push(0);
     }
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
