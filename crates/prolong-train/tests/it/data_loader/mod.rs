@@ -142,6 +142,14 @@ fn three_streams(tmp: &Path, sizes: [usize; 3]) -> Vec<PathBuf> {
     ]
 }
 
+/// A temporary folder holding [`three_streams`] of `sizes`, and their mixture in
+/// `proportions` (the streams live as long as the returned folder).
+fn three_stream_mixture(sizes: [usize; 3], proportions: &[f64]) -> (tempfile::TempDir, Mixture) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mix = mixture(&three_streams(tmp.path(), sizes), proportions);
+    (tmp, mix)
+}
+
 fn mixture(paths: &[PathBuf], proportions: &[f64]) -> Mixture {
     Mixture {
         streams: paths

@@ -210,10 +210,8 @@ fn loader_is_send() {
 /// share. A stage with less than a step left hands out nothing and stays put.
 #[test]
 fn each_rank_reads_only_its_part_of_every_step() {
-    let tmp = tempfile::tempdir().unwrap();
     // Stream 2 is small: the parts cross into its later epochs.
-    let paths = three_streams(tmp.path(), [10, 9, 3]);
-    let mix = mixture(&paths, &[0.3, 0.3, 0.4]);
+    let (_tmp, mix) = three_stream_mixture([10, 9, 3], &[0.3, 0.3, 0.4]);
     let (step, total) = (12u64, 30u64);
     let mut one = MixtureLoader::new(&mix, total, SEQ, 7).unwrap();
     let full = ids(&drain(&mut one));

@@ -51,10 +51,8 @@ fn allocation_is_floor_plus_seeded_remainder() {
 
 #[test]
 fn loader_counts_match_the_allocation() {
-    let tmp = tempfile::tempdir().unwrap();
-    let paths = three_streams(tmp.path(), [6, 5, 7]);
     // Unnormalised proportions: 3/3/4 is 0.3/0.3/0.4.
-    let mix = mixture(&paths, &[3.0, 3.0, 4.0]);
+    let (_tmp, mix) = three_stream_mixture([6, 5, 7], &[3.0, 3.0, 4.0]);
     let mut l = MixtureLoader::new(&mix, 10, SEQ, 1).unwrap();
     assert_eq!(l.allocation(), &[3, 3, 4]);
     let seqs = drain(&mut l);
@@ -79,9 +77,7 @@ fn loader_counts_match_the_allocation() {
 
 #[test]
 fn columns_are_read_in_every_layout() {
-    let tmp = tempfile::tempdir().unwrap();
-    let paths = three_streams(tmp.path(), [4, 4, 6]);
-    let mix = mixture(&paths, &[1.0, 1.0, 1.0]);
+    let (_tmp, mix) = three_stream_mixture([4, 4, 6], &[1.0, 1.0, 1.0]);
     let mut l = MixtureLoader::new(&mix, 30, SEQ, 3).unwrap();
     let seqs = drain(&mut l);
     let mut merged_samples = std::collections::BTreeSet::new();
@@ -172,9 +168,7 @@ fn uint32_mask_is_accepted_and_bad_values_are_errors() {
 
 #[test]
 fn same_seed_same_order_different_seed_different_order() {
-    let tmp = tempfile::tempdir().unwrap();
-    let paths = three_streams(tmp.path(), [20, 20, 20]);
-    let mix = mixture(&paths, &[0.3, 0.3, 0.4]);
+    let (_tmp, mix) = three_stream_mixture([20, 20, 20], &[0.3, 0.3, 0.4]);
     let run = |seed| {
         ids(&drain(
             &mut MixtureLoader::new(&mix, 40, SEQ, seed).unwrap(),
