@@ -153,10 +153,7 @@ fn train_says_its_device_and_refuses_cuda_it_cannot_have() {
         eprintln!("skipped: this machine has a GPU");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    util::write_packed(&data, &util::random_samples(4, 16, 64, 1));
-    let out = tmp.path().join("out");
+    let (tmp, data, out) = util::temp_packed(&util::random_samples(4, 16, 64, 1));
     let cfg = util::write(
         &tmp.path().join("r.toml"),
         &util::recipe(&data, &out, 16, 1, 1, 0, 64, 1e-3),

@@ -228,10 +228,7 @@ fn shard_size_and_eval_settings() {
 /// give exit code 1 and one line on stderr, before any training.
 #[test]
 fn cli_reports_recipe_and_data_errors_in_one_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    util::write_packed(&data, &util::random_samples(4, 32, 64, 1));
-    let out = tmp.path().join("out");
+    let (tmp, data, out) = util::temp_packed(&util::random_samples(4, 32, 64, 1));
     let good = util::recipe(&data, &out, 32, 1, 2, 0, 64, 1e-3);
     for (text, want) in [
         (

@@ -91,8 +91,6 @@ fn held_out_sequences_are_never_trained_on() {
 
 #[test]
 fn held_out_loss_is_recorded_and_falls() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
     // Documents that repeat a short cycle: held-out ones follow the same rule.
     let samples: Vec<(Vec<u32>, Vec<u32>)> = (0..12)
         .map(|i| {
@@ -102,8 +100,7 @@ fn held_out_loss_is_recorded_and_falls() {
             )
         })
         .collect();
-    util::write_packed(&data, &samples);
-    let out = tmp.path().join("out");
+    let (tmp, data, out) = util::temp_packed(&samples);
     let text =
         util::recipe(&data, &out, 32, 1, 16, 0, 16, 1e-2) + "\n[eval]\nsequences = 3\nevery = 5\n";
     let path = util::write(&tmp.path().join("r.toml"), &text);

@@ -40,10 +40,7 @@ fn repetitive(n: usize, len: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
 
 #[test]
 fn loss_falls_on_repetitive_data() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    util::write_packed(&data, &repetitive(16, 64));
-    let out = tmp.path().join("out");
+    let (tmp, data, out) = util::temp_packed(&repetitive(16, 64));
     let text = util::recipe(&data, &out, 64, 2, 40, 20, 64, 1e-2);
     let path = util::write(&tmp.path().join("r.toml"), &text);
     let cfg = StageConfig::load(&path).unwrap();
@@ -158,10 +155,7 @@ fn stage_two_keeps_adam_state_with_a_fresh_schedule() {
 /// resumed run continues from them.
 #[test]
 fn bf16_compute_keeps_fp32_masters() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    util::write_packed(&data, &repetitive(8, 64));
-    let out = tmp.path().join("out");
+    let (tmp, data, out) = util::temp_packed(&repetitive(8, 64));
     let text = util::recipe(&data, &out, 64, 1, 12, 6, 64, 1e-2)
         .replace("[model]\n", "[model]\ndtype = \"bf16\"\n");
     let path = util::write(&tmp.path().join("r.toml"), &text);

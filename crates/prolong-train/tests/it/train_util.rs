@@ -32,6 +32,16 @@ pub fn recipe(
     )
 }
 
+/// A temporary folder holding the packed dataset `samples` in `data/`: `(folder, data,
+/// out)`, where `out/` (not made here) is the output folder of a run over it.
+pub fn temp_packed(samples: &[(Vec<u32>, Vec<u32>)]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_packed(&data, samples);
+    let out = tmp.path().join("out");
+    (tmp, data, out)
+}
+
 pub fn write(path: &Path, text: &str) -> PathBuf {
     std::fs::write(path, text).unwrap();
     path.to_path_buf()
