@@ -3,21 +3,11 @@
 //! results agree within bf16 tolerance. Without a GPU each test says so and passes.
 #![cfg(feature = "cuda")]
 
-use crate::common::{Rng, norm_rel_err};
+use crate::common::{Rng, gpu, norm_rel_err_on_cpu};
 use candle_core::{DType, Device, Tensor};
 use prolong_train::PackedSequence;
 use prolong_train::ops::attention::{self, Heads};
 use prolong_train::ops::{cross_entropy, rmsnorm, rope::Rope, silu_mul};
-
-fn gpu() -> Option<Device> {
-    match Device::new_cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("skipped: no CUDA device ({e})");
-            None
-        }
-    }
-}
 
 /// A random tensor, bf16-rounded: `(cpu f32, gpu bf16)` holding the same values.
 fn pair(rng: &mut Rng, shape: &[usize], scale: f64, gpu: &Device) -> (Tensor, Tensor) {
@@ -26,12 +16,7 @@ fn pair(rng: &mut Rng, shape: &[usize], scale: f64, gpu: &Device) -> (Tensor, Te
 }
 
 fn close(name: &str, gpu_out: &Tensor, cpu_out: &Tensor, tol: f64) {
-    let g = gpu_out
-        .to_device(&Device::Cpu)
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap();
-    let err = norm_rel_err(&g, cpu_out);
+    let err = norm_rel_err_on_cpu(gpu_out, cpu_out);
     assert!(err < tol, "{name}: relative error {err} ≥ {tol}");
 }
 

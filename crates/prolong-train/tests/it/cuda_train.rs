@@ -3,30 +3,15 @@
 //! passes.
 #![cfg(feature = "cuda")]
 
-use crate::common::{Rng, norm_rel_err};
+use crate::common::{Rng, gpu, gqa_config, norm_rel_err_on_cpu};
 use candle_core::{DType, Device};
 use prolong_train::optim::{AdamW, AdamWConfig, Gradients};
 use prolong_train::train::init::random_llama;
 use prolong_train::{LlamaConfig, PackedSequence};
 
-fn gpu() -> Option<Device> {
-    match Device::new_cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("skipped: no CUDA device ({e})");
-            None
-        }
-    }
-}
-
 /// Small, but with the shapes the fused kernels take (head dim 64, GQA).
 fn config(vocab: usize) -> LlamaConfig {
-    LlamaConfig::from_json(&format!(
-        r#"{{"vocab_size": {vocab}, "hidden_size": 256, "intermediate_size": 688,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": false}}"#
-    ))
-    .unwrap()
+    gqa_config(vocab, 256, 688)
 }
 
 fn sequence(rng: &mut Rng, t: usize, vocab: usize) -> PackedSequence {
@@ -57,12 +42,7 @@ fn one_training_step_matches_cpu() {
         lc.loss
     );
     for ((name, c), (_, g)) in gc.named().iter().zip(gg.named().iter()) {
-        let g = g
-            .to_device(&Device::Cpu)
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap();
-        let err = norm_rel_err(&g, c);
+        let err = norm_rel_err_on_cpu(g, c);
         assert!(err < 5e-2, "gradient {name}: relative error {err}");
     }
     let step = |model: &mut prolong_train::Llama, grads: &prolong_train::LlamaParams| {
@@ -74,12 +54,7 @@ fn one_training_step_matches_cpu() {
     step(&mut cpu, &gc);
     step(&mut gpu, &gg);
     for ((name, c), (_, g)) in cpu.params().named().iter().zip(gpu.params().named().iter()) {
-        let g = g
-            .to_device(&Device::Cpu)
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap();
-        let err = norm_rel_err(&g, c);
+        let err = norm_rel_err_on_cpu(g, c);
         assert!(err < 1e-2, "updated {name}: relative error {err}");
     }
 }
@@ -121,7 +96,7 @@ fn adamw_on_the_gpu_matches_the_cpu() {
             ("exp_avg", &c.exp_avg, &g.exp_avg),
             ("exp_avg_sq", &c.exp_avg_sq, &g.exp_avg_sq),
         ] {
-            let err = norm_rel_err(&b.to_device(&Device::Cpu).unwrap(), a);
+            let err = norm_rel_err_on_cpu(b, a);
             assert!(err < 1e-5, "{} {what}: relative error {err}", c.name);
         }
     }

@@ -1,6 +1,6 @@
 //! AdamW, the schedule, clipping and gradient accumulation against hand computations.
 
-use crate::common::to_f64_vec;
+use crate::common::{gqa_config, to_f64_vec};
 use candle_core::{DType, Device, Tensor};
 use prolong_rng::SplitMix64;
 use prolong_train::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients, decays};
@@ -195,12 +195,7 @@ fn accumulation_of_two_micro_batches_is_the_mean() {
 
 /// A 2-layer Llama with hidden size 32 (4 heads, 2 kv heads, FFN 64) and `vocab` tokens.
 fn small_config(vocab: usize) -> LlamaConfig {
-    LlamaConfig::from_json(&format!(
-        r#"{{"vocab_size": {vocab}, "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": false}}"#
-    ))
-    .unwrap()
+    gqa_config(vocab, 32, 64)
 }
 
 /// Mixed precision at the Llama-3 vocabulary (128,256, tiny trunk): the log-sum-exp runs

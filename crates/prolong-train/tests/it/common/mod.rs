@@ -52,6 +52,17 @@ pub fn tiny_config(tied: bool) -> LlamaConfig {
     .unwrap()
 }
 
+/// A 2-layer GQA Llama (4 heads, 2 KV heads; Llama-3's RoPE θ, untied embeddings) of
+/// width `hidden`, FFN width `ffn` and `vocab` tokens.
+pub fn gqa_config(vocab: usize, hidden: usize, ffn: usize) -> LlamaConfig {
+    LlamaConfig::from_json(&format!(
+        r#"{{"vocab_size": {vocab}, "hidden_size": {hidden}, "intermediate_size": {ffn},
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": false}}"#
+    ))
+    .unwrap()
+}
+
 /// Random parameters for `cfg` (norm weights near 1, projections ~0.5).
 pub fn random_model(cfg: &LlamaConfig, rng: &mut Rng, dtype: DType) -> Llama {
     let shapes = cfg.param_shapes();
@@ -105,8 +116,30 @@ pub fn norm_rel_err(a: &Tensor, b: &Tensor) -> f64 {
     (diff / norm).sqrt()
 }
 
+/// [`norm_rel_err`] of `a`, on any device and in any float dtype, against `b` on the CPU.
+pub fn norm_rel_err_on_cpu(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a
+        .to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    norm_rel_err(&a, b)
+}
+
 pub fn norm(t: &Tensor) -> f64 {
     to_f64_vec(t).iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// The CUDA device at ordinal 0, or `None` and a line saying the test skipped (no GPU here,
+/// or a build without the `cuda` feature).
+pub fn gpu() -> Option<Device> {
+    match Device::new_cuda(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("skipped: no CUDA device ({e})");
+            None
+        }
+    }
 }
 
 /// `x` with flat coordinate `i` moved by `delta`.
