@@ -1,6 +1,6 @@
 //! AdamW, the schedule, clipping and gradient accumulation against hand computations.
 
-use crate::common::{gqa_config, to_f64_vec};
+use crate::common::{distance, gqa_config, norm, norm_rel_err, to_f64_vec};
 use candle_core::{DType, Device, Tensor};
 use prolong_rng::SplitMix64;
 use prolong_train::optim::{AdamW, AdamWConfig, CosineSchedule, Gradients, decays};
@@ -16,6 +16,20 @@ fn tiny_config() -> LlamaConfig {
             "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false}"#,
     )
     .unwrap()
+}
+
+/// Two single-document sequences of `la` and `lb` random tokens of [`tiny_config`]'s
+/// vocabulary (drawn in that order from `seed`), and one sequence holding both as
+/// separate documents.
+fn two_and_both(seed: u64, la: usize, lb: usize) -> ([PackedSequence; 2], PackedSequence) {
+    let mut rng = SplitMix64::new(seed);
+    let a: Vec<u32> = (0..la).map(|_| rng.below(23) as u32).collect();
+    let b: Vec<u32> = (0..lb).map(|_| rng.below(23) as u32).collect();
+    let sa = PackedSequence::new(a.clone(), &[[0, la]], None).unwrap();
+    let sb = PackedSequence::new(b.clone(), &[[0, lb]], None).unwrap();
+    let both: Vec<u32> = a.iter().chain(&b).copied().collect();
+    let sab = PackedSequence::new(both, &[[0, la], [la, la + lb]], None).unwrap();
+    ([sa, sb], sab)
 }
 
 #[test]
@@ -155,11 +169,7 @@ fn clipping_scales_to_max_norm() {
 fn accumulation_of_two_micro_batches_is_the_mean() {
     let cfg = tiny_config();
     let model = random_llama(&cfg, 2, 0.5, DType::F32, &Device::Cpu).unwrap();
-    let mut rng = SplitMix64::new(5);
-    let a: Vec<u32> = (0..10).map(|_| rng.below(23) as u32).collect();
-    let b: Vec<u32> = (0..10).map(|_| rng.below(23) as u32).collect();
-    let sa = PackedSequence::new(a.clone(), &[[0, 10]], None).unwrap();
-    let sb = PackedSequence::new(b.clone(), &[[0, 10]], None).unwrap();
+    let ([sa, sb], sab) = two_and_both(5, 10, 10);
     let (loss, grads) = accumulate(
         &model,
         &[sa.clone(), sb.clone()],
@@ -176,19 +186,10 @@ fn accumulation_of_two_micro_batches_is_the_mean() {
         assert_eq!(to_f64_vec(x), to_f64_vec(&want));
     }
 
-    let both: Vec<u32> = a.iter().chain(&b).copied().collect();
-    let sab = PackedSequence::new(both, &[[0, 10], [10, 20]], None).unwrap();
     let (lab, gab) = model.loss_and_grads_blocked(&sab, 4).unwrap();
     assert!((loss - lab.loss).abs() < 1e-5, "{loss} vs {}", lab.loss);
     for (x, (name, y)) in grads.tensors.iter().zip(gab.named()) {
-        let (x, y) = (to_f64_vec(x), to_f64_vec(y));
-        let err: f64 = x
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (a - b).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        let norm: f64 = y.iter().map(|b| b * b).sum::<f64>().sqrt();
+        let (err, norm) = (distance(x, y), norm(y));
         assert!(err <= 1e-4 * norm.max(1e-6), "{name}: {err} vs norm {norm}");
     }
 }
@@ -219,10 +220,7 @@ fn bf16_matches_f32_at_llama3_vocabulary() {
     );
     assert!(rel < 0.01, "bf16 loss {} vs f32 {}", o16.loss, o32.loss);
     for ((name, a), (_, b)) in g16.named().into_iter().zip(g32.named()) {
-        let (a, b) = (to_f64_vec(a), to_f64_vec(b));
-        let err: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
-        let norm: f64 = b.iter().map(|y| y * y).sum::<f64>();
-        let err = (err / norm).sqrt();
+        let err = norm_rel_err(a, b);
         eprintln!("{name}: norm-relative error {err:.2e}");
         assert!(
             err < 0.02,
@@ -287,13 +285,10 @@ fn bf16_training_steps_track_f32() {
 fn loss_normalisation_sequence_and_token_by_hand() {
     let cfg = tiny_config();
     let model = random_llama(&cfg, 7, 0.5, DType::F32, &Device::Cpu).unwrap();
-    let mut rng = SplitMix64::new(9);
-    let a: Vec<u32> = (0..4).map(|_| rng.below(23) as u32).collect();
-    let b: Vec<u32> = (0..12).map(|_| rng.below(23) as u32).collect();
-    let sa = PackedSequence::new(a.clone(), &[[0, 4]], None).unwrap();
-    let sb = PackedSequence::new(b.clone(), &[[0, 12]], None).unwrap();
+    let ([sa, sb], sab) = two_and_both(9, 4, 12);
     // hand: −log softmax(logits[p])[ids[p + 1]] for every p but the last
-    let token_losses = |seq: &PackedSequence, ids: &[u32]| -> Vec<f64> {
+    let token_losses = |seq: &PackedSequence| -> Vec<f64> {
+        let ids = seq.input_ids();
         let logits = model.logits(seq).unwrap();
         let rows: Vec<Vec<f64>> = logits.to_dtype(DType::F64).unwrap().to_vec2().unwrap();
         (0..ids.len() - 1)
@@ -304,7 +299,7 @@ fn loss_normalisation_sequence_and_token_by_hand() {
             })
             .collect()
     };
-    let (la, lb) = (token_losses(&sa, &a), token_losses(&sb, &b));
+    let (la, lb) = (token_losses(&sa), token_losses(&sb));
     assert_eq!((la.len(), lb.len()), (3, 11));
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let want_seq = (mean(&la) + mean(&lb)) / 2.0;
@@ -326,27 +321,17 @@ fn loss_normalisation_sequence_and_token_by_hand() {
         "token: {lt} vs hand {want_tok}"
     );
 
-    let both: Vec<u32> = a.iter().chain(&b).copied().collect();
-    let sab = PackedSequence::new(both, &[[0, 4], [4, 16]], None).unwrap();
     let (lab, gab) = model.loss_and_grads_blocked(&sab, 4).unwrap();
     assert!((lab.loss - want_tok).abs() < 1e-5);
     for ((t, s), (name, y)) in gt.tensors.iter().zip(&gs.tensors).zip(gab.named()) {
-        let (t, s, y) = (to_f64_vec(t), to_f64_vec(s), to_f64_vec(y));
-        let dist = |x: &[f64]| -> f64 {
-            x.iter()
-                .zip(&y)
-                .map(|(p, q)| (p - q).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        };
-        let norm: f64 = y.iter().map(|q| q * q).sum::<f64>().sqrt();
+        let norm = norm(y);
         assert!(
-            dist(&t) <= 1e-4 * norm.max(1e-6),
+            distance(t, y) <= 1e-4 * norm.max(1e-6),
             "{name}: token gradient off"
         );
         if norm > 1e-3 {
             assert!(
-                dist(&s) > 1e-2 * norm,
+                distance(s, y) > 1e-2 * norm,
                 "{name}: sequence gradient equals token's"
             );
         }

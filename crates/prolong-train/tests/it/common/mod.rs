@@ -126,6 +126,17 @@ pub fn norm_rel_err_on_cpu(a: &Tensor, b: &Tensor) -> f64 {
     norm_rel_err(&a, b)
 }
 
+/// `||a − b||` (Euclidean) over every element, in f64.
+pub fn distance(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (to_f64_vec(a), to_f64_vec(b));
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
 pub fn norm(t: &Tensor) -> f64 {
     to_f64_vec(t).iter().map(|x| x * x).sum::<f64>().sqrt()
 }
