@@ -11,17 +11,29 @@ fn all(t: &Tensor) -> Vec<usize> {
     (0..t.elem_count()).collect()
 }
 
+/// [`fd_check`] of `analytic`, an op's backward of `r` with respect to its input `x`, at
+/// every coordinate: `r` is the gradient of `Σ forward(x) ⊙ r`.
+fn check_backward(
+    what: &str,
+    x: &Tensor,
+    analytic: &Tensor,
+    r: &Tensor,
+    forward: impl Fn(&Tensor) -> Tensor,
+) {
+    fd_check(what, x, analytic, &all(x), |x| dot(&forward(x), r));
+}
+
 #[test]
 fn linear_backward_matches_finite_differences() {
     let mut rng = Rng::new(1);
     let (x, w) = (rng.tensor(&[5, 7], 1.0), rng.tensor(&[4, 7], 1.0));
     let r = rng.tensor(&[5, 4], 1.0);
     let (dx, dw) = linear::backward(&r, &x, &w).unwrap();
-    fd_check("linear dx", &x, &dx, &all(&x), |x| {
-        dot(&linear::forward(x, &w).unwrap(), &r)
+    check_backward("linear dx", &x, &dx, &r, |x| {
+        linear::forward(x, &w).unwrap()
     });
-    fd_check("linear dw", &w, &dw, &all(&w), |w| {
-        dot(&linear::forward(&x, w).unwrap(), &r)
+    check_backward("linear dw", &w, &dw, &r, |w| {
+        linear::forward(&x, w).unwrap()
     });
 }
 
@@ -32,8 +44,8 @@ fn embedding_backward_matches_finite_differences() {
     let ids = Tensor::new(&[3u32, 7, 3, 0, 9, 3], &Device::Cpu).unwrap();
     let r = rng.tensor(&[6, 4], 1.0);
     let dt = embedding::backward(&r, &ids, 10).unwrap();
-    fd_check("embedding", &table, &dt, &all(&table), |t| {
-        dot(&embedding::forward(&ids, t).unwrap(), &r)
+    check_backward("embedding", &table, &dt, &r, |t| {
+        embedding::forward(&ids, t).unwrap()
     });
 }
 
@@ -55,9 +67,9 @@ fn rmsnorm_backward_matches_finite_differences() {
         }
     }
     let (dx, dw) = rmsnorm::backward(&r, &x, &w, &rstd).unwrap();
-    let f = |x: &Tensor, w: &Tensor| dot(&rmsnorm::forward(x, w, eps).unwrap().0, &r);
-    fd_check("rmsnorm dx", &x, &dx, &all(&x), |x| f(x, &w));
-    fd_check("rmsnorm dw", &w, &dw, &all(&w), |w| f(&x, w));
+    let f = |x: &Tensor, w: &Tensor| rmsnorm::forward(x, w, eps).unwrap().0;
+    check_backward("rmsnorm dx", &x, &dx, &r, |x| f(x, &w));
+    check_backward("rmsnorm dw", &w, &dw, &r, |w| f(&x, w));
 }
 
 #[test]
@@ -88,9 +100,7 @@ fn rope_matches_rotate_half_and_backward_matches_finite_differences() {
     }
     let r = rng.tensor(&[6, heads * d], 1.0);
     let dx = rope.backward(&r).unwrap();
-    fd_check("rope", &x, &dx, &all(&x), |x| {
-        dot(&rope.forward(x).unwrap(), &r)
-    });
+    check_backward("rope", &x, &dx, &r, |x| rope.forward(x).unwrap());
 }
 
 #[test]
@@ -100,9 +110,9 @@ fn silu_mul_backward_matches_finite_differences() {
     let u = rng.tensor(&[5, 6], 2.0);
     let r = rng.tensor(&[5, 6], 1.0);
     let (dg, du) = silu_mul::backward(&r, &g, &u).unwrap();
-    let f = |g: &Tensor, u: &Tensor| dot(&silu_mul::forward(g, u).unwrap(), &r);
-    fd_check("silu_mul dg", &g, &dg, &all(&g), |g| f(g, &u));
-    fd_check("silu_mul du", &u, &du, &all(&u), |u| f(&g, u));
+    let f = |g: &Tensor, u: &Tensor| silu_mul::forward(g, u).unwrap();
+    check_backward("silu_mul dg", &g, &dg, &r, |g| f(g, &u));
+    check_backward("silu_mul du", &u, &du, &r, |u| f(&g, u));
 }
 
 #[test]
@@ -189,11 +199,11 @@ fn attention_doc_mask_gqa_matches_naive_and_finite_differences() {
     let r = rng.tensor(&[t, 16], 1.0);
     let (dq, dk, dv) = attention::backward(&r, &q, &k, &v, &heads, &segments).unwrap();
     let f = |q: &Tensor, k: &Tensor, v: &Tensor| {
-        dot(&attention::forward(q, k, v, &heads, &segments).unwrap(), &r)
+        attention::forward(q, k, v, &heads, &segments).unwrap()
     };
-    fd_check("attention dq", &q, &dq, &all(&q), |q| f(q, &k, &v));
-    fd_check("attention dk", &k, &dk, &all(&k), |k| f(&q, k, &v));
-    fd_check("attention dv", &v, &dv, &all(&v), |v| f(&q, &k, v));
+    check_backward("attention dq", &q, &dq, &r, |q| f(q, &k, &v));
+    check_backward("attention dk", &k, &dk, &r, |k| f(&q, k, &v));
+    check_backward("attention dv", &v, &dv, &r, |v| f(&q, &k, v));
 }
 
 #[test]
