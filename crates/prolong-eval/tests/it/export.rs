@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::recall_common::fixture;
 use candle_core::{DType, Device};
 use prolong_eval::export::{ExportError, ExportSpec, export};
 use prolong_train::train::init::random_llama;
@@ -59,6 +60,8 @@ struct Setup {
     model: Llama,
     ckpt: PathBuf,
     tokenizer: PathBuf,
+    /// Where [`spec`] exports to, `root/hf` (not made here).
+    out: PathBuf,
 }
 
 fn setup(vocab: usize) -> Setup {
@@ -79,6 +82,7 @@ fn setup(vocab: usize) -> Setup {
     std::fs::write(&tokenizer, tokenizer_json().to_string()).unwrap();
     Setup {
         _tmp: tmp,
+        out: root.join("hf"),
         root,
         model,
         ckpt,
@@ -86,13 +90,15 @@ fn setup(vocab: usize) -> Setup {
     }
 }
 
-fn spec<'a>(s: &'a Setup, out: &'a Path) -> ExportSpec<'a> {
+/// The export of `s`'s checkpoint and tokenizer to `s.out`, with the default tokenizer
+/// config and dtype.
+fn spec(s: &Setup) -> ExportSpec<'_> {
     ExportSpec {
         model: &s.ckpt,
         tokenizer: &s.tokenizer,
         tokenizer_config: None,
         dtype: None,
-        out,
+        out: &s.out,
     }
 }
 
@@ -117,8 +123,7 @@ fn assert_same_tensors(a: &Llama, b: &Llama, dtype: DType) {
 #[test]
 fn export_round_trips_with_llama3_ids() {
     let s = setup(48);
-    let out = s.root.join("hf");
-    let summary = export(&spec(&s, &out)).unwrap();
+    let summary = export(&spec(&s)).unwrap();
     assert_eq!(
         (summary.bos_token_id, summary.eos_token_id),
         (BOS, EOT),
@@ -127,10 +132,10 @@ fn export_round_trips_with_llama3_ids() {
     assert_eq!(summary.stop_token_ids, [END_OF_TEXT, EOT]);
     assert_eq!(summary.tokenizer_vocab_size, 46);
 
-    let back = Llama::load(&out, DType::F32, &Device::Cpu).unwrap();
+    let back = Llama::load(&s.out, DType::F32, &Device::Cpu).unwrap();
     assert_same_tensors(&s.model, &back, DType::F32);
 
-    let config = read_json(&out.join("config.json"));
+    let config = read_json(&s.out.join("config.json"));
     assert_eq!(config["architectures"], json!(["LlamaForCausalLM"]));
     assert_eq!(config["model_type"], "llama");
     assert_eq!(config["bos_token_id"], BOS);
@@ -140,12 +145,12 @@ fn export_round_trips_with_llama3_ids() {
         config["max_position_embeddings"], 4096,
         "other keys are kept"
     );
-    let generation = read_json(&out.join("generation_config.json"));
+    let generation = read_json(&s.out.join("generation_config.json"));
     assert_eq!(
         generation,
         json!({"bos_token_id": BOS, "eos_token_id": [END_OF_TEXT, EOT], "do_sample": false})
     );
-    let tok_config = read_json(&out.join("tokenizer_config.json"));
+    let tok_config = read_json(&s.out.join("tokenizer_config.json"));
     assert_eq!(tok_config["bos_token"], "<|begin_of_text|>");
     assert_eq!(tok_config["eos_token"], "<|eot_id|>");
     assert!(
@@ -155,7 +160,7 @@ fn export_round_trips_with_llama3_ids() {
             .contains("<|start_header_id|>")
     );
     assert_eq!(
-        std::fs::read(out.join("tokenizer.json")).unwrap(),
+        std::fs::read(s.out.join("tokenizer.json")).unwrap(),
         std::fs::read(&s.tokenizer).unwrap()
     );
     // nothing but the export beside the inputs: the temporary folder was renamed
@@ -174,31 +179,31 @@ fn given_tokenizer_config_and_dtype_are_used() {
     let given = json!({"bos_token": {"content": "<|begin_of_text|>"},
                        "eos_token": "<|end_of_text|>", "tokenizer_class": "PreTrainedTokenizerFast"});
     std::fs::write(&cfg_path, given.to_string()).unwrap();
-    let out = s.root.join("hf");
     let summary = export(&ExportSpec {
         tokenizer_config: Some(&cfg_path),
         dtype: Some(DType::BF16),
-        ..spec(&s, &out)
+        ..spec(&s)
     })
     .unwrap();
     assert_eq!(summary.eos_token_id, END_OF_TEXT);
     assert_eq!(summary.stop_token_ids, [END_OF_TEXT]);
-    assert_eq!(read_json(&out.join("tokenizer_config.json")), given);
+    assert_eq!(read_json(&s.out.join("tokenizer_config.json")), given);
     assert_eq!(
-        read_json(&out.join("generation_config.json"))["eos_token_id"],
+        read_json(&s.out.join("generation_config.json"))["eos_token_id"],
         END_OF_TEXT
     );
     assert_eq!(
-        read_json(&out.join("config.json"))["torch_dtype"],
+        read_json(&s.out.join("config.json"))["torch_dtype"],
         "bfloat16"
     );
-    let back = Llama::load(&out, DType::BF16, &Device::Cpu).unwrap();
+    let back = Llama::load(&s.out, DType::BF16, &Device::Cpu).unwrap();
     assert_same_tensors(&s.model, &back, DType::BF16);
     // exporting again from the bf16 folder keeps bf16 (the stored dtype)
     let again = s.root.join("hf2");
     let summary = export(&ExportSpec {
-        model: &out,
-        ..spec(&s, &again)
+        model: &s.out,
+        out: &again,
+        ..spec(&s)
     })
     .unwrap();
     assert_eq!(summary.dtype, DType::BF16);
@@ -207,8 +212,7 @@ fn given_tokenizer_config_and_dtype_are_used() {
 #[test]
 fn bad_inputs_are_refused_without_output() {
     let s = setup(40);
-    let out = s.root.join("hf");
-    let err = export(&spec(&s, &out)).unwrap_err();
+    let err = export(&spec(&s)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -220,13 +224,12 @@ fn bad_inputs_are_refused_without_output() {
         ),
         "{err}"
     );
-    assert!(!out.exists());
+    assert!(!s.out.exists());
 
     let s = setup(48);
-    let out_exists = s.root.join("hf");
-    std::fs::create_dir(&out_exists).unwrap();
+    std::fs::create_dir(&s.out).unwrap();
     assert!(matches!(
-        export(&spec(&s, &out_exists)).unwrap_err(),
+        export(&spec(&s)).unwrap_err(),
         ExportError::OutputExists { .. }
     ));
 
@@ -235,7 +238,8 @@ fn bad_inputs_are_refused_without_output() {
     let out = s.root.join("hf-other");
     let err = export(&ExportSpec {
         tokenizer_config: Some(&cfg_path),
-        ..spec(&s, &out)
+        out: &out,
+        ..spec(&s)
     })
     .unwrap_err();
     assert!(err.to_string().contains("<s>"), "{err}");
@@ -273,11 +277,10 @@ fn transformers_loads_the_export_and_decodes_like_us() {
         return;
     }
     let s = setup(48);
-    let out = s.root.join("hf");
-    let summary = export(&spec(&s, &out)).unwrap();
+    let summary = export(&spec(&s)).unwrap();
     let o = Command::new("python3")
         .args(["-c", HF_SCRIPT])
-        .arg(&out)
+        .arg(&s.out)
         .env("TRANSFORMERS_VERBOSITY", "error")
         .env("HF_HUB_OFFLINE", "1")
         .output()
@@ -320,20 +323,13 @@ fn transformers_loads_the_export_and_decodes_like_us() {
 /// default config names its special tokens 128000 / 128009 and stops at 128001 and 128009.
 #[test]
 fn llama3_tokenizer_gets_meta_ids() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cache/tokenizer.json");
-    if !path.exists() {
-        eprintln!(
-            "skipped llama3_tokenizer_gets_meta_ids: {} is missing (run `make fixtures`)",
-            path.display()
-        );
+    let Some(path) = fixture("tokenizer.json", "llama3_tokenizer_gets_meta_ids") else {
         return;
-    }
+    };
     let s = setup(128_256);
-    let out = s.root.join("hf");
     let summary = export(&ExportSpec {
         tokenizer: &path,
-        ..spec(&s, &out)
+        ..spec(&s)
     })
     .unwrap();
     assert_eq!(summary.tokenizer_vocab_size, 128_256);
@@ -342,5 +338,8 @@ fn llama3_tokenizer_gets_meta_ids() {
         (128_000, 128_009)
     );
     assert_eq!(summary.stop_token_ids, [128_001, 128_009]);
-    assert_eq!(read_json(&out.join("config.json"))["eos_token_id"], 128_009);
+    assert_eq!(
+        read_json(&s.out.join("config.json"))["eos_token_id"],
+        128_009
+    );
 }
