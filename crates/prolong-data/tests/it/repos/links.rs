@@ -93,8 +93,7 @@ fn redirected_git_dirs_are_skipped_never_followed() {
     let out = tmp.path().join("out");
     let report = run_task(&root, &out, &ReposOptions::default(), 0, 1, &mut |_| {}).unwrap();
     let docs = read_docs(&report.part);
-    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["z-own"]);
+    assert_eq!(ids(&docs), ["z-own"]);
     assert_eq!(docs[0].text, SMALL_TEXT);
     let skipped: BTreeMap<String, u64> = [("redirected_git_dir".to_string(), 9)].into();
     assert_eq!(report.stats.repos_skipped, skipped);
