@@ -41,7 +41,7 @@ fn run_alone(
 #[test]
 fn bad_records_are_counted_by_reason_with_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let input = tmp.path().join("docs.jsonl");
     let mut f = std::fs::File::create(&input).unwrap();
     // line 1: ok, after a UTF-8 byte order mark (it was malformed_json)
@@ -100,7 +100,7 @@ fn bad_records_are_counted_by_reason_with_file_and_line() {
 #[test]
 fn compressed_inputs_read_like_plain_ones() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let text: String = (0..200)
         .map(|i| format!("{{\"text\": \"document number {i}\"}}\n"))
         .collect();
@@ -133,7 +133,7 @@ fn compressed_inputs_read_like_plain_ones() {
 #[test]
 fn tasks_shard_inputs_and_merge_when_all_are_done() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let inputs = tmp.path().join("in");
     std::fs::create_dir(&inputs).unwrap();
     for i in 0..5 {
@@ -352,7 +352,7 @@ fn kjv_tokenizes_to_the_same_ids_as_one_whole_document_encode() {
 #[test]
 fn mediawiki_pages_not_emitted_are_counted_and_a_malformed_file_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let page = |t: &str| format!("<page><title>{t}</title><text>{t} text</text></page>\n");
     // The file ends inside page C's text: C was dropped without a count.
     let dump = tmp.path().join("dump.xml");

@@ -39,6 +39,11 @@ pub fn write_byte_tokenizer(dir: &Path) -> PathBuf {
     path
 }
 
+/// The byte tokenizer, written as `dir/tokenizer.json` and loaded from there.
+pub fn byte_tokenizer(dir: &Path) -> prolong_data::tokenize::Tokenizer {
+    prolong_data::tokenize::Tokenizer::from_file(write_byte_tokenizer(dir)).unwrap()
+}
+
 /// `err` is one line (a refusal's single error line) holding every one of `parts`.
 pub fn assert_error_line(err: &str, parts: &[&str]) {
     assert_eq!(err.lines().count(), 1, "{err}");
