@@ -135,15 +135,11 @@ fn tasks_shard_inputs_and_merge_when_all_are_done() {
     let tmp = tempfile::tempdir().unwrap();
     let tok = byte_tokenizer(tmp.path());
     let inputs = tmp.path().join("in");
-    std::fs::create_dir(&inputs).unwrap();
-    for i in 0..5 {
-        std::fs::write(
-            inputs.join(format!("f{i}.txt")),
-            format!("text of file {i}"),
-        )
-        .unwrap();
-    }
-    std::fs::write(inputs.join("ignored.bin"), b"\0\0").unwrap();
+    write_files(
+        &inputs,
+        (0..5).map(|i| (format!("f{i}.txt"), format!("text of file {i}"))),
+    );
+    write_files(&inputs, [("ignored.bin", b"\0\0")]);
     let out = tmp.path().join("out");
     let t0 = TaskSpec::new(0, 2).unwrap();
     let t1 = TaskSpec::new(1, 2).unwrap();
@@ -260,19 +256,19 @@ fn rerun_writes_a_missing_merged_index_and_removes_dead_temps() {
 fn rerun_with_other_settings_or_into_the_input_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let tokenizer = write_byte_tokenizer(tmp.path());
+    let fused = byte_tokenizer_json().replace("\"fuse_unk\":false", "\"fuse_unk\":true");
+    write_files(
+        tmp.path(),
+        [
+            ("other/tokenizer.json", fused.as_str()),
+            ("docs/a.jsonl", "{\"text\": \"one\"}\n"),
+            ("b.jsonl", "{\"text\": \"two\"}\n"),
+        ],
+    );
     let other_dir = tmp.path().join("other");
-    std::fs::create_dir(&other_dir).unwrap();
     let other_tokenizer = other_dir.join("tokenizer.json");
-    std::fs::write(
-        &other_tokenizer,
-        byte_tokenizer_json().replace("\"fuse_unk\":false", "\"fuse_unk\":true"),
-    )
-    .unwrap();
     let docs = tmp.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    std::fs::write(docs.join("a.jsonl"), "{\"text\": \"one\"}\n").unwrap();
     let second = tmp.path().join("b.jsonl");
-    std::fs::write(&second, "{\"text\": \"two\"}\n").unwrap();
     let out = tmp.path().join("tok");
     succeeded(
         tokenize_command(&docs, &tokenizer, "web")(&out)
@@ -405,11 +401,18 @@ fn mediawiki_pages_not_emitted_are_counted_and_a_malformed_file_is_an_error() {
 fn a_folders_stats_files_are_not_read_as_documents() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repos");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("part-00000-of-00001.jsonl"), "{\"text\": \"a\"}\n").unwrap();
+    write_files(
+        &dir,
+        [
+            ("part-00000-of-00001.jsonl", "{\"text\": \"a\"}\n"),
+            (
+                "part-00000-of-00001.stats.json",
+                "{\n  \"task\": \"part-00000-of-00001\"\n}\n",
+            ),
+            ("other.json", "{\"text\": \"b\"}\n"),
+        ],
+    );
     let stats = dir.join("part-00000-of-00001.stats.json");
-    std::fs::write(&stats, "{\n  \"task\": \"part-00000-of-00001\"\n}\n").unwrap();
-    std::fs::write(dir.join("other.json"), "{\"text\": \"b\"}\n").unwrap();
     let files = input_files(std::slice::from_ref(&dir)).unwrap();
     assert_eq!(
         files,

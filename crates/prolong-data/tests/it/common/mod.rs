@@ -44,6 +44,19 @@ pub fn byte_tokenizer(dir: &Path) -> prolong_data::tokenize::Tokenizer {
     prolong_data::tokenize::Tokenizer::from_file(write_byte_tokenizer(dir)).unwrap()
 }
 
+/// `files` (path relative to `dir`, content) written under `dir`, with the
+/// folders they need.
+pub fn write_files<P: AsRef<Path>, C: AsRef<[u8]>>(
+    dir: &Path,
+    files: impl IntoIterator<Item = (P, C)>,
+) {
+    for (rel, content) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
 /// `err` is one line (a refusal's single error line) holding every one of `parts`.
 pub fn assert_error_line(err: &str, parts: &[&str]) {
     assert_eq!(err.lines().count(), 1, "{err}");
