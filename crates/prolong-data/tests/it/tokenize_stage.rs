@@ -196,23 +196,19 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
         .unwrap();
     }
     drop(f);
-    let bin = env!("CARGO_BIN_EXE_prolong-data");
-    let args = |out: &Path| {
-        let mut c = std::process::Command::new(bin);
-        c.args([
-            "tokenize",
-            input.to_str().unwrap(),
+    let tokenizer = tokenizer.to_str().unwrap();
+    let args = cli_into(
+        "tokenize",
+        &[&input],
+        &[
             "--tokenizer",
-            tokenizer.to_str().unwrap(),
+            tokenizer,
             "--size-limit",
             "40000",
             "--domain",
             "web",
-            "--out",
-        ])
-        .arg(out);
-        c
-    };
+        ],
+    );
     assert_kill_and_rerun_is_identical(args, tmp.path(), 10);
 }
 
@@ -222,17 +218,12 @@ fn tokenize_command(
     tokenizer: &Path,
     domain: &str,
 ) -> impl Fn(&Path) -> std::process::Command + use<> {
-    let (input, tokenizer, domain) = (input.to_owned(), tokenizer.to_owned(), domain.to_owned());
-    move |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.arg("tokenize")
-            .arg(&input)
-            .arg("--tokenizer")
-            .arg(&tokenizer)
-            .args(["--domain", &domain, "--out"])
-            .arg(out);
-        c
-    }
+    let tokenizer = tokenizer.to_str().unwrap();
+    cli_into(
+        "tokenize",
+        &[input],
+        &["--tokenizer", tokenizer, "--domain", domain],
+    )
 }
 
 /// D3: a kill after the marker and before the merged index.json was renamed

@@ -81,6 +81,24 @@ pub fn cli() -> std::process::Command {
     c
 }
 
+/// `prolong-data STAGE INPUTS FLAGS --out OUT` (as [`cli`] runs it) for
+/// whichever OUT it is given: the command that the kill and dead-temp checks
+/// run again and again.
+pub fn cli_into(
+    stage: &str,
+    inputs: &[impl AsRef<std::ffi::OsStr>],
+    flags: &[&str],
+) -> Box<dyn Fn(&Path) -> std::process::Command> {
+    let mut args = vec![std::ffi::OsString::from(stage)];
+    args.extend(inputs.iter().map(|i| i.as_ref().to_owned()));
+    args.extend(flags.iter().map(std::ffi::OsString::from));
+    Box::new(move |out: &Path| {
+        let mut c = cli();
+        c.args(&args).arg("--out").arg(out);
+        c
+    })
+}
+
 /// Runs the `prolong-data` binary with `args`: (success, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
