@@ -111,6 +111,24 @@ fn report(what: &str, bytes: u64, wall: f64, cpu: f64, extra: &str) {
     );
 }
 
+/// [`report`] for a row that packs, timed from `started` (the wall clock and
+/// [`cpu_seconds`] then) to now: the sequences it made, and its CPU time
+/// against memcpy's for the same bytes.
+fn report_packing(
+    what: &str,
+    bytes: u64,
+    started: (Instant, f64),
+    sequences: u64,
+    memcpy_cpu: f64,
+) {
+    let (wall, cpu) = (started.0.elapsed().as_secs_f64(), cpu_seconds() - started.1);
+    let extra = format!(
+        " | {sequences} sequences, {:.2}x memcpy CPU",
+        cpu / memcpy_cpu.max(1e-9)
+    );
+    report(what, bytes, wall, cpu, &extra);
+}
+
 fn peak_mib() -> f64 {
     status_kib("VmHWM:") as f64 / 1024.0
 }
@@ -228,18 +246,7 @@ fn main() {
         .expect("pack");
     }
     let stats = packer.finish();
-    let pack_cpu = cpu_seconds() - c;
-    report(
-        "read+pack",
-        bytes,
-        t.elapsed().as_secs_f64(),
-        pack_cpu,
-        &format!(
-            " | {} sequences, {:.2}x memcpy CPU",
-            stats.sequences,
-            pack_cpu / memcpy_cpu.max(1e-9)
-        ),
-    );
+    report_packing("read+pack", bytes, (t, c), stats.sequences, memcpy_cpu);
 
     // The full task, writing shards.
     reset_peak();
@@ -257,18 +264,8 @@ fn main() {
         &mut |_| {},
     )
     .expect("pack task");
-    let task_cpu = cpu_seconds() - c;
-    report(
-        "pack task",
-        bytes,
-        t.elapsed().as_secs_f64(),
-        task_cpu,
-        &format!(
-            " | {} sequences, {:.2}x memcpy CPU",
-            task.record.stats.sequences,
-            task_cpu / memcpy_cpu.max(1e-9)
-        ),
-    );
+    let sequences = task.record.stats.sequences;
+    report_packing("pack task", bytes, (t, c), sequences, memcpy_cpu);
     if !args.keep {
         let _ = std::fs::remove_dir_all(&out);
     }

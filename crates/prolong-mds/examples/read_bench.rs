@@ -36,6 +36,11 @@ use std::time::Instant;
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions, write_atomic};
 use prolong_rng::SplitMix64;
 
+#[path = "../tests/it/common/packed.rs"]
+mod packed;
+
+use packed::random_doc_indices;
+
 const SEQ_LEN: usize = 65_536;
 const VOCAB: f64 = 128_256.0; // Llama-3's
 const SEED: u64 = 0x9e0_1049;
@@ -190,15 +195,7 @@ fn write_copy(
         // 1 to 16 documents packed into the sequence, as ProLong's packer
         // leaves them: indices are (start, end) pairs covering it.
         let docs = 1 + rng.below(16) as usize;
-        let mut cuts: Vec<u32> = (1..docs)
-            .map(|_| 1 + rng.below(SEQ_LEN as u64 - 1) as u32)
-            .collect();
-        cuts.sort_unstable();
-        cuts.dedup();
-        let mut bounds = vec![0u32];
-        bounds.extend(cuts);
-        bounds.push(SEQ_LEN as u32);
-        let indices: Vec<u32> = bounds.windows(2).flat_map(|w| [w[0], w[1]]).collect();
+        let indices = random_doc_indices(&mut rng, docs, SEQ_LEN as u32);
         let domain = DOMAINS[rng.below(DOMAINS.len() as u64) as usize];
         writer.write(&[
             ("domain", Value::Str(domain.into())),

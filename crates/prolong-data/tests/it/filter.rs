@@ -9,12 +9,18 @@ use crate::common::{files, read_tokenized};
 use std::path::{Path, PathBuf};
 
 use prolong_data::filter::{FilterError, FilterOptions, FilterStats, filter_task};
-use prolong_data::task::{OutputError, TaskSpec};
+use prolong_data::task::{LengthHistogram, OutputError, TaskSpec};
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
 
 /// Token ids of document `i` of length `n`.
 fn ids(i: usize, n: usize) -> Vec<u32> {
     (0..n).map(|k| (i * 7919 + k) as u32 % 128_256).collect()
+}
+
+/// `n` document lengths in 1..=`max`, the i-th `1 + i * stride % max`: a mix
+/// of short and long ones in no order.
+fn spread(n: usize, stride: usize, max: usize) -> Vec<usize> {
+    (0..n).map(|i| 1 + (i * stride) % max).collect()
 }
 
 /// A tokenized dataset: one document per length, optional mask.
@@ -89,20 +95,10 @@ fn bounds_are_inclusive_and_drops_are_counted_by_reason() {
     assert_eq!(stats.dropped["too_short"].tokens, 100);
     assert_eq!(stats.dropped["too_long"].documents, 2);
     assert_eq!(stats.dropped["too_long"].tokens, 5201);
-    let kept_hist: u64 = stats
-        .length_histogram
-        .buckets
-        .iter()
-        .map(|b| b.documents)
-        .sum();
-    assert_eq!(kept_hist, 3);
-    let in_hist: u64 = stats
-        .length_histogram_in
-        .buckets
-        .iter()
-        .map(|b| b.documents)
-        .sum();
-    assert_eq!(in_hist, 7);
+    // The histograms count the kept documents and the documents read.
+    let documents = |h: &LengthHistogram| h.buckets.iter().map(|b| b.documents).sum::<u64>();
+    assert_eq!(documents(&stats.length_histogram), 3);
+    assert_eq!(documents(&stats.length_histogram_in), 7);
     // The kept documents, unchanged and in input order.
     let want: Vec<(String, Vec<u32>)> = [(1, 100), (2, 150), (3, 200)]
         .iter()
@@ -179,10 +175,9 @@ fn output_keeps_the_inputs_columns_encodings_compression_and_hashes() {
 fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let la: Vec<usize> = (0..40).map(|i| 1 + (i * 37) % 300).collect();
-    let lb: Vec<usize> = (0..25).map(|i| 1 + (i * 53) % 300).collect();
-    write_docs(&a, &la, false, WriterOptions::default().size_limit(2000));
-    write_docs(&b, &lb, false, WriterOptions::default().size_limit(2000));
+    let limit = WriterOptions::default().size_limit(2000);
+    write_docs(&a, &spread(40, 37, 300), false, limit.clone());
+    write_docs(&b, &spread(25, 53, 300), false, limit);
     let inputs = vec![a.clone(), b.clone()];
     let options = FilterOptions {
         min_tokens: 50,
@@ -301,23 +296,20 @@ fn inputs_with_other_columns_or_no_length_are_refused() {
 fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("tok");
-    let lengths: Vec<usize> = (0..300).map(|i| 1 + (i * 7919) % 400).collect();
-    write_docs(
-        &input,
-        &lengths,
-        false,
-        WriterOptions::default().size_limit(1 << 16),
+    let limit = WriterOptions::default().size_limit(1 << 16);
+    write_docs(&input, &spread(300, 7919, 400), false, limit);
+    let args = common::cli_into(
+        "filter",
+        &[&input],
+        &[
+            "--min-tokens",
+            "100",
+            "--max-tokens",
+            "350",
+            "--size-limit",
+            "40000",
+        ],
     );
-    let bin = env!("CARGO_BIN_EXE_prolong-data");
-    let args = |out: &Path| {
-        let mut c = std::process::Command::new(bin);
-        c.arg("filter")
-            .arg(&input)
-            .args(["--min-tokens", "100", "--max-tokens", "350"])
-            .args(["--size-limit", "40000", "--out"])
-            .arg(out);
-        c
-    };
     common::assert_kill_and_rerun_is_identical(args, tmp.path(), 10);
 }
 
@@ -328,7 +320,7 @@ fn cli_prints_json_stats() {
     write_docs(&input, &[3, 4, 5], false, WriterOptions::default());
     let out = tmp.path().join("out");
     let output = common::succeeded(
-        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        common::cli()
             .arg("filter")
             .arg(&input)
             .args(["--min-tokens", "4", "--json", "--out"])
@@ -339,7 +331,7 @@ fn cli_prints_json_stats() {
     let stats: FilterStats = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!((stats.documents_in, stats.documents_out), (3, 2));
     let err = common::failed(
-        std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"))
+        common::cli()
             .arg("filter")
             .arg(tmp.path().join("nope"))
             .arg("--out")
@@ -355,14 +347,7 @@ fn rerun_removes_the_temps_of_killed_writers() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("tok");
     write_docs(&input, &[3, 4, 5, 6], false, WriterOptions::default());
-    let args = |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.arg("filter")
-            .arg(&input)
-            .args(["--min-tokens", "4", "--out"])
-            .arg(out);
-        c
-    };
+    let args = common::cli_into("filter", &[&input], &["--min-tokens", "4"]);
     common::assert_rerun_removes_dead_temps(args, &tmp.path().join("out"), &["."]);
 }
 
@@ -403,13 +388,8 @@ fn an_output_that_overlaps_an_input_is_refused() {
 fn a_registered_stage_runs_from_its_generic_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
-    let lengths: Vec<usize> = (0..30).map(|i| 1 + (i * 37) % 120).collect();
-    write_docs(
-        &a,
-        &lengths,
-        false,
-        WriterOptions::default().size_limit(1500),
-    );
+    let limit = WriterOptions::default().size_limit(1500);
+    write_docs(&a, &spread(30, 37, 120), false, limit);
     let options = FilterOptions {
         min_tokens: 50,
         max_tokens: None,

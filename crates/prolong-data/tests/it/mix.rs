@@ -41,6 +41,14 @@ fn write_packed(dir: &Path, n: usize, len: usize) {
     w.finish().unwrap();
 }
 
+/// For each (NAME, n) of `streams`, a packed dataset `root/NAME` of `n`
+/// sequences of `len` tokens.
+fn write_streams(root: &Path, streams: &[(&str, usize)], len: usize) {
+    for &(name, n) in streams {
+        write_packed(&root.join(name), n, len);
+    }
+}
+
 fn spec(name: &str, path: PathBuf, proportion: f64) -> StreamSpec {
     StreamSpec {
         name: name.into(),
@@ -57,9 +65,8 @@ fn canon(p: &Path) -> PathBuf {
 fn manifest_round_trips_through_the_trainers_reader() {
     let tmp = tempfile::tempdir().unwrap();
     let packed = tmp.path().join("data/packed");
-    write_packed(&packed.join("book-65536"), 3, 64);
-    write_packed(&packed.join("code-65536"), 5, 64);
-    write_packed(&packed.join("fineweb-edu"), 2, 64);
+    let sizes = [("book-65536", 3), ("code-65536", 5), ("fineweb-edu", 2)];
+    write_streams(&packed, &sizes, 64);
     let streams = vec![
         spec("book-65536", packed.join("book-65536"), 0.3),
         spec("code-65536", packed.join("code-65536"), 0.3),
@@ -323,10 +330,13 @@ fn cli_writes_manifests_and_fails_clearly() {
 fn killed_mix_then_rerun_is_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
     let packed = tmp.path().join("packed");
-    write_packed(&packed.join("thestackv1_concat_by_repo-65536"), 3, 8);
-    write_packed(&packed.join("book-65536"), 2, 8);
-    write_packed(&packed.join("book-524288"), 1, 8);
-    write_packed(&packed.join("tuluv2"), 4, 8);
+    let sizes = [
+        ("thestackv1_concat_by_repo-65536", 3),
+        ("book-65536", 2),
+        ("book-524288", 1),
+        ("tuluv2", 4),
+    ];
+    write_streams(&packed, &sizes, 8);
     let recipe = tmp.path().join("mix.toml");
     std::fs::write(
         &recipe,

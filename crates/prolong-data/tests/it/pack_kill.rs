@@ -3,15 +3,18 @@
 
 use crate::common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::assert_kill_and_rerun_is_identical;
 use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
 
-/// A tokenized dataset of seeded documents: a few shards of packed output.
-fn tokenized(dir: &Path) {
+/// A fresh folder holding `tok`, a tokenized dataset of seeded documents: a
+/// few shards of packed output.
+fn tokenized() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tok");
     let mut writer = MdsWriter::create(
-        dir,
+        &dir,
         &prolong_packed::columns::TOKENIZED,
         WriterOptions::default().size_limit(1 << 18),
     )
@@ -30,27 +33,20 @@ fn tokenized(dir: &Path) {
             .unwrap();
     }
     writer.finish().unwrap();
+    (tmp, dir)
+}
+
+/// `prolong-data pack INPUT --len 8192 FLAGS --out OUT`.
+fn pack_8k(input: &Path, flags: &[&str]) -> impl Fn(&Path) -> std::process::Command + use<> {
+    let mut all = vec!["--len", "8192"];
+    all.extend(flags);
+    common::cli_into("pack", &[input], &all)
 }
 
 #[test]
 fn killed_pack_then_rerun_is_byte_identical() {
-    let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("tok");
-    tokenized(&input);
-    let pack = |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.args([
-            "pack",
-            input.to_str().unwrap(),
-            "--len",
-            "8192",
-            "--size-limit",
-            "200000",
-            "--out",
-        ])
-        .arg(out);
-        c
-    };
+    let (tmp, input) = tokenized();
+    let pack = pack_8k(&input, &["--size-limit", "200000"]);
     assert_kill_and_rerun_is_identical(pack, tmp.path(), 10);
 }
 
@@ -59,15 +55,7 @@ fn killed_pack_then_rerun_is_byte_identical() {
 /// folder; a half-written marker): a re-run removes it and writes the index.
 #[test]
 fn rerun_removes_the_temps_of_killed_writers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("tok");
-    tokenized(&input);
-    let pack = |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.args(["pack", input.to_str().unwrap(), "--len", "8192"])
-            .args(["--split-by-lengths", "4096,8192", "--out"])
-            .arg(out);
-        c
-    };
+    let (tmp, input) = tokenized();
+    let pack = pack_8k(&input, &["--split-by-lengths", "4096,8192"]);
     common::assert_rerun_removes_dead_temps(pack, &tmp.path().join("packed"), &[".", "4096-8192"]);
 }

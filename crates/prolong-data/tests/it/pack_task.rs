@@ -298,78 +298,70 @@ fn bad_input_is_an_error_naming_the_file_and_sample() {
     let o = PackOptions::new(256);
     let out = tmp.path().join("out");
 
-    // No input_ids column.
-    let no_ids = tmp.path().join("no_ids");
-    rewrite(
-        &no_ids,
-        &[("text", "str")],
-        WriterOptions::default(),
-        |_, _| vec![("text", Value::Str("hello".into()))],
-    );
-    let e = err_text(run(std::slice::from_ref(&no_ids), &out, &o, 0, 1));
-    assert!(e.contains("no_ids") && e.contains("input_ids"), "{e}");
-
-    // input_ids of the wrong dtype.
-    let u16s = tmp.path().join("u16");
-    rewrite(
-        &u16s,
-        &[("input_ids", "ndarray:uint16")],
-        WriterOptions::default(),
-        |_, _| {
-            vec![(
-                "input_ids",
-                Value::Array(Array::from_u16(&[1, 2, 3]).into_owned()),
-            )]
-        },
-    );
-    let e = err_text(run(&[u16s], &out, &o, 0, 1));
-    assert!(e.contains("u16") && e.contains("ndarray:uint16"), "{e}");
-
-    // Dynamic-dtype ndarray holding int64 in sample 5.
-    let dynamic = tmp.path().join("dynamic");
-    rewrite(
-        &dynamic,
-        &[("input_ids", "ndarray")],
-        WriterOptions::default(),
-        |i, s| {
-            let ids = s.array("input_ids").unwrap().into_owned();
-            if i == 5 {
+    // Each input (folder name, columns, its samples from the tokenized
+    // fixture's) gives an error holding every one of `wants`.
+    type Samples = fn(usize, &prolong_mds::Sample<'_>) -> Vec<(&'static str, Value<'static>)>;
+    type Columns = &'static [(&'static str, &'static str)];
+    let cases: [(&str, Columns, Samples, &[&str]); 4] = [
+        // No input_ids column.
+        (
+            "no_ids",
+            &[("text", "str")],
+            |_, _| vec![("text", Value::Str("hello".into()))],
+            &["no_ids", "input_ids"],
+        ),
+        // input_ids of the wrong dtype.
+        (
+            "u16",
+            &[("input_ids", "ndarray:uint16")],
+            |_, _| {
                 vec![(
                     "input_ids",
-                    Value::Array(Array::from_i64(&[1, 2]).into_owned()),
+                    Value::Array(Array::from_u16(&[1, 2, 3]).into_owned()),
                 )]
-            } else {
-                vec![("input_ids", Value::Array(ids))]
-            }
-        },
-    );
-    let e = err_text(run(&[dynamic], &out, &o, 0, 1));
-    assert!(
-        e.contains("shard.00000.mds: sample 5") && e.contains("int64"),
-        "{e}"
-    );
-
-    // A mask that does not match the tokens, in sample 3.
+            },
+            &["u16", "ndarray:uint16"],
+        ),
+        // Dynamic-dtype ndarray holding int64 in sample 5.
+        (
+            "dynamic",
+            &[("input_ids", "ndarray")],
+            |i, s| {
+                let ids = s.array("input_ids").unwrap().into_owned();
+                if i == 5 {
+                    vec![(
+                        "input_ids",
+                        Value::Array(Array::from_i64(&[1, 2]).into_owned()),
+                    )]
+                } else {
+                    vec![("input_ids", Value::Array(ids))]
+                }
+            },
+            &["shard.00000.mds: sample 5", "int64"],
+        ),
+        // A mask that does not match the tokens, in sample 3.
+        (
+            "masked",
+            &[("input_ids", "ndarray:uint32"), ("mask", "ndarray:uint8")],
+            |i, s| {
+                let ids = s.array("input_ids").unwrap().into_owned();
+                let n = if i == 3 { ids.len() - 1 } else { ids.len() };
+                let mask = vec![1u8; n.max(1)];
+                vec![
+                    ("input_ids", Value::Array(ids)),
+                    ("mask", Value::Array(Array::from_u8(&mask).into_owned())),
+                ]
+            },
+            &["masked/shard.00000.mds: sample 3", "mask"],
+        ),
+    ];
+    for (name, columns, samples, wants) in cases {
+        let input = tmp.path().join(name);
+        rewrite(&input, columns, WriterOptions::default(), samples);
+        let e = err_text(run(&[input], &out, &o, 0, 1));
+        assert!(wants.iter().all(|w| e.contains(w)), "{e}");
+    }
     let masked = tmp.path().join("masked");
-    rewrite(
-        &masked,
-        &[("input_ids", "ndarray:uint32"), ("mask", "ndarray:uint8")],
-        WriterOptions::default(),
-        |i, s| {
-            let ids = s.array("input_ids").unwrap().into_owned();
-            let n = if i == 3 { ids.len() - 1 } else { ids.len() };
-            let mask = vec![1u8; n.max(1)];
-            vec![
-                ("input_ids", Value::Array(ids)),
-                ("mask", Value::Array(Array::from_u8(&mask).into_owned())),
-            ]
-        },
-    );
-    let e = err_text(run(std::slice::from_ref(&masked), &out, &o, 0, 1));
-    assert!(
-        e.contains("masked/shard.00000.mds: sample 3") && e.contains("mask"),
-        "{e}"
-    );
 
     // Some inputs with a mask, some without.
     let e = err_text(run(&[masked, tokenized()], &out, &o, 0, 1));

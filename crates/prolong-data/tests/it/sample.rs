@@ -260,49 +260,34 @@ fn tasks_write_disjoint_parts_of_one_plan_whatever_their_number() {
 #[test]
 fn killed_sample_then_rerun_is_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = tmp.path().join("tok");
-    let args: Vec<String> = (0..3)
+    let command = common::cli_into(
+        "sample",
+        &source_args(&tmp.path().join("tok"), 100, 400),
+        &["--tokens", "30000", "--seed", "5", "--size-limit", "30000"],
+    );
+    common::assert_kill_and_rerun_is_identical(command, tmp.path(), 10);
+}
+
+/// Three sources `tok/s0`..`s2` of `docs` documents of 1..=`max` tokens
+/// (written unless they exist), as the command line names them: `PATH@WEIGHT`.
+fn source_args(tok: &Path, docs: usize, max: usize) -> Vec<String> {
+    (0..3)
         .map(|salt| {
             let dir = tok.join(format!("s{salt}"));
-            write_source(&dir, 100, 400, salt);
+            if !dir.exists() {
+                write_source(&dir, docs, max, salt);
+            }
             format!("{}@{}", dir.display(), salt + 1)
         })
-        .collect();
-    let command = |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.arg("sample")
-            .args(&args)
-            .args(["--tokens", "30000", "--seed", "5", "--size-limit", "30000"])
-            .arg("--out")
-            .arg(out);
-        c
-    };
-    common::assert_kill_and_rerun_is_identical(command, tmp.path(), 10);
+        .collect()
 }
 
 /// Three small sources and `prolong-data sample` over them into OUT, with
 /// `extra` arguments.
 fn sample_command(tok: &Path, extra: &[&str]) -> impl Fn(&Path) -> std::process::Command + use<> {
-    let args: Vec<String> = (0..3)
-        .map(|salt| {
-            let dir = tok.join(format!("s{salt}"));
-            if !dir.exists() {
-                write_source(&dir, 20, 100, salt);
-            }
-            format!("{}@{}", dir.display(), salt + 1)
-        })
-        .collect();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    move |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.arg("sample")
-            .args(&args)
-            .args(["--tokens", "1000"])
-            .args(&extra)
-            .arg("--out")
-            .arg(out);
-        c
-    }
+    let mut flags = vec!["--tokens", "1000"];
+    flags.extend(extra);
+    common::cli_into("sample", &source_args(tok, 20, 100), &flags)
 }
 
 /// The flake of issue 11: `s2/.index.json.tmp.PID.N` of a killed writer of a

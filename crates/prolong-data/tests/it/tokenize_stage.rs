@@ -41,7 +41,7 @@ fn run_alone(
 #[test]
 fn bad_records_are_counted_by_reason_with_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let input = tmp.path().join("docs.jsonl");
     let mut f = std::fs::File::create(&input).unwrap();
     // line 1: ok, after a UTF-8 byte order mark (it was malformed_json)
@@ -100,7 +100,7 @@ fn bad_records_are_counted_by_reason_with_file_and_line() {
 #[test]
 fn compressed_inputs_read_like_plain_ones() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let text: String = (0..200)
         .map(|i| format!("{{\"text\": \"document number {i}\"}}\n"))
         .collect();
@@ -133,17 +133,13 @@ fn compressed_inputs_read_like_plain_ones() {
 #[test]
 fn tasks_shard_inputs_and_merge_when_all_are_done() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let inputs = tmp.path().join("in");
-    std::fs::create_dir(&inputs).unwrap();
-    for i in 0..5 {
-        std::fs::write(
-            inputs.join(format!("f{i}.txt")),
-            format!("text of file {i}"),
-        )
-        .unwrap();
-    }
-    std::fs::write(inputs.join("ignored.bin"), b"\0\0").unwrap();
+    write_files(
+        &inputs,
+        (0..5).map(|i| (format!("f{i}.txt"), format!("text of file {i}"))),
+    );
+    write_files(&inputs, [("ignored.bin", b"\0\0")]);
     let out = tmp.path().join("out");
     let t0 = TaskSpec::new(0, 2).unwrap();
     let t1 = TaskSpec::new(1, 2).unwrap();
@@ -200,23 +196,19 @@ fn killed_run_then_rerun_is_byte_identical_to_an_uninterrupted_one() {
         .unwrap();
     }
     drop(f);
-    let bin = env!("CARGO_BIN_EXE_prolong-data");
-    let args = |out: &Path| {
-        let mut c = std::process::Command::new(bin);
-        c.args([
-            "tokenize",
-            input.to_str().unwrap(),
+    let tokenizer = tokenizer.to_str().unwrap();
+    let args = cli_into(
+        "tokenize",
+        &[&input],
+        &[
             "--tokenizer",
-            tokenizer.to_str().unwrap(),
+            tokenizer,
             "--size-limit",
             "40000",
             "--domain",
             "web",
-            "--out",
-        ])
-        .arg(out);
-        c
-    };
+        ],
+    );
     assert_kill_and_rerun_is_identical(args, tmp.path(), 10);
 }
 
@@ -226,17 +218,12 @@ fn tokenize_command(
     tokenizer: &Path,
     domain: &str,
 ) -> impl Fn(&Path) -> std::process::Command + use<> {
-    let (input, tokenizer, domain) = (input.to_owned(), tokenizer.to_owned(), domain.to_owned());
-    move |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.arg("tokenize")
-            .arg(&input)
-            .arg("--tokenizer")
-            .arg(&tokenizer)
-            .args(["--domain", &domain, "--out"])
-            .arg(out);
-        c
-    }
+    let tokenizer = tokenizer.to_str().unwrap();
+    cli_into(
+        "tokenize",
+        &[input],
+        &["--tokenizer", tokenizer, "--domain", domain],
+    )
 }
 
 /// D3: a kill after the marker and before the merged index.json was renamed
@@ -260,19 +247,19 @@ fn rerun_writes_a_missing_merged_index_and_removes_dead_temps() {
 fn rerun_with_other_settings_or_into_the_input_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let tokenizer = write_byte_tokenizer(tmp.path());
+    let fused = byte_tokenizer_json().replace("\"fuse_unk\":false", "\"fuse_unk\":true");
+    write_files(
+        tmp.path(),
+        [
+            ("other/tokenizer.json", fused.as_str()),
+            ("docs/a.jsonl", "{\"text\": \"one\"}\n"),
+            ("b.jsonl", "{\"text\": \"two\"}\n"),
+        ],
+    );
     let other_dir = tmp.path().join("other");
-    std::fs::create_dir(&other_dir).unwrap();
     let other_tokenizer = other_dir.join("tokenizer.json");
-    std::fs::write(
-        &other_tokenizer,
-        byte_tokenizer_json().replace("\"fuse_unk\":false", "\"fuse_unk\":true"),
-    )
-    .unwrap();
     let docs = tmp.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    std::fs::write(docs.join("a.jsonl"), "{\"text\": \"one\"}\n").unwrap();
     let second = tmp.path().join("b.jsonl");
-    std::fs::write(&second, "{\"text\": \"two\"}\n").unwrap();
     let out = tmp.path().join("tok");
     succeeded(
         tokenize_command(&docs, &tokenizer, "web")(&out)
@@ -352,7 +339,7 @@ fn kjv_tokenizes_to_the_same_ids_as_one_whole_document_encode() {
 #[test]
 fn mediawiki_pages_not_emitted_are_counted_and_a_malformed_file_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let page = |t: &str| format!("<page><title>{t}</title><text>{t} text</text></page>\n");
     // The file ends inside page C's text: C was dropped without a count.
     let dump = tmp.path().join("dump.xml");
@@ -405,11 +392,18 @@ fn mediawiki_pages_not_emitted_are_counted_and_a_malformed_file_is_an_error() {
 fn a_folders_stats_files_are_not_read_as_documents() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repos");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("part-00000-of-00001.jsonl"), "{\"text\": \"a\"}\n").unwrap();
+    write_files(
+        &dir,
+        [
+            ("part-00000-of-00001.jsonl", "{\"text\": \"a\"}\n"),
+            (
+                "part-00000-of-00001.stats.json",
+                "{\n  \"task\": \"part-00000-of-00001\"\n}\n",
+            ),
+            ("other.json", "{\"text\": \"b\"}\n"),
+        ],
+    );
     let stats = dir.join("part-00000-of-00001.stats.json");
-    std::fs::write(&stats, "{\n  \"task\": \"part-00000-of-00001\"\n}\n").unwrap();
-    std::fs::write(dir.join("other.json"), "{\"text\": \"b\"}\n").unwrap();
     let files = input_files(std::slice::from_ref(&dir)).unwrap();
     assert_eq!(
         files,

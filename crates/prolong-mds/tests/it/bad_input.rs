@@ -103,63 +103,55 @@ fn every_reader_fails(dir: &Path) -> String {
 
 #[test]
 fn absurd_sizes_in_index_json_are_refused_before_any_allocation() {
-    // 2^60 raw bytes on a zstd shard aborted every reader ("memory allocation
-    // of 1152921504606846976 bytes failed").
-    let copy = golden_copy("zstd-hashed");
-    edit_index(copy.path(), |j| {
-        j["shards"][1]["raw_data"]["bytes"] = (1u64 << 60).into()
-    });
-    let err = every_reader_fails(copy.path());
-    assert!(
-        err.contains("index.json")
-            && err.contains("shard 1: raw_data.bytes 1152921504606846976 is more than"),
-        "{err}"
-    );
-
-    // A size the format allows but the data does not have: decompression
-    // stops one byte past the data's real size.
-    let copy = golden_copy("zstd-hashed");
-    edit_index(copy.path(), |j| {
-        j["shards"][1]["raw_data"]["bytes"] = u64::from(u32::MAX).into()
-    });
-    let err = every_reader_fails(copy.path());
-    assert_has(
-        &err,
-        &[
-            "shard.00001.mds.zstd: bad shard: decompresses to 25076 bytes, index.json says 4294967295",
-        ],
-    );
-    let copy = golden_copy("zstd-hashed");
-    edit_index(copy.path(), |j| {
-        j["shards"][1]["raw_data"]["bytes"] = 100.into()
-    });
-    let err = every_reader_fails(copy.path());
-    assert_has(
-        &err,
-        &["decompresses to more than the 100 bytes index.json says"],
-    );
-
-    // A sample count no shard of that size can hold.
-    let copy = golden_copy("prolong-packed");
-    edit_index(copy.path(), |j| {
-        j["shards"][0]["samples"] = (1u64 << 40).into()
-    });
-    let err = every_reader_fails(copy.path());
-    assert_has(
-        &err,
-        &["shard 0: samples 1099511627776 cannot fit in raw_data.bytes"],
-    );
-
-    // A fixed-size column whose size overflows (it panicked in debug builds).
-    let copy = golden_copy("sft-mask");
-    edit_index(copy.path(), |j| {
-        j["shards"][0]["column_encodings"][0] = "ndarray:uint64:4294967296,4294967296".into()
-    });
-    let err = every_reader_fails(copy.path());
-    assert_has(
-        &err,
-        &["unknown encoding \"ndarray:uint64:4294967296,4294967296\""],
-    );
+    // Each case: a golden dataset, an edit of its index.json, and what the
+    // error every reader gives must hold.
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &[&str]); 5] = [
+        // 2^60 raw bytes on a zstd shard aborted every reader ("memory
+        // allocation of 1152921504606846976 bytes failed").
+        (
+            "zstd-hashed",
+            |j| j["shards"][1]["raw_data"]["bytes"] = (1u64 << 60).into(),
+            &[
+                "index.json",
+                "shard 1: raw_data.bytes 1152921504606846976 is more than",
+            ],
+        ),
+        // A size the format allows but the data does not have: decompression
+        // stops one byte past the data's real size.
+        (
+            "zstd-hashed",
+            |j| j["shards"][1]["raw_data"]["bytes"] = u64::from(u32::MAX).into(),
+            &[
+                "shard.00001.mds.zstd: bad shard: decompresses to 25076 bytes, index.json says 4294967295",
+            ],
+        ),
+        (
+            "zstd-hashed",
+            |j| j["shards"][1]["raw_data"]["bytes"] = 100.into(),
+            &["decompresses to more than the 100 bytes index.json says"],
+        ),
+        // A sample count no shard of that size can hold.
+        (
+            "prolong-packed",
+            |j| j["shards"][0]["samples"] = (1u64 << 40).into(),
+            &["shard 0: samples 1099511627776 cannot fit in raw_data.bytes"],
+        ),
+        // A fixed-size column whose size overflows (it panicked in debug builds).
+        (
+            "sft-mask",
+            |j| {
+                j["shards"][0]["column_encodings"][0] =
+                    "ndarray:uint64:4294967296,4294967296".into()
+            },
+            &["unknown encoding \"ndarray:uint64:4294967296,4294967296\""],
+        ),
+    ];
+    for (golden, f, parts) in cases {
+        let copy = golden_copy(golden);
+        edit_index(copy.path(), f);
+        assert_has(&every_reader_fails(copy.path()), parts);
+    }
 }
 
 #[test]

@@ -99,6 +99,25 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
+/// What is wrong with a reference (`what`, as a message names it) from `file` to the
+/// page `page`, when anything is: the page does not exist, or the reference names a
+/// heading (`wanted`) that is no heading of the page as `key` writes headings.
+fn broken_reference(
+    file: &Path,
+    what: &str,
+    page: &Path,
+    wanted: Option<&str>,
+    key: fn(&str) -> String,
+) -> Option<String> {
+    let file = shown(&root(), file);
+    let Ok(text) = std::fs::read_to_string(page) else {
+        return Some(format!("{file}: {what}: no such file"));
+    };
+    let wanted = wanted?;
+    (!headings(&text).iter().any(|h| key(h) == wanted))
+        .then(|| format!("{file}: {what}: no such heading \"{wanted}\""))
+}
+
 #[test]
 fn cited_docs_exist_with_their_sections() {
     let root = root();
@@ -121,22 +140,13 @@ fn cited_docs_exist_with_their_sections() {
         };
         for (name, section) in citations(&text) {
             cited += 1;
-            let page_path = root.join("docs").join(&name);
-            let Ok(page) = std::fs::read_to_string(&page_path) else {
-                problems.push(format!(
-                    "{}: cites docs/{name}, which does not exist",
-                    shown(&root, file)
-                ));
-                continue;
-            };
-            if let Some(section) = section
-                && !headings(&page).contains(&section)
-            {
-                problems.push(format!(
-                    "{}: cites docs/{name}, \"{section}\", which is not a heading of that page",
-                    shown(&root, file)
-                ));
-            }
+            problems.extend(broken_reference(
+                file,
+                &format!("cites docs/{name}"),
+                &root.join("docs").join(&name),
+                section.as_deref(),
+                str::to_string,
+            ));
         }
     }
     assert!(
@@ -169,22 +179,13 @@ fn links_between_doc_pages_resolve() {
                 Some((p, f)) => (p, Some(f)),
                 None => (target, None),
             };
-            let linked = page.parent().unwrap().join(path);
-            let Ok(linked_text) = std::fs::read_to_string(&linked) else {
-                problems.push(format!(
-                    "{}: link to {target}: no such file",
-                    shown(&root, page)
-                ));
-                continue;
-            };
-            if let Some(fragment) = fragment
-                && !headings(&linked_text).iter().any(|h| anchor(h) == fragment)
-            {
-                problems.push(format!(
-                    "{}: link to {target}: no such heading",
-                    shown(&root, page)
-                ));
-            }
+            problems.extend(broken_reference(
+                page,
+                &format!("link to {target}"),
+                &page.parent().unwrap().join(path),
+                fragment,
+                anchor,
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use crate::common::packed::random_doc_indices;
 use crate::common::{files, from_expected, to_expected};
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
 use prolong_rng::SplitMix64;
@@ -214,15 +215,7 @@ fn write_ours(dir: &Path) -> Vec<Json> {
         input_ids[0] = u32::MAX;
         input_ids[n - 1] = 0;
         let docs = range(&mut rng, 1, 5).min(n as u64) as usize;
-        let mut cuts: Vec<u32> = (1..docs)
-            .map(|_| range(&mut rng, 1, n as u64) as u32)
-            .collect();
-        cuts.sort_unstable();
-        cuts.dedup();
-        let mut bounds = vec![0u32];
-        bounds.extend(cuts);
-        bounds.push(n as u32);
-        let indices: Vec<u32> = bounds.windows(2).flat_map(|w| [w[0], w[1]]).collect();
+        let indices = random_doc_indices(&mut rng, docs, n as u32);
         let mask: Vec<u8> = (0..n).map(|_| (rng.next_u64() & 1) as u8).collect();
         let domain = domains[range(&mut rng, 0, domains.len() as u64) as usize];
         let values = [

@@ -164,17 +164,16 @@ fn chat_command(dir: &Path, domain: &str) -> impl Fn(&Path) -> std::process::Com
         })
         .collect();
     std::fs::write(&input, lines).unwrap();
-    let domain = domain.to_string();
-    move |out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prolong-data"));
-        c.arg("chat")
-            .arg(&input)
-            .arg("--tokenizer")
-            .arg(&tokenizer)
-            .args(["--domain", &domain, "--size-limit", "3000", "--out"])
-            .arg(out);
-        c
-    }
+    let tokenizer = tokenizer.to_str().unwrap();
+    let flags = [
+        "--tokenizer",
+        tokenizer,
+        "--domain",
+        domain,
+        "--size-limit",
+        "3000",
+    ];
+    common::cli_into("chat", &[input], &flags)
 }
 
 #[test]

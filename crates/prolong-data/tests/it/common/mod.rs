@@ -39,6 +39,24 @@ pub fn write_byte_tokenizer(dir: &Path) -> PathBuf {
     path
 }
 
+/// The byte tokenizer, written as `dir/tokenizer.json` and loaded from there.
+pub fn byte_tokenizer(dir: &Path) -> prolong_data::tokenize::Tokenizer {
+    prolong_data::tokenize::Tokenizer::from_file(write_byte_tokenizer(dir)).unwrap()
+}
+
+/// `files` (path relative to `dir`, content) written under `dir`, with the
+/// folders they need.
+pub fn write_files<P: AsRef<Path>, C: AsRef<[u8]>>(
+    dir: &Path,
+    files: impl IntoIterator<Item = (P, C)>,
+) {
+    for (rel, content) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
 /// `err` is one line (a refusal's single error line) holding every one of `parts`.
 pub fn assert_error_line(err: &str, parts: &[&str]) {
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -61,6 +79,24 @@ pub fn cli() -> std::process::Command {
     c.env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("SLURM_ARRAY_TASK_COUNT");
     c
+}
+
+/// `prolong-data STAGE INPUTS FLAGS --out OUT` (as [`cli`] runs it) for
+/// whichever OUT it is given: the command that the kill and dead-temp checks
+/// run again and again.
+pub fn cli_into(
+    stage: &str,
+    inputs: &[impl AsRef<std::ffi::OsStr>],
+    flags: &[&str],
+) -> Box<dyn Fn(&Path) -> std::process::Command> {
+    let mut args = vec![std::ffi::OsString::from(stage)];
+    args.extend(inputs.iter().map(|i| i.as_ref().to_owned()));
+    args.extend(flags.iter().map(std::ffi::OsString::from));
+    Box::new(move |out: &Path| {
+        let mut c = cli();
+        c.args(&args).arg("--out").arg(out);
+        c
+    })
 }
 
 /// Runs the `prolong-data` binary with `args`: (success, stdout, stderr).

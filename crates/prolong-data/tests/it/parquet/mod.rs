@@ -22,7 +22,6 @@ use prolong_data::documents::{
     Document, Fields, GroupFields, Record, Select, SkipReason, read_documents,
 };
 use prolong_data::task::TaskSpec;
-use prolong_data::tokenize::Tokenizer;
 use prolong_data::tokenize::stage::{TokenizeOptions, input_files, tokenize_task};
 use prolong_mds::MdsDataset;
 

@@ -2,11 +2,22 @@
 
 use super::*;
 
+/// The error opening `path` gives, which must name the file.
 fn open_error(path: &Path, fields: &Fields) -> String {
-    match read_documents(path, fields) {
+    let err = match read_documents(path, fields) {
         Ok(_) => panic!("{} opened", path.display()),
         Err(e) => e.to_string(),
-    }
+    };
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    err
+}
+
+/// A fresh folder holding `fw.parquet`, the FineWeb-style file compressed with Snappy.
+fn fineweb() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("fw.parquet");
+    write_fineweb(&path, Compression::SNAPPY);
+    (tmp, path)
 }
 
 #[test]
@@ -129,11 +140,8 @@ fn big_row_groups_are_read_in_batches_in_order() {
 
 #[test]
 fn a_missing_column_is_one_error_naming_file_column_and_columns() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("fw.parquet");
-    write_fineweb(&path, Compression::SNAPPY);
+    let (_tmp, path) = fineweb();
     let err = open_error(&path, &fields("content", None));
-    assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(err.contains("no column \"content\""), "{err}");
     assert!(
         err.contains("columns: text, id, dump, url, token_count"),
@@ -145,11 +153,8 @@ fn a_missing_column_is_one_error_naming_file_column_and_columns() {
 
 #[test]
 fn a_text_column_of_another_type_is_one_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("fw.parquet");
-    write_fineweb(&path, Compression::SNAPPY);
+    let (_tmp, path) = fineweb();
     let err = open_error(&path, &fields("token_count", None));
-    assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(
         err.contains("column \"token_count\" holds INT64, not strings"),
         "{err}"
@@ -158,9 +163,7 @@ fn a_text_column_of_another_type_is_one_error() {
 
 #[test]
 fn a_truncated_or_foreign_file_is_one_error_naming_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("fw.parquet");
-    write_fineweb(&path, Compression::SNAPPY);
+    let (tmp, path) = fineweb();
     let bytes = std::fs::read(&path).unwrap();
     let cases: [(&str, &[u8]); 4] = [
         ("half.parquet", &bytes[..bytes.len() / 2]),
@@ -172,16 +175,13 @@ fn a_truncated_or_foreign_file_is_one_error_naming_it() {
         let bad = tmp.path().join(name);
         std::fs::write(&bad, data).unwrap();
         let err = open_error(&bad, &fields("text", None));
-        assert!(err.contains(&bad.display().to_string()), "{err}");
         assert!(err.contains("not a readable Parquet file"), "{err}");
     }
 }
 
 #[test]
 fn corrupt_data_is_a_corrupt_stream_skip_at_the_row_reached() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("fw.parquet");
-    write_fineweb(&path, Compression::SNAPPY);
+    let (_tmp, path) = fineweb();
     let meta = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
     // The text column chunk of the second row group (rows 6..=8) starts here.
     let (start, _) = meta.metadata().row_group(1).column(0).byte_range();
@@ -200,9 +200,7 @@ fn corrupt_data_is_a_corrupt_stream_skip_at_the_row_reached() {
 /// with documents, skips, or one error, but never panics.
 #[test]
 fn damaged_bytes_anywhere_never_panic() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("fw.parquet");
-    write_fineweb(&path, Compression::SNAPPY);
+    let (tmp, path) = fineweb();
     let good = std::fs::read(&path).unwrap();
     let bad = tmp.path().join("bad.parquet");
     let fields = fields("text", Some("id"));

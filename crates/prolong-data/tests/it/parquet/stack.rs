@@ -69,7 +69,7 @@ fn texts(dir: &Path) -> Vec<String> {
 fn stack_rows_become_one_document_per_repository_whatever_the_task_count() {
     let tmp = tempfile::tempdir().unwrap();
     let files = write_stack(tmp.path());
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let options = TokenizeOptions {
         domain: "thestackv1_concat_by_repo".into(),
         text_field: "content".into(),

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn tokenize_stage_reads_parquet_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
-    let tok = Tokenizer::from_file(write_byte_tokenizer(tmp.path())).unwrap();
+    let tok = byte_tokenizer(tmp.path());
     let dir = tmp.path().join("in");
     std::fs::create_dir(&dir).unwrap();
     write_fineweb(&dir.join("000_00000.parquet"), Compression::SNAPPY);

@@ -93,8 +93,7 @@ fn redirected_git_dirs_are_skipped_never_followed() {
     let out = tmp.path().join("out");
     let report = run_task(&root, &out, &ReposOptions::default(), 0, 1, &mut |_| {}).unwrap();
     let docs = read_docs(&report.part);
-    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["z-own"]);
+    assert_eq!(ids(&docs), ["z-own"]);
     assert_eq!(docs[0].text, SMALL_TEXT);
     let skipped: BTreeMap<String, u64> = [("redirected_git_dir".to_string(), 9)].into();
     assert_eq!(report.stats.repos_skipped, skipped);
@@ -155,14 +154,16 @@ fn git_config_and_environment_change_nothing() {
 #[test]
 fn folder_links_are_never_followed() {
     let tmp = tempfile::tempdir().unwrap();
-    let outside = tmp.path().join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    std::fs::write(outside.join("ignore-all"), "*.py\n").unwrap();
-    std::fs::write(outside.join("secret.py"), "SECRET = 1\n").unwrap();
-    let dir = tmp.path().join("folder");
-    std::fs::create_dir_all(dir.join("pkg")).unwrap();
-    std::fs::write(dir.join("a.py"), "A = 1\n").unwrap();
-    std::fs::write(dir.join("pkg/b.py"), "B = 2\n").unwrap();
+    common::write_files(
+        tmp.path(),
+        [
+            ("outside/ignore-all", "*.py\n"),
+            ("outside/secret.py", "SECRET = 1\n"),
+            ("folder/a.py", "A = 1\n"),
+            ("folder/pkg/b.py", "B = 2\n"),
+        ],
+    );
+    let (outside, dir) = (tmp.path().join("outside"), tmp.path().join("folder"));
     // A linked .gitignore is not read; a linked folder is not entered.
     symlink(&outside.join("ignore-all"), &dir.join(".gitignore"));
     symlink(&outside.join("ignore-all"), &dir.join("pkg/.gitignore"));

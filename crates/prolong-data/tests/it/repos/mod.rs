@@ -182,6 +182,11 @@ fn read_docs(path: &Path) -> Vec<Document> {
         .collect()
 }
 
+/// The ids of `docs`, in order.
+fn ids(docs: &[Document]) -> Vec<&str> {
+    docs.iter().map(|d| d.id.as_str()).collect()
+}
+
 fn run(input: &Path, out: &Path, options: &ReposOptions, rank: usize, world: usize) {
     run_task(input, out, options, rank, world, &mut |_| {}).unwrap();
 }

@@ -83,8 +83,10 @@ fn dedup_keeps_the_same_files_on_any_number_of_tasks() {
         runs.push((docs, duplicates));
     }
     let (docs, duplicates) = &runs[0];
-    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["a-small", "b-mixed", "d-folder", "h-folder-dup"]);
+    assert_eq!(
+        ids(docs),
+        ["a-small", "b-mixed", "d-folder", "h-folder-dup"]
+    );
     assert_eq!(docs[0].text, SMALL_TEXT);
     assert_eq!(
         docs[1].text,

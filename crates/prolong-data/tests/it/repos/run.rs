@@ -57,8 +57,7 @@ fn whole_run_documents_and_skip_counts() {
     assert!(!report.skipped);
     assert_eq!(report.part, out.join("part-00000-of-00001.jsonl.zst"));
     let docs = read_docs(&report.part);
-    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["a-small", "b-mixed", "c-bare.git", "d-folder"]);
+    assert_eq!(ids(&docs), ["a-small", "b-mixed", "c-bare.git", "d-folder"]);
 
     assert_eq!(docs[0].text, SMALL_TEXT);
     assert_eq!(
@@ -130,9 +129,8 @@ fn dedup_keeps_the_first_copy() {
     };
     let report = run_task(&input.root, &out, &options, 0, 1, &mut |_| {}).unwrap();
     let docs = read_docs(&report.part);
-    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
     // The bare clone holds only copies of a-small's files.
-    assert_eq!(ids, ["a-small", "b-mixed", "d-folder"]);
+    assert_eq!(ids(&docs), ["a-small", "b-mixed", "d-folder"]);
     assert_eq!(docs[0].text, SMALL_TEXT);
     assert_eq!(
         docs[1].text,
@@ -196,13 +194,20 @@ fn sharding_by_rank() {
     assert!(matches!(err, ReposError::Settings(_)), "{err}");
 }
 
+/// [`input`] after a whole run with the default settings, its output folder and
+/// the bytes of the part that run wrote.
+fn completed() -> (Input, PathBuf, Vec<u8>) {
+    let input = input();
+    let out = input.root.with_file_name("out");
+    run(&input.root, &out, &ReposOptions::default(), 0, 1);
+    let first = std::fs::read(part_path(&out, 0, 1)).unwrap();
+    (input, out, first)
+}
+
 #[test]
 fn done_tasks_are_skipped_and_missing_done_redoes() {
-    let input = input();
+    let (input, out, first) = completed();
     let options = ReposOptions::default();
-    let out = input.root.with_file_name("out");
-    run(&input.root, &out, &options, 0, 1);
-    let first = std::fs::read(part_path(&out, 0, 1)).unwrap();
 
     // Completed: not redone.
     let report = run_task(&input.root, &out, &options, 0, 1, &mut |_| {}).unwrap();
@@ -266,11 +271,8 @@ fn done_tasks_are_skipped_and_missing_done_redoes() {
 /// HEAD is part of what a rerun compares (the entries' names alone are not).
 #[test]
 fn a_new_commit_since_is_refused_on_rerun() {
-    let input = input();
+    let (input, out, first) = completed();
     let options = ReposOptions::default();
-    let out = input.root.with_file_name("out");
-    run(&input.root, &out, &options, 0, 1);
-    let first = std::fs::read(part_path(&out, 0, 1)).unwrap();
 
     let dir = input.root.join("a-small");
     let repo = Repository::open(&dir).unwrap();

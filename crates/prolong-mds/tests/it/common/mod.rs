@@ -14,6 +14,8 @@ use serde_json::{Value as Json, json};
 mod shared;
 pub use shared::copy_dir;
 
+pub mod packed;
+
 /// `err` holds every one of `parts`.
 pub fn assert_has(err: &str, parts: &[&str]) {
     for part in parts {
