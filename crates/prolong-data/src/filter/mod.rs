@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::StageError;
 use crate::task::{LengthHistogram, TaskSpec};
-use input::{InputError, copy_doc, create_writer, for_each_doc, plan_shards};
+use input::{copy_doc, create_writer, for_each_doc, plan_shards};
 
 /// The recipe's minimum length of long documents (books, code repositories).
 pub const LONG_MIN_TOKENS: u64 = 65_536;
@@ -116,27 +117,6 @@ impl FilterStats {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum FilterError {
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error(transparent)]
-    Mds(#[from] prolong_mds::MdsError),
-    #[error(transparent)]
-    Output(#[from] crate::task::OutputError),
-    #[error("invalid settings: {0}")]
-    Settings(String),
-    #[error(
-        "{out}: task {task} was completed with other settings or inputs ({reason}); \
-         use a fresh output folder or remove that one"
-    )]
-    Changed {
-        out: PathBuf,
-        task: String,
-        reason: String,
-    },
-}
-
 /// What [`filter_task`] did.
 #[derive(Debug, Clone)]
 pub struct FilterOutcome {
@@ -158,14 +138,14 @@ pub fn filter_task(
     task: TaskSpec,
     options: &FilterOptions,
     on_progress: &mut OnProgress<'_>,
-) -> Result<FilterOutcome, FilterError> {
+) -> Result<FilterOutcome, StageError> {
     if inputs.is_empty() {
-        return Err(FilterError::Settings("no input datasets".into()));
+        return Err(StageError::Settings("no input datasets".into()));
     }
     if let Some(max) = options.max_tokens
         && max < options.min_tokens
     {
-        return Err(FilterError::Settings(format!(
+        return Err(StageError::Settings(format!(
             "--max-tokens {max} is below --min-tokens {}",
             options.min_tokens
         )));
@@ -174,16 +154,10 @@ pub fn filter_task(
     let settings = FilterSettings { inputs, options };
     task.check_output(out, inputs, &settings)?;
     if task.is_done(out) {
-        let stats: FilterStats = task.read_stats(out).ok_or_else(|| FilterError::Changed {
-            out: out.to_path_buf(),
-            task: task.name(),
-            reason: "its stats file is unreadable".into(),
-        })?;
-        let changed = |reason: String| FilterError::Changed {
-            out: out.to_path_buf(),
-            task: task.name(),
-            reason,
-        };
+        let changed = |reason: String| StageError::changed(out, task, reason);
+        let stats: FilterStats = task
+            .read_stats(out)
+            .ok_or_else(|| changed("its stats file is unreadable".into()))?;
         if (stats.min_tokens, stats.max_tokens) != (options.min_tokens, options.max_tokens) {
             return Err(changed(format!(
                 "it kept [{}, {}], this run asks [{}, {}]",
@@ -206,7 +180,7 @@ pub fn filter_task(
 
     let shards = plan_shards(inputs)?;
     let Some(first) = shards.first() else {
-        return Err(FilterError::Settings(format!(
+        return Err(StageError::Settings(format!(
             "the inputs {inputs:?} hold no shards"
         )));
     };

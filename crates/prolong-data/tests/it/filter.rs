@@ -8,7 +8,8 @@ use crate::common::{files, read_tokenized};
 
 use std::path::{Path, PathBuf};
 
-use prolong_data::filter::{FilterError, FilterOptions, FilterStats, filter_task};
+use prolong_data::StageError;
+use prolong_data::filter::{FilterOptions, FilterStats, filter_task};
 use prolong_data::task::{OutputError, TaskSpec};
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
 
@@ -229,10 +230,7 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
     };
     let err = filter_task(&inputs, &out, t(0, 3), &other, &mut |_, _| {}).unwrap_err();
     assert!(
-        matches!(
-            err,
-            FilterError::Output(OutputError::SettingsChanged { .. })
-        ),
+        matches!(err, StageError::Output(OutputError::SettingsChanged { .. })),
         "{err}"
     );
     assert!(
@@ -243,7 +241,7 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
     assert!(
         matches!(
             err,
-            FilterError::Output(prolong_data::task::OutputError::OtherWorldSize { .. })
+            StageError::Output(prolong_data::task::OutputError::OtherWorldSize { .. })
         ),
         "{err}"
     );
@@ -387,7 +385,7 @@ fn an_output_that_overlaps_an_input_is_refused() {
         )
         .unwrap_err();
         assert!(
-            matches!(err, FilterError::Output(OutputError::Overlaps { .. })),
+            matches!(err, StageError::Output(OutputError::Overlaps { .. })),
             "{err}"
         );
         assert!(err.to_string().contains(relation), "{err}");
