@@ -40,11 +40,11 @@ impl StageCommand for FilterStep {
         println!("shards     {}", stats.shards.len());
         println!(
             "documents  {} in, {} out",
-            stats.documents_in, stats.documents_out
+            stats.counts.documents_in, stats.counts.documents_out
         );
         println!(
             "tokens     {} in, {} out",
-            stats.tokens_in, stats.tokens_out
+            stats.counts.tokens_in, stats.counts.tokens_out
         );
         for (reason, d) in &stats.dropped {
             println!(

@@ -63,7 +63,7 @@ fn print_summary(report: &TaskReport) {
     } else {
         ""
     };
-    println!("repos {}{state}: {}", s.task, report.part.display());
+    println!("repos {}{state}: {}", s.header.task, report.part.display());
     println!(
         "  repositories: {} in, {} documents, skipped: {}",
         s.repos_in,

@@ -60,7 +60,10 @@ impl StageCommand for SampleStep {
         let stats = &outcome.stats;
         println!(
             "this task {} of {} shards' documents ({} of {} tokens) written",
-            stats.documents_out, stats.documents_in, stats.tokens_out, stats.tokens_in
+            stats.counts.documents_out,
+            stats.counts.documents_in,
+            stats.counts.tokens_out,
+            stats.counts.tokens_in
         );
         summary::print_merge_state(outcome.merged, &self.out.join("sample.json"));
         for s in report.sources.iter().filter(|s| s.shortfall_tokens > 0) {

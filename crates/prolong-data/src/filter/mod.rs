@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
-use crate::task::{LengthHistogram, TaskSpec};
+use crate::task::{InOutCounts, LengthHistogram, TaskHeader, TaskSpec};
 use input::{copy_doc, create_writer, for_each_doc, plan_shards};
 
 /// The recipe's minimum length of long documents (books, code repositories).
@@ -78,19 +78,16 @@ pub struct Dropped {
 /// What one task did: its stats file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterStats {
-    pub task: String,
-    pub rank: usize,
-    pub world_size: usize,
+    #[serde(flatten)]
+    pub header: TaskHeader,
     pub min_tokens: u64,
     pub max_tokens: Option<u64>,
     /// The input datasets, as given.
     pub inputs: Vec<PathBuf>,
     /// This task's input shards, `dataset/basename`.
     pub shards: Vec<String>,
-    pub documents_in: u64,
-    pub documents_out: u64,
-    pub tokens_in: u64,
-    pub tokens_out: u64,
+    #[serde(flatten)]
+    pub counts: InOutCounts,
     /// By reason: `too_short`, `too_long` (both always present).
     pub dropped: BTreeMap<String, Dropped>,
     /// Lengths of the kept documents.
@@ -103,10 +100,7 @@ impl FilterStats {
     /// Sums the stats of several tasks (for a run's summary).
     pub fn merge(&mut self, other: &FilterStats) {
         self.shards.extend(other.shards.iter().cloned());
-        self.documents_in += other.documents_in;
-        self.documents_out += other.documents_out;
-        self.tokens_in += other.tokens_in;
-        self.tokens_out += other.tokens_out;
+        self.counts.add(&other.counts);
         for (reason, d) in &other.dropped {
             let e = self.dropped.entry(reason.clone()).or_default();
             e.documents += d.documents;
@@ -187,9 +181,7 @@ pub fn filter_task(
     let dir = task.clear_output(out)?;
     let mut writer = create_writer(&dir, first, options.size_limit)?;
     let mut stats = FilterStats {
-        task: task.name(),
-        rank: task.rank,
-        world_size: task.world_size,
+        header: task.header(),
         min_tokens: options.min_tokens,
         max_tokens: options.max_tokens,
         inputs: inputs.to_vec(),
@@ -207,8 +199,8 @@ pub fn filter_task(
     for shard in mine {
         stats.shards.push(shard.label());
         for_each_doc(shard, &mut buf, |i, doc| {
-            stats.documents_in += 1;
-            stats.tokens_in += doc.length;
+            stats.counts.documents_in += 1;
+            stats.counts.tokens_in += doc.length;
             stats.length_histogram_in.add(doc.length);
             match options.drop_reason(doc.length) {
                 Some(reason) => {
@@ -218,8 +210,8 @@ pub fn filter_task(
                 }
                 None => {
                     copy_doc(&mut writer, shard, i, doc)?;
-                    stats.documents_out += 1;
-                    stats.tokens_out += doc.length;
+                    stats.counts.documents_out += 1;
+                    stats.counts.tokens_out += doc.length;
                     stats.length_histogram.add(doc.length);
                 }
             }

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::StageError;
 use crate::filter::input::{InputShard, plan_shards};
-use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
+use crate::task::{InOutCounts, LengthHistogram, TaskSpec, remove_file_if_present};
 
 /// What a task's marker records (see [`TaskSpec::check_output`]).
 #[derive(Serialize)]
@@ -106,15 +106,10 @@ pub fn sample_task(
     (progress.f)(0, progress.total);
 
     let mut stats = SampleTaskStats {
-        task: task.name(),
-        rank: task.rank,
-        world_size: task.world_size,
+        header: task.header(),
         shards: Vec::new(),
         sources: Vec::with_capacity(sources.len()),
-        documents_in: 0,
-        documents_out: 0,
-        tokens_in: 0,
-        tokens_out: 0,
+        counts: InOutCounts::default(),
         length_histogram: LengthHistogram::default(),
         report: SampleReport {
             seed: options.seed,
@@ -144,10 +139,7 @@ pub fn sample_task(
                 .filter(|(_, m)| **m)
                 .map(|(s, _)| s.label()),
         );
-        stats.documents_in += part.stats.documents_in;
-        stats.documents_out += part.stats.documents_out;
-        stats.tokens_in += part.stats.tokens_in;
-        stats.tokens_out += part.stats.tokens_out;
+        stats.counts.add(&part.stats.counts());
         stats.length_histogram.merge(&part.histogram);
         stats.sources.push(part.stats);
         stats.report.sources.push(plan.report);
