@@ -15,16 +15,10 @@ impl StageCommand for FilterStep {
 
     fn run(&self, task: TaskSpec, json: bool) -> anyhow::Result<()> {
         let options = self.options();
-        let bar = progress::bar(0, "filter");
-        let outcome = filter_task(
-            &self.inputs,
-            &self.out,
-            task,
-            &options,
-            &mut progress::follow(&bar),
-        )
+        let outcome = progress::following("filter", |p| {
+            filter_task(&self.inputs, &self.out, task, &options, p)
+        })
         .with_context(|| format!("filter into {}", self.out.display()))?;
-        bar.finish_and_clear();
         let stats = &outcome.stats;
         if json {
             return summary::print_json(stats);

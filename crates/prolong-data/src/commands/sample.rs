@@ -16,16 +16,10 @@ impl StageCommand for SampleStep {
     fn run(&self, task: TaskSpec, json: bool) -> anyhow::Result<()> {
         let sources = self.sources(|p| anyhow::Ok(p.to_path_buf()))?;
         let options = self.options();
-        let bar = progress::bar(0, "sample");
-        let outcome = sample_task(
-            &sources,
-            &self.out,
-            task,
-            &options,
-            &mut progress::follow(&bar),
-        )
+        let outcome = progress::following("sample", |p| {
+            sample_task(&sources, &self.out, task, &options, p)
+        })
         .with_context(|| format!("sample into {}", self.out.display()))?;
-        bar.finish_and_clear();
         let report = &outcome.report;
         if json {
             return summary::print_json(report);
