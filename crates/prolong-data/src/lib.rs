@@ -1,6 +1,7 @@
 //! Corpus stages of the ProLong recipe: documents in, packed MDS out.
 pub mod chat;
 pub mod documents;
+pub mod error;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -14,3 +15,5 @@ pub mod stage;
 pub mod summary;
 pub mod task;
 pub mod tokenize;
+
+pub use error::StageError;

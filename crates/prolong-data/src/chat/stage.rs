@@ -24,9 +24,10 @@ use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
 use prolong_packed::columns;
 use serde::{Deserialize, Serialize};
 
-use super::template::{ChatEncoder, SpecialTokens, TemplateError};
+use super::template::{ChatEncoder, SpecialTokens};
 use super::{Message, parse_conversation};
-use crate::documents::{DocumentError, JsonLine, SkipCounts, read_json_lines};
+use crate::StageError;
+use crate::documents::{JsonLine, SkipCounts, read_json_lines};
 use crate::task::{LengthHistogram, TaskSpec};
 use crate::tokenize::stage::{Batch, SkipCountsRecord};
 
@@ -72,36 +73,6 @@ pub struct ChatStats {
     pub length_histogram: LengthHistogram,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ChatError {
-    #[error(transparent)]
-    Documents(#[from] DocumentError),
-    #[error(transparent)]
-    Template(#[from] TemplateError),
-    #[error(transparent)]
-    Mds(#[from] prolong_mds::MdsError),
-    #[error(transparent)]
-    Output(#[from] crate::task::OutputError),
-    #[error(
-        "{path}: none of its {lines} lines has a \"messages\" or \"conversations\" array \
-         (first line's keys: {keys}); is it a chat file?"
-    )]
-    NotChat {
-        path: PathBuf,
-        lines: u64,
-        keys: String,
-    },
-    #[error(
-        "{out}: task {task} was completed with other inputs or settings ({reason}); \
-         use a fresh output folder or remove that one"
-    )]
-    Changed {
-        out: PathBuf,
-        task: String,
-        reason: String,
-    },
-}
-
 /// What [`chat_task`] did.
 #[derive(Debug, Clone)]
 pub struct ChatOutcome {
@@ -122,7 +93,7 @@ pub fn chat_task(
     task: TaskSpec,
     options: &ChatOptions,
     on_progress: &mut OnProgress<'_>,
-) -> Result<ChatOutcome, ChatError> {
+) -> Result<ChatOutcome, StageError> {
     let mine: Vec<PathBuf> = task.take(files).cloned().collect();
     let settings = ChatSettings {
         files,
@@ -188,7 +159,7 @@ fn read_file(
     file: &Path,
     output: &mut Output<'_, '_>,
     skipped: &mut SkipCounts,
-) -> Result<(), ChatError> {
+) -> Result<(), StageError> {
     let (mut objects, mut without_messages) = (0u64, 0u64);
     let mut first_keys = None;
     for record in read_json_lines(file)? {
@@ -214,7 +185,7 @@ fn read_file(
         }
     }
     if objects > 0 && without_messages == objects {
-        return Err(ChatError::NotChat {
+        return Err(StageError::NotChat {
             path: file.to_path_buf(),
             lines: objects,
             keys: first_keys.unwrap_or_default(),
@@ -230,12 +201,8 @@ fn completed_stats(
     out: &Path,
     task: TaskSpec,
     options: &ChatOptions,
-) -> Result<ChatStats, ChatError> {
-    let changed = |reason: String| ChatError::Changed {
-        out: out.to_path_buf(),
-        task: task.name(),
-        reason,
-    };
+) -> Result<ChatStats, StageError> {
+    let changed = |reason: String| StageError::changed(out, task, reason);
     let stats: ChatStats = task
         .read_stats(out)
         .ok_or_else(|| changed("its stats file is unreadable".into()))?;
@@ -265,7 +232,7 @@ struct Output<'e, 'a> {
 }
 
 impl Output<'_, '_> {
-    fn push(&mut self, messages: Vec<Message>) -> Result<(), ChatError> {
+    fn push(&mut self, messages: Vec<Message>) -> Result<(), StageError> {
         let bytes = messages.iter().map(|m| m.content.len()).sum();
         if self.batch.push(messages, bytes) {
             self.flush()?;
@@ -273,7 +240,7 @@ impl Output<'_, '_> {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), ChatError> {
+    fn flush(&mut self) -> Result<(), StageError> {
         let batch = self.batch.take();
         for (messages, encoded) in batch.iter().zip(self.encoder.encode_batch(&batch)?) {
             let n = encoded.input_ids.len();

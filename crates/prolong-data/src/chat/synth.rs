@@ -60,7 +60,7 @@ impl Text {
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
     #[error(transparent)]
-    Inputs(#[from] crate::tokenize::stage::TokenizeStageError),
+    Inputs(#[from] crate::StageError),
     #[error(transparent)]
     Documents(#[from] crate::documents::DocumentError),
     #[error("{0}: chat-synth reads plain texts (.txt, .md)")]

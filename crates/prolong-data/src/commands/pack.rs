@@ -109,8 +109,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let out = serde_json::json!({
             "out": args.step.out,
             "options": options,
-            "tasks_run": reports.iter().filter(|r| !r.skipped).map(|r| &r.record.task).collect::<Vec<_>>(),
-            "tasks_skipped": reports.iter().filter(|r| r.skipped).map(|r| &r.record.task).collect::<Vec<_>>(),
+            "tasks_run": reports.iter().filter(|r| !r.skipped).map(|r| &r.record.header.task).collect::<Vec<_>>(),
+            "tasks_skipped": reports.iter().filter(|r| r.skipped).map(|r| &r.record.header.task).collect::<Vec<_>>(),
             "tasks_complete": run_records.len(),
             "world_size": world_size,
             "merged": merged,

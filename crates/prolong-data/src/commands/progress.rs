@@ -37,11 +37,15 @@ pub fn total_bytes<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> u64 {
         .sum()
 }
 
-/// A progress callback `(done, total)` that moves `bar`, for stages whose
-/// total is known only once they run.
-pub fn follow(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
-    |done, total| {
+/// Runs `f` with a progress callback `(done, total)` that moves a bar named
+/// `what`, for stages whose total is known only once they run; the bar is
+/// cleared after, whether `f` failed or not.
+pub fn following<T>(what: &str, f: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T) -> T {
+    let bar = bar(0, what);
+    let result = f(&mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
-    }
+    });
+    bar.finish_and_clear();
+    result
 }

@@ -1,4 +1,5 @@
-//! `--rank R --world-size N`, shared by every sharded command.
+//! `--rank R --world-size N`, shared by every sharded command, and the
+//! arguments of a stage's own command ([`StageArgs`]).
 
 use prolong_data::task::{TaskError, TaskSpec};
 
@@ -16,5 +17,33 @@ pub struct TaskArgs {
 impl TaskArgs {
     pub fn resolve(&self) -> Result<TaskSpec, TaskError> {
         TaskSpec::resolve(self.rank, self.world_size)
+    }
+}
+
+/// A stage's options type that has a command of its own in this folder.
+pub trait StageCommand: clap::Args {
+    /// The help line of `--json`: what the command prints.
+    const JSON_HELP: &'static str;
+
+    /// Runs task `task` and prints its summary (as JSON when `json`).
+    fn run(&self, task: TaskSpec, json: bool) -> anyhow::Result<()>;
+}
+
+// No doc comment here: clap would make it every stage command's about. Each
+// command's help text is on its variant of `Command` in main.rs.
+#[derive(clap::Args)]
+pub struct StageArgs<S: StageCommand> {
+    #[command(flatten)]
+    pub step: S,
+    #[command(flatten)]
+    pub task: TaskArgs,
+    #[arg(long, help = S::JSON_HELP)]
+    pub json: bool,
+}
+
+impl<S: StageCommand> StageArgs<S> {
+    /// Runs the task that --rank/--world-size (or Slurm's variables) name.
+    pub fn run(&self) -> anyhow::Result<()> {
+        self.step.run(self.task.resolve()?, self.json)
     }
 }

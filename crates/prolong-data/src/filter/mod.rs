@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{LengthHistogram, TaskSpec};
-use input::{InputError, copy_doc, create_writer, for_each_doc, plan_shards};
+use crate::StageError;
+use crate::task::{InOutCounts, LengthHistogram, TaskHeader, TaskSpec};
+use input::{copy_doc, create_writer, for_each_doc, plan_shards};
 
 /// The recipe's minimum length of long documents (books, code repositories).
 pub const LONG_MIN_TOKENS: u64 = 65_536;
@@ -77,19 +78,16 @@ pub struct Dropped {
 /// What one task did: its stats file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterStats {
-    pub task: String,
-    pub rank: usize,
-    pub world_size: usize,
+    #[serde(flatten)]
+    pub header: TaskHeader,
     pub min_tokens: u64,
     pub max_tokens: Option<u64>,
     /// The input datasets, as given.
     pub inputs: Vec<PathBuf>,
     /// This task's input shards, `dataset/basename`.
     pub shards: Vec<String>,
-    pub documents_in: u64,
-    pub documents_out: u64,
-    pub tokens_in: u64,
-    pub tokens_out: u64,
+    #[serde(flatten)]
+    pub counts: InOutCounts,
     /// By reason: `too_short`, `too_long` (both always present).
     pub dropped: BTreeMap<String, Dropped>,
     /// Lengths of the kept documents.
@@ -102,10 +100,7 @@ impl FilterStats {
     /// Sums the stats of several tasks (for a run's summary).
     pub fn merge(&mut self, other: &FilterStats) {
         self.shards.extend(other.shards.iter().cloned());
-        self.documents_in += other.documents_in;
-        self.documents_out += other.documents_out;
-        self.tokens_in += other.tokens_in;
-        self.tokens_out += other.tokens_out;
+        self.counts.add(&other.counts);
         for (reason, d) in &other.dropped {
             let e = self.dropped.entry(reason.clone()).or_default();
             e.documents += d.documents;
@@ -114,27 +109,6 @@ impl FilterStats {
         self.length_histogram.merge(&other.length_histogram);
         self.length_histogram_in.merge(&other.length_histogram_in);
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum FilterError {
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error(transparent)]
-    Mds(#[from] prolong_mds::MdsError),
-    #[error(transparent)]
-    Output(#[from] crate::task::OutputError),
-    #[error("invalid settings: {0}")]
-    Settings(String),
-    #[error(
-        "{out}: task {task} was completed with other settings or inputs ({reason}); \
-         use a fresh output folder or remove that one"
-    )]
-    Changed {
-        out: PathBuf,
-        task: String,
-        reason: String,
-    },
 }
 
 /// What [`filter_task`] did.
@@ -158,14 +132,14 @@ pub fn filter_task(
     task: TaskSpec,
     options: &FilterOptions,
     on_progress: &mut OnProgress<'_>,
-) -> Result<FilterOutcome, FilterError> {
+) -> Result<FilterOutcome, StageError> {
     if inputs.is_empty() {
-        return Err(FilterError::Settings("no input datasets".into()));
+        return Err(StageError::Settings("no input datasets".into()));
     }
     if let Some(max) = options.max_tokens
         && max < options.min_tokens
     {
-        return Err(FilterError::Settings(format!(
+        return Err(StageError::Settings(format!(
             "--max-tokens {max} is below --min-tokens {}",
             options.min_tokens
         )));
@@ -174,16 +148,10 @@ pub fn filter_task(
     let settings = FilterSettings { inputs, options };
     task.check_output(out, inputs, &settings)?;
     if task.is_done(out) {
-        let stats: FilterStats = task.read_stats(out).ok_or_else(|| FilterError::Changed {
-            out: out.to_path_buf(),
-            task: task.name(),
-            reason: "its stats file is unreadable".into(),
-        })?;
-        let changed = |reason: String| FilterError::Changed {
-            out: out.to_path_buf(),
-            task: task.name(),
-            reason,
-        };
+        let changed = |reason: String| StageError::changed(out, task, reason);
+        let stats: FilterStats = task
+            .read_stats(out)
+            .ok_or_else(|| changed("its stats file is unreadable".into()))?;
         if (stats.min_tokens, stats.max_tokens) != (options.min_tokens, options.max_tokens) {
             return Err(changed(format!(
                 "it kept [{}, {}], this run asks [{}, {}]",
@@ -206,16 +174,14 @@ pub fn filter_task(
 
     let shards = plan_shards(inputs)?;
     let Some(first) = shards.first() else {
-        return Err(FilterError::Settings(format!(
+        return Err(StageError::Settings(format!(
             "the inputs {inputs:?} hold no shards"
         )));
     };
     let dir = task.clear_output(out)?;
     let mut writer = create_writer(&dir, first, options.size_limit)?;
     let mut stats = FilterStats {
-        task: task.name(),
-        rank: task.rank,
-        world_size: task.world_size,
+        header: task.header(),
         min_tokens: options.min_tokens,
         max_tokens: options.max_tokens,
         inputs: inputs.to_vec(),
@@ -233,8 +199,8 @@ pub fn filter_task(
     for shard in mine {
         stats.shards.push(shard.label());
         for_each_doc(shard, &mut buf, |i, doc| {
-            stats.documents_in += 1;
-            stats.tokens_in += doc.length;
+            stats.counts.documents_in += 1;
+            stats.counts.tokens_in += doc.length;
             stats.length_histogram_in.add(doc.length);
             match options.drop_reason(doc.length) {
                 Some(reason) => {
@@ -244,8 +210,8 @@ pub fn filter_task(
                 }
                 None => {
                     copy_doc(&mut writer, shard, i, doc)?;
-                    stats.documents_out += 1;
-                    stats.tokens_out += doc.length;
+                    stats.counts.documents_out += 1;
+                    stats.counts.tokens_out += doc.length;
                     stats.length_histogram.add(doc.length);
                 }
             }

@@ -31,7 +31,7 @@ use super::options::PackOptions;
 use super::packer::{Packer, Sequence};
 use super::stats::PackStats;
 use crate::filter::input::InputError;
-use crate::task::TaskSpec;
+use crate::task::{TaskHeader, TaskSpec};
 
 /// What a task's marker records (see [`TaskSpec::check_output`]).
 #[derive(Serialize)]
@@ -45,9 +45,8 @@ struct PackSettings<'a> {
 /// What a task's stats file holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
-    pub task: String,
-    pub rank: usize,
-    pub world_size: usize,
+    #[serde(flatten)]
+    pub header: TaskHeader,
     pub options: PackOptions,
     pub with_mask: bool,
     /// The input datasets, as given.
@@ -95,7 +94,7 @@ pub fn run_task(
     options.check()?;
     let task = TaskSpec::new(task.rank, task.world_size)
         .map_err(|e| PackError::settings(e.to_string()))?;
-    let (rank, world_size) = (task.rank, task.world_size);
+    let world_size = task.world_size;
     let (shards, with_mask) = plan_inputs(inputs)?;
     let mine: Vec<&InputShard> = task.take(&shards).collect();
     let name = task.name();
@@ -194,9 +193,7 @@ pub fn run_task(
     }
 
     let record = TaskRecord {
-        task: name,
-        rank,
-        world_size,
+        header: task.header(),
         options: options.clone(),
         with_mask,
         inputs: inputs.to_vec(),

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ReposError;
 use super::source::{Dedup, Problem, ReposOptions, head_commit, read_repository, survey};
+use crate::task::TaskHeader;
 
 /// The zstd level of the output (fixed: part of the byte-identical promise).
 pub const ZSTD_LEVEL: i32 = 6;
@@ -66,9 +67,8 @@ pub fn marker_path(out: &Path, rank: usize, world_size: usize) -> PathBuf {
 /// What a task's stats file holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskStats {
-    pub task: String,
-    pub rank: usize,
-    pub world_size: usize,
+    #[serde(flatten)]
+    pub header: TaskHeader,
     pub options: ReposOptions,
     /// The input folder, as given.
     pub input: PathBuf,
@@ -304,9 +304,11 @@ pub fn run_task(
     };
 
     let mut stats = TaskStats {
-        task: part_name(rank, world_size),
-        rank,
-        world_size,
+        header: TaskHeader {
+            task: part_name(rank, world_size),
+            rank,
+            world_size,
+        },
         options: options.clone(),
         input: input.to_path_buf(),
         entries: entries.len() as u64,

@@ -4,7 +4,8 @@
 use prolong_rng::SplitMix64;
 
 use super::run::Progress;
-use super::{SampleError, SampleOptions, Source, SourceReport};
+use super::{SampleOptions, Source, SourceReport};
+use crate::StageError;
 use crate::filter::input::{InputError, InputShard, for_each_doc};
 
 /// One source's share of the global plan.
@@ -26,7 +27,7 @@ pub(super) fn draw(
     target: u64,
     options: &SampleOptions,
     progress: &mut Progress<'_, '_>,
-) -> Result<Plan, SampleError> {
+) -> Result<Plan, StageError> {
     let mut lengths: Vec<u32> = Vec::new();
     let mut buf = Vec::new();
     for shard in shards {
@@ -39,7 +40,7 @@ pub(super) fn draw(
         })?;
         progress.add(shard.samples());
     }
-    let n = u32::try_from(lengths.len()).map_err(|_| SampleError::Source {
+    let n = u32::try_from(lengths.len()).map_err(|_| StageError::Source {
         name: source.name.clone(),
         path: source.path.clone(),
         reason: "the document count does not fit 32 bits".into(),

@@ -52,11 +52,11 @@ mod source;
 mod tests;
 mod write;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::filter::input::InputError;
+use crate::StageError;
 use crate::task::TaskSpec;
 
 pub use report::{SampleReport, SampleTaskStats, SourceReport, TaskSourceStats};
@@ -85,37 +85,6 @@ pub struct SampleOptions {
     pub size_limit: Option<u64>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SampleError {
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error(transparent)]
-    Mds(#[from] prolong_mds::MdsError),
-    #[error(transparent)]
-    Output(#[from] crate::task::OutputError),
-    #[error("{path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
-    #[error("{arg:?}: {reason}")]
-    Argument { arg: String, reason: String },
-    #[error("invalid settings: {0}")]
-    Settings(String),
-    #[error("source {name} ({path}): {reason}")]
-    Source {
-        name: String,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error(
-        "{out}: task {task} was completed with another request ({reason}); \
-         use a fresh output folder or remove that one"
-    )]
-    Changed {
-        out: PathBuf,
-        task: String,
-        reason: String,
-    },
-}
-
 /// What [`sample_task`] did.
 #[derive(Debug, Clone)]
 pub struct SampleOutcome {
@@ -141,7 +110,7 @@ pub fn sample(
     out: &Path,
     options: &SampleOptions,
     on_progress: &mut OnProgress<'_>,
-) -> Result<SampleOutcome, SampleError> {
+) -> Result<SampleOutcome, StageError> {
     let task = TaskSpec {
         rank: 0,
         world_size: 1,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{SampleOptions, Source};
-use crate::task::LengthHistogram;
+use crate::task::{InOutCounts, LengthHistogram, TaskHeader};
 
 /// What was asked of one source and what it gave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,19 +57,29 @@ pub struct TaskSourceStats {
     pub tokens_out: u64,
 }
 
+impl TaskSourceStats {
+    /// The same counts in the form of a task's totals (the fields of a
+    /// source's part stand in another order in the stats file).
+    pub fn counts(&self) -> InOutCounts {
+        InOutCounts {
+            documents_in: self.documents_in,
+            documents_out: self.documents_out,
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+        }
+    }
+}
+
 /// What one task did: its stats file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleTaskStats {
-    pub task: String,
-    pub rank: usize,
-    pub world_size: usize,
+    #[serde(flatten)]
+    pub header: TaskHeader,
     /// This task's input shards, `dataset/basename`.
     pub shards: Vec<String>,
     pub sources: Vec<TaskSourceStats>,
-    pub documents_in: u64,
-    pub documents_out: u64,
-    pub tokens_in: u64,
-    pub tokens_out: u64,
+    #[serde(flatten)]
+    pub counts: InOutCounts,
     /// Lengths of the documents this task wrote.
     pub length_histogram: LengthHistogram,
     /// The global plan: the same in every task of the run.

@@ -10,11 +10,11 @@ use super::report::{RULE, same_request};
 use super::source::{check_names, targets};
 use super::write::write_part;
 use super::{
-    OnProgress, REPORT_FILE, SampleError, SampleOptions, SampleOutcome, SampleReport,
-    SampleTaskStats, Source,
+    OnProgress, REPORT_FILE, SampleOptions, SampleOutcome, SampleReport, SampleTaskStats, Source,
 };
+use crate::StageError;
 use crate::filter::input::{InputShard, plan_shards};
-use crate::task::{LengthHistogram, TaskSpec, remove_file_if_present};
+use crate::task::{InOutCounts, LengthHistogram, TaskSpec, remove_file_if_present};
 
 /// What a task's marker records (see [`TaskSpec::check_output`]).
 #[derive(Serialize)]
@@ -32,7 +32,7 @@ pub fn sample_task(
     task: TaskSpec,
     options: &SampleOptions,
     on_progress: &mut OnProgress<'_>,
-) -> Result<SampleOutcome, SampleError> {
+) -> Result<SampleOutcome, StageError> {
     let targets = targets(sources, options.total_tokens)?;
     check_names(sources)?;
     // Markers in OUT, task folders in OUT/<source>.
@@ -46,7 +46,11 @@ pub fn sample_task(
     if task.is_done(out) {
         let stats = read_task_stats(out, task)?;
         if !same_request(&stats.report, sources, options) {
-            return Err(changed(out, task, "other sources, shares, tokens or seed"));
+            return Err(StageError::changed(
+                out,
+                task,
+                "other sources, shares, tokens or seed",
+            ));
         }
         let merged = finish_if_complete(out, sources, task)?;
         return Ok(SampleOutcome {
@@ -61,7 +65,7 @@ pub fn sample_task(
         .map(|s| {
             let shards = plan_shards(std::slice::from_ref(&s.path))?;
             if shards.is_empty() {
-                return Err(SampleError::Source {
+                return Err(StageError::Source {
                     name: s.name.clone(),
                     path: s.path.clone(),
                     reason: "holds no shards".into(),
@@ -102,15 +106,10 @@ pub fn sample_task(
     (progress.f)(0, progress.total);
 
     let mut stats = SampleTaskStats {
-        task: task.name(),
-        rank: task.rank,
-        world_size: task.world_size,
+        header: task.header(),
         shards: Vec::new(),
         sources: Vec::with_capacity(sources.len()),
-        documents_in: 0,
-        documents_out: 0,
-        tokens_in: 0,
-        tokens_out: 0,
+        counts: InOutCounts::default(),
         length_histogram: LengthHistogram::default(),
         report: SampleReport {
             seed: options.seed,
@@ -140,10 +139,7 @@ pub fn sample_task(
                 .filter(|(_, m)| **m)
                 .map(|(s, _)| s.label()),
         );
-        stats.documents_in += part.stats.documents_in;
-        stats.documents_out += part.stats.documents_out;
-        stats.tokens_in += part.stats.tokens_in;
-        stats.tokens_out += part.stats.tokens_out;
+        stats.counts.add(&part.stats.counts());
         stats.length_histogram.merge(&part.histogram);
         stats.sources.push(part.stats);
         stats.report.sources.push(plan.report);
@@ -172,7 +168,7 @@ pub fn sample_task(
 /// `sample.json`, the report as rank 0's stats file holds it (so its bytes
 /// do not depend on which task writes it, nor on a float's trip through
 /// JSON). Returns whether it found the run complete.
-fn finish_if_complete(out: &Path, sources: &[Source], task: TaskSpec) -> Result<bool, SampleError> {
+fn finish_if_complete(out: &Path, sources: &[Source], task: TaskSpec) -> Result<bool, StageError> {
     let dirs: Vec<PathBuf> = sources.iter().map(|s| out.join(&s.name)).collect();
     if !task.merge_if_complete_in(out, &dirs)? {
         return Ok(false);
@@ -188,18 +184,9 @@ fn finish_if_complete(out: &Path, sources: &[Source], task: TaskSpec) -> Result<
 }
 
 /// A completed task's stats file.
-fn read_task_stats(out: &Path, task: TaskSpec) -> Result<SampleTaskStats, SampleError> {
+fn read_task_stats(out: &Path, task: TaskSpec) -> Result<SampleTaskStats, StageError> {
     task.read_stats(out)
-        .ok_or_else(|| changed(out, task, "its stats file is unreadable"))
-}
-
-/// Why a completed task's output cannot serve this request.
-fn changed(out: &Path, task: TaskSpec, reason: &str) -> SampleError {
-    SampleError::Changed {
-        out: out.to_path_buf(),
-        task: task.name(),
-        reason: reason.into(),
-    }
+        .ok_or_else(|| StageError::changed(out, task, "its stats file is unreadable"))
 }
 
 pub(super) struct Progress<'a, 'b> {

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{REPORT_FILE, SampleError};
+use super::REPORT_FILE;
+use crate::StageError;
 
 /// One source: a tokenized MDS dataset and its (unnormalised) token share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,10 +20,10 @@ pub struct Source {
 impl Source {
     /// `[NAME=]DIR@SHARE`; the name defaults to DIR's last component. The
     /// split is at the last `@`.
-    pub fn parse(arg: &str) -> Result<Source, SampleError> {
+    pub fn parse(arg: &str) -> Result<Source, StageError> {
         let unnamed = |_: &str| Err("cannot name the source after its path; use NAME=DIR@SHARE");
         let (name, path, share) =
-            split_weighted(arg, "SHARE", unnamed).map_err(|reason| SampleError::Argument {
+            split_weighted(arg, "SHARE", unnamed).map_err(|reason| StageError::Argument {
                 arg: arg.into(),
                 reason,
             })?;
@@ -63,13 +64,13 @@ pub fn split_weighted<'a>(
 }
 
 /// The targets: round(total × share / Σ shares), after checking the shares.
-pub fn targets(sources: &[Source], total_tokens: u64) -> Result<Vec<(f64, u64)>, SampleError> {
+pub fn targets(sources: &[Source], total_tokens: u64) -> Result<Vec<(f64, u64)>, StageError> {
     if sources.is_empty() {
-        return Err(SampleError::Settings("no sources".into()));
+        return Err(StageError::Settings("no sources".into()));
     }
     for s in sources {
         if !s.share.is_finite() || s.share < 0.0 {
-            return Err(SampleError::Settings(format!(
+            return Err(StageError::Settings(format!(
                 "source {}: share {} must be finite and ≥ 0",
                 s.name, s.share
             )));
@@ -77,7 +78,7 @@ pub fn targets(sources: &[Source], total_tokens: u64) -> Result<Vec<(f64, u64)>,
     }
     let sum: f64 = sources.iter().map(|s| s.share).sum();
     if !(sum > 0.0 && sum.is_finite()) {
-        return Err(SampleError::Settings(format!(
+        return Err(StageError::Settings(format!(
             "the shares sum to {sum}; at least one must be positive"
         )));
     }
@@ -91,7 +92,7 @@ pub fn targets(sources: &[Source], total_tokens: u64) -> Result<Vec<(f64, u64)>,
 }
 
 /// Source names are folder names under OUT, distinct, and not the report's.
-pub(super) fn check_names(sources: &[Source]) -> Result<(), SampleError> {
+pub(super) fn check_names(sources: &[Source]) -> Result<(), StageError> {
     for (i, s) in sources.iter().enumerate() {
         let ok = !s.name.is_empty()
             && s.name != "."
@@ -99,13 +100,13 @@ pub(super) fn check_names(sources: &[Source]) -> Result<(), SampleError> {
             && !s.name.contains(['/', '\\'])
             && s.name != REPORT_FILE;
         if !ok {
-            return Err(SampleError::Settings(format!(
+            return Err(StageError::Settings(format!(
                 "source name {:?} is not a folder name",
                 s.name
             )));
         }
         if sources[..i].iter().any(|o| o.name == s.name) {
-            return Err(SampleError::Settings(format!(
+            return Err(StageError::Settings(format!(
                 "two sources are named {:?}; name them with NAME=DIR@SHARE",
                 s.name
             )));

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::draw::Plan;
 use super::run::Progress;
-use super::{SampleError, SampleOptions, Source, TaskSourceStats};
+use super::{SampleOptions, Source, TaskSourceStats};
+use crate::StageError;
 use crate::filter::input::{InputShard, copy_doc, create_writer, for_each_doc};
 use crate::task::LengthHistogram;
 
@@ -25,9 +26,9 @@ pub(super) fn write_part(
     dir: &Path,
     options: &SampleOptions,
     progress: &mut Progress<'_, '_>,
-) -> Result<Part, SampleError> {
+) -> Result<Part, StageError> {
     if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|err| SampleError::Io {
+        std::fs::remove_dir_all(dir).map_err(|err| StageError::Io {
             path: dir.to_path_buf(),
             err,
         })?;

@@ -51,7 +51,7 @@ impl Stage for FilterStep {
         let outcome = or_fail(filter_task(&inputs, cx.out, cx.task, &options, &mut |_, _| {}))?;
         let stats = &outcome.stats;
         summary(outcome.skipped, || {
-            format!("{} of {} documents kept", stats.documents_out, stats.documents_in)
+            format!("{} of {} documents kept", stats.counts.documents_out, stats.counts.documents_in)
         })
     }
 }

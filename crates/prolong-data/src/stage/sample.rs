@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use super::context::folder_name;
 use super::{Stage, StepContext, StepResult, or_fail, summary};
-use crate::sample::{SampleError, SampleOptions, Source, sample_task};
+use crate::StageError;
+use crate::sample::{SampleOptions, Source, sample_task};
 
 /// One source: `[NAME=]DIR@SHARE` on the command line, `{ name, path,
 /// share }` in a recipe.
@@ -21,9 +22,9 @@ pub struct SampleSourceSpec {
 }
 
 impl std::str::FromStr for SampleSourceSpec {
-    type Err = SampleError;
+    type Err = StageError;
 
-    fn from_str(arg: &str) -> Result<Self, SampleError> {
+    fn from_str(arg: &str) -> Result<Self, StageError> {
         let s = Source::parse(arg)?;
         Ok(SampleSourceSpec {
             name: Some(s.name),

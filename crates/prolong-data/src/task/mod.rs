@@ -35,6 +35,34 @@ pub struct TaskSpec {
     pub world_size: usize,
 }
 
+/// The first keys of a task's stats file: which task of how many wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskHeader {
+    /// The name of the task's files: [`TaskSpec::name`] (`repos`: `part-R-of-N`).
+    pub task: String,
+    pub rank: usize,
+    pub world_size: usize,
+}
+
+/// Documents and tokens a task read and wrote, as its stats file counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InOutCounts {
+    pub documents_in: u64,
+    pub documents_out: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+}
+
+impl InOutCounts {
+    /// Adds another task's counts (for a run's summary).
+    pub fn add(&mut self, other: &InOutCounts) {
+        self.documents_in += other.documents_in;
+        self.documents_out += other.documents_out;
+        self.tokens_in += other.tokens_in;
+        self.tokens_out += other.tokens_out;
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     #[error("--rank {rank} must be below --world-size {world_size} (and world size at least 1)")]
@@ -80,6 +108,15 @@ impl TaskSpec {
     pub fn name(&self) -> String {
         let width = self.world_size.to_string().len();
         format!("proc{:0width$}-{}", self.rank, self.world_size)
+    }
+
+    /// The header of this task's stats file.
+    pub fn header(&self) -> TaskHeader {
+        TaskHeader {
+            task: self.name(),
+            rank: self.rank,
+            world_size: self.world_size,
+        }
     }
 
     /// This task's share of `items`: R, R+N, R+2N, ...

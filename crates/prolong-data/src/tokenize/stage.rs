@@ -21,7 +21,8 @@ use prolong_mds::{Array, MdsWriter, Value, WriterOptions};
 use prolong_packed::columns;
 use serde::{Deserialize, Serialize};
 
-use super::{TokenizeError, Tokenizer};
+use super::Tokenizer;
+use crate::StageError;
 use crate::documents::{
     DocumentError, Fields, GroupFields, Select, SkipCounts, SkipReason, read_documents,
 };
@@ -58,8 +59,8 @@ pub struct TokenizeOptions {
 
 /// What identifies a tokenizer.json: a hash of its bytes (not its path, so a
 /// copy elsewhere is the same tokenizer).
-pub fn tokenizer_hash(path: &Path) -> Result<String, TokenizeStageError> {
-    let bytes = std::fs::read(path).map_err(|err| TokenizeStageError::Io {
+pub fn tokenizer_hash(path: &Path) -> Result<String, StageError> {
+    let bytes = std::fs::read(path).map_err(|err| StageError::Io {
         path: path.to_path_buf(),
         err,
     })?;
@@ -119,32 +120,16 @@ impl From<&SkipCounts> for SkipCountsRecord {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TokenizeStageError {
-    #[error(transparent)]
-    Documents(#[from] DocumentError),
-    #[error(transparent)]
-    Tokenizer(#[from] TokenizeError),
-    #[error(transparent)]
-    Mds(#[from] prolong_mds::MdsError),
-    #[error(transparent)]
-    Output(#[from] crate::task::OutputError),
-    #[error("{path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
-    #[error("no input files (expected .jsonl, .jsonl.gz, .jsonl.zst, .json, .txt) under {0:?}")]
-    NoInputs(Vec<PathBuf>),
-}
-
 /// Expands folders into the input files under them, in sorted path order.
 /// A folder's stats files (see [`crate::task::STATS_SUFFIX`]) are passed over:
 /// `repos` writes its stats beside its documents, and tokenizing that folder
 /// must not read them as JSON documents. A file named on its own is always read.
-pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, TokenizeStageError> {
+pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, StageError> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
             for entry in walkdir::WalkDir::new(input).sort_by_file_name() {
-                let entry = entry.map_err(|e| TokenizeStageError::Io {
+                let entry = entry.map_err(|e| StageError::Io {
                     path: e
                         .path()
                         .map(Path::to_path_buf)
@@ -167,7 +152,7 @@ pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, TokenizeStageErro
         }
     }
     if files.is_empty() {
-        return Err(TokenizeStageError::NoInputs(inputs.to_vec()));
+        return Err(StageError::NoInputs(inputs.to_vec()));
     }
     Ok(files)
 }
@@ -216,7 +201,7 @@ pub fn finish_if_done(
     out: &Path,
     task: TaskSpec,
     options: &TokenizeOptions,
-) -> Result<bool, TokenizeStageError> {
+) -> Result<bool, StageError> {
     task.check_output(out, files, &TokenizeSettings { files, options })?;
     if !task.is_done(out) {
         return Ok(false);
@@ -236,7 +221,7 @@ pub fn tokenize_task(
     task: TaskSpec,
     options: &TokenizeOptions,
     on_progress: &mut OnProgress<'_>,
-) -> Result<Option<TokenizeStats>, TokenizeStageError> {
+) -> Result<Option<TokenizeStats>, StageError> {
     if finish_if_done(files, out, task, options)? {
         return Ok(None);
     }
@@ -272,7 +257,7 @@ pub fn tokenize_task(
         task.take(files).cloned().collect()
     };
     // Records count in `documents_in` (each skip, each document).
-    let mut add = |record: crate::documents::Record| -> Result<(), TokenizeStageError> {
+    let mut add = |record: crate::documents::Record| -> Result<(), StageError> {
         output.stats.documents_in += 1;
         match record {
             // Not one bad record but a file that cannot be read: an error.
@@ -330,7 +315,7 @@ struct Output<'a> {
 }
 
 impl Output<'_> {
-    fn push(&mut self, text: String) -> Result<(), TokenizeStageError> {
+    fn push(&mut self, text: String) -> Result<(), StageError> {
         let bytes = text.len();
         if self.batch.push(text, bytes) {
             self.flush()?;
@@ -340,7 +325,7 @@ impl Output<'_> {
 
     /// Encodes the batch and writes it; documents that encode to no tokens
     /// are skipped as empty.
-    fn flush(&mut self) -> Result<(), TokenizeStageError> {
+    fn flush(&mut self) -> Result<(), StageError> {
         let batch = self.batch.take();
         let (long, short): (Vec<usize>, Vec<usize>) =
             (0..batch.len()).partition(|&i| batch[i].len() >= LONG_DOCUMENT_BYTES);

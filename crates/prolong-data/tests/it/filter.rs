@@ -8,7 +8,8 @@ use crate::common::{files, read_tokenized};
 
 use std::path::{Path, PathBuf};
 
-use prolong_data::filter::{FilterError, FilterOptions, FilterStats, filter_task};
+use prolong_data::StageError;
+use prolong_data::filter::{FilterOptions, FilterStats, filter_task};
 use prolong_data::task::{LengthHistogram, OutputError, TaskSpec};
 use prolong_mds::{Array, MdsDataset, MdsWriter, Value, WriterOptions};
 
@@ -88,9 +89,12 @@ fn bounds_are_inclusive_and_drops_are_counted_by_reason() {
         size_limit: None,
     };
     let stats = run(std::slice::from_ref(&input), &out, t(0, 1), &options);
-    assert_eq!((stats.documents_in, stats.documents_out), (7, 3));
-    assert_eq!(stats.tokens_in, lengths.iter().sum::<usize>() as u64);
-    assert_eq!(stats.tokens_out, 450);
+    assert_eq!(
+        (stats.counts.documents_in, stats.counts.documents_out),
+        (7, 3)
+    );
+    assert_eq!(stats.counts.tokens_in, lengths.iter().sum::<usize>() as u64);
+    assert_eq!(stats.counts.tokens_out, 450);
     assert_eq!(stats.dropped["too_short"].documents, 2);
     assert_eq!(stats.dropped["too_short"].tokens, 100);
     assert_eq!(stats.dropped["too_long"].documents, 2);
@@ -121,7 +125,10 @@ fn bounds_are_inclusive_and_drops_are_counted_by_reason() {
     };
     let stats = run(&[long_in], &long_out, t(0, 1), &options);
     assert_eq!(
-        (stats.documents_out, stats.dropped["too_short"].documents),
+        (
+            stats.counts.documents_out,
+            stats.dropped["too_short"].documents
+        ),
         (1, 1)
     );
     assert_eq!(read_tokenized(&long_out)[0].1.len(), 65_536);
@@ -153,7 +160,7 @@ fn output_keeps_the_inputs_columns_encodings_compression_and_hashes() {
     let stats = run(std::slice::from_ref(&input), &out, t(0, 1), &opts);
     assert_eq!(files(&input), before, "the input folder was written to");
     let kept: Vec<usize> = lengths.iter().copied().filter(|&n| n >= 200).collect();
-    assert_eq!(stats.documents_out as usize, kept.len());
+    assert_eq!(stats.counts.documents_out as usize, kept.len());
     let src = MdsDataset::open(&input).unwrap();
     let dst = MdsDataset::open(&out).unwrap();
     let (a, b) = (&src.index().shards[0], &dst.index().shards[0]);
@@ -196,9 +203,9 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
         assert_eq!(out.join("index.json").is_file(), rank == 1);
         total.merge(&outcome.stats);
     }
-    assert_eq!(total.documents_in, whole.documents_in);
-    assert_eq!(total.documents_out, whole.documents_out);
-    assert_eq!(total.tokens_out, whole.tokens_out);
+    assert_eq!(total.counts.documents_in, whole.counts.documents_in);
+    assert_eq!(total.counts.documents_out, whole.counts.documents_out);
+    assert_eq!(total.counts.tokens_out, whole.counts.tokens_out);
     assert_eq!(total.dropped, whole.dropped);
     let (mut x, mut y) = (read_tokenized(&single), read_tokenized(&out));
     x.sort();
@@ -224,10 +231,7 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
     };
     let err = filter_task(&inputs, &out, t(0, 3), &other, &mut |_, _| {}).unwrap_err();
     assert!(
-        matches!(
-            err,
-            FilterError::Output(OutputError::SettingsChanged { .. })
-        ),
+        matches!(err, StageError::Output(OutputError::SettingsChanged { .. })),
         "{err}"
     );
     assert!(
@@ -238,7 +242,7 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
     assert!(
         matches!(
             err,
-            FilterError::Output(prolong_data::task::OutputError::OtherWorldSize { .. })
+            StageError::Output(prolong_data::task::OutputError::OtherWorldSize { .. })
         ),
         "{err}"
     );
@@ -329,7 +333,10 @@ fn cli_prints_json_stats() {
             .unwrap(),
     );
     let stats: FilterStats = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!((stats.documents_in, stats.documents_out), (3, 2));
+    assert_eq!(
+        (stats.counts.documents_in, stats.counts.documents_out),
+        (3, 2)
+    );
     let err = common::failed(
         common::cli()
             .arg("filter")
@@ -372,7 +379,7 @@ fn an_output_that_overlaps_an_input_is_refused() {
         )
         .unwrap_err();
         assert!(
-            matches!(err, FilterError::Output(OutputError::Overlaps { .. })),
+            matches!(err, StageError::Output(OutputError::Overlaps { .. })),
             "{err}"
         );
         assert!(err.to_string().contains(relation), "{err}");
@@ -424,7 +431,7 @@ fn a_registered_stage_runs_from_its_generic_command_line() {
     x.sort();
     y.sort();
     assert_eq!(x, y);
-    assert_eq!(y.len() as u64, whole.documents_out);
+    assert_eq!(y.len() as u64, whole.counts.documents_out);
     assert_eq!(
         (info.run)(&matches, t(0, 2)).unwrap(),
         None,

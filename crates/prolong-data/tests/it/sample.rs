@@ -223,7 +223,8 @@ fn tasks_write_disjoint_parts_of_one_plan_whatever_their_number() {
             .collect();
         assert_eq!(parts.iter().sum::<u64>(), r.achieved_tokens, "{}", r.name);
         for o in &outcomes {
-            let part = common::read_tokenized(&three.join(&r.name).join(o.stats.task.as_str()));
+            let part =
+                common::read_tokenized(&three.join(&r.name).join(o.stats.header.task.as_str()));
             let part_tokens: u64 = part.iter().map(|d| d.1.len() as u64).sum();
             assert_eq!(part_tokens, o.stats.sources[i].tokens_out);
         }
@@ -236,7 +237,7 @@ fn tasks_write_disjoint_parts_of_one_plan_whatever_their_number() {
     assert!(dealt[2] - dealt[0] <= 1, "{dealt:?}");
     for o in &outcomes {
         assert_eq!(o.report.achieved_tokens, report.achieved_tokens);
-        assert!(o.stats.tokens_out <= o.stats.tokens_in);
+        assert!(o.stats.counts.tokens_out <= o.stats.counts.tokens_in);
     }
 
     // Three tasks again: the same bytes; a re-run skips every task.

@@ -2,7 +2,7 @@
 //! step) and the clean-up of dead writers' leftovers.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::error::MdsError;
@@ -205,11 +205,18 @@ fn only_dead_writers_leftovers_are_removed() {
     assert_eq!(names, want);
 }
 
-#[test]
-fn a_failed_fill_leaves_nothing_and_keeps_the_old_output() {
+/// A temporary folder holding `ckpt/`, a folder written whole with the
+/// content "old": what the folder-write tests replace or must keep.
+fn old_checkpoint() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt");
     write("dir", &ckpt, "old");
+    (dir, ckpt)
+}
+
+#[test]
+fn a_failed_fill_leaves_nothing_and_keeps_the_old_output() {
+    let (dir, ckpt) = old_checkpoint();
     let want = tree(dir.path());
     let err = write_atomic_dir(&ckpt, |tmp| {
         write_atomic(&tmp.join("a.json"), b"new")?;
@@ -232,9 +239,7 @@ fn a_failed_fill_leaves_nothing_and_keeps_the_old_output() {
 /// commit leaves the old folder and no temporary.
 #[test]
 fn a_folder_filled_by_several_writers_appears_whole_at_the_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let ckpt = dir.path().join("ckpt");
-    write("dir", &ckpt, "old");
+    let (dir, ckpt) = old_checkpoint();
     let old = tree(dir.path());
     let first = DirWrite::begin(&ckpt).unwrap();
     let name = first.tmp().file_name().unwrap().to_owned();

@@ -7,7 +7,8 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use prolong_data::chat::stage::{ChatError, ChatOptions, ChatOutcome, chat_task};
+use prolong_data::StageError;
+use prolong_data::chat::stage::{ChatOptions, ChatOutcome, chat_task};
 use prolong_data::chat::template::{ChatEncoder, ChatTokens};
 use prolong_data::pack::PackOptions;
 use prolong_data::task::TaskSpec;
@@ -32,7 +33,7 @@ fn run(
     out: &Path,
     task: TaskSpec,
     domain: &str,
-) -> Result<ChatOutcome, ChatError> {
+) -> Result<ChatOutcome, StageError> {
     let encoder = ChatEncoder::new(tokenizer, &ChatTokens::llama3()).unwrap();
     let options = ChatOptions {
         domain: domain.into(),
