@@ -56,7 +56,7 @@ pub enum Error {
 
     /// A collective of sequence parallelism failed, or its layout cannot be split.
     #[error("sequence parallel: {0}")]
-    Dist(#[from] crate::dist::DistError),
+    Dist(crate::dist::DistError),
 
     /// An op received inputs of inconsistent shapes.
     #[error("shape error in {op}: {msg}")]
@@ -69,10 +69,38 @@ impl From<candle_core::Error> for Error {
     }
 }
 
+impl From<crate::dist::DistError> for Error {
+    fn from(e: crate::dist::DistError) -> Self {
+        Self::Dist(e)
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<prolong_packed::SequenceError> for Error {
     fn from(e: prolong_packed::SequenceError) -> Self {
         Error::Sequence(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::Error;
+    use crate::dist::DistError;
+
+    /// The convention above: a variant that says its cause is not also its `source()`,
+    /// so `{:#}` prints the cause once.
+    #[test]
+    fn a_cause_in_the_message_is_not_also_the_source() {
+        let e = Error::from(DistError::Layout("3 heads over 2 ranks".into()));
+        assert_eq!(
+            e.to_string(),
+            "sequence parallel: cannot split: 3 heads over 2 ranks"
+        );
+        assert!(e.source().is_none());
+        let e = Error::from(candle_core::Error::Msg("bad".into()));
+        assert!(e.source().is_none());
     }
 }

@@ -363,8 +363,7 @@ fn write_report(
     write_atomic(&out.join("recall.svg"), table.svg(&title).as_bytes())?;
     let protocol = match (&args.helmet_data, args.protocol) {
         (Some(dir), _) => format!("helmet-data {}", dir.display()),
-        (None, Protocol::Helmet) => "helmet".to_owned(),
-        (None, Protocol::Fill) => "fill".to_owned(),
+        (None, p) => p.name().to_owned(),
     };
     let report = RecallReport {
         model: model.display().to_string(),

@@ -44,9 +44,9 @@ impl Ctx<'_> {
             return Ok((att, [q, k, v]));
         };
         let dtype = q.dtype();
-        let [q, k, v] = sp.gather_heads(qkv([&q, &k, &v]), dtype)?;
+        let [q, k, v] = sp.gather(To::Heads, qkv([&q, &k, &v]), dtype)?;
         let att = attention::forward(&q, &k, &v, &sp.layout.local_heads(), self.segments)?;
-        let [att] = sp.gather_tokens([(&att, HeadKind::Query)], dtype)?;
+        let [att] = sp.gather(To::Tokens, [(&att, HeadKind::Query)], dtype)?;
         Ok((att, [q, k, v]))
     }
 
@@ -61,56 +61,41 @@ impl Ctx<'_> {
             return attention::backward(datt, q, k, v, &self.heads, self.segments);
         };
         let dtype = datt.dtype();
-        let [datt] = sp.gather_heads([(datt, HeadKind::Query)], dtype)?;
+        let [datt] = sp.gather(To::Heads, [(datt, HeadKind::Query)], dtype)?;
         let (dq, dk, dv) =
             attention::backward(&datt, q, k, v, &sp.layout.local_heads(), self.segments)?;
-        let [dq, dk, dv] = sp.gather_tokens(qkv([&dq, &dk, &dv]), dtype)?;
+        let [dq, dk, dv] = sp.gather(To::Tokens, qkv([&dq, &dk, &dv]), dtype)?;
         Ok((dq, dk, dv))
     }
 }
 
-impl SpAttention<'_> {
+/// Which way one of Ulysses' all-to-alls goes: the two are each other's inverse.
+#[derive(Clone, Copy)]
+enum To {
     /// Token shards `[T/P, heads·D]` of all heads → all `T` tokens of this rank's head
-    /// shard, for several tensors in one all-to-all.
-    fn gather_heads<const N: usize>(
-        &self,
-        xs: [(&Tensor, HeadKind); N],
-        dtype: DType,
-    ) -> Result<[Tensor; N]> {
-        let l = &self.layout;
-        let sends = xs
-            .iter()
-            .map(|(x, kind)| Ok(l.seq_to_heads(*kind, &flat(x)?)?))
-            .collect::<Result<Vec<_>>>()?;
-        let blocks: Vec<usize> = xs.iter().map(|(_, kind)| l.block_len(*kind)).collect();
-        let recv = self.exchange(&sends, &blocks)?;
-        // What came back from peer p is p's tokens of our heads: in peer order, the
-        // blocks are already `[T, local heads·D]`.
-        let rows = l.chunk() * l.world();
-        let dev = xs[0].0.device();
-        let out = recv
-            .into_iter()
-            .map(|v| {
-                let width = v.len() / rows;
-                Ok(Tensor::from_vec(v, (rows, width), dev)?.to_dtype(dtype)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(array(out))
-    }
+    /// shard `[T, local heads·D]`.
+    Heads,
+    /// The reverse: this rank's token shard of all heads (a kv head held by several
+    /// ranks gets the sum of theirs).
+    Tokens,
+}
 
-    /// All tokens of this rank's head shard `[T, local heads·D]` → this rank's token
-    /// shard of all heads (a kv head held by several ranks gets the sum of theirs), for
-    /// several tensors in one all-to-all.
-    fn gather_tokens<const N: usize>(
+impl SpAttention<'_> {
+    /// Several tensors re-laid out `to` heads or tokens in one all-to-all.
+    fn gather<const N: usize>(
         &self,
+        to: To,
         xs: [(&Tensor, HeadKind); N],
         dtype: DType,
     ) -> Result<[Tensor; N]> {
         let l = &self.layout;
-        // `[T, local heads, D]` is already one block per peer, in token order.
         let sends = xs
             .iter()
-            .map(|(x, _)| flat(x))
+            .map(|(x, kind)| match to {
+                To::Heads => Ok(l.seq_to_heads(*kind, &flat(x)?)?),
+                // `[T, local heads, D]` is already one block per peer, in token order.
+                To::Tokens => flat(x),
+            })
             .collect::<Result<Vec<_>>>()?;
         let blocks: Vec<usize> = xs.iter().map(|(_, kind)| l.block_len(*kind)).collect();
         let recv = self.exchange(&sends, &blocks)?;
@@ -119,9 +104,14 @@ impl SpAttention<'_> {
             .into_iter()
             .zip(xs.iter())
             .map(|(v, (_, kind))| {
-                let shard = l.heads_to_seq(*kind, &v)?;
-                let width = shard.len() / l.chunk();
-                Ok(Tensor::from_vec(shard, (l.chunk(), width), dev)?.to_dtype(dtype)?)
+                let (rows, v) = match to {
+                    // What came back from peer p is p's tokens of our heads: in peer
+                    // order, the blocks are already `[T, local heads·D]`.
+                    To::Heads => (l.chunk() * l.world(), v),
+                    To::Tokens => (l.chunk(), l.heads_to_seq(*kind, &v)?),
+                };
+                let width = v.len() / rows;
+                Ok(Tensor::from_vec(v, (rows, width), dev)?.to_dtype(dtype)?)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(array(out))

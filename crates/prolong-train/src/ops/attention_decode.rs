@@ -102,32 +102,16 @@ pub fn heads_major(x: &Tensor, heads: &Heads) -> Result<Tensor> {
 
 /// Returns `(L, T)` after checking the head layout and the widths.
 fn check(q: &Tensor, k: &Tensor, v: &Tensor, heads: &Heads) -> Result<(usize, usize)> {
-    let err = |msg: String| {
-        Err(Error::Shape {
-            op: "attention_decode",
-            msg,
-        })
-    };
-    if !heads.is_valid() {
-        return err(format!("bad head layout {heads:?}"));
-    }
-    let (l, qw) = q.dims2()?;
-    let (kv, t, d) = k.dims3()?;
-    if qw != heads.n_head * heads.head_dim
-        || (kv, d) != (heads.n_kv_head, heads.head_dim)
-        || v.dims3()? != (kv, t, d)
-    {
-        return err(format!(
-            "q {:?}, k {:?}, v {:?} do not match {heads:?}",
-            q.dims(),
-            k.dims(),
-            v.dims()
-        ));
-    }
+    let l = attention::check_heads("attention_decode", [q, k, v], heads, |_| {
+        let (kv, t, d) = k.dims3()?;
+        Ok((kv, d) == (heads.n_kv_head, heads.head_dim) && v.dims3()? == (kv, t, d))
+    })?;
+    let t = k.dims3()?.1;
     if l == 0 || l > t {
-        return err(format!(
-            "{l} queries for {t} keys (need 1 ≤ queries ≤ keys)"
-        ));
+        return Err(Error::Shape {
+            op: "attention_decode",
+            msg: format!("{l} queries for {t} keys (need 1 ≤ queries ≤ keys)"),
+        });
     }
     Ok((l, t))
 }

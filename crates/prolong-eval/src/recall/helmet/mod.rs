@@ -66,8 +66,18 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Fill, Protocol::Helmet];
+
     pub fn is_fill(&self) -> bool {
         *self == Protocol::Fill
+    }
+
+    /// `--protocol`'s name (the serde name too).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Fill => "fill",
+            Protocol::Helmet => "helmet",
+        }
     }
 }
 
@@ -85,34 +95,38 @@ pub enum MvTemplate {
     Paper,
 }
 
-/// A name that is no protocol or template.
+/// A name that is no protocol or template, and the names there are.
 #[derive(Debug, thiserror::Error)]
 #[error("{0:?} is not one of: {1}")]
-pub struct UnknownName(pub String, pub &'static str);
+pub struct UnknownName(pub String, pub String);
+
+/// The value of `all` whose `name` is `s`: one name table (`name`) serves for parsing
+/// and for printing.
+fn by_name<T: Copy>(s: &str, all: &[T], name: fn(T) -> &'static str) -> Result<T, UnknownName> {
+    all.iter().copied().find(|&t| name(t) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|&t| name(t)).collect();
+        UnknownName(s.to_owned(), names.join(", "))
+    })
+}
 
 impl FromStr for Protocol {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Protocol, UnknownName> {
-        match s {
-            "fill" => Ok(Protocol::Fill),
-            "helmet" => Ok(Protocol::Helmet),
-            _ => Err(UnknownName(s.to_owned(), "fill, helmet")),
-        }
+        by_name(s, &Protocol::ALL, Protocol::name)
     }
 }
 
 impl FromStr for MvTemplate {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<MvTemplate, UnknownName> {
-        match s {
-            "head" => Ok(MvTemplate::Head),
-            "paper" => Ok(MvTemplate::Paper),
-            _ => Err(UnknownName(s.to_owned(), "head, paper")),
-        }
+        by_name(s, &MvTemplate::ALL, MvTemplate::name)
     }
 }
 
 impl MvTemplate {
+    pub const ALL: [MvTemplate; 2] = [MvTemplate::Head, MvTemplate::Paper];
+
+    /// `--mv-template`'s name (the serde name too).
     pub fn name(self) -> &'static str {
         match self {
             MvTemplate::Head => "head",
@@ -131,6 +145,18 @@ mod tests {
         assert_eq!(json_kv_records(4096), Some(50));
         assert_eq!(json_kv_records(2048), None);
         assert_eq!("paper".parse::<MvTemplate>().unwrap(), MvTemplate::Paper);
-        assert!("fil".parse::<Protocol>().is_err());
+        let e = "fil".parse::<Protocol>().unwrap_err();
+        assert_eq!(e.to_string(), r#""fil" is not one of: fill, helmet"#);
+        let e = "heads".parse::<MvTemplate>().unwrap_err();
+        assert_eq!(e.to_string(), r#""heads" is not one of: head, paper"#);
+        for p in Protocol::ALL {
+            assert_eq!(p.name().parse::<Protocol>().unwrap(), p);
+            let serde_name = serde_json::to_value(p).unwrap();
+            assert_eq!(serde_name, p.name(), "the CLI name is the serde name");
+        }
+        for m in MvTemplate::ALL {
+            assert_eq!(m.name().parse::<MvTemplate>().unwrap(), m);
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+        }
     }
 }

@@ -39,6 +39,7 @@ pub use crate::config::Heads;
 use crate::error::{Error, Result};
 use crate::ops::precision;
 use layout::{cat, kv_rows, q_heads, q_rows};
+pub(crate) use segments::check_heads;
 use segments::{check, pieces};
 use tile::{Doc, add_prefix, softmax_backward, tiles};
 

@@ -1,5 +1,5 @@
-//! The documents of a packed sequence: their check against the inputs, and
-//! runs of one-token documents taken together.
+//! The documents of a packed sequence: their check against the inputs (and the head
+//! layout's, which decoding shares), and runs of one-token documents taken together.
 
 use std::ops::Range;
 
@@ -36,25 +36,16 @@ pub(super) fn check(
     heads: &Heads,
     segments: &[Range<usize>],
 ) -> Result<()> {
+    let kvw = heads.n_kv_head * heads.head_dim;
+    let t = check_heads("attention", [q, k, v], heads, |t| {
+        Ok(k.dims2()? == (t, kvw) && v.dims2()? == (t, kvw))
+    })?;
     let err = |msg: String| {
         Err(Error::Shape {
             op: "attention",
             msg,
         })
     };
-    if !heads.is_valid() {
-        return err(format!("bad head layout {heads:?}"));
-    }
-    let (t, qw) = q.dims2()?;
-    let kvw = heads.n_kv_head * heads.head_dim;
-    if qw != heads.n_head * heads.head_dim || k.dims2()? != (t, kvw) || v.dims2()? != (t, kvw) {
-        return err(format!(
-            "q {:?}, k {:?}, v {:?} do not match {heads:?}",
-            q.dims(),
-            k.dims(),
-            v.dims()
-        ));
-    }
     let mut next = 0;
     for s in segments {
         if s.start != next || s.end <= s.start {
@@ -70,4 +61,29 @@ pub(super) fn check(
         ));
     }
     Ok(())
+}
+
+/// The check every attention (training and decoding) starts with: a head layout that
+/// can be attended over, `q` of `H·D` columns, and `kv_fits(q's rows)`, whether `k` and
+/// `v` fit `heads` in the caller's layout. Returns q's rows; errors are `op`'s.
+pub(crate) fn check_heads(
+    op: &'static str,
+    [q, k, v]: [&Tensor; 3],
+    heads: &Heads,
+    kv_fits: impl FnOnce(usize) -> Result<bool>,
+) -> Result<usize> {
+    let err = |msg: String| Err(Error::Shape { op, msg });
+    if !heads.is_valid() {
+        return err(format!("bad head layout {heads:?}"));
+    }
+    let (rows, qw) = q.dims2()?;
+    if qw != heads.n_head * heads.head_dim || !kv_fits(rows)? {
+        return err(format!(
+            "q {:?}, k {:?}, v {:?} do not match {heads:?}",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        ));
+    }
+    Ok(rows)
 }
