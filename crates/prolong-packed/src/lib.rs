@@ -6,6 +6,8 @@
 //!   used by `prolong-data verify`, the trainer's loader and [`PackedSequence`];
 //! * [`PackedSequence`] — a checked sequence turned into what the model uses:
 //!   attention documents, positions, labels;
+//! * [`CuSeqlens`] — a sequence's documents in the varlen form (`cu_seqlens`) that
+//!   FlashAttention-style kernels take;
 //! * [`Manifest`] — the mixture manifest `prolong-data mix` writes and the trainer
 //!   reads, one serde type for both.
 //!
@@ -16,7 +18,9 @@ pub mod columns;
 pub mod manifest;
 pub mod sample;
 mod sequence;
+pub mod varlen;
 
 pub use manifest::{Manifest, ManifestError, ManifestStream};
 pub use sample::check_sample;
 pub use sequence::{PackedSequence, SequenceError};
+pub use varlen::CuSeqlens;

@@ -56,7 +56,7 @@ pub enum Error {
 
     /// A collective of sequence parallelism failed, or its layout cannot be split.
     #[error("sequence parallel: {0}")]
-    Dist(crate::dist::DistError),
+    Dist(DistError),
 
     /// An op received inputs of inconsistent shapes.
     #[error("shape error in {op}: {msg}")]
@@ -69,8 +69,8 @@ impl From<candle_core::Error> for Error {
     }
 }
 
-impl From<crate::dist::DistError> for Error {
-    fn from(e: crate::dist::DistError) -> Self {
+impl From<DistError> for Error {
+    fn from(e: DistError) -> Self {
         Self::Dist(e)
     }
 }
@@ -83,12 +83,57 @@ impl From<prolong_packed::SequenceError> for Error {
     }
 }
 
+/// Errors of the distributed setup.
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    /// A rank variable is present but not a number, or the numbers are inconsistent.
+    #[error("environment variable {var}={value:?}: {msg}")]
+    Env {
+        var: &'static str,
+        value: String,
+        msg: String,
+    },
+
+    /// A world, head or sequence layout that cannot be split as asked.
+    #[error("cannot split: {0}")]
+    Layout(String),
+
+    /// The unique-id file could not be written or read.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+
+    /// Rank 0 could not publish the unique id.
+    #[error("publishing the unique id: {0}")]
+    Publish(prolong_mds::MdsError),
+
+    /// An MPI call failed or cannot be made (feature `mpi`).
+    #[error("MPI {op}: {msg}")]
+    Mpi { op: &'static str, msg: String },
+
+    /// An NCCL call failed (feature `cuda`).
+    #[error("NCCL {op}: {msg}")]
+    Nccl { op: &'static str, msg: String },
+
+    /// Rank 0 did not publish the unique id in time.
+    #[error("{path}: no unique id after {waited_ms} ms (is rank 0 running and the path shared?)")]
+    Timeout { path: PathBuf, waited_ms: u128 },
+}
+
+// The message says the cause, so it is not also a `source()`.
+impl From<prolong_mds::MdsError> for DistError {
+    fn from(e: prolong_mds::MdsError) -> Self {
+        Self::Publish(e)
+    }
+}
+
+pub type DistResult<T> = std::result::Result<T, DistError>;
+
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
 
+    use super::DistError;
     use super::Error;
-    use crate::dist::DistError;
 
     /// The convention above: a variant that says its cause is not also its `source()`,
     /// so `{:#}` prints the cause once.

@@ -26,7 +26,7 @@ pub struct TrainArgs {
     /// (default: the recipe's `[device] kind`, else auto: cuda:LOCAL_RANK on a `cuda`
     /// build with GPUs, else the CPU).
     #[arg(long)]
-    pub device: Option<prolong_train::train::device::DeviceChoice>,
+    pub device: Option<prolong_train::stage::DeviceChoice>,
 }
 
 /// Reads the recipe and fixes the matmul thread count before any tensor op runs.

@@ -50,9 +50,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
 
+mod device;
 mod model;
 mod parallel;
 mod sections;
+pub use device::DeviceChoice;
 pub use model::{ComputeDtype, ModelSection, RandomInit};
 pub use parallel::{ParallelSection, ShardMode};
 pub use sections::{

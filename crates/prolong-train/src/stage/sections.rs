@@ -198,5 +198,5 @@ pub struct DeviceSection {
     /// Where each rank trains: `auto` (default: `cuda:LOCAL_RANK` on a `cuda` build
     /// with GPUs, else the CPU), `cpu`, `cuda` or `cuda:N`; `--device` overrides it.
     #[serde(default)]
-    pub kind: crate::train::device::DeviceChoice,
+    pub kind: super::DeviceChoice,
 }

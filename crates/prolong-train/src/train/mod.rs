@@ -165,7 +165,7 @@ pub struct TrainOptions {
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
     /// The device (`--device`), instead of the recipe's `[device] kind`.
-    pub device: Option<device::DeviceChoice>,
+    pub device: Option<crate::stage::DeviceChoice>,
 }
 
 /// What a finished stage reports.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use prolong_train::dist::DistResult;
 use prolong_train::dist::group::{Backend, Collectives, ProcessGroup};
 use prolong_train::dist::unique_id::{DEFAULT_TIMEOUT, ID_FILE, Rendezvous};
-use prolong_train::stage::StageConfig;
-use prolong_train::train::device::{Available, DeviceChoice, DeviceKind, resolve, select};
+use prolong_train::stage::{DeviceChoice, StageConfig};
+use prolong_train::train::device::{Available, DeviceKind, resolve, select};
 
 use crate::train_util as util;
 

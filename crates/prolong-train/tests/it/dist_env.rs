@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
+use prolong_packed::CuSeqlens;
 use prolong_train::PackedSequence;
 use prolong_train::dist::DistError;
 use prolong_train::dist::rank::RankInfo;
 use prolong_train::dist::unique_id::share_unique_id;
-use prolong_train::dist::varlen::CuSeqlens;
 
 fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs

@@ -6,9 +6,9 @@ use crate::common;
 
 use crate::common::{Rng, to_f64_vec};
 use candle_core::{Device, Tensor};
+use prolong_packed::CuSeqlens;
 use prolong_train::PackedSequence;
 use prolong_train::dist::ulysses::{HeadKind, Ulysses};
-use prolong_train::dist::varlen::CuSeqlens;
 use prolong_train::ops::attention::{self, Heads};
 
 /// What NCCL's all-to-all does: rank `d` receives block `d` of every rank's send buffer,

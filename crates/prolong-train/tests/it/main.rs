@@ -19,6 +19,7 @@ mod dist_zero;
 mod golden;
 mod hf_interop;
 mod model_gradcheck;
+mod modules;
 mod ops_gradcheck;
 mod train_config;
 mod train_data;

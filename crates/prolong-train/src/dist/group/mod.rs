@@ -6,7 +6,7 @@
 //! * [`MpiGroup`] (feature `mpi`) — CPU ranks through MPI (rsmpi over OpenMPI):
 //!   what makes every distributed test runnable on a machine without GPUs, and
 //!   what CPU clusters use. Started by `mpirun` (or `prolong-train launch`).
-//! * `NcclGroup` (feature `cuda`) — GPU ranks through NCCL (`ops::cuda::nccl`),
+//! * `NcclGroup` (feature `cuda`) — GPU ranks through NCCL (`dist::nccl`),
 //!   started by `prolong-train launch --backend env`, torchrun or srun.
 //!
 //! [`Backend::select`] picks one from the device and the world size.
@@ -183,7 +183,7 @@ pub fn as_bytes_mut<T: bytemuck::Pod>(values: &mut [T]) -> &mut [u8] {
 }
 
 /// The size checks every backend gets before moving a byte (through
-/// [`ProcessGroup`]; the NCCL wrappers of `ops::cuda::nccl` make them on device
+/// [`ProcessGroup`]; the NCCL wrappers of `dist::nccl` make them on device
 /// buffers too). Sizes are in elements of the buffers' type.
 pub(crate) mod check {
     use super::{DistError, DistResult};

@@ -1,12 +1,12 @@
-//! GPU ranks through NCCL (`ops::cuda::nccl`).
+//! GPU ranks through NCCL (the communicator of [`crate::dist::nccl`]).
 
 use candle_core::cuda::cudarc::driver::{CudaSlice, DeviceRepr, DriverError, ValidAsZeroBits};
 use candle_core::{CudaDevice, Tensor};
 
 use super::{Collectives, DistError, DistResult};
+use crate::dist::nccl::Nccl;
 use crate::dist::rank::RankInfo;
 use crate::dist::unique_id::Rendezvous;
-use crate::ops::cuda::nccl::Nccl;
 
 /// GPU ranks through NCCL, one communicator over the world on each rank's device.
 ///

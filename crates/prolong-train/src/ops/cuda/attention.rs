@@ -12,8 +12,8 @@ use half::bf16;
 
 use super::launch::{Buf, Module, bf16_cuda, driver, func, shape_err, tensor, upload};
 use crate::config::Heads;
-use crate::dist::varlen::CuSeqlens;
 use crate::error::Result;
+use prolong_packed::CuSeqlens;
 
 /// Query rows per forward block (`FWD_BR` in attention.cu).
 const QUERY_TILE: usize = 64;

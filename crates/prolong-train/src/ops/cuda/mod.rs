@@ -8,5 +8,4 @@
 
 pub mod attention;
 pub mod fused;
-mod launch;
-pub mod nccl;
+pub(crate) mod launch;

@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use super::{DistError, DistResult};
+use crate::SequenceError;
 
 /// Document boundaries of one packed sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,19 +21,19 @@ pub struct CuSeqlens {
 
 impl CuSeqlens {
     /// From documents tiling `[0, T)` in order.
-    pub fn from_segments(segments: &[Range<usize>]) -> DistResult<Self> {
+    pub fn from_segments(segments: &[Range<usize>]) -> Result<Self, SequenceError> {
         let mut cu = Vec::with_capacity(segments.len() + 1);
         cu.push(0u32);
         let mut max_seqlen = 0usize;
         for (i, seg) in segments.iter().enumerate() {
             let next = *cu.last().expect("starts with 0") as usize;
             if seg.start != next || seg.end <= seg.start {
-                return Err(DistError::Layout(format!(
+                return Err(SequenceError(format!(
                     "document {i} {seg:?} does not continue the tiling at {next}"
                 )));
             }
             cu.push(u32::try_from(seg.end).map_err(|_| {
-                DistError::Layout(format!("document end {} does not fit in u32", seg.end))
+                SequenceError(format!("document end {} does not fit in u32", seg.end))
             })?);
             max_seqlen = max_seqlen.max(seg.len());
         }

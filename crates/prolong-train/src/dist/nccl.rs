@@ -15,11 +15,11 @@ use candle_core::cuda::cudarc::driver::{
 use candle_core::cuda::cudarc::nccl::{Comm, Id, NcclType, ReduceOp, result};
 use candle_core::{CudaDevice, DType, Device, Tensor};
 
-use super::launch::{self, Buf};
 use crate::dist::group::check;
 use crate::dist::rank::RankInfo;
 use crate::dist::unique_id::Rendezvous;
 use crate::dist::{DistError, DistResult};
+use crate::ops::cuda::launch::{self, Buf};
 
 /// Bytes of an NCCL unique id.
 const ID_BYTES: usize = 128;
