@@ -9,7 +9,6 @@ use candle_core::{DType, Device};
 
 use super::checkpoint::{self, TrainerState};
 use super::eval::HeldOut;
-use super::init::InitRng;
 use super::metrics_file::MetricsFile;
 use super::weights::{Weights, weights_for};
 use super::{
@@ -246,21 +245,7 @@ fn start_or_resume(
                 let dir = cfg.model.init.as_deref().unwrap_or(Path::new("."));
                 checkpoint::load_optimizer_into(dir, &mut weights, s)?;
             }
-            let state = TrainerState {
-                format: 1,
-                step: 0,
-                total_steps: cfg.train.steps,
-                tokens: 0,
-                sequences: 0,
-                flops: 0.0,
-                elapsed_s: 0.0,
-                loader: loader.state(),
-                rng: InitRng::new(cfg.train.seed),
-                threads: s.threads,
-                stage: cfg.clone(),
-                metrics: Vec::new(),
-                evals: Vec::new(),
-            };
+            let state = TrainerState::fresh(cfg, loader.state(), s.threads);
             Ok((weights, state, None))
         }
     }

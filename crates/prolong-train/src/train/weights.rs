@@ -18,8 +18,8 @@ pub(super) enum Weights {
     Replicated { model: Llama, opt: AdamW },
     /// `grad_op` / `full`: this rank's shard of the optimizer state; the compute
     /// weights whole (`grad_op`), or for `full` one unit at a time in a step
-    /// (`fsdp.rs`) and whole only while an evaluation or a checkpoint needs them
-    /// (`None` otherwise).
+    /// (`fsdp.rs`) and in a checkpoint (`checkpoint.rs`), and whole only while a
+    /// held-out evaluation needs them (`None` otherwise).
     Sharded {
         model: Option<Llama>,
         state: ShardedState,
@@ -39,6 +39,14 @@ impl Weights {
                 }
                 model.as_ref().ok_or_else(not_gathered)
             }
+        }
+    }
+
+    /// Frees the compute weights gathered whole (sharded state; counted in its
+    /// [`GatherMeter`](super::sharded::GatherMeter)).
+    pub fn drop_gathered(&mut self, s: &Setup) {
+        if let Weights::Sharded { model, state, .. } = self {
+            drop_model(model, state, s);
         }
     }
 
@@ -81,7 +89,7 @@ impl Weights {
                 let step = if *full {
                     // One unit at a time (`fsdp.rs`); a model gathered whole for an
                     // evaluation is dropped first.
-                    *model = None;
+                    drop_model(model, state, s);
                     let (c, norm) = (&s.llama, t.loss_normalisation);
                     fsdp::accumulate_full(
                         state,
@@ -100,7 +108,7 @@ impl Weights {
                     let (block, norm) = (t.loss_block, t.loss_normalisation);
                     let step = accumulate_sharded(m, seqs, block, norm, state, group, sp)?;
                     // The compute weights are stale after the update: gathered anew.
-                    *model = None;
+                    drop_model(model, state, s);
                     step
                 };
                 check_finite(step.loss, step_no)?;
@@ -113,6 +121,13 @@ impl Weights {
                 Ok((step.loss, grad_norm, step.flops))
             }
         }
+    }
+}
+
+/// Frees `model`, gathered whole from `state`, if it is there.
+fn drop_model(model: &mut Option<Llama>, state: &ShardedState, s: &Setup) {
+    if model.take().is_some() {
+        state.release_model(s.dtype);
     }
 }
 

@@ -184,3 +184,41 @@ fn sharded_checkpoint_resumes_on_another_world_size() {
     train_alone(&["--quiet"], &one);
     resume_from(&tmp.path().join("one"), "sharded", "full", 2);
 }
+
+/// `full` on 2 ranks in bf16, the HF weights in files of at most 5000 bytes (several
+/// files, boundaries inside decoder layers): rank 0 writes them as the units are
+/// gathered one at a time, and they are the files the whole-model path
+/// (`Llama::save_sharded`) writes from the same weights, byte for byte: each file, the
+/// index and `config.json`. `prolong-eval export` and resume read them as before.
+#[test]
+fn full_checkpoint_hf_files_are_the_whole_model_files() {
+    if !mpirun_available("full_checkpoint_hf_files_are_the_whole_model_files") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = sharded_recipe(tmp.path(), "bf16", "full", 0);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[model]\n", "[model]\ndtype = \"bf16\"\n")
+        .replace("every = 0", "every = 0\nmax_shard_size = \"5000\"");
+    util::write(&cfg, &text);
+    let o = launch_train(2, false, &cfg);
+    assert!(o.status.success(), "{o:?}");
+    let fin = tmp.path().join("bf16/final");
+    let whole = tmp.path().join("whole");
+    let dtype = candle_core::DType::BF16;
+    let model = prolong_train::Llama::load(&fin, dtype, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(model.dtype(), dtype);
+    model.save_sharded(&whole, 5000).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&whole)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}"); // several weight files, the index, config
+    assert!(!fin.join("model.safetensors").exists());
+    for f in &files {
+        let same = std::fs::read(fin.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap();
+        assert!(same, "{f} differs");
+    }
+}
