@@ -4,6 +4,7 @@ use super::{
     EXE, assert_close, launch, launch_train, mpirun, mpirun_available, result, sharded_recipe,
     train_alone, util,
 };
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// `n` MPI ranks training `cfg` (`--resume` when `resume`), rank `kill.0` with
@@ -29,6 +30,14 @@ fn mpirun_train(n: usize, cfg: &std::path::Path, resume: bool, kill: (usize, u64
         .env_remove("WORLD_SIZE");
     // Open MPI ends the whole job when a rank dies, so waiting needs no time limit.
     cmd.output().unwrap()
+}
+
+/// `sharded_recipe(dir, name, mode, every)` trained by `ranks` ranks of the launcher,
+/// which must succeed; the run's output folder.
+fn launched(dir: &Path, name: &str, mode: &str, every: u64, ranks: usize) -> PathBuf {
+    let o = launch_train(ranks, false, &sharded_recipe(dir, name, mode, every));
+    assert!(o.status.success(), "{name}: {o:?}");
+    dir.join(name)
 }
 
 /// `launch --nproc-per-node n -- train --quiet --resume --config cfg`.
@@ -61,11 +70,9 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let a = sharded_recipe(tmp.path(), "a", "full", 2);
-    let o = launch_train(2, false, &a);
-    assert!(o.status.success(), "{o:?}");
+    let a = launched(tmp.path(), "a", "full", 2, 2);
     let b = sharded_recipe(tmp.path(), "b", "full", 2);
-    let (a, out) = (tmp.path().join("a"), tmp.path().join("b"));
+    let out = tmp.path().join("b");
     let complete = |step: u64| {
         out.join(format!("checkpoints/step-{step:07}/trainer_state.json"))
             .is_file()
@@ -128,10 +135,7 @@ fn sharded_checkpoint_resumes_on_another_world_size() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let cfg4 = sharded_recipe(tmp.path(), "four", "grad_op", 2);
-    let o = launch_train(4, false, &cfg4);
-    assert!(o.status.success(), "{o:?}");
-    let four = tmp.path().join("four");
+    let four = launched(tmp.path(), "four", "grad_op", 2, 4);
     let step4 = four.join("checkpoints/step-0000004");
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(step4.join("optimizer/index.json")).unwrap())
