@@ -95,6 +95,13 @@ fn mpirun_available(test: &str) -> bool {
     ok
 }
 
+/// An MPI test's temporary folder; None, after saying that `test` skipped, where
+/// there is no `mpirun`.
+#[cfg(feature = "mpi")]
+fn mpi_test_dir(test: &str) -> Option<tempfile::TempDir> {
+    mpirun_available(test).then(|| tempfile::tempdir().unwrap())
+}
+
 /// `mpirun` with the flags every test needs (more ranks than cores; root in containers).
 #[cfg(feature = "mpi")]
 fn mpirun() -> Command {

@@ -1,7 +1,7 @@
 //! Sharded checkpoints: killed and resumed on the same world, resumed on another.
 
 use super::{
-    EXE, assert_close, launch, launch_train, mpirun, mpirun_available, result, sharded_recipe,
+    EXE, assert_close, launch, launch_train, mpi_test_dir, mpirun, result, sharded_recipe,
     train_alone, util,
 };
 use std::path::{Path, PathBuf};
@@ -66,10 +66,9 @@ fn launch_resume(n: usize, cfg: &std::path::Path) -> Output {
 /// moments, byte for byte.
 #[test]
 fn sharded_run_killed_mid_step_resumes_bit_identical() {
-    if !mpirun_available("sharded_run_killed_mid_step_resumes_bit_identical") {
+    let Some(tmp) = mpi_test_dir("sharded_run_killed_mid_step_resumes_bit_identical") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let a = launched(tmp.path(), "a", "full", 2, 2);
     let b = sharded_recipe(tmp.path(), "b", "full", 2);
     let out = tmp.path().join("b");
@@ -131,10 +130,9 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
 /// replicated (`none`) rank, and a one-rank replicated checkpoint by 2 `full` ranks.
 #[test]
 fn sharded_checkpoint_resumes_on_another_world_size() {
-    if !mpirun_available("sharded_checkpoint_resumes_on_another_world_size") {
+    let Some(tmp) = mpi_test_dir("sharded_checkpoint_resumes_on_another_world_size") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let four = launched(tmp.path(), "four", "grad_op", 2, 4);
     let step4 = four.join("checkpoints/step-0000004");
     let index: serde_json::Value =
@@ -196,10 +194,9 @@ fn sharded_checkpoint_resumes_on_another_world_size() {
 /// index and `config.json`. `prolong-eval export` and resume read them as before.
 #[test]
 fn full_checkpoint_hf_files_are_the_whole_model_files() {
-    if !mpirun_available("full_checkpoint_hf_files_are_the_whole_model_files") {
+    let Some(tmp) = mpi_test_dir("full_checkpoint_hf_files_are_the_whole_model_files") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let cfg = sharded_recipe(tmp.path(), "bf16", "full", 0);
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
