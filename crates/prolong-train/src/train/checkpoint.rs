@@ -210,10 +210,6 @@ pub(super) fn save_run(
         .max_shard_bytes()
         .unwrap_or(crate::checkpoint::DEFAULT_MAX_SHARD_BYTES);
     let group = s.group.as_ref();
-    // `full`: a model gathered whole for an evaluation is not kept for the checkpoint.
-    if matches!(weights, Weights::Sharded { full: true, .. }) {
-        weights.drop_gathered(s);
-    }
     let Weights::Sharded {
         model,
         state: shards,
@@ -498,10 +494,10 @@ pub fn remove_partial(out: &Path) -> Result<(), TrainError> {
 mod tests {
     use super::*;
     use crate::data::LoaderState;
-    use crate::dist::group::{CommClock, Solo};
+    use crate::dist::group::Solo;
     use crate::train::init::random_llama;
+    use crate::train::run::{TINY_FULL_STAGE, solo_setup};
     use crate::train::weights::weights_for;
-    use candle_core::Device;
 
     /// Every file of `want` (a folder of HF weights) is in `got`, byte for byte, and
     /// `got` has no other weight file.
@@ -532,34 +528,14 @@ mod tests {
     /// [`GatherMeter`](super::super::sharded::GatherMeter), which counts each unit from
     /// its gather to its release and the copies the writer keeps) are at least the
     /// largest unit and at most the largest unit plus one file, under half the model
-    /// (gathering the model whole for the checkpoint counts the whole model). A model
-    /// gathered whole for an evaluation just before is freed first.
+    /// (gathering the model whole for the checkpoint counts the whole model).
     #[test]
     fn full_checkpoint_writes_the_whole_model_files_one_unit_at_a_time() {
         let max = 5000;
-        let text = format!(
-            "[model.random]\nseed = 1\nlayers = 4\nhidden = 32\nheads = 4\nkv_heads = 2\nffn = 48\nvocab = 64\n\
-             [data]\nstreams = [\"d\"]\nseq_len = 16\n\
-             [train]\nsteps = 2\ntokens_per_step = 16\npeak_lr = 1e-3\nwarmup = 0.0\nseed = 3\n\
-             [checkpoint]\nout = \"o\"\nmax_shard_size = \"{max}\"\n[parallel]\nshard = \"full\"\n"
-        );
-        let path = Path::new("test.toml");
-        let cfg = StageConfig::parse(&text, path).unwrap();
+        let text = format!("{TINY_FULL_STAGE}max_shard_size = \"{max}\"\n");
+        let cfg = StageConfig::parse(&text, Path::new("test.toml")).unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let s = Setup {
-            cfg: &cfg,
-            llama: cfg.llama_config(path).unwrap(),
-            dtype: DType::BF16,
-            dev: Device::Cpu,
-            group: Box::new(Solo),
-            comm: CommClock::default(),
-            out: tmp.path().into(),
-            micro: 1,
-            sp: 1,
-            dp: 1,
-            dp_rank: 0,
-            threads: 1,
-        };
+        let s = solo_setup(&cfg, DType::BF16, tmp.path());
         let model = random_llama(&s.llama, 5, 0.02, DType::F32, &s.dev).unwrap();
         let mut weights = weights_for(&s, model).unwrap();
         let loader = LoaderState {
@@ -570,11 +546,7 @@ mod tests {
             stream_samples: vec![4],
         };
         let state = TrainerState::fresh(&cfg, loader, 1);
-        let (a, b, c) = (
-            tmp.path().join("a"),
-            tmp.path().join("b"),
-            tmp.path().join("c"),
-        );
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         save_run(&a, &mut weights, &state, &s).unwrap();
         let Weights::Sharded { state: shards, .. } = &weights else {
             panic!("full sharding keeps sharded weights")
@@ -611,21 +583,6 @@ mod tests {
             largest <= peak && peak <= largest + max && 2 * peak < model_bytes,
             "peak {peak} B held; largest unit {largest} B, model {model_bytes} B"
         );
-        assert_eq!(shards.gathered.alive(), 0);
-
-        // After an evaluation's whole-model gather: freed, and the same files.
-        weights.model(&s).unwrap();
-        save_run(&c, &mut weights, &state, &s).unwrap();
-        assert_same_hf_files(&c, &b);
-        let Weights::Sharded {
-            state: shards,
-            model,
-            ..
-        } = &weights
-        else {
-            panic!("full sharding keeps sharded weights")
-        };
-        assert!(model.is_none());
         assert_eq!(shards.gathered.alive(), 0);
     }
 }

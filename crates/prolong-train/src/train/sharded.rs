@@ -19,7 +19,8 @@
 //! 5. compute weights: the updated masters are cast to the compute dtype and
 //!    all-gathered, into the replicated model (`grad_op`) or, for `full`, one unit at a
 //!    time right before the forward or backward uses it (`train/fsdp.rs`) or a
-//!    checkpoint writes it (`train/checkpoint.rs`), or whole for a held-out evaluation.
+//!    held-out evaluation (`train/weights.rs`) or a checkpoint (`train/checkpoint.rs`)
+//!    reads it: never whole.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -294,8 +295,8 @@ impl ShardedState {
     }
 
     /// The whole model in the compute dtype (every unit [gathered](Self::gather_unit)),
-    /// for what needs all of it at once: `grad_op`'s forward and backward, and with
-    /// `full` a held-out evaluation. Counted as held until
+    /// for what needs all of it at once: `grad_op`'s compute weights (after each update
+    /// and after a resume). Counted as held until
     /// [`release_model`](Self::release_model).
     pub fn gather_model(
         &self,

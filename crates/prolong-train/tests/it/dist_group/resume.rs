@@ -191,20 +191,37 @@ fn sharded_checkpoint_resumes_on_another_world_size() {
 /// files, boundaries inside decoder layers): rank 0 writes them as the units are
 /// gathered one at a time, and they are the files the whole-model path
 /// (`Llama::save_sharded`) writes from the same weights, byte for byte: each file, the
-/// index and `config.json`. `prolong-eval export` and resume read them as before.
+/// index and `config.json`. `prolong-eval export` and resume read them as before. The
+/// held-out evaluations, forward through the units gathered one at a time on both
+/// ranks, are those of a replicated run: at step 0 (the same weights) bit for bit.
 #[test]
 fn full_checkpoint_hf_files_are_the_whole_model_files() {
     let Some(tmp) = mpi_test_dir("full_checkpoint_hf_files_are_the_whole_model_files") else {
         return;
     };
-    let cfg = sharded_recipe(tmp.path(), "bf16", "full", 0);
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("[model]\n", "[model]\ndtype = \"bf16\"\n")
-        .replace("every = 0", "every = 0\nmax_shard_size = \"5000\"");
-    util::write(&cfg, &text);
-    let o = launch_train(2, false, &cfg);
+    let recipe = |name: &str, mode: &str| {
+        let cfg = sharded_recipe(tmp.path(), name, mode, 0);
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[model]\n", "[model]\ndtype = \"bf16\"\n")
+            .replace("every = 0", "every = 0\nmax_shard_size = \"5000\"");
+        util::write(&cfg, &format!("{text}[eval]\nsequences = 2\nevery = 3\n"))
+    };
+    let o = launch_train(2, false, &recipe("bf16", "full"));
     assert!(o.status.success(), "{o:?}");
+    train_alone(&["--quiet"], &recipe("one", "none"));
+    let evals = |name: &str| -> Vec<String> {
+        let m = std::fs::read_to_string(tmp.path().join(name).join("metrics.jsonl")).unwrap();
+        m.lines()
+            .filter(|l| l.contains("eval_loss"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (full, one) = (evals("bf16"), evals("one"));
+    assert_eq!(full.len(), 3, "{full:?}"); // steps 0, 3, 6
+    assert_eq!(full.len(), one.len());
+    assert_eq!(full[0], one[0]);
+
     let fin = tmp.path().join("bf16/final");
     let whole = tmp.path().join("whole");
     let dtype = candle_core::DType::BF16;
