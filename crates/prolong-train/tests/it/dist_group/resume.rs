@@ -55,14 +55,17 @@ fn launch_resume(n: usize, cfg: &std::path::Path) -> Output {
     ])
 }
 
-/// Sharded checkpoints, same world. Rank 1 of 2 is killed with SIGKILL twice, at points
-/// chosen by progress (each rank counts one point per micro-batch's backward and three
-/// per file it writes): first at its 13th point, inside its shard of the step-4
-/// checkpoint (written, not yet renamed), which leaves the step-2 checkpoint the newest;
-/// then, in the resumed run, at its 8th point, in the middle of step 5 (after its first
-/// micro-batch's backward, past the step-4 checkpoint). Each time the job ends with
-/// Open MPI naming the killed rank and no rank left waiting. The resumed run ends with
-/// the uninterrupted run's metrics, HF weights and every shard of master weights and
+/// Sharded checkpoints, same world. A rank of 2 is killed with SIGKILL three times, at
+/// points chosen by progress (each rank counts one point per micro-batch's backward,
+/// three per file it writes, on rank 0 one per metrics record and three for the
+/// checkpoint folder): first rank 0 at its 42nd point, inside the HF weights it writes
+/// unit by unit into the step-4 checkpoint (both shards written, `model.safetensors`
+/// written under its temporary name, not yet renamed); then, in a resumed run, rank 1 at its 6th point, inside its shard of the
+/// step-4 checkpoint; each leaves the step-2 checkpoint the newest. Then, resumed again,
+/// rank 1 at its 8th point, in the middle of step 5 (after its first micro-batch's
+/// backward, past the step-4 checkpoint). Each time the job ends with Open MPI naming
+/// the killed rank and no rank left waiting. The resumed run ends with the
+/// uninterrupted run's metrics, HF weights and every shard of master weights and
 /// moments, byte for byte.
 #[test]
 fn sharded_run_killed_mid_step_resumes_bit_identical() {
@@ -76,8 +79,8 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
         out.join(format!("checkpoints/step-{step:07}/trainer_state.json"))
             .is_file()
     };
-    for (resume, at, newest) in [(false, 13, 2), (true, 8, 4)] {
-        let o = mpirun_train(2, &b, resume, (1, at));
+    for (resume, kill, newest) in [(false, (0, 42), 2), (true, (1, 6), 2), (true, (1, 8), 4)] {
+        let o = mpirun_train(2, &b, resume, kill);
         assert!(!o.status.success(), "{o:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("signal 9"), "no rank named as killed: {err}");
@@ -88,6 +91,34 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
             "newest checkpoint {newest}"
         );
         assert!(!out.join("final").exists());
+        if kill.0 == 0 {
+            // The step-4 checkpoint's temporary folder: both shards, the HF weights
+            // being written.
+            let tmp4 = std::fs::read_dir(out.join("checkpoints"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.to_string_lossy().contains(".step-0000004.tmp"))
+                .expect("the step-4 checkpoint's temporary folder");
+            for f in [
+                "optimizer/shard-00001-of-00002.safetensors",
+                "optimizer/shard-00002-of-00002.safetensors",
+            ] {
+                assert!(tmp4.join(f).is_file(), "{f}");
+            }
+            let names: Vec<String> = std::fs::read_dir(&tmp4)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with(".model.safetensors.tmp"))
+                    && !names
+                        .iter()
+                        .any(|n| n == "model.safetensors" || n == "config.json"),
+                "{names:?}"
+            );
+        }
     }
     let b = out;
 
