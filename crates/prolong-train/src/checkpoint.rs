@@ -119,12 +119,6 @@ impl ShardPlan {
         }
     }
 
-    /// The largest file's bytes.
-    pub fn largest_file(&self) -> u64 {
-        let bytes = |r: &Range<usize>| self.tensors[r.clone()].iter().map(|t| t.1).sum::<u64>();
-        self.files.iter().map(bytes).max().unwrap_or(0)
-    }
-
     /// `model.safetensors.index.json` (for several files): the bytes of all tensors and
     /// each tensor's file.
     fn index(&self) -> serde_json::Value {
@@ -168,10 +162,6 @@ impl WeightsWriter {
             next: 0,
             pending: Vec::new(),
         }
-    }
-
-    pub fn plan(&self) -> &ShardPlan {
-        &self.plan
     }
 
     /// Hands over the next tensor in the model's order (it must be the one the plan
