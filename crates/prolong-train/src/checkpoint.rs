@@ -9,6 +9,7 @@
 //! tensor's shard.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -53,69 +54,195 @@ impl Llama {
             err: source,
         })?;
         let named = self.params().named();
-        let shards = shard(&named, max_shard_bytes);
-        let n = shards.len();
-        let mut files = Vec::with_capacity(n);
-        for (i, shard) in shards.iter().enumerate() {
-            let file = if n == 1 {
-                WEIGHTS_FILE.to_string()
-            } else {
-                format!("model-{:05}-of-{n:05}.safetensors", i + 1)
-            };
-            let map: HashMap<String, Tensor> = shard
-                .iter()
-                .map(|&k| (named[k].0.clone(), named[k].1.clone()))
-                .collect();
-            prolong_mds::write_atomic_path(&dir.join(&file), |tmp| {
-                candle_core::safetensors::save(&map, tmp).map_err(Error::from)
-            })?;
-            files.push(file);
+        let shapes: Vec<(String, Vec<usize>)> = named
+            .iter()
+            .map(|(n, t)| (n.clone(), t.dims().to_vec()))
+            .collect();
+        let mut writer = WeightsWriter::new(dir, &shapes, self.dtype(), max_shard_bytes);
+        for (name, t) in &named {
+            writer.push(name, (*t).clone())?;
         }
-        if n > 1 {
-            let mut weight_map = serde_json::Map::new();
-            for (shard, file) in shards.iter().zip(&files) {
-                for &k in shard {
-                    weight_map.insert(named[k].0.clone(), file.clone().into());
+        writer.finish(self.config())
+    }
+}
+
+/// Which file of an HF checkpoint each tensor goes into, from the tensors' names,
+/// shapes and dtype alone (transformers' rule: in the model's order, a new file when
+/// the next tensor would take the current one past `max_bytes`; an oversized tensor
+/// alone), so that weights held one part at a time are written in the files a whole
+/// model's [`save_sharded`](Llama::save_sharded) writes.
+pub struct ShardPlan {
+    /// Name and bytes of each tensor, in the model's order.
+    tensors: Vec<(String, u64)>,
+    /// The positions in `tensors` of each file's tensors.
+    files: Vec<Range<usize>>,
+}
+
+impl ShardPlan {
+    pub fn new(shapes: &[(String, Vec<usize>)], dtype: DType, max_bytes: u64) -> Self {
+        let tensors: Vec<(String, u64)> = shapes
+            .iter()
+            .map(|(n, shape)| {
+                let numel: usize = shape.iter().product();
+                (n.clone(), (numel * dtype.size_in_bytes()) as u64)
+            })
+            .collect();
+        let mut files: Vec<Range<usize>> = Vec::new();
+        let mut size = 0u64;
+        for (k, &(_, b)) in tensors.iter().enumerate() {
+            match files.last_mut() {
+                Some(current) if size + b <= max_bytes => {
+                    current.end = k + 1;
+                    size += b;
+                }
+                _ => {
+                    files.push(k..k + 1);
+                    size = b;
                 }
             }
-            let index = serde_json::json!({
-                "metadata": { "total_size": named.iter().map(|(_, t)| bytes(t)).sum::<u64>() },
-                "weight_map": weight_map,
+        }
+        Self { tensors, files }
+    }
+
+    /// How many files.
+    pub fn files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The name of file `i`: `model.safetensors` when it is the only one.
+    pub fn file_name(&self, i: usize) -> String {
+        let n = self.files.len();
+        if n == 1 {
+            WEIGHTS_FILE.to_string()
+        } else {
+            format!("model-{:05}-of-{n:05}.safetensors", i + 1)
+        }
+    }
+
+    /// `model.safetensors.index.json` (for several files): the bytes of all tensors and
+    /// each tensor's file.
+    fn index(&self) -> serde_json::Value {
+        let mut weight_map = serde_json::Map::new();
+        for (i, r) in self.files.iter().enumerate() {
+            let file = self.file_name(i);
+            for (name, _) in &self.tensors[r.clone()] {
+                weight_map.insert(name.clone(), file.clone().into());
+            }
+        }
+        serde_json::json!({
+            "metadata": { "total_size": self.tensors.iter().map(|t| t.1).sum::<u64>() },
+            "weight_map": weight_map,
+        })
+    }
+}
+
+/// Writes the weights of an HF checkpoint (the files of a [`ShardPlan`]) from tensors
+/// handed over in the model's order, each file as soon as its last tensor is in
+/// ([`prolong_mds::write_atomic_path`]: a tagged temporary name, synced, renamed, the
+/// folder synced); it keeps only the tensors of the file not yet complete. What
+/// [`Llama::save_sharded`] writes, and what a sharded trainer writes from one gathered
+/// unit at a time.
+pub struct WeightsWriter {
+    dir: PathBuf,
+    plan: ShardPlan,
+    /// The next tensor expected (position in the plan).
+    next: usize,
+    /// The tensors of the current file handed over so far, and whether each has been
+    /// copied out of the buffer it came in ([`own_pending`](Self::own_pending)).
+    pending: Vec<(String, Tensor, bool)>,
+}
+
+impl WeightsWriter {
+    /// A writer of `shapes` (name and shape of every tensor, in the model's order) in
+    /// `dtype` into the existing folder `dir`, in files of at most `max_bytes`.
+    pub fn new(dir: &Path, shapes: &[(String, Vec<usize>)], dtype: DType, max_bytes: u64) -> Self {
+        Self {
+            dir: dir.into(),
+            plan: ShardPlan::new(shapes, dtype, max_bytes),
+            next: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Hands over the next tensor in the model's order (it must be the one the plan
+    /// expects, of the planned size); writes its file when it is the file's last.
+    pub fn push(&mut self, name: &str, t: Tensor) -> Result<()> {
+        let expected = match self.plan.tensors.get(self.next) {
+            Some((n, b)) if n == name && *b == bytes(&t) => None,
+            Some((n, b)) => Some(format!("`{n}` of {b} bytes")),
+            None => Some("no more tensors".into()),
+        };
+        if let Some(expected) = expected {
+            return Err(Error::Checkpoint {
+                path: self.dir.clone(),
+                msg: format!(
+                    "tensor `{name}` of {} bytes handed over where the plan has {expected}",
+                    bytes(&t)
+                ),
             });
-            let index_path = dir.join(INDEX_FILE);
-            let text = serde_json::to_string_pretty(&index).map_err(|source| Error::Json {
-                path: index_path.clone(),
-                err: source,
+        }
+        self.pending.push((name.to_string(), t, false));
+        self.next += 1;
+        if let Some(i) = self.plan.files.iter().position(|r| r.end == self.next) {
+            let map: HashMap<String, Tensor> =
+                self.pending.drain(..).map(|(n, t, _)| (n, t)).collect();
+            prolong_mds::write_atomic_path(&self.dir.join(self.plan.file_name(i)), |tmp| {
+                candle_core::safetensors::save(&map, tmp).map_err(Error::from)
             })?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of the tensors kept for the file not yet complete.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending.iter().map(|(_, t, _)| bytes(t)).sum()
+    }
+
+    /// Copies the kept tensors not yet copied into buffers of their own, so that the
+    /// buffer they are views of (a gathered unit) can be freed.
+    pub fn own_pending(&mut self) -> Result<()> {
+        for (_, t, owned) in &mut self.pending {
+            if !*owned {
+                *t = t.force_contiguous()?;
+                *owned = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last tensor: the index (for several files), the removal of the weight
+    /// files of an earlier save into the folder that this one does not use, then
+    /// `config.json`, so the folder always holds one complete set of weights.
+    pub fn finish(self, config: &LlamaConfig) -> Result<()> {
+        if self.next != self.plan.tensors.len() {
+            return Err(Error::Checkpoint {
+                path: self.dir,
+                msg: format!(
+                    "{} of {} tensors handed over",
+                    self.next,
+                    self.plan.tensors.len()
+                ),
+            });
+        }
+        let n = self.plan.files();
+        if n > 1 {
+            let index_path = self.dir.join(INDEX_FILE);
+            let text =
+                serde_json::to_string_pretty(&self.plan.index()).map_err(|source| Error::Json {
+                    path: index_path.clone(),
+                    err: source,
+                })?;
             write_atomic(&index_path, text.as_bytes())?;
         }
-        remove_stale_weights(dir, &files)?;
-        self.config().save(dir.join(CONFIG_FILE))
+        let files: Vec<String> = (0..n).map(|i| self.plan.file_name(i)).collect();
+        remove_stale_weights(&self.dir, &files)?;
+        config.save(self.dir.join(CONFIG_FILE))
     }
 }
 
 /// Bytes of a tensor's data.
 fn bytes(t: &Tensor) -> u64 {
     (t.elem_count() * t.dtype().size_in_bytes()) as u64
-}
-
-/// Groups tensor positions into shards of at most `max_bytes` (transformers' rule: in
-/// order, a new shard when the next tensor would not fit; an oversized tensor alone).
-fn shard(named: &[(String, &Tensor)], max_bytes: u64) -> Vec<Vec<usize>> {
-    let mut shards: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut size = 0u64;
-    for (k, (_, t)) in named.iter().enumerate() {
-        let b = bytes(t);
-        let current = shards.last_mut().expect("at least one shard");
-        if !current.is_empty() && size + b > max_bytes {
-            shards.push(vec![k]);
-            size = b;
-        } else {
-            current.push(k);
-            size += b;
-        }
-    }
-    shards
 }
 
 /// Removes the weight files and index of an earlier save into `dir` that are not among

@@ -123,11 +123,8 @@ impl Llama {
 
     /// Forward-only loss (blocked cross-entropy).
     pub fn loss(&self, seq: &PackedSequence) -> Result<LossOutput> {
-        let (h, _) = self.trunk(seq, false)?;
-        let (h, _) = rmsnorm::forward(&h, &self.params.norm, self.config.rms_norm_eps)?;
-        let w = self.params.output_weight();
-        let sum = head::loss(&h, w, seq, LOSS_BLOCK_TOKENS)?;
-        Ok(loss_output(sum, seq.num_labels()))
+        let mut units = Resident::new(&self.params);
+        loss_units(&self.config, self.dtype(), self.device(), &mut units, seq)
     }
 
     /// Loss and the gradient of the token-mean loss for every parameter.
@@ -255,6 +252,32 @@ fn ctx_part<'a>(
     let mut ctx = Ctx::new(c, positions, seq.segments(), dtype, device)?;
     ctx.sp = sp;
     Ok((ctx, tokens))
+}
+
+/// [`Llama::loss`] (forward only) with each unit's weights taken from `units` right
+/// before use and released right after (model/units.rs): also the held-out loss of
+/// weights sharded with `full`, gathered one unit at a time.
+pub fn loss_units<U: Units>(
+    config: &LlamaConfig,
+    dtype: DType,
+    device: &Device,
+    units: &mut U,
+    seq: &PackedSequence,
+) -> std::result::Result<LossOutput, U::Error> {
+    let (ctx, _) = ctx_part(config, dtype, device, seq, None)?;
+    let mut x = embedding::forward(&ids(config, device, seq)?, units.embed()?)?;
+    units.release(Unit::Embed);
+    for i in 0..config.num_hidden_layers {
+        x = layer::forward(&x, units.layer(i)?, &ctx)?;
+        units.release(Unit::Layer(i));
+    }
+    let sum = {
+        let (norm, w) = units.head()?;
+        let (h, _) = rmsnorm::forward(&x, norm, config.rms_norm_eps)?;
+        head::loss(&h, w, seq, LOSS_BLOCK_TOKENS)?
+    };
+    units.release(Unit::Head);
+    Ok(loss_output(sum, seq.num_labels()))
 }
 
 /// [`Llama::loss_and_grads_part`] with each unit's weights taken from `units` right

@@ -15,7 +15,8 @@
 //! With `[parallel] shard = "grad_op" | "full"` the optimizer folder holds instead each
 //! rank's shard of the master weights and moments and an index (`dcp.rs`: world-size
 //! independent, so a run resumes on any number of ranks), and rank 0 writes the HF
-//! weights, gathered from the shards, and the rest.
+//! weights, gathered from the shards (with `full` one unit at a time: no rank ever
+//! holds the whole model for a checkpoint), and the rest.
 //!
 //! A checkpoint folder is written by prolong_mds's atomic folder writer: filled under a
 //! temporary name tagged with the writer (`.NAME.tmp.PID.N`), synced, then given its
@@ -36,7 +37,9 @@ use super::TrainError;
 use super::dcp::{self, Kind, StateSource};
 use super::init::InitRng;
 use super::run::Setup;
+use super::sharded::ShardedState;
 use super::weights::Weights;
+use crate::checkpoint::WeightsWriter;
 use crate::data::LoaderState;
 use crate::dist::group::ProcessGroup;
 use crate::metrics::{EvalRecord, StepRecord};
@@ -75,6 +78,28 @@ pub struct TrainerState {
     /// Held-out evaluations so far (step 0 first).
     #[serde(default)]
     pub evals: Vec<EvalRecord>,
+}
+
+impl TrainerState {
+    /// The state of `stage` before its first step, the loader at `loader`, with
+    /// `threads` matmul threads.
+    pub fn fresh(stage: &StageConfig, loader: LoaderState, threads: usize) -> Self {
+        Self {
+            format: 1,
+            step: 0,
+            total_steps: stage.train.steps,
+            tokens: 0,
+            sequences: 0,
+            flops: 0.0,
+            elapsed_s: 0.0,
+            loader,
+            rng: InitRng::new(stage.train.seed),
+            threads,
+            stage: stage.clone(),
+            metrics: Vec::new(),
+            evals: Vec::new(),
+        }
+    }
 }
 
 /// `optimizer/state.json`.
@@ -169,9 +194,10 @@ fn meta(opt: &AdamW, decay: Vec<String>) -> OptimizerMeta {
 }
 
 /// The run's checkpoint at `dir`: rank 0 alone for replicated weights; with sharded
-/// state every rank writes its shard file while rank 0 writes the HF weights (gathered
-/// from the shards), the index and the rest, the trainer state last, all into the one
-/// temporary folder rank 0 began; rank 0 puts it in place once every shard is written.
+/// state every rank writes its shard file while rank 0 writes the HF weights, the index
+/// and the rest, the trainer state last, all into the one temporary folder rank 0
+/// began; rank 0 puts it in place once every shard is written. With `full` sharding the
+/// HF weights are gathered one unit at a time ([`save_hf_units`]), never whole.
 pub(super) fn save_run(
     dir: &Path,
     weights: &mut Weights,
@@ -184,11 +210,10 @@ pub(super) fn save_run(
         .max_shard_bytes()
         .unwrap_or(crate::checkpoint::DEFAULT_MAX_SHARD_BYTES);
     let group = s.group.as_ref();
-    weights.model(s)?; // `full`: gathered for the HF weights (every rank takes part)
     let Weights::Sharded {
         model,
         state: shards,
-        full,
+        ..
     } = weights
     else {
         if let (true, Weights::Replicated { model, opt }) = (s.root(), &*weights) {
@@ -206,12 +231,13 @@ pub(super) fn save_run(
     let tmp = shared_tmp(dir, write.as_ref(), group)?;
     let odir = tmp.join(OPTIMIZER_DIR);
     dcp::write_shard(&odir, shards)?;
+    match model {
+        // `grad_op`: every rank holds the whole model anyway.
+        Some(m) if s.root() => m.save_sharded(&tmp, shard_bytes)?,
+        Some(_) => {}
+        None => save_hf_units(&tmp, shards, s, shard_bytes)?,
+    }
     if s.root() {
-        let m = model.as_ref().ok_or_else(|| TrainError::Checkpoint {
-            path: dir.into(),
-            msg: "no gathered weights to write".into(),
-        })?;
-        m.save_sharded(&tmp, shard_bytes)?;
         let decay = shards.params.iter().filter(|(n, shape)| {
             crate::optim::decays_with_norms(n, shape, s.cfg.train.decay_norms)
         });
@@ -219,15 +245,50 @@ pub(super) fn save_run(
         write_json(&odir.join(OPT_STATE), &meta(&shards.opt, decay))?;
         write_json(&odir.join(dcp::INDEX), &dcp::index(shards))?;
     }
-    if *full {
-        *model = None; // freed until the next forward
-    }
     group.barrier()?; // every shard is written
     if let Some(w) = write {
         write_json(&tmp.join(STATE_FILE), state)?;
         w.commit()?;
     }
     group.barrier()?; // in place before anyone moves on (or prunes)
+    Ok(())
+}
+
+/// The HF weights (and `config.json`) of the sharded state `shards` into `dir`, the
+/// files [`Llama::save_sharded`] writes, gathered one unit at a time: every rank takes
+/// part in each unit's all-gather; rank 0 hands the unit's tensors to the writer, which
+/// writes each file as soon as its last tensor is in and keeps, copied out of the
+/// unit's buffer, only the tensors of the file not yet complete; every rank frees the
+/// unit before gathering the next. So a rank holds at most the largest unit and less
+/// than one file of gathered weights (counted in `shards.gathered`).
+fn save_hf_units(
+    dir: &Path,
+    shards: &ShardedState,
+    s: &Setup,
+    max_shard_bytes: u64,
+) -> Result<(), TrainError> {
+    let mut writer = s
+        .root()
+        .then(|| WeightsWriter::new(dir, &shards.params, s.dtype, max_shard_bytes));
+    // Bytes of the copies the writer keeps, as counted in the meter.
+    let mut kept = 0;
+    for (u, unit) in shards.layout.units().iter().enumerate() {
+        let tensors = shards.gather_unit(u, s.dtype, &s.dev, s.group.as_ref())?;
+        if let Some(w) = writer.as_mut() {
+            for ((name, _), t) in shards.params[unit.params.clone()].iter().zip(tensors) {
+                w.push(name, t)?;
+            }
+            w.own_pending()?;
+            shards.gathered.sub(kept);
+            kept = w.pending_bytes();
+            shards.gathered.add(kept);
+        }
+        shards.release_unit(u, s.dtype);
+    }
+    shards.gathered.sub(kept);
+    if let Some(w) = writer {
+        w.finish(&s.llama)?;
+    }
     Ok(())
 }
 
@@ -317,7 +378,8 @@ pub(super) fn load_optimizer_into(
                 }
             }
             state.opt.step = meta.step;
-            if model.is_some() {
+            if model.take().is_some() {
+                state.release_model(s.dtype);
                 *model = Some(state.gather_model(&s.llama, s.dtype, &s.dev, s.group.as_ref())?);
             }
             Ok(())
@@ -426,4 +488,101 @@ pub fn remove_partial(out: &Path) -> Result<(), TrainError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::LoaderState;
+    use crate::dist::group::Solo;
+    use crate::train::init::random_llama;
+    use crate::train::run::{TINY_FULL_STAGE, solo_setup};
+    use crate::train::weights::weights_for;
+
+    /// Every file of `want` (a folder of HF weights) is in `got`, byte for byte, and
+    /// `got` has no other weight file.
+    fn assert_same_hf_files(got: &Path, want: &Path) {
+        let names = |dir: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("model") || n == crate::checkpoint::CONFIG_FILE)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(got), names(want));
+        for n in names(want) {
+            let same =
+                std::fs::read(got.join(&n)).unwrap() == std::fs::read(want.join(&n)).unwrap();
+            assert!(same, "{n} differs");
+        }
+    }
+
+    /// `[parallel] shard = "full"` (one rank): the checkpoint's HF weights, gathered and
+    /// written one unit at a time, are the files the whole-model path
+    /// ([`Llama::save_sharded`] of the gathered model) writes, byte for byte: in bf16,
+    /// shards of at most 5000 bytes (several files, a file boundary inside a decoder
+    /// layer), the index and `config.json`. And the rank never holds the whole model:
+    /// the most gathered bytes alive at once during the checkpoint (the state's
+    /// [`GatherMeter`](super::super::sharded::GatherMeter), which counts each unit from
+    /// its gather to its release and the copies the writer keeps) are at least the
+    /// largest unit and at most the largest unit plus one file, under half the model
+    /// (gathering the model whole for the checkpoint counts the whole model).
+    #[test]
+    fn full_checkpoint_writes_the_whole_model_files_one_unit_at_a_time() {
+        let max = 5000;
+        let text = format!("{TINY_FULL_STAGE}max_shard_size = \"{max}\"\n");
+        let cfg = StageConfig::parse(&text, Path::new("test.toml")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let s = solo_setup(&cfg, DType::BF16, tmp.path());
+        let model = random_llama(&s.llama, 5, 0.02, DType::F32, &s.dev).unwrap();
+        let mut weights = weights_for(&s, model).unwrap();
+        let loader = LoaderState {
+            seed: 3,
+            total_sequences: 2,
+            position: 0,
+            allocation: vec![2],
+            stream_samples: vec![4],
+        };
+        let state = TrainerState::fresh(&cfg, loader, 1);
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        save_run(&a, &mut weights, &state, &s).unwrap();
+        let Weights::Sharded { state: shards, .. } = &weights else {
+            panic!("full sharding keeps sharded weights")
+        };
+        let peak = shards.gathered.peak();
+        let whole = shards
+            .gather_model(&s.llama, s.dtype, &s.dev, &Solo)
+            .unwrap();
+        shards.release_model(s.dtype);
+        whole.save_sharded(&b, max).unwrap();
+        assert_same_hf_files(&a, &b);
+
+        // Several files, and one decoder layer's tensors in two of them.
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.join(crate::checkpoint::INDEX_FILE)).unwrap())
+                .unwrap();
+        let map = index["weight_map"].as_object().unwrap();
+        let files = |prefix: &str| {
+            let f = map.iter().filter(|(n, _)| n.starts_with(prefix));
+            f.map(|(_, f)| f.as_str().unwrap())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert!(
+            files("").len() >= 3 && files("model.layers.1.").len() >= 2,
+            "{map:?}"
+        );
+
+        let units = shards.layout.units().len();
+        let unit_bytes: Vec<u64> = (0..units).map(|u| shards.unit_bytes(u, s.dtype)).collect();
+        let largest = *unit_bytes.iter().max().unwrap();
+        let model_bytes: u64 = unit_bytes.iter().sum();
+        eprintln!("units {unit_bytes:?}, model {model_bytes} B, checkpoint peak {peak} B");
+        assert!(
+            largest <= peak && peak <= largest + max && 2 * peak < model_bytes,
+            "peak {peak} B held; largest unit {largest} B, model {model_bytes} B"
+        );
+        assert_eq!(shards.gathered.alive(), 0);
+    }
 }

@@ -9,7 +9,7 @@
 
 use crate::data::{Mixture, MixtureLoader, allocate};
 use crate::metrics::EvalRecord;
-use crate::model::Llama;
+use crate::model::{Llama, LossOutput};
 use crate::stage::EvalSection;
 use prolong_packed::PackedSequence;
 
@@ -64,9 +64,23 @@ impl HeldOut {
 
     /// The held-out loss of `model` after `step` optimizer steps.
     pub fn evaluate(&self, model: &Llama, step: u64) -> Result<EvalRecord, TrainError> {
+        self.evaluate_with(step, |seq| model.loss(seq))
+    }
+
+    /// The held-out loss after `step` optimizer steps of the weights whose forward-only
+    /// loss of a sequence is `loss` (with `full` sharding: through the units gathered
+    /// one at a time, `train/weights.rs`).
+    pub fn evaluate_with<E>(
+        &self,
+        step: u64,
+        mut loss: impl FnMut(&PackedSequence) -> Result<LossOutput, E>,
+    ) -> Result<EvalRecord, TrainError>
+    where
+        TrainError: From<E>,
+    {
         let (mut sum, mut tokens) = (0.0, 0u64);
         for seq in &self.sequences {
-            let out = model.loss(seq)?;
+            let out = loss(seq)?;
             sum += out.loss_sum;
             tokens += out.label_tokens as u64;
         }
@@ -75,5 +89,63 @@ impl HeldOut {
             eval_loss: if tokens > 0 { sum / tokens as f64 } else { 0.0 },
             eval_tokens: tokens,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::group::Solo;
+    use crate::stage::StageConfig;
+    use crate::train::init::random_llama;
+    use crate::train::run::{TINY_FULL_STAGE, solo_setup};
+    use crate::train::weights::{Weights, weights_for};
+    use candle_core::DType;
+
+    /// `[parallel] shard = "full"`: the held-out loss forward through the units gathered
+    /// one at a time is, bit for bit, [`Llama::loss`]'s over the model gathered whole
+    /// (f32 and bf16, three sequences of two documents each), and the evaluation holds
+    /// exactly the largest unit's gathered bytes at once, never the model.
+    #[test]
+    fn full_evaluation_through_units_equals_the_whole_model() {
+        let cfg = StageConfig::parse(TINY_FULL_STAGE, std::path::Path::new("test.toml")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let sequences: Vec<PackedSequence> = (0..3u32)
+            .map(|s| {
+                let ids = (0..24).map(|i| (i * 7 + s * 13) % 64).collect();
+                PackedSequence::new(ids, &[[0, 10], [10, 24]], None).unwrap()
+            })
+            .collect();
+        let held = HeldOut {
+            samples: Vec::new(),
+            sequences,
+            every: 1,
+        };
+        for dtype in [DType::F32, DType::BF16] {
+            let s = solo_setup(&cfg, dtype, tmp.path());
+            let model = random_llama(&s.llama, 5, 0.02, DType::F32, &s.dev).unwrap();
+            let weights = weights_for(&s, model).unwrap();
+            let got = weights.evaluate(&s, &held, 7).unwrap();
+            let Weights::Sharded { state, model, .. } = &weights else {
+                panic!("full sharding keeps sharded weights")
+            };
+            assert!(model.is_none());
+            let peak = state.gathered.peak();
+            let units = state.layout.units().len();
+            let bytes: Vec<u64> = (0..units).map(|u| state.unit_bytes(u, dtype)).collect();
+            assert_eq!(peak, *bytes.iter().max().unwrap(), "{dtype:?}: {bytes:?}");
+            assert_eq!(state.gathered.alive(), 0);
+            let whole = state.gather_model(&s.llama, dtype, &s.dev, &Solo).unwrap();
+            let want = held.evaluate(&whole, 7).unwrap();
+            assert_eq!(got.eval_tokens, want.eval_tokens);
+            assert!(got.eval_tokens > 0);
+            assert_eq!(
+                got.eval_loss.to_bits(),
+                want.eval_loss.to_bits(),
+                "{dtype:?}: {} vs {}",
+                got.eval_loss,
+                want.eval_loss
+            );
+        }
     }
 }

@@ -116,6 +116,7 @@ impl<'a> UnitGather<'a> {
     fn drop_unit(&mut self, u: usize) {
         if self.held[u].take().is_some() {
             self.alive -= self.state.layout.units()[u].zero.padded_len();
+            self.state.release_unit(u, self.dtype);
         }
     }
 
@@ -138,6 +139,13 @@ impl<'a> UnitGather<'a> {
             .reduce_scatter_unit(u, &scaled, &mut shard, self.group);
         self.shard = shard;
         r
+    }
+}
+
+/// A pass that ends early (an error) frees what it holds; so does the state's count.
+impl Drop for UnitGather<'_> {
+    fn drop(&mut self) {
+        (0..self.held.len()).for_each(|u| self.drop_unit(u));
     }
 }
 
@@ -241,7 +249,8 @@ pub fn accumulate_full(
     }
     let peak = units.peak_gathered();
     let (count, flops) = (count(norm, seqs, sp), flops(config, seqs, sp));
-    Ok((sharded_step(group, loss, count, flops, units.shard)?, peak))
+    let shard = std::mem::take(&mut units.shard);
+    Ok((sharded_step(group, loss, count, flops, shard)?, peak))
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use candle_core::{DType, Device};
 
 use super::checkpoint::{self, TrainerState};
 use super::eval::HeldOut;
-use super::init::InitRng;
 use super::metrics_file::MetricsFile;
 use super::weights::{Weights, weights_for};
 use super::{
@@ -92,7 +91,7 @@ pub fn run(
     if let Some(h) = &held_out
         && state.step == 0
     {
-        state.evals = vec![h.evaluate(weights.model(&s)?, 0)?];
+        state.evals = vec![weights.evaluate(&s, h, 0)?];
     }
     // The run's first line, once recipe, data and model are known good (an error
     // before this point is the only line on stderr).
@@ -120,7 +119,7 @@ pub fn run(
         // Before this step's checkpoint: what the plan models is the step's memory.
         totals.step_rss = super::peak_rss();
         let lines = record(&s, &mut state, &mut totals, &step, dt)?;
-        let lines = evaluate_if_due(&s, &held_out, &mut weights, &mut state, &mut totals, lines)?;
+        let lines = evaluate_if_due(&s, &held_out, &weights, &mut state, &mut totals, lines)?;
         metrics.append(&lines)?;
         bar.set_position(state.step);
         bar.set_message(progress_text(&state, &step, dt));
@@ -246,23 +245,36 @@ fn start_or_resume(
                 let dir = cfg.model.init.as_deref().unwrap_or(Path::new("."));
                 checkpoint::load_optimizer_into(dir, &mut weights, s)?;
             }
-            let state = TrainerState {
-                format: 1,
-                step: 0,
-                total_steps: cfg.train.steps,
-                tokens: 0,
-                sequences: 0,
-                flops: 0.0,
-                elapsed_s: 0.0,
-                loader: loader.state(),
-                rng: InitRng::new(cfg.train.seed),
-                threads: s.threads,
-                stage: cfg.clone(),
-                metrics: Vec::new(),
-                evals: Vec::new(),
-            };
+            let state = TrainerState::fresh(cfg, loader.state(), s.threads);
             Ok((weights, state, None))
         }
+    }
+}
+
+/// A random 4-layer tiny model's stage with `[parallel] shard = "full"`, its
+/// `[checkpoint]` table last (a test appends to it).
+#[cfg(test)]
+pub(super) const TINY_FULL_STAGE: &str = "[model.random]\nseed = 1\nlayers = 4\nhidden = 32\nheads = 4\nkv_heads = 2\nffn = 48\nvocab = 64\n\
+     [data]\nstreams = [\"d\"]\nseq_len = 16\n\
+     [train]\nsteps = 2\ntokens_per_step = 16\npeak_lr = 1e-3\nwarmup = 0.0\nseed = 3\n\
+     [parallel]\nshard = \"full\"\n[checkpoint]\nout = \"o\"\n";
+
+/// A one-rank [`Setup`] of `cfg` on the CPU in `dtype`, writing under `out`.
+#[cfg(test)]
+pub(super) fn solo_setup<'a>(cfg: &'a StageConfig, dtype: DType, out: &Path) -> Setup<'a> {
+    Setup {
+        cfg,
+        llama: cfg.llama_config(Path::new("test.toml")).unwrap(),
+        dtype,
+        dev: Device::Cpu,
+        group: Box::new(crate::dist::group::Solo),
+        comm: CommClock::default(),
+        out: out.into(),
+        micro: 1,
+        sp: 1,
+        dp: 1,
+        dp_rank: 0,
+        threads: 1,
     }
 }
 
@@ -403,7 +415,7 @@ fn metrics_json(s: &Setup, err: serde_json::Error) -> TrainError {
 fn evaluate_if_due(
     s: &Setup,
     held_out: &Option<HeldOut>,
-    weights: &mut Weights,
+    weights: &Weights,
     state: &mut TrainerState,
     totals: &mut RunTotals,
     mut lines: String,
@@ -413,7 +425,7 @@ fn evaluate_if_due(
         .filter(|h| h.due(state.step, s.cfg.train.steps))
     {
         let t = Instant::now();
-        let e = h.evaluate(weights.model(s)?, state.step)?;
+        let e = weights.evaluate(s, h, state.step)?;
         totals.eval_seconds += t.elapsed().as_secs_f64();
         lines.push('\n');
         lines.push_str(&serde_json::to_string(&e).map_err(|err| metrics_json(s, err))?);

@@ -18,8 +18,9 @@
 //! 4. AdamW on the owned pieces;
 //! 5. compute weights: the updated masters are cast to the compute dtype and
 //!    all-gathered, into the replicated model (`grad_op`) or, for `full`, one unit at a
-//!    time right before the forward or backward uses it (`train/fsdp.rs`), or whole for
-//!    an evaluation or a checkpoint.
+//!    time right before the forward or backward uses it (`train/fsdp.rs`) or a
+//!    held-out evaluation (`train/weights.rs`) or a checkpoint (`train/checkpoint.rs`)
+//!    reads it: never whole.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -48,6 +49,45 @@ pub struct ShardedState {
     pub params: Vec<(String, Vec<usize>)>,
     /// AdamW over the owned pieces (1-D f32 tensors).
     pub opt: AdamW,
+    /// The compute weights gathered from the shards and not yet released.
+    pub gathered: GatherMeter,
+}
+
+/// Bytes of gathered compute weights a rank holds, and the most it held at once: what
+/// `[parallel] shard = "full"` keeps to a unit at a time. A count kept by the code that
+/// gathers and frees (each [`gather_unit`](ShardedState::gather_unit) adds its unit's
+/// padded bytes until [`release_unit`](ShardedState::release_unit)), not a
+/// measurement, so tests can bound it exactly.
+#[derive(Debug, Default)]
+pub struct GatherMeter {
+    alive: std::cell::Cell<u64>,
+    peak: std::cell::Cell<u64>,
+}
+
+impl GatherMeter {
+    pub fn add(&self, bytes: u64) {
+        self.alive.set(self.alive.get() + bytes);
+        self.peak.set(self.peak.get().max(self.alive.get()));
+    }
+
+    pub fn sub(&self, bytes: u64) {
+        self.alive.set(self.alive.get().saturating_sub(bytes));
+    }
+
+    /// Bytes held now.
+    pub fn alive(&self) -> u64 {
+        self.alive.get()
+    }
+
+    /// The most bytes held at once since the last [`reset_peak`](Self::reset_peak).
+    pub fn peak(&self) -> u64 {
+        self.peak.get()
+    }
+
+    /// Starts a new peak from what is held now.
+    pub fn reset_peak(&self) {
+        self.peak.set(self.alive.get());
+    }
 }
 
 impl ShardedState {
@@ -123,6 +163,7 @@ impl ShardedState {
                 step: 0,
                 params: states,
             },
+            gathered: GatherMeter::default(),
         })
     }
 
@@ -229,6 +270,7 @@ impl ShardedState {
         let mut flat = vec![0u8; mine.len() * group.size()];
         group.all_gather(&mine, &mut flat)?;
         let flat = Tensor::from_raw_buffer(&flat, dtype, &[unit.zero.padded_len()], dev)?;
+        self.gathered.add(self.unit_bytes(u, dtype));
         let shapes = &self.params[unit.params.clone()];
         Ok(shapes
             .iter()
@@ -237,9 +279,25 @@ impl ShardedState {
             .collect::<candle_core::Result<_>>()?)
     }
 
+    /// Bytes of unit `u`'s gathered buffer (padding included) in `dtype`.
+    pub fn unit_bytes(&self, u: usize, dtype: DType) -> u64 {
+        (self.layout.units()[u].zero.padded_len() * dtype.size_in_bytes()) as u64
+    }
+
+    /// Counts unit `u`'s gathered weights (in `dtype`) as freed.
+    pub fn release_unit(&self, u: usize, dtype: DType) {
+        self.gathered.sub(self.unit_bytes(u, dtype));
+    }
+
+    /// Counts a model [gathered whole](Self::gather_model) as freed.
+    pub fn release_model(&self, dtype: DType) {
+        (0..self.layout.units().len()).for_each(|u| self.release_unit(u, dtype));
+    }
+
     /// The whole model in the compute dtype (every unit [gathered](Self::gather_unit)),
-    /// for what needs all of it at once: `grad_op`'s forward and backward, an
-    /// evaluation, a checkpoint's HF weights.
+    /// for what needs all of it at once: `grad_op`'s compute weights (after each update
+    /// and after a resume). Counted as held until
+    /// [`release_model`](Self::release_model).
     pub fn gather_model(
         &self,
         config: &LlamaConfig,

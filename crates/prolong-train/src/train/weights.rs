@@ -2,12 +2,13 @@
 //! optimizer step on them.
 
 use super::TrainError;
-use super::fsdp;
+use super::eval::HeldOut;
+use super::fsdp::{self, UnitGather};
 use super::run::Setup;
 use super::sharded::ShardedState;
 use super::step::{accumulate_part, accumulate_sharded};
-use crate::metrics::StepFlops;
-use crate::model::Llama;
+use crate::metrics::{EvalRecord, StepFlops};
+use crate::model::{Llama, loss_units};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::stage::{ShardMode, StageConfig};
 use prolong_packed::PackedSequence;
@@ -17,9 +18,8 @@ pub(super) enum Weights {
     /// `none` (DDP): the whole model and optimizer on every rank.
     Replicated { model: Llama, opt: AdamW },
     /// `grad_op` / `full`: this rank's shard of the optimizer state; the compute
-    /// weights whole (`grad_op`), or for `full` one unit at a time in a step
-    /// (`fsdp.rs`) and whole only while an evaluation or a checkpoint needs them
-    /// (`None` otherwise).
+    /// weights whole (`grad_op`), or for `full` (`None`) one unit at a time in a step
+    /// (`fsdp.rs`), an evaluation and a checkpoint (`checkpoint.rs`), never whole.
     Sharded {
         model: Option<Llama>,
         state: ShardedState,
@@ -28,16 +28,27 @@ pub(super) enum Weights {
 }
 
 impl Weights {
-    /// The compute weights, all-gathered first when `full` sharding dropped them.
-    pub fn model(&mut self, s: &Setup) -> Result<&Llama, TrainError> {
+    /// The held-out loss of the current weights after `step`: with `full` sharding
+    /// forward through the units gathered one at a time ([`UnitGather`]: every rank
+    /// takes part in each gather, and evaluates every held-out sequence), never the
+    /// whole model; else through the model each rank holds.
+    pub fn evaluate(
+        &self,
+        s: &Setup,
+        held_out: &HeldOut,
+        step: u64,
+    ) -> Result<EvalRecord, TrainError> {
         match self {
-            Weights::Replicated { model, .. } => Ok(model),
-            Weights::Sharded { model, state, .. } => {
-                if model.is_none() {
-                    *model =
-                        Some(state.gather_model(&s.llama, s.dtype, &s.dev, s.group.as_ref())?);
-                }
-                model.as_ref().ok_or_else(not_gathered)
+            Weights::Replicated { model, .. }
+            | Weights::Sharded {
+                model: Some(model), ..
+            } => held_out.evaluate(model, step),
+            Weights::Sharded { state, .. } => {
+                let group = s.group.as_ref();
+                let mut units = UnitGather::new(state, &s.llama, s.dtype, &s.dev, group);
+                held_out.evaluate_with(step, |seq| {
+                    loss_units(&s.llama, s.dtype, &s.dev, &mut units, seq)
+                })
             }
         }
     }
@@ -79,9 +90,7 @@ impl Weights {
             }
             Weights::Sharded { model, state, full } => {
                 let step = if *full {
-                    // One unit at a time (`fsdp.rs`); a model gathered whole for an
-                    // evaluation is dropped first.
-                    *model = None;
+                    // One unit at a time (`fsdp.rs`).
                     let (c, norm) = (&s.llama, t.loss_normalisation);
                     fsdp::accumulate_full(
                         state,
@@ -100,7 +109,7 @@ impl Weights {
                     let (block, norm) = (t.loss_block, t.loss_normalisation);
                     let step = accumulate_sharded(m, seqs, block, norm, state, group, sp)?;
                     // The compute weights are stale after the update: gathered anew.
-                    *model = None;
+                    drop_model(model, state, s);
                     step
                 };
                 check_finite(step.loss, step_no)?;
@@ -113,6 +122,13 @@ impl Weights {
                 Ok((step.loss, grad_norm, step.flops))
             }
         }
+    }
+}
+
+/// Frees `model`, gathered whole from `state`, if it is there.
+fn drop_model(model: &mut Option<Llama>, state: &ShardedState, s: &Setup) {
+    if model.take().is_some() {
+        state.release_model(s.dtype);
     }
 }
 

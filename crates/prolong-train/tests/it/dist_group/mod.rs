@@ -95,6 +95,13 @@ fn mpirun_available(test: &str) -> bool {
     ok
 }
 
+/// An MPI test's temporary folder; None, after saying that `test` skipped, where
+/// there is no `mpirun`.
+#[cfg(feature = "mpi")]
+fn mpi_test_dir(test: &str) -> Option<tempfile::TempDir> {
+    mpirun_available(test).then(|| tempfile::tempdir().unwrap())
+}
+
 /// `mpirun` with the flags every test needs (more ranks than cores; root in containers).
 #[cfg(feature = "mpi")]
 fn mpirun() -> Command {
@@ -174,8 +181,15 @@ fn assert_close(a: &RunResult, b: &RunResult, what: &str) {
             "{what}, step {step}: grad norm {x:?} vs {y:?}"
         );
     }
-    assert_eq!(a.1.len(), b.1.len());
-    for ((name_a, x), (name_b, y)) in a.1.iter().zip(&b.1) {
+    assert_weights_close(&a.1, &b.1, what);
+}
+
+/// The same weight tensors (by name, in order) in `a` and `b`, each within 1e-5 of its
+/// norm in `a` (the data-parallel tolerance of [`assert_close`]; also the Slurm test's).
+#[cfg(feature = "mpi")]
+pub(crate) fn assert_weights_close(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: tensors");
+    for ((name_a, x), (name_b, y)) in a.iter().zip(b) {
         assert_eq!(name_a, name_b);
         let norm: f64 = x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
         let diff: f64 = x

@@ -3,7 +3,7 @@
 
 use super::EXE;
 #[cfg(feature = "mpi")]
-use super::{mpirun_available, util};
+use super::{mpi_test_dir, util};
 use std::process::Command;
 
 /// `plan` on the shipped recipes with Llama-3-8B's shape: stage 1 (64K) and SFT fit
@@ -82,10 +82,9 @@ fn memory_recipe(dir: &std::path::Path, name: &str, mode: &str) -> std::path::Pa
 #[cfg(feature = "mpi")]
 #[test]
 fn plan_matches_the_measured_peak_memory_of_cpu_ranks() {
-    if !mpirun_available("plan_matches_the_measured_peak_memory_of_cpu_ranks") {
+    let Some(tmp) = mpi_test_dir("plan_matches_the_measured_peak_memory_of_cpu_ranks") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let mut worst: f64 = 0.0;
     let mut table = String::new();
     // (mode, ranks) -> every rank's measured peak.

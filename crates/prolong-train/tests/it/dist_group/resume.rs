@@ -1,9 +1,10 @@
 //! Sharded checkpoints: killed and resumed on the same world, resumed on another.
 
 use super::{
-    EXE, assert_close, launch, launch_train, mpirun, mpirun_available, result, sharded_recipe,
+    EXE, assert_close, launch, launch_train, mpi_test_dir, mpirun, result, sharded_recipe,
     train_alone, util,
 };
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// `n` MPI ranks training `cfg` (`--resume` when `resume`), rank `kill.0` with
@@ -31,6 +32,14 @@ fn mpirun_train(n: usize, cfg: &std::path::Path, resume: bool, kill: (usize, u64
     cmd.output().unwrap()
 }
 
+/// `sharded_recipe(dir, name, mode, every)` trained by `ranks` ranks of the launcher,
+/// which must succeed; the run's output folder.
+fn launched(dir: &Path, name: &str, mode: &str, every: u64, ranks: usize) -> PathBuf {
+    let o = launch_train(ranks, false, &sharded_recipe(dir, name, mode, every));
+    assert!(o.status.success(), "{name}: {o:?}");
+    dir.join(name)
+}
+
 /// `launch --nproc-per-node n -- train --quiet --resume --config cfg`.
 fn launch_resume(n: usize, cfg: &std::path::Path) -> Output {
     let n = n.to_string();
@@ -46,32 +55,32 @@ fn launch_resume(n: usize, cfg: &std::path::Path) -> Output {
     ])
 }
 
-/// Sharded checkpoints, same world. Rank 1 of 2 is killed with SIGKILL twice, at points
-/// chosen by progress (each rank counts one point per micro-batch's backward and three
-/// per file it writes): first at its 13th point, inside its shard of the step-4
-/// checkpoint (written, not yet renamed), which leaves the step-2 checkpoint the newest;
-/// then, in the resumed run, at its 8th point, in the middle of step 5 (after its first
-/// micro-batch's backward, past the step-4 checkpoint). Each time the job ends with
-/// Open MPI naming the killed rank and no rank left waiting. The resumed run ends with
-/// the uninterrupted run's metrics, HF weights and every shard of master weights and
+/// Sharded checkpoints, same world. A rank of 2 is killed with SIGKILL three times, at
+/// points chosen by progress (each rank counts one point per micro-batch's backward,
+/// three per file it writes, on rank 0 one per metrics record and three for the
+/// checkpoint folder): first rank 0 at its 42nd point, inside the HF weights it writes
+/// unit by unit into the step-4 checkpoint (both shards written, `model.safetensors`
+/// written under its temporary name, not yet renamed); then, in a resumed run, rank 1 at its 6th point, inside its shard of the
+/// step-4 checkpoint; each leaves the step-2 checkpoint the newest. Then, resumed again,
+/// rank 1 at its 8th point, in the middle of step 5 (after its first micro-batch's
+/// backward, past the step-4 checkpoint). Each time the job ends with Open MPI naming
+/// the killed rank and no rank left waiting. The resumed run ends with the
+/// uninterrupted run's metrics, HF weights and every shard of master weights and
 /// moments, byte for byte.
 #[test]
 fn sharded_run_killed_mid_step_resumes_bit_identical() {
-    if !mpirun_available("sharded_run_killed_mid_step_resumes_bit_identical") {
+    let Some(tmp) = mpi_test_dir("sharded_run_killed_mid_step_resumes_bit_identical") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let a = sharded_recipe(tmp.path(), "a", "full", 2);
-    let o = launch_train(2, false, &a);
-    assert!(o.status.success(), "{o:?}");
+    };
+    let a = launched(tmp.path(), "a", "full", 2, 2);
     let b = sharded_recipe(tmp.path(), "b", "full", 2);
-    let (a, out) = (tmp.path().join("a"), tmp.path().join("b"));
+    let out = tmp.path().join("b");
     let complete = |step: u64| {
         out.join(format!("checkpoints/step-{step:07}/trainer_state.json"))
             .is_file()
     };
-    for (resume, at, newest) in [(false, 13, 2), (true, 8, 4)] {
-        let o = mpirun_train(2, &b, resume, (1, at));
+    for (resume, kill, newest) in [(false, (0, 42), 2), (true, (1, 6), 2), (true, (1, 8), 4)] {
+        let o = mpirun_train(2, &b, resume, kill);
         assert!(!o.status.success(), "{o:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("signal 9"), "no rank named as killed: {err}");
@@ -82,6 +91,34 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
             "newest checkpoint {newest}"
         );
         assert!(!out.join("final").exists());
+        if kill.0 == 0 {
+            // The step-4 checkpoint's temporary folder: both shards, the HF weights
+            // being written.
+            let tmp4 = std::fs::read_dir(out.join("checkpoints"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.to_string_lossy().contains(".step-0000004.tmp"))
+                .expect("the step-4 checkpoint's temporary folder");
+            for f in [
+                "optimizer/shard-00001-of-00002.safetensors",
+                "optimizer/shard-00002-of-00002.safetensors",
+            ] {
+                assert!(tmp4.join(f).is_file(), "{f}");
+            }
+            let names: Vec<String> = std::fs::read_dir(&tmp4)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with(".model.safetensors.tmp"))
+                    && !names
+                        .iter()
+                        .any(|n| n == "model.safetensors" || n == "config.json"),
+                "{names:?}"
+            );
+        }
     }
     let b = out;
 
@@ -124,14 +161,10 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
 /// replicated (`none`) rank, and a one-rank replicated checkpoint by 2 `full` ranks.
 #[test]
 fn sharded_checkpoint_resumes_on_another_world_size() {
-    if !mpirun_available("sharded_checkpoint_resumes_on_another_world_size") {
+    let Some(tmp) = mpi_test_dir("sharded_checkpoint_resumes_on_another_world_size") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg4 = sharded_recipe(tmp.path(), "four", "grad_op", 2);
-    let o = launch_train(4, false, &cfg4);
-    assert!(o.status.success(), "{o:?}");
-    let four = tmp.path().join("four");
+    };
+    let four = launched(tmp.path(), "four", "grad_op", 2, 4);
     let step4 = four.join("checkpoints/step-0000004");
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(step4.join("optimizer/index.json")).unwrap())
@@ -183,4 +216,58 @@ fn sharded_checkpoint_resumes_on_another_world_size() {
     let one = sharded_recipe(tmp.path(), "one", "none", 2);
     train_alone(&["--quiet"], &one);
     resume_from(&tmp.path().join("one"), "sharded", "full", 2);
+}
+
+/// `full` on 2 ranks in bf16, the HF weights in files of at most 5000 bytes (several
+/// files, boundaries inside decoder layers): rank 0 writes them as the units are
+/// gathered one at a time, and they are the files the whole-model path
+/// (`Llama::save_sharded`) writes from the same weights, byte for byte: each file, the
+/// index and `config.json`. `prolong-eval export` and resume read them as before. The
+/// held-out evaluations, forward through the units gathered one at a time on both
+/// ranks, are those of a replicated run: at step 0 (the same weights) bit for bit.
+#[test]
+fn full_checkpoint_hf_files_are_the_whole_model_files() {
+    let Some(tmp) = mpi_test_dir("full_checkpoint_hf_files_are_the_whole_model_files") else {
+        return;
+    };
+    let recipe = |name: &str, mode: &str| {
+        let cfg = sharded_recipe(tmp.path(), name, mode, 0);
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[model]\n", "[model]\ndtype = \"bf16\"\n")
+            .replace("every = 0", "every = 0\nmax_shard_size = \"5000\"");
+        util::write(&cfg, &format!("{text}[eval]\nsequences = 2\nevery = 3\n"))
+    };
+    let o = launch_train(2, false, &recipe("bf16", "full"));
+    assert!(o.status.success(), "{o:?}");
+    train_alone(&["--quiet"], &recipe("one", "none"));
+    let evals = |name: &str| -> Vec<String> {
+        let m = std::fs::read_to_string(tmp.path().join(name).join("metrics.jsonl")).unwrap();
+        m.lines()
+            .filter(|l| l.contains("eval_loss"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (full, one) = (evals("bf16"), evals("one"));
+    assert_eq!(full.len(), 3, "{full:?}"); // steps 0, 3, 6
+    assert_eq!(full.len(), one.len());
+    assert_eq!(full[0], one[0]);
+
+    let fin = tmp.path().join("bf16/final");
+    let whole = tmp.path().join("whole");
+    let dtype = candle_core::DType::BF16;
+    let model = prolong_train::Llama::load(&fin, dtype, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(model.dtype(), dtype);
+    model.save_sharded(&whole, 5000).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&whole)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}"); // several weight files, the index, config
+    assert!(!fin.join("model.safetensors").exists());
+    for f in &files {
+        let same = std::fs::read(fin.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap();
+        assert!(same, "{f} differs");
+    }
 }

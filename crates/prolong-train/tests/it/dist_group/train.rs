@@ -2,7 +2,7 @@
 //! batch.
 
 use super::{
-    assert_close, launch_train, mpirun_available, result, sharded_recipe, tiny_recipe, train_alone,
+    assert_close, launch_train, mpi_test_dir, result, sharded_recipe, tiny_recipe, train_alone,
     util,
 };
 
@@ -17,10 +17,9 @@ use super::{
 /// norm (measured: about 1e-7).
 #[test]
 fn data_parallel_ranks_train_as_one_rank() {
-    if !mpirun_available("data_parallel_ranks_train_as_one_rank") {
+    let Some(tmp) = mpi_test_dir("data_parallel_ranks_train_as_one_rank") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let one = tiny_recipe(tmp.path(), "one");
     train_alone(&["--quiet"], &one);
     let one = result(&tmp.path().join("one"));
@@ -97,10 +96,9 @@ fn sequences_crossing_shards(n: usize, len: usize, vocab: u64) -> Vec<(Vec<u32>,
 /// 2 × 2 also runs with sharded state (`full` and `grad_op`), within the same tolerance.
 #[test]
 fn sequence_parallel_ranks_train_as_one_rank() {
-    if !mpirun_available("sequence_parallel_ranks_train_as_one_rank") {
+    let Some(tmp) = mpi_test_dir("sequence_parallel_ranks_train_as_one_rank") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let data = tmp.path().join("data");
     util::write_packed(&data, &sequences_crossing_shards(40, 128, 64));
     let recipe_sharded = |name: &str, sp: usize, shard: &str| {
