@@ -103,10 +103,10 @@ pub(super) fn cpu_parts(
 ///   and the update's temporaries of its largest piece (new m, v and masters: 3 f32
 ///   copies; a piece is a parameter's part of a rank's shard of a unit).
 ///
-/// Not modelled: the whole model gathered at the first step's start and after it for
-/// an evaluation or the checkpoint's HF weights (not part of the step), and the
-/// initial model, whole, while the sharded state is made from it (wb P + 4 P / N:
-/// below the step's peak for this model at any N).
+/// Not modelled: the initial model, whole, while the sharded state is made from it
+/// (wb P + 4 P / N: below the step's peak for this model at any N). An evaluation
+/// gathers one unit at a time as the step does, and the checkpoint's HF weights one
+/// unit plus what waits for an unfinished file on rank 0 (at most one file's bytes).
 fn full_parts(input: &PlanInput, p: f64, t: f64, part: &mut dyn FnMut(&'static str, f64)) {
     let m = &input.model;
     let n = input.world as f64;

@@ -54,6 +54,7 @@ pub mod eval;
 pub mod fsdp;
 pub mod init;
 mod metrics_file;
+mod record;
 mod run;
 pub mod sharded;
 mod step;

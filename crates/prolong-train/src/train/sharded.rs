@@ -19,7 +19,7 @@
 //! 5. compute weights: the updated masters are cast to the compute dtype and
 //!    all-gathered, into the replicated model (`grad_op`) or, for `full`, one unit at a
 //!    time right before the forward or backward uses it (`train/fsdp.rs`) or a
-//!    held-out evaluation (`train/weights.rs`) or a checkpoint (`train/checkpoint.rs`)
+//!    held-out evaluation (`train/weights.rs`) or a checkpoint (`train/checkpoint/`)
 //!    reads it: never whole.
 
 use candle_core::{DType, Device, Tensor};

@@ -154,15 +154,5 @@ fn slurm_ranks_and_the_multinode_sbatch_train_as_one_rank() {
     for (step, (a, b)) in losses1.iter().zip(&losses2).enumerate() {
         assert!(((a - b) / a).abs() < 1e-5, "step {step}: loss {a} vs {b}");
     }
-    assert_eq!(weights1.len(), weights2.len());
-    for ((name, a), (_, b)) in weights1.iter().zip(&weights2) {
-        let norm: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        let diff: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        assert!(diff <= 1e-5 * norm, "{name}: {diff} vs norm {norm}");
-    }
+    crate::dist_group::assert_weights_close(&weights1, &weights2, "2 Slurm tasks vs 1 rank");
 }

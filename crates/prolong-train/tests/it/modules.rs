@@ -147,3 +147,29 @@ fn the_module_scan_sees_crate_paths_and_not_comments() {
     assert_eq!(module_of(Path::new("ops/rope.rs")).as_deref(), Some("ops"));
     assert_eq!(module_of(Path::new("lib.rs")), None);
 }
+/// No Rust file of the repository is over 500 lines: a file longer than that holds more
+/// than one thing, and is split by what it does.
+#[test]
+fn no_rust_file_is_over_500_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    for dir in ["crates", "fuzz"] {
+        let dir = root.join(dir);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        }
+    }
+    assert!(
+        files.len() > 100,
+        "too few files found under {}",
+        root.display()
+    );
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).unwrap().lines().count();
+            (n > 500).then(|| format!("{} ({n} lines)", f.strip_prefix(&root).unwrap().display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "files over 500 lines: {long:?}");
+}
