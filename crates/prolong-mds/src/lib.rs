@@ -24,9 +24,9 @@ mod verify;
 mod writer;
 
 pub use atomic::{
-    DirWrite, KILL_AT_WRITE_VAR, remove_all_stale_temps, remove_stale_temps, sync_dir, temp_path,
-    write_atomic, write_atomic_dir, write_atomic_parts, write_atomic_path, write_atomic_with,
-    write_step,
+    DirWrite, FileWrite, KILL_AT_WRITE_VAR, remove_all_stale_temps, remove_stale_temps, sync_dir,
+    temp_path, write_atomic, write_atomic_dir, write_atomic_parts, write_atomic_path,
+    write_atomic_with, write_step,
 };
 pub use dtype::Dtype;
 pub use encoding::Encoding;

@@ -72,6 +72,68 @@ pub fn write_atomic_path<E: From<MdsError>>(
     Ok(commit_file(&tmp, path, true)?)
 }
 
+/// [`write_atomic`] for a file whose parts are written in any order over
+/// time (a checkpoint's safetensors file, each tensor at the offset its
+/// header fixes, as soon as the tensor is at hand): [`begin`](Self::begin)
+/// creates the temporary file, [`write_at`](Self::write_at) writes bytes at
+/// an offset, [`commit`](Self::commit) syncs the file, renames it to its
+/// path and syncs the folder. The steps, syncs and kill points are
+/// [`write_atomic`]'s. Dropped without a commit (an error), it removes its
+/// temporary: the final name keeps what it held.
+#[derive(Debug)]
+pub struct FileWrite {
+    path: PathBuf,
+    tmp: PathBuf,
+    /// Open until the commit (closed before the rename).
+    file: Option<std::fs::File>,
+    committed: bool,
+}
+
+impl FileWrite {
+    /// Removes what dead writers of `path` left and creates an empty
+    /// temporary file beside it.
+    pub fn begin(path: &Path) -> Result<Self> {
+        let tmp = begin(path)?;
+        let file = std::fs::File::create(&tmp).map_err(|e| MdsError::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(file),
+            committed: false,
+        })
+    }
+
+    /// Writes `bytes` at byte `offset` of the file (a gap before it reads
+    /// as zeros until it is written).
+    pub fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let Some(file) = self.file.as_mut() else {
+            unreachable!("the file is open until the commit, which takes the write")
+        };
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.write_all(bytes))
+            .map_err(|e| MdsError::io(&self.path, e))
+    }
+
+    /// Syncs the file, gives it its name and syncs the folder.
+    pub fn commit(mut self) -> Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_data().map_err(|e| MdsError::io(&self.path, e))?;
+        }
+        // From here `commit_file` removes the temporary itself if the rename fails.
+        self.committed = true;
+        commit_file(&self.tmp, &self.path, true)
+    }
+}
+
+impl Drop for FileWrite {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// Steps 1 and 2 of every write: dead writers' temporaries of this name
 /// removed, the first write step, the new temporary's name.
 pub(super) fn begin(path: &Path) -> Result<PathBuf> {

@@ -9,6 +9,7 @@
 //! | [`write_atomic_parts`]`(path, parts)`   | a file from several slices back to back (shards)                    |
 //! | [`write_atomic_with`]`(path, sync, f)`  | a file streamed through a `BufWriter` by `f` (large outputs)        |
 //! | [`write_atomic_path`]`(path, f)`        | a file that a library writes to a path it is given (`f(tmp)`: candle's `safetensors::save`) |
+//! | [`FileWrite`]`::begin(path)` … `write_at(offset, bytes)` … `commit()` | a file written in parts, in any order, over time (a checkpoint's safetensors file, tensor by tensor as each is gathered) |
 //! | [`write_atomic_dir`]`(path, f)`         | a whole folder: `f(tmp)` fills a fresh empty folder (checkpoints, exported models) |
 //! | [`DirWrite`]`::begin(path)` … `commit()` | a whole folder that several processes fill (sharded checkpoints: one begins, hands the others [`DirWrite::tmp`]'s name, commits after a barrier) |
 //!
@@ -88,7 +89,7 @@ mod temp;
 mod tests;
 
 pub use dir::{DirWrite, write_atomic_dir};
-pub use file::{write_atomic, write_atomic_parts, write_atomic_path, write_atomic_with};
+pub use file::{FileWrite, write_atomic, write_atomic_parts, write_atomic_path, write_atomic_with};
 pub use kill::{KILL_AT_WRITE_VAR, write_step};
 pub use stale::{remove_all_stale_temps, remove_stale_temps};
 pub use sync::sync_dir;

@@ -23,7 +23,8 @@ fn child_write() {
 }
 
 /// Writes `content` to `path` in one of the forms: a file from bytes, a
-/// file written by a closure at a path, a folder of two files (one in a
+/// file written by a closure at a path, a file written in two parts (the
+/// second first), a folder of two files (one in a
 /// sub-folder).
 fn write(form: &str, path: &Path, content: &str) {
     let io = |p: &Path| {
@@ -34,6 +35,15 @@ fn write(form: &str, path: &Path, content: &str) {
         "file" => write_atomic(path, content.as_bytes()).unwrap(),
         "path" => {
             write_atomic_path(path, |tmp| std::fs::write(tmp, content).map_err(io(tmp))).unwrap()
+        }
+        "parts" => {
+            // The second half first, as a checkpoint writes tensors in the order they
+            // arrive, not the order of their offsets.
+            let (a, b) = content.as_bytes().split_at(content.len() / 2);
+            let mut w = FileWrite::begin(path).unwrap();
+            w.write_at(a.len() as u64, b).unwrap();
+            w.write_at(0, a).unwrap();
+            w.commit().unwrap()
         }
         "dir" => write_atomic_dir(path, |tmp| {
             write_atomic(&tmp.join("a.json"), content.as_bytes())?;
@@ -135,6 +145,8 @@ fn a_killed_file_write_leaves_the_old_file_or_the_new_one() {
     assert_eq!(kill_at_each_step("file", "index.json", true), 3);
     assert_eq!(kill_at_each_step("file", "index.json", false), 3);
     assert_eq!(kill_at_each_step("path", "model.safetensors", true), 3);
+    assert_eq!(kill_at_each_step("parts", "model.safetensors", true), 3);
+    assert_eq!(kill_at_each_step("parts", "model.safetensors", false), 3);
 }
 
 #[test]
@@ -230,6 +242,11 @@ fn a_failed_fill_leaves_nothing_and_keeps_the_old_output() {
     })
     .unwrap_err();
     assert_eq!(err.to_string(), "invalid writer settings: no space");
+    // A file written in parts and dropped before its commit (an error between two
+    // parts) leaves no temporary.
+    let mut w = FileWrite::begin(&dir.path().join("m.safetensors")).unwrap();
+    w.write_at(8, b"partial").unwrap();
+    drop(w);
     assert_eq!(tree(dir.path()), want);
 }
 
