@@ -7,6 +7,11 @@
 //! `model.safetensors` without an index, several as numbered shards plus an index whose
 //! `metadata.total_size` is the bytes of all tensors and whose `weight_map` names each
 //! tensor's shard.
+//!
+//! Each file is what candle's `safetensors::save` writes for its tensors, byte for byte,
+//! but written tensor by tensor as the tensors are handed over ([`WeightsWriter`]): its
+//! layout (header and every tensor's offset) follows from names, shapes and dtype alone,
+//! so no file is ever assembled in memory.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -42,9 +47,9 @@ impl Llama {
     }
 
     /// Writes `dir/config.json` and the weights (HF names, the model's dtype) in shards of
-    /// at most `max_shard_bytes` (see the module docs). Every file is written whole
-    /// ([`prolong_mds::write_atomic_path`]: a tagged temporary name, synced, renamed,
-    /// the folder synced); the index follows its shards, files of an earlier save
+    /// at most `max_shard_bytes` (see the module docs) through a [`WeightsWriter`]. Every
+    /// file appears whole ([`prolong_mds::FileWrite`]: a tagged temporary name, synced,
+    /// renamed, the folder synced); the index follows its shards, files of an earlier save
     /// that the new one does not use are removed after it, and the config goes last, so
     /// the directory always holds one complete set of weights.
     pub fn save_sharded(&self, dir: impl AsRef<Path>, max_shard_bytes: u64) -> Result<()> {
@@ -59,8 +64,8 @@ impl Llama {
             .map(|(n, t)| (n.clone(), t.dims().to_vec()))
             .collect();
         let mut writer = WeightsWriter::new(dir, &shapes, self.dtype(), max_shard_bytes);
-        for (name, t) in &named {
-            writer.push(name, (*t).clone())?;
+        for (name, t) in named {
+            writer.push(&name, t)?;
         }
         writer.finish(self.config())
     }
@@ -72,24 +77,29 @@ impl Llama {
 /// alone), so that weights held one part at a time are written in the files a whole
 /// model's [`save_sharded`](Llama::save_sharded) writes.
 pub struct ShardPlan {
-    /// Name and bytes of each tensor, in the model's order.
-    tensors: Vec<(String, u64)>,
+    /// Name, shape and bytes of each tensor, in the model's order.
+    tensors: Vec<(String, Vec<usize>, u64)>,
+    dtype: DType,
     /// The positions in `tensors` of each file's tensors.
     files: Vec<Range<usize>>,
 }
 
 impl ShardPlan {
     pub fn new(shapes: &[(String, Vec<usize>)], dtype: DType, max_bytes: u64) -> Self {
-        let tensors: Vec<(String, u64)> = shapes
+        let tensors: Vec<(String, Vec<usize>, u64)> = shapes
             .iter()
             .map(|(n, shape)| {
                 let numel: usize = shape.iter().product();
-                (n.clone(), (numel * dtype.size_in_bytes()) as u64)
+                (
+                    n.clone(),
+                    shape.clone(),
+                    (numel * dtype.size_in_bytes()) as u64,
+                )
             })
             .collect();
         let mut files: Vec<Range<usize>> = Vec::new();
         let mut size = 0u64;
-        for (k, &(_, b)) in tensors.iter().enumerate() {
+        for (k, &(_, _, b)) in tensors.iter().enumerate() {
             match files.last_mut() {
                 Some(current) if size + b <= max_bytes => {
                     current.end = k + 1;
@@ -101,7 +111,11 @@ impl ShardPlan {
                 }
             }
         }
-        Self { tensors, files }
+        Self {
+            tensors,
+            dtype,
+            files,
+        }
     }
 
     /// How many files.
@@ -125,31 +139,79 @@ impl ShardPlan {
         let mut weight_map = serde_json::Map::new();
         for (i, r) in self.files.iter().enumerate() {
             let file = self.file_name(i);
-            for (name, _) in &self.tensors[r.clone()] {
+            for (name, _, _) in &self.tensors[r.clone()] {
                 weight_map.insert(name.clone(), file.clone().into());
             }
         }
         serde_json::json!({
-            "metadata": { "total_size": self.tensors.iter().map(|t| t.1).sum::<u64>() },
+            "metadata": { "total_size": self.tensors.iter().map(|t| t.2).sum::<u64>() },
             "weight_map": weight_map,
         })
+    }
+
+    /// The layout of file `i`: its safetensors header (the JSON's length in 8 bytes,
+    /// then the JSON padded with spaces to a multiple of 8) and the offset in the file
+    /// of each of its tensors, in the plan's order. It is the layout the safetensors
+    /// crate's `serialize_to_file` (behind candle's `safetensors::save`) gives these
+    /// tensors: sorted by dtype (one here), then name, back to back after the header,
+    /// which is that crate's own `Metadata` serialised; so the file is the one it
+    /// writes, byte for byte. The error says why the header cannot be made.
+    fn layout(&self, i: usize) -> std::result::Result<(Vec<u8>, Vec<u64>), String> {
+        use safetensors::tensor::{Metadata, TensorInfo};
+        // safetensors' limit on a header's length (its readers refuse longer ones).
+        const MAX_HEADER_BYTES: usize = 100_000_000;
+        let r = self.files[i].clone();
+        let mut order: Vec<usize> = r.clone().collect();
+        order.sort_by(|&a, &b| self.tensors[a].0.cmp(&self.tensors[b].0));
+        let mut at = vec![0u64; r.len()];
+        let mut infos = Vec::with_capacity(r.len());
+        let mut offset = 0usize;
+        for k in order {
+            let (name, shape, bytes) = &self.tensors[k];
+            let end = offset + *bytes as usize;
+            let info = TensorInfo {
+                dtype: self.dtype.into(),
+                shape: shape.clone(),
+                data_offsets: (offset, end),
+            };
+            infos.push((name.clone(), info));
+            at[k - r.start] = offset as u64;
+            offset = end;
+        }
+        let meta = Metadata::new(None, infos).map_err(|e| e.to_string())?;
+        let mut json = serde_json::to_string(&meta)
+            .map_err(|e| e.to_string())?
+            .into_bytes();
+        json.resize(json.len().next_multiple_of(8), b' ');
+        if json.len() > MAX_HEADER_BYTES {
+            return Err(format!(
+                "a safetensors header of {} bytes, over the format's {MAX_HEADER_BYTES}",
+                json.len()
+            ));
+        }
+        let mut header = (json.len() as u64).to_le_bytes().to_vec();
+        header.extend(json);
+        let data_start = header.len() as u64;
+        Ok((header, at.into_iter().map(|o| data_start + o).collect()))
     }
 }
 
 /// Writes the weights of an HF checkpoint (the files of a [`ShardPlan`]) from tensors
-/// handed over in the model's order, each file as soon as its last tensor is in
-/// ([`prolong_mds::write_atomic_path`]: a tagged temporary name, synced, renamed, the
-/// folder synced); it keeps only the tensors of the file not yet complete. What
-/// [`Llama::save_sharded`] writes, and what a sharded trainer writes from one gathered
-/// unit at a time.
+/// handed over in the model's order, each tensor into its file as soon as it is handed
+/// over: a file is begun at its first tensor ([`prolong_mds::FileWrite`]: a tagged
+/// temporary name; its header, which the plan fixes, written first), each tensor's
+/// bytes go to the offset the header gives it, and the file is synced and renamed (the
+/// folder synced) at its last. It keeps no tensor: the caller may free what it handed
+/// over as soon as `push` returns. What [`Llama::save_sharded`] writes, and what a
+/// sharded trainer writes from one gathered unit at a time.
 pub struct WeightsWriter {
     dir: PathBuf,
     plan: ShardPlan,
     /// The next tensor expected (position in the plan).
     next: usize,
-    /// The tensors of the current file handed over so far, and whether each has been
-    /// copied out of the buffer it came in ([`own_pending`](Self::own_pending)).
-    pending: Vec<(String, Tensor, bool)>,
+    /// The file being written, from its first tensor to its last, and the offset of
+    /// each of its tensors (in the plan's order).
+    open: Option<(prolong_mds::FileWrite, Vec<u64>)>,
 }
 
 impl WeightsWriter {
@@ -160,16 +222,17 @@ impl WeightsWriter {
             dir: dir.into(),
             plan: ShardPlan::new(shapes, dtype, max_bytes),
             next: 0,
-            pending: Vec::new(),
+            open: None,
         }
     }
 
-    /// Hands over the next tensor in the model's order (it must be the one the plan
-    /// expects, of the planned size); writes its file when it is the file's last.
-    pub fn push(&mut self, name: &str, t: Tensor) -> Result<()> {
+    /// Writes the next tensor in the model's order (it must be the one the plan
+    /// expects, of the planned size) into its file: begins the file at its first
+    /// tensor, puts the file in place at its last.
+    pub fn push(&mut self, name: &str, t: &Tensor) -> Result<()> {
         let expected = match self.plan.tensors.get(self.next) {
-            Some((n, b)) if n == name && *b == bytes(&t) => None,
-            Some((n, b)) => Some(format!("`{n}` of {b} bytes")),
+            Some((n, _, b)) if n == name && *b == bytes(t) => None,
+            Some((n, _, b)) => Some(format!("`{n}` of {b} bytes")),
             None => Some("no more tensors".into()),
         };
         if let Some(expected) = expected {
@@ -177,35 +240,33 @@ impl WeightsWriter {
                 path: self.dir.clone(),
                 msg: format!(
                     "tensor `{name}` of {} bytes handed over where the plan has {expected}",
-                    bytes(&t)
+                    bytes(t)
                 ),
             });
         }
-        self.pending.push((name.to_string(), t, false));
-        self.next += 1;
-        if let Some(i) = self.plan.files.iter().position(|r| r.end == self.next) {
-            let map: HashMap<String, Tensor> =
-                self.pending.drain(..).map(|(n, t, _)| (n, t)).collect();
-            prolong_mds::write_atomic_path(&self.dir.join(self.plan.file_name(i)), |tmp| {
-                candle_core::safetensors::save(&map, tmp).map_err(Error::from)
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Bytes of the tensors kept for the file not yet complete.
-    pub fn pending_bytes(&self) -> u64 {
-        self.pending.iter().map(|(_, t, _)| bytes(t)).sum()
-    }
-
-    /// Copies the kept tensors not yet copied into buffers of their own, so that the
-    /// buffer they are views of (a gathered unit) can be freed.
-    pub fn own_pending(&mut self) -> Result<()> {
-        for (_, t, owned) in &mut self.pending {
-            if !*owned {
-                *t = t.force_contiguous()?;
-                *owned = true;
+        let i = self.plan.files.partition_point(|r| r.end <= self.next);
+        let first = self.plan.files[i].start;
+        let (mut file, at) = match self.open.take() {
+            Some(open) => open,
+            None => {
+                let path = self.dir.join(self.plan.file_name(i));
+                let (header, at) = self.plan.layout(i).map_err(|msg| Error::Checkpoint {
+                    path: path.clone(),
+                    msg,
+                })?;
+                let mut file = prolong_mds::FileWrite::begin(&path)?;
+                file.write_at(0, &header)?;
+                (file, at)
             }
+        };
+        // The bytes candle's `safetensors::save` writes for the tensor (copied to the
+        // host, one tensor at a time).
+        file.write_at(at[self.next - first], &safetensors::View::data(t))?;
+        self.next += 1;
+        if self.next == self.plan.files[i].end {
+            file.commit()?;
+        } else {
+            self.open = Some((file, at));
         }
         Ok(())
     }

@@ -106,7 +106,7 @@ pub(super) fn cpu_parts(
 /// Not modelled: the initial model, whole, while the sharded state is made from it
 /// (wb P + 4 P / N: below the step's peak for this model at any N). An evaluation
 /// gathers one unit at a time as the step does, and the checkpoint's HF weights one
-/// unit plus what waits for an unfinished file on rank 0 (at most one file's bytes).
+/// unit (each tensor written into its file as it arrives).
 fn full_parts(input: &PlanInput, p: f64, t: f64, part: &mut dyn FnMut(&'static str, f64)) {
     let m = &input.model;
     let n = input.world as f64;

@@ -102,6 +102,25 @@ fn listing(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
+/// Every safetensors file in `dir` is, byte for byte, what candle's
+/// `safetensors::save` writes for its tensors (the writer streams each tensor to the
+/// offset its own header gives it; this is the format's reference serialiser).
+fn assert_candle_writes_the_same_files(dir: &std::path::Path) {
+    let out = tempfile::tempdir().unwrap();
+    let files: Vec<String> = listing(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    assert!(!files.is_empty());
+    for file in files {
+        let tensors = candle_core::safetensors::load(dir.join(&file), &Device::Cpu).unwrap();
+        candle_core::safetensors::save(&tensors, out.path().join(&file)).unwrap();
+        let same = std::fs::read(dir.join(&file)).unwrap()
+            == std::fs::read(out.path().join(&file)).unwrap();
+        assert!(same, "{file} is not what candle writes");
+    }
+}
+
 #[test]
 fn sharded_save_writes_a_transformers_index_and_round_trips() {
     let model = Llama::load(golden_dir().join("model"), DType::F32, &Device::Cpu).unwrap();
@@ -157,6 +176,7 @@ fn sharded_save_writes_a_transformers_index_and_round_trips() {
             "{file}: {bytes} > {limit}"
         );
     }
+    assert_candle_writes_the_same_files(dir.path());
     // in the model's order: shard numbers never decrease along the parameters
     let order: Vec<&str> = named
         .iter()
@@ -180,6 +200,13 @@ fn sharded_save_writes_a_transformers_index_and_round_trips() {
         "{names:?}"
     );
     assert_eq!(names.len(), n + 2, "{names:?}"); // shards, index, config
+    // In bf16 too (the trainer's checkpoints), one file and several.
+    let bf16 = Llama::load(golden_dir().join("model"), DType::BF16, &Device::Cpu).unwrap();
+    for max in [u64::MAX, limit / 2] {
+        let dir = tempfile::tempdir().unwrap();
+        bf16.save_sharded(dir.path(), max).unwrap();
+        assert_candle_writes_the_same_files(dir.path());
+    }
     let again = Llama::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
     let seq = PackedSequence::single((0..20).collect());
     assert_eq!(
