@@ -85,24 +85,14 @@ impl Collectives for MpiGroup {
     }
 
     fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()> {
-        if send.len() > i32::MAX as usize {
-            return Err(DistError::Mpi {
-                op: "reduce_scatter",
-                msg: format!("{} elements is over MPI's 2^31 - 1", send.len()),
-            });
-        }
+        within_count("reduce_scatter", send.len(), "elements")?;
         self.world
             .reduce_scatter_block_into(send, recv, SystemOperation::sum());
         Ok(())
     }
 
     fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()> {
-        if recv.len() > i32::MAX as usize {
-            return Err(DistError::Mpi {
-                op: "all_gather",
-                msg: format!("{} bytes is over MPI's 2^31 - 1", recv.len()),
-            });
-        }
+        within_count("all_gather", recv.len(), "bytes")?;
         self.world.all_gather_into(send, recv);
         Ok(())
     }
@@ -136,4 +126,15 @@ impl Collectives for MpiGroup {
         self.world.barrier();
         Ok(())
     }
+}
+
+/// MPI counts are C ints: `n` of `what` in one call must be at most 2^31 - 1.
+fn within_count(op: &'static str, n: usize, what: &str) -> DistResult<()> {
+    if n > i32::MAX as usize {
+        return Err(DistError::Mpi {
+            op,
+            msg: format!("{n} {what} is over MPI's 2^31 - 1"),
+        });
+    }
+    Ok(())
 }

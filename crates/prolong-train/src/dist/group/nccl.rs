@@ -72,6 +72,24 @@ impl NcclGroup {
         }
         stream.synchronize().map_err(|e| driver("synchronize", e))
     }
+
+    /// A host-to-host collective `op` through device buffers: `send` up, `op` from it
+    /// into a buffer of `recv`'s length, that down into `recv` (nothing when `recv` is
+    /// empty).
+    fn staged<T: DeviceRepr + ValidAsZeroBits>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        op: impl FnOnce(&CudaSlice<T>, &mut CudaSlice<T>) -> DistResult<()>,
+    ) -> DistResult<()> {
+        if recv.is_empty() {
+            return Ok(());
+        }
+        let s = self.up(send)?;
+        let mut r = self.alloc::<T>(recv.len())?;
+        op(&s, &mut r)?;
+        self.down(&r, recv)
+    }
 }
 
 fn driver(op: &'static str, e: DriverError) -> DistError {
@@ -112,23 +130,11 @@ impl Collectives for NcclGroup {
     }
 
     fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()> {
-        if recv.is_empty() {
-            return Ok(());
-        }
-        let s = self.up(send)?;
-        let mut r = self.alloc::<f32>(recv.len())?;
-        self.nccl.reduce_scatter_sum(&s, &mut r)?;
-        self.down(&r, recv)
+        self.staged(send, recv, |s, r| self.nccl.reduce_scatter_sum(s, r))
     }
 
     fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()> {
-        if recv.is_empty() {
-            return Ok(());
-        }
-        let s = self.up(send)?;
-        let mut r = self.alloc::<u8>(recv.len())?;
-        self.nccl.all_gather(&s, &mut r)?;
-        self.down(&r, recv)
+        self.staged(send, recv, |s, r| self.nccl.all_gather(s, r))
     }
 
     fn all_to_all(
