@@ -11,7 +11,7 @@ use std::path::Path;
 use candle_core::{DType, Device};
 
 use super::checkpoint::{self, TrainerState};
-use super::init::{InitRng, random_llama};
+use super::init::random_llama;
 use crate::data::LoaderState;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::stage::StageConfig;
@@ -32,27 +32,15 @@ fn save(dir: &Path, step: u64) {
     let cfg = stage.model.random.as_ref().unwrap().llama_config();
     let model = random_llama(&cfg, step, 0.02, DType::F32, &Device::Cpu).unwrap();
     let opt = AdamW::new(AdamWConfig::default(), model.params()).unwrap();
-    let state = TrainerState {
-        format: 1,
-        step,
-        total_steps: 2,
-        tokens: 16 * step,
-        sequences: step,
-        flops: 0.0,
-        elapsed_s: 0.0,
-        loader: LoaderState {
-            seed: 3,
-            total_sequences: 2,
-            position: step,
-            allocation: vec![2],
-            stream_samples: vec![4],
-        },
-        rng: InitRng::new(3),
-        threads: 1,
-        stage,
-        metrics: Vec::new(),
-        evals: Vec::new(),
+    let loader = LoaderState {
+        seed: 3,
+        total_sequences: 2,
+        position: step,
+        allocation: vec![2],
+        stream_samples: vec![4],
     };
+    let mut state = TrainerState::fresh(&stage, loader, 1);
+    (state.step, state.tokens, state.sequences) = (step, 16 * step, step);
     checkpoint::save(dir, &model, &opt, &state, u64::MAX).unwrap();
 }
 

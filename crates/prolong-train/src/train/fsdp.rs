@@ -48,9 +48,6 @@ pub struct UnitGather<'a> {
     pub shard: Vec<f32>,
     /// The weight of the current micro-batch's gradient in the step's sums.
     pub weight: f64,
-    /// Gathered elements alive now, and the most ever alive at once.
-    alive: usize,
-    peak: usize,
 }
 
 impl<'a> UnitGather<'a> {
@@ -61,6 +58,8 @@ impl<'a> UnitGather<'a> {
         dev: &'a Device,
         group: &'a dyn ProcessGroup,
     ) -> Self {
+        // The pass's peak is counted by the state's meter from here.
+        state.gathered.reset_peak();
         Self {
             state,
             config,
@@ -70,14 +69,12 @@ impl<'a> UnitGather<'a> {
             held: (0..state.layout.units().len()).map(|_| None).collect(),
             shard: vec![0f32; state.layout.shard_len()],
             weight: 1.0,
-            alive: 0,
-            peak: 0,
         }
     }
 
     /// The most gathered weight elements (padding included) alive at once so far.
     pub fn peak_gathered(&self) -> usize {
-        self.peak
+        (self.state.gathered.peak() / self.dtype.size_in_bytes() as u64) as usize
     }
 
     fn head_unit(&self) -> usize {
@@ -106,8 +103,6 @@ impl<'a> UnitGather<'a> {
             } else {
                 Held::Layer(LayerParams::from_fn(self.config, |_, _| next())?)
             };
-            self.alive += self.state.layout.units()[u].zero.padded_len();
-            self.peak = self.peak.max(self.alive);
             self.held[u] = Some(held);
         }
         self.held[u].as_ref().ok_or_else(|| not_held(u))
@@ -115,7 +110,6 @@ impl<'a> UnitGather<'a> {
 
     fn drop_unit(&mut self, u: usize) {
         if self.held[u].take().is_some() {
-            self.alive -= self.state.layout.units()[u].zero.padded_len();
             self.state.release_unit(u, self.dtype);
         }
     }
