@@ -11,12 +11,8 @@ pub enum PackError {
     /// A bad input file or sample (named, with the sample's position).
     #[error(transparent)]
     Input(#[from] crate::filter::input::InputError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error(transparent)]
     Output(#[from] crate::task::OutputError),
     #[error(transparent)]
@@ -24,10 +20,10 @@ pub enum PackError {
 }
 
 impl PackError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         PackError::Io {
             path: path.into(),
-            source,
+            err,
         }
     }
 
