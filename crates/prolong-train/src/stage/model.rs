@@ -7,26 +7,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LlamaConfig, default_eps};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Every key may be left out: each field's default is its type's (no weights, f32).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
     /// An HF checkpoint directory (`config.json` + safetensors), e.g. a previous stage's
     /// `final/`.
-    #[serde(default)]
     pub init: Option<PathBuf>,
     /// A random model instead of `init`.
-    #[serde(default)]
     pub random: Option<RandomInit>,
     /// Overrides the RoPE base of the model's config.
-    #[serde(default)]
     pub rope_theta: Option<f64>,
     /// Start from the Adam moments (and Adam step count) stored beside the weights in
     /// `init` (a stage checkpoint). The trainer's step counter and schedule start afresh.
-    #[serde(default)]
     pub keep_optimizer: bool,
     /// Compute dtype of the model: "f32" (default) or "bf16". Master weights and Adam
     /// state are always fp32.
-    #[serde(default)]
     pub dtype: ComputeDtype,
 }
 

@@ -184,19 +184,16 @@ pub struct EvalSection {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DeviceSection {
     /// Peak throughput of the device in TFLOP/s that MFU and HFU divide by (e.g. 989 for
     /// an H100 SXM in bf16).
-    #[serde(default)]
     pub peak_tflops: Option<f64>,
     /// Or a GPU of the known table (`metrics::KNOWN_GPUS`: "H100", "H100-SXM", "H200",
     /// "A100"), whose bf16 peak is used. With neither, the peak of a large matmul in the
     /// compute dtype is measured before training.
-    #[serde(default)]
     pub gpu: Option<String>,
     /// Where each rank trains: `auto` (default: `cuda:LOCAL_RANK` on a `cuda` build
     /// with GPUs, else the CPU), `cpu`, `cuda` or `cuda:N`; `--device` overrides it.
-    #[serde(default)]
     pub kind: super::DeviceChoice,
 }
