@@ -29,7 +29,7 @@ use super::{Message, parse_conversation};
 use crate::StageError;
 use crate::documents::{JsonLine, SkipCounts, read_json_lines};
 use crate::task::{LengthHistogram, TaskSpec};
-use crate::tokenize::stage::{Batch, SkipCountsRecord};
+use crate::tokenize::stage::{Batch, OnProgress, SkipCountsRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatOptions {
@@ -80,9 +80,6 @@ pub struct ChatOutcome {
     /// The task had been completed before and was not redone.
     pub skipped: bool,
 }
-
-/// Progress of a task: bytes of input files finished.
-pub type OnProgress<'a> = dyn FnMut(u64) + 'a;
 
 /// Runs task `task` of a chat run over `files` (expanded by
 /// [`crate::tokenize::stage::input_files`]) into `out`.

@@ -17,6 +17,8 @@ use prolong_mds::{
 
 use prolong_packed::columns::{INPUT_IDS as TOKENS_COLUMN, LENGTH as LENGTH_COLUMN};
 
+use crate::task::LengthHistogram;
+
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error(transparent)]
@@ -245,46 +247,77 @@ pub fn for_each_doc(
     Ok(())
 }
 
-/// A writer with the columns, encodings, compression and hashes of `like`'s
-/// dataset; `size_limit` defaults to the input's.
-pub fn create_writer(
-    dir: &Path,
-    like: &InputShard,
-    size_limit: Option<u64>,
-) -> Result<MdsWriter, InputError> {
-    let columns: Vec<(&str, &str)> = like
-        .entry
-        .column_names
-        .iter()
-        .zip(&like.entry.column_encodings)
-        .map(|(n, e)| (n.as_str(), e.as_str()))
-        .collect();
-    let options = WriterOptions {
-        compression: like.entry.compression.clone(),
-        hashes: like.entry.hashes.clone(),
-        size_limit: size_limit.or(like.entry.size_limit),
-    };
-    Ok(MdsWriter::create(dir, &columns, options)?)
+/// Documents copied as they are into one dataset (filter's kept documents,
+/// sample's drawn ones), counted as a task's stats count what it wrote.
+pub struct DocCopier {
+    writer: MdsWriter,
+    copied: Copied,
 }
 
-/// Writes `doc` (a sample of `shard`) as is.
-pub fn copy_doc(
-    writer: &mut MdsWriter,
-    shard: &InputShard,
-    index: usize,
-    doc: &Doc<'_>,
-) -> Result<(), InputError> {
-    let mut values = Vec::with_capacity(shard.columns.len());
-    for (column, bytes) in shard.columns.iter().zip(&doc.fields) {
-        let value = column
-            .encoding
-            .decode(bytes)
-            .map_err(|reason| InputError::BadSample {
-                path: shard.raw_path(),
-                sample: index,
-                reason: format!("column {:?}: {reason}", column.name),
-            })?;
-        values.push((column.name.as_str(), value));
+/// What a [`DocCopier`] wrote.
+#[derive(Debug, Default)]
+pub struct Copied {
+    pub documents: u64,
+    pub tokens: u64,
+    /// Their lengths.
+    pub histogram: LengthHistogram,
+}
+
+impl DocCopier {
+    /// A dataset in `dir` with the columns, encodings, compression and hashes
+    /// of `like`'s; `size_limit` defaults to the input's.
+    pub fn create(
+        dir: &Path,
+        like: &InputShard,
+        size_limit: Option<u64>,
+    ) -> Result<DocCopier, InputError> {
+        let columns: Vec<(&str, &str)> = like
+            .entry
+            .column_names
+            .iter()
+            .zip(&like.entry.column_encodings)
+            .map(|(n, e)| (n.as_str(), e.as_str()))
+            .collect();
+        let options = WriterOptions {
+            compression: like.entry.compression.clone(),
+            hashes: like.entry.hashes.clone(),
+            size_limit: size_limit.or(like.entry.size_limit),
+        };
+        Ok(DocCopier {
+            writer: MdsWriter::create(dir, &columns, options)?,
+            copied: Copied::default(),
+        })
     }
-    Ok(writer.write(&values)?)
+
+    /// Writes `doc` (sample `index` of `shard`) as is, and counts it.
+    pub fn copy(
+        &mut self,
+        shard: &InputShard,
+        index: usize,
+        doc: &Doc<'_>,
+    ) -> Result<(), InputError> {
+        let mut values = Vec::with_capacity(shard.columns.len());
+        for (column, bytes) in shard.columns.iter().zip(&doc.fields) {
+            let value = column
+                .encoding
+                .decode(bytes)
+                .map_err(|reason| InputError::BadSample {
+                    path: shard.raw_path(),
+                    sample: index,
+                    reason: format!("column {:?}: {reason}", column.name),
+                })?;
+            values.push((column.name.as_str(), value));
+        }
+        self.writer.write(&values)?;
+        self.copied.documents += 1;
+        self.copied.tokens += doc.length;
+        self.copied.histogram.add(doc.length);
+        Ok(())
+    }
+
+    /// Finishes the dataset (its last shard and index.json).
+    pub fn finish(self) -> Result<Copied, MdsError> {
+        self.writer.finish()?;
+        Ok(self.copied)
+    }
 }

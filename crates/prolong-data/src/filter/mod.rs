@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StageError;
 use crate::task::{InOutCounts, LengthHistogram, TaskHeader, TaskSpec};
-use input::{copy_doc, create_writer, for_each_doc, plan_shards};
+use input::{DocCopier, for_each_doc, plan_shards};
 
 /// The recipe's minimum length of long documents (books, code repositories).
 pub const LONG_MIN_TOKENS: u64 = 65_536;
@@ -179,7 +179,7 @@ pub fn filter_task(
         )));
     };
     let dir = task.clear_output(out)?;
-    let mut writer = create_writer(&dir, first, options.size_limit)?;
+    let mut kept = DocCopier::create(&dir, first, options.size_limit)?;
     let mut stats = FilterStats {
         header: task.header(),
         min_tokens: options.min_tokens,
@@ -208,19 +208,17 @@ pub fn filter_task(
                     d.documents += 1;
                     d.tokens += doc.length;
                 }
-                None => {
-                    copy_doc(&mut writer, shard, i, doc)?;
-                    stats.counts.documents_out += 1;
-                    stats.counts.tokens_out += doc.length;
-                    stats.length_histogram.add(doc.length);
-                }
+                None => kept.copy(shard, i, doc)?,
             }
             Ok(())
         })?;
         done += shard.samples();
         on_progress(done, total);
     }
-    writer.finish()?;
+    let kept = kept.finish()?;
+    stats.counts.documents_out = kept.documents;
+    stats.counts.tokens_out = kept.tokens;
+    stats.length_histogram = kept.histogram;
     task.complete(out, &stats, &settings)?;
     let merged = task.merge_if_complete(out)?;
     Ok(FilterOutcome {

@@ -7,7 +7,7 @@ use super::draw::Plan;
 use super::run::Progress;
 use super::{SampleOptions, Source, TaskSourceStats};
 use crate::StageError;
-use crate::filter::input::{InputShard, copy_doc, create_writer, for_each_doc};
+use crate::filter::input::{DocCopier, InputShard, for_each_doc};
 use crate::task::LengthHistogram;
 
 /// What [`write_part`] wrote.
@@ -33,13 +33,10 @@ pub(super) fn write_part(
             err,
         })?;
     }
-    let mut writer = create_writer(dir, &shards[0], options.size_limit)?;
-    let mut part = Part {
-        stats: TaskSourceStats {
-            name: source.name.clone(),
-            ..Default::default()
-        },
-        histogram: LengthHistogram::default(),
+    let mut drawn = DocCopier::create(dir, &shards[0], options.size_limit)?;
+    let mut stats = TaskSourceStats {
+        name: source.name.clone(),
+        ..Default::default()
     };
     let mut buf = Vec::new();
     let mut first = 0usize;
@@ -49,24 +46,26 @@ pub(super) fn write_part(
         if !mine {
             continue;
         }
-        part.stats.documents_in += shard.samples();
-        part.stats.tokens_in += plan.lengths[docs.clone()]
+        stats.documents_in += shard.samples();
+        stats.tokens_in += plan.lengths[docs.clone()]
             .iter()
             .map(|&l| l as u64)
             .sum::<u64>();
         if plan.take[docs.clone()].contains(&true) {
             for_each_doc(shard, &mut buf, |i, doc| {
                 if plan.take[docs.start + i] {
-                    copy_doc(&mut writer, shard, i, doc)?;
-                    part.stats.documents_out += 1;
-                    part.stats.tokens_out += doc.length;
-                    part.histogram.add(doc.length);
+                    drawn.copy(shard, i, doc)?;
                 }
                 Ok(())
             })?;
         }
         progress.add(shard.samples());
     }
-    writer.finish()?;
-    Ok(part)
+    let drawn = drawn.finish()?;
+    stats.documents_out = drawn.documents;
+    stats.tokens_out = drawn.tokens;
+    Ok(Part {
+        stats,
+        histogram: drawn.histogram,
+    })
 }

@@ -188,7 +188,8 @@ impl<T> Batch<T> {
     }
 }
 
-/// Progress of a task, for progress bars: bytes of input files finished.
+/// Progress of a task (tokenize's and chat's), for progress bars: bytes of
+/// input files finished.
 pub type OnProgress<'a> = dyn FnMut(u64) + 'a;
 
 /// Checks that `out` and its markers suit a run over `files` with `options`
