@@ -144,22 +144,27 @@ impl PreTokenizer {
     /// char boundary).
     #[inline]
     pub fn next_end(&self, s: &[u8], i: usize) -> usize {
+        // Both patterns try the contractions first: `(?i:'s|'t|'re|'ve|'m|'ll|'d)`
+        // in Llama-3's (case folded), `'s|'t|'re|'ve|'m|'ll|'d` in GPT-2's.
+        if s[i] == b'\''
+            && let Some(l) = match self.pattern {
+                Pattern::Llama3 { .. } => contraction_ci(s, i + 1),
+                Pattern::Gpt2 => contraction_cs(s, i + 1),
+            }
+        {
+            return i + 1 + l;
+        }
         match self.pattern {
             Pattern::Llama3 { max_digits } => self.next_llama3(s, i, max_digits),
             Pattern::Gpt2 => self.next_gpt2(s, i),
         }
     }
 
+    /// Llama-3's pattern past its contractions.
     #[inline(always)]
     fn next_llama3(&self, s: &[u8], i: usize, max_digits: u8) -> usize {
         let n = s.len();
         let b0 = s[i];
-        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-        if b0 == b'\''
-            && let Some(l) = contraction_ci(s, i + 1)
-        {
-            return i + 1 + l;
-        }
         let (c0, l0) = self.class(s, i);
         let j = i + l0;
         match c0 {
@@ -236,16 +241,11 @@ impl PreTokenizer {
         }
     }
 
+    /// GPT-2's pattern past its contractions.
     #[inline(always)]
     fn next_gpt2(&self, s: &[u8], i: usize) -> usize {
         let n = s.len();
         let b0 = s[i];
-        // 's|'t|'re|'ve|'m|'ll|'d
-        if b0 == b'\''
-            && let Some(l) = contraction_cs(s, i + 1)
-        {
-            return i + 1 + l;
-        }
         let (c0, l0) = self.class(s, i);
         let j = i + l0;
         if c0 != SPACE {
