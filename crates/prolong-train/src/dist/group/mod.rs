@@ -192,20 +192,26 @@ pub(crate) mod check {
     }
 
     pub fn reduce_scatter(size: usize, send: usize, recv: usize) -> DistResult<()> {
-        if recv.checked_mul(size) != Some(send) {
-            return Err(layout(
-                "reduce_scatter",
-                format!("{send} elements sent is not {size} ranks x {recv} received"),
-            ));
-        }
-        Ok(())
+        whole_of_ranks("reduce_scatter", size, (send, "sent"), (recv, "received"))
     }
 
     pub fn all_gather(size: usize, send: usize, recv: usize) -> DistResult<()> {
-        if send.checked_mul(size) != Some(recv) {
+        whole_of_ranks("all_gather", size, (recv, "received"), (send, "sent"))
+    }
+
+    /// One buffer holds `size` ranks' worth of the other (`whole` elements = `size`
+    /// x `part`): reduce-scatter's send, of its receive; all-gather's receive, of its
+    /// send (each collective is the other's transpose).
+    fn whole_of_ranks(
+        op: &str,
+        size: usize,
+        (whole, whole_is): (usize, &str),
+        (part, part_is): (usize, &str),
+    ) -> DistResult<()> {
+        if part.checked_mul(size) != Some(whole) {
             return Err(layout(
-                "all_gather",
-                format!("{recv} elements received is not {size} ranks x {send} sent"),
+                op,
+                format!("{whole} elements {whole_is} is not {size} ranks x {part} {part_is}"),
             ));
         }
         Ok(())
