@@ -29,12 +29,9 @@ fn linear_backward_matches_finite_differences() {
     let (x, w) = (rng.tensor(&[5, 7], 1.0), rng.tensor(&[4, 7], 1.0));
     let r = rng.tensor(&[5, 4], 1.0);
     let (dx, dw) = linear::backward(&r, &x, &w).unwrap();
-    check_backward("linear dx", &x, &dx, &r, |x| {
-        linear::forward(x, &w).unwrap()
-    });
-    check_backward("linear dw", &w, &dw, &r, |w| {
-        linear::forward(&x, w).unwrap()
-    });
+    let f = |x: &Tensor, w: &Tensor| linear::forward(x, w).unwrap();
+    check_backward("linear dx", &x, &dx, &r, |x| f(x, &w));
+    check_backward("linear dw", &w, &dw, &r, |w| f(&x, w));
 }
 
 #[test]
