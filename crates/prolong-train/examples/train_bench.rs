@@ -31,7 +31,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use prolong_train::ops::attention::{self, Heads, QUERY_BLOCK};
+use prolong_train::ops::attention::{self, AttentionInputs, Heads, QUERY_BLOCK};
 use prolong_train::optim::{AdamW, AdamWConfig, Gradients};
 use prolong_train::train::init::{InitRng, random_llama};
 use prolong_train::{LlamaConfig, PackedSequence};
@@ -202,9 +202,10 @@ fn attention_pass(
     block: usize,
 ) -> f64 {
     let [q, k, v, dout] = x;
+    let x = AttentionInputs::new(q, k, v, heads, segments);
     let t0 = Instant::now();
-    let out = attention::forward_tiled(q, k, v, heads, segments, block).unwrap();
-    let grads = attention::backward_tiled(dout, q, k, v, heads, segments, block).unwrap();
+    let out = attention::forward_tiled(x, block).unwrap();
+    let grads = attention::backward_tiled(dout, x, block).unwrap();
     drop((out, grads));
     t0.elapsed().as_secs_f64()
 }

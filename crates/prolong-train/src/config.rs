@@ -1,7 +1,9 @@
 //! The Llama configuration, read from (and written back to) HF `config.json`.
 
+use std::ops::Range;
 use std::path::Path;
 
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -29,6 +31,37 @@ impl Heads {
     /// number of query heads, and heads of some width.
     pub(crate) fn is_valid(&self) -> bool {
         self.n_kv_head > 0 && self.n_head % self.n_kv_head == 0 && self.head_dim > 0
+    }
+}
+
+/// What one attention reads, forward and backward alike: the projections after RoPE
+/// `q [T, H·D]`, `k, v [T, KV·D]`, their head layout, and the documents `segments`
+/// tiling `[0, T)`. Here beside [`Heads`] for the same reason: the CPU ops and the CUDA
+/// kernels' launchers both take it (`ops::attention` re-exports it).
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionInputs<'a> {
+    pub q: &'a Tensor,
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    pub heads: &'a Heads,
+    pub segments: &'a [Range<usize>],
+}
+
+impl<'a> AttentionInputs<'a> {
+    pub fn new(
+        q: &'a Tensor,
+        k: &'a Tensor,
+        v: &'a Tensor,
+        heads: &'a Heads,
+        segments: &'a [Range<usize>],
+    ) -> Self {
+        Self {
+            q,
+            k,
+            v,
+            heads,
+            segments,
+        }
     }
 }
 

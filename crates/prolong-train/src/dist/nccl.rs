@@ -15,7 +15,7 @@ use candle_core::cuda::cudarc::driver::{
 use candle_core::cuda::cudarc::nccl::{Comm, Id, NcclType, ReduceOp, result};
 use candle_core::{CudaDevice, DType, Device, Tensor};
 
-use crate::dist::group::check;
+use crate::dist::group::{Blocks, check};
 use crate::dist::rank::RankInfo;
 use crate::dist::unique_id::Rendezvous;
 use crate::dist::{DistError, DistResult};
@@ -153,28 +153,23 @@ impl Nccl {
             )));
         }
         let counts = vec![send.len() / world; world];
-        self.all_to_all_v(&send.slice(..), &counts, &mut recv.slice_mut(..), &counts)
+        self.all_to_all_v(
+            Blocks::new(send.slice(..), &counts),
+            Blocks::new(recv.slice_mut(..), &counts),
+        )
     }
 
-    /// All-to-all of blocks of any size (the process group's): `send_counts[r]`
-    /// elements of `send`, back to back, go to rank r; `recv_counts[r]` elements from
-    /// rank r land at their place in `recv`. One NCCL group of sends and receives, so no
-    /// pair of ranks waits on another; empty blocks are skipped on both sides (the
-    /// counts agree pairwise).
+    /// All-to-all of blocks of any size (the process group's): block r of `send` goes
+    /// to rank r, block r of `recv` comes from rank r (counts in elements). One NCCL
+    /// group of sends and receives, so no pair of ranks waits on another; empty blocks
+    /// are skipped on both sides (the counts agree pairwise).
     pub fn all_to_all_v<T: NcclType>(
         &self,
-        send: &CudaView<'_, T>,
-        send_counts: &[usize],
-        recv: &mut CudaViewMut<'_, T>,
-        recv_counts: &[usize],
+        send: Blocks<'_, CudaView<'_, T>>,
+        mut recv: Blocks<'_, CudaViewMut<'_, T>>,
     ) -> DistResult<()> {
-        check::all_to_all(
-            self.world(),
-            send.len(),
-            send_counts,
-            recv.len(),
-            recv_counts,
-        )?;
+        check::blocks(self.world(), "send", send.buf.len(), send.counts)?;
+        check::blocks(self.world(), "recv", recv.buf.len(), recv.counts)?;
         let at = |counts: &[usize]| {
             counts
                 .iter()
@@ -184,17 +179,17 @@ impl Nccl {
                 })
                 .collect::<Vec<_>>()
         };
-        let (sends, recvs) = (at(send_counts), at(recv_counts));
+        let (sends, recvs) = (at(send.counts), at(recv.counts));
         result::group_start().map_err(|e| err("group start", e))?;
         let mut calls = Ok(());
         for (peer, (s, r)) in sends.into_iter().zip(recvs).enumerate() {
             if !s.is_empty() {
-                calls = calls.and_then(|()| self.comm.send(&send.slice(s), peer as i32));
+                calls = calls.and_then(|()| self.comm.send(&send.buf.slice(s), peer as i32));
             }
             if !r.is_empty() {
                 calls = calls.and_then(|()| {
                     self.comm
-                        .recv(&mut recv.slice_mut(r), peer as i32)
+                        .recv(&mut recv.buf.slice_mut(r), peer as i32)
                         .map(drop)
                 });
             }

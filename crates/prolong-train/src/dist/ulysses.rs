@@ -32,7 +32,7 @@
 
 use std::ops::{AddAssign, Range};
 
-use super::group::{ProcessGroup, as_bytes, as_bytes_mut};
+use super::group::{Blocks, ProcessGroup, as_bytes, as_bytes_mut};
 use super::{DistError, DistResult};
 use crate::PackedSequence;
 use crate::config::Heads;
@@ -246,8 +246,10 @@ impl<'a> SeqGroup<'a> {
             })
             .collect();
         let mut recv = vec![0f32; block * self.size];
-        self.world
-            .all_to_all(as_bytes(send), &counts, as_bytes_mut(&mut recv), &counts)?;
+        self.world.all_to_all(
+            Blocks::new(as_bytes(send), &counts),
+            Blocks::new(as_bytes_mut(&mut recv), &counts),
+        )?;
         Ok(recv)
     }
 }

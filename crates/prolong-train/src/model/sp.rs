@@ -25,7 +25,7 @@ use candle_core::{DType, Tensor};
 use super::layer::Ctx;
 use crate::dist::ulysses::{HeadKind, SeqGroup, Ulysses};
 use crate::error::{Error, Result};
-use crate::ops::attention;
+use crate::ops::attention::{self, AttentionInputs};
 
 /// The sequence-parallel group and layout of a forward/backward pass.
 #[derive(Clone, Copy)]
@@ -40,12 +40,14 @@ impl Ctx<'_> {
     /// FLOPs: 4·H·D·Σ L² over the whole world (4·H/P·D·Σ L² on each rank under SP).
     pub(crate) fn attend(&self, q: Tensor, k: Tensor, v: Tensor) -> Result<(Tensor, [Tensor; 3])> {
         let Some(sp) = &self.sp else {
-            let att = attention::forward(&q, &k, &v, &self.heads, self.segments)?;
+            let att =
+                attention::forward(AttentionInputs::new(&q, &k, &v, &self.heads, self.segments))?;
             return Ok((att, [q, k, v]));
         };
         let dtype = q.dtype();
         let [q, k, v] = sp.gather(To::Heads, qkv([&q, &k, &v]), dtype)?;
-        let att = attention::forward(&q, &k, &v, &sp.layout.local_heads(), self.segments)?;
+        let heads = sp.layout.local_heads();
+        let att = attention::forward(AttentionInputs::new(&q, &k, &v, &heads, self.segments))?;
         let [att] = sp.gather(To::Tokens, [(&att, HeadKind::Query)], dtype)?;
         Ok((att, [q, k, v]))
     }
@@ -58,12 +60,16 @@ impl Ctx<'_> {
         [q, k, v]: [&Tensor; 3],
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let Some(sp) = &self.sp else {
-            return attention::backward(datt, q, k, v, &self.heads, self.segments);
+            return attention::backward(
+                datt,
+                AttentionInputs::new(q, k, v, &self.heads, self.segments),
+            );
         };
         let dtype = datt.dtype();
         let [datt] = sp.gather(To::Heads, [(datt, HeadKind::Query)], dtype)?;
+        let heads = sp.layout.local_heads();
         let (dq, dk, dv) =
-            attention::backward(&datt, q, k, v, &sp.layout.local_heads(), self.segments)?;
+            attention::backward(&datt, AttentionInputs::new(q, k, v, &heads, self.segments))?;
         let [dq, dk, dv] = sp.gather(To::Tokens, qkv([&dq, &dk, &dv]), dtype)?;
         Ok((dq, dk, dv))
     }

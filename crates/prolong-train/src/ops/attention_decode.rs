@@ -17,7 +17,7 @@ use candle_core::{D, Tensor};
 
 use crate::config::Heads;
 use crate::error::{Error, Result};
-use crate::ops::attention;
+use crate::ops::attention::{self, AttentionInputs};
 use crate::ops::cpu;
 
 /// `q [L, H·D]` (the chunk), `k, v [KV, P+L, D]` (prefix and chunk) → `[L, H·D]`.
@@ -26,7 +26,14 @@ pub fn forward(q: &Tensor, k: &Tensor, v: &Tensor, heads: &Heads) -> Result<Tens
     let prefix = t - l;
     if prefix == 0 {
         let (k, v) = (rows(k, heads)?, rows(v, heads)?);
-        return attention::forward(q, &k, &v, heads, std::slice::from_ref(&(0..l)));
+        let doc = 0..l;
+        return attention::forward(AttentionInputs::new(
+            q,
+            &k,
+            &v,
+            heads,
+            std::slice::from_ref(&doc),
+        ));
     }
     let (kv, d) = (heads.n_kv_head, heads.head_dim);
     let g = heads.n_head / kv;
@@ -140,8 +147,15 @@ mod tests {
                 k.to_dtype(dtype).unwrap(),
                 v.to_dtype(dtype).unwrap(),
             );
-            let full =
-                attention::forward(&q, &k, &v, &heads, std::slice::from_ref(&(0..t))).unwrap();
+            let doc = 0..t;
+            let full = attention::forward(AttentionInputs::new(
+                &q,
+                &k,
+                &v,
+                &heads,
+                std::slice::from_ref(&doc),
+            ))
+            .unwrap();
             let (kh, vh) = (
                 heads_major(&k, &heads).unwrap(),
                 heads_major(&v, &heads).unwrap(),

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::common::Rng;
 use candle_core::{DType, Device};
 use prolong_train::metrics::train_flops;
-use prolong_train::ops::attention::{self, Heads};
+use prolong_train::ops::attention::{self, AttentionInputs, Heads};
 use prolong_train::optim::{AdamW, AdamWConfig, Gradients};
 use prolong_train::train::init::random_llama;
 use prolong_train::{LlamaConfig, PackedSequence};
@@ -80,9 +80,10 @@ fn gpu_table() {
         // One document: the whole sequence.
         let whole = 0..t;
         let segs = std::slice::from_ref(&whole);
+        let x = AttentionInputs::new(&q, &k, &v, &heads, segs);
         let secs = seconds(&dev, 3, || {
-            attention::forward(&q, &k, &v, &heads, segs).unwrap();
-            attention::backward(&d, &q, &k, &v, &heads, segs).unwrap();
+            attention::forward(x).unwrap();
+            attention::backward(&d, x).unwrap();
         });
         // causal: fwd 2 matmuls of 2·T²/2·H·D, bwd 2.5× that (recomputation not counted)
         let flops = 3.5 * 2.0 * 2.0 * (t as f64).powi(2) / 2.0 * 32.0 * 64.0;

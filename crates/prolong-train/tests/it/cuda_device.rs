@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use prolong_train::dist::DistResult;
-use prolong_train::dist::group::{Backend, Collectives, ProcessGroup};
+use prolong_train::dist::group::{Backend, Blocks, Collectives, ProcessGroup};
 use prolong_train::dist::unique_id::{DEFAULT_TIMEOUT, ID_FILE, Rendezvous};
 use prolong_train::stage::{DeviceChoice, StageConfig};
 use prolong_train::train::device::{Available, DeviceKind, resolve, select};
@@ -222,7 +222,7 @@ impl Collectives for Counting {
     fn all_gather(&self, _: &[u8], _: &mut [u8]) -> DistResult<()> {
         self.called()
     }
-    fn all_to_all(&self, _: &[u8], _: &[usize], _: &mut [u8], _: &[usize]) -> DistResult<()> {
+    fn all_to_all(&self, _: Blocks<'_, &[u8]>, _: Blocks<'_, &mut [u8]>) -> DistResult<()> {
         self.called()
     }
     fn broadcast(&self, _: &mut [u8], _: usize) -> DistResult<()> {
@@ -248,9 +248,12 @@ fn every_backend_gets_the_shared_size_checks() {
         e.contains("7 elements received is not 4 ranks x 2 sent"),
         "{e}"
     );
-    let e = err(g.all_to_all(&[0; 3], &[1, 1, 1], &mut [0; 3], &[1, 1, 1, 0]));
+    let to_all = |send: &[usize], recv: &mut [u8], recv_counts: &[usize]| {
+        g.all_to_all(Blocks::new(&[0; 3], send), Blocks::new(recv, recv_counts))
+    };
+    let e = err(to_all(&[1, 1, 1], &mut [0; 3], &[1, 1, 1, 0]));
     assert!(e.contains("3 send counts for 4 ranks"), "{e}");
-    let e = err(g.all_to_all(&[0; 3], &[1, 1, 1, 0], &mut [0; 3], &[1, 1, 1, 1]));
+    let e = err(to_all(&[1, 1, 1, 0], &mut [0; 3], &[1, 1, 1, 1]));
     assert!(
         e.contains("recv counts add up to Some(4), the buffer holds 3"),
         "{e}"
@@ -260,8 +263,7 @@ fn every_backend_gets_the_shared_size_checks() {
     assert_eq!(b.calls.get(), 0, "a refused call reaches no backend");
     g.reduce_scatter_sum(&[0.0; 8], &mut [0.0; 2]).unwrap();
     g.all_gather(&[0; 2], &mut [0; 8]).unwrap();
-    g.all_to_all(&[0; 3], &[1, 1, 1, 0], &mut [0; 4], &[1, 1, 1, 1])
-        .unwrap();
+    to_all(&[1, 1, 1, 0], &mut [0; 4], &[1, 1, 1, 1]).unwrap();
     g.broadcast(&mut [0; 2], 3).unwrap();
     g.all_reduce_sum(&mut [0.0; 5]).unwrap();
     g.barrier().unwrap();

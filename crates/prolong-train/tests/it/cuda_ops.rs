@@ -6,7 +6,7 @@
 use crate::common::{Rng, gpu, norm_rel_err_on_cpu};
 use candle_core::{DType, Device, Tensor};
 use prolong_train::PackedSequence;
-use prolong_train::ops::attention::{self, Heads};
+use prolong_train::ops::attention::{self, AttentionInputs, Heads};
 use prolong_train::ops::{cross_entropy, rmsnorm, rope::Rope, silu_mul};
 
 /// A random tensor, bf16-rounded: `(cpu f32, gpu bf16)` holding the same values.
@@ -51,11 +51,13 @@ fn attention_forward_and_backward_match_cpu() {
         let (kc, kg) = pair(&mut rng, &[t, kv * d], 1.0, &dev);
         let (vc, vg) = pair(&mut rng, &[t, kv * d], 1.0, &dev);
         let (dc, dg) = pair(&mut rng, &[t, h * d], 1.0, &dev);
-        let want = attention::forward(&qc, &kc, &vc, &heads, segs).unwrap();
-        let got = attention::forward(&qg, &kg, &vg, &heads, segs).unwrap();
+        let on_cpu = AttentionInputs::new(&qc, &kc, &vc, &heads, segs);
+        let on_gpu = AttentionInputs::new(&qg, &kg, &vg, &heads, segs);
+        let want = attention::forward(on_cpu).unwrap();
+        let got = attention::forward(on_gpu).unwrap();
         close(&format!("out H={h} KV={kv} D={d}"), &got, &want, 2e-2);
-        let w = attention::backward(&dc, &qc, &kc, &vc, &heads, segs).unwrap();
-        let g = attention::backward(&dg, &qg, &kg, &vg, &heads, segs).unwrap();
+        let w = attention::backward(&dc, on_cpu).unwrap();
+        let g = attention::backward(&dg, on_gpu).unwrap();
         close("dq", &g.0, &w.0, 3e-2);
         close("dk", &g.1, &w.1, 3e-2);
         close("dv", &g.2, &w.2, 3e-2);

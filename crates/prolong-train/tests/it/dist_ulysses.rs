@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use prolong_packed::CuSeqlens;
 use prolong_train::PackedSequence;
 use prolong_train::dist::ulysses::{HeadKind, Ulysses};
-use prolong_train::ops::attention::{self, Heads};
+use prolong_train::ops::attention::{self, AttentionInputs, Heads};
 
 /// What NCCL's all-to-all does: rank `d` receives block `d` of every rank's send buffer,
 /// in rank order.
@@ -177,8 +177,9 @@ fn per_rank_attention_over_gathered_heads_matches_one_device() {
             tensor(v.clone(), t),
             tensor(dout.clone(), t),
         );
-        let want_out = to_f64_vec(&attention::forward(&qt, &kt, &vt, &heads, segs).unwrap());
-        let (wdq, wdk, wdv) = attention::backward(&dt, &qt, &kt, &vt, &heads, segs).unwrap();
+        let whole = AttentionInputs::new(&qt, &kt, &vt, &heads, segs);
+        let want_out = to_f64_vec(&attention::forward(whole).unwrap());
+        let (wdq, wdk, wdv) = attention::backward(&dt, whole).unwrap();
         let (wdq, wdk, wdv) = (to_f64_vec(&wdq), to_f64_vec(&wdk), to_f64_vec(&wdv));
 
         // Each rank holds its token shard of q, k, v, dout; gather heads.
@@ -206,10 +207,9 @@ fn per_rank_attention_over_gathered_heads_matches_one_device() {
                 tensor(gv[r].clone(), t),
                 tensor(gd[r].clone(), t),
             );
-            out.push(to_f64_vec(
-                &attention::forward(&q, &k, &v, &local, segs).unwrap(),
-            ));
-            let (a, b, c) = attention::backward(&g, &q, &k, &v, &local, segs).unwrap();
+            let x = AttentionInputs::new(&q, &k, &v, &local, segs);
+            out.push(to_f64_vec(&attention::forward(x).unwrap()));
+            let (a, b, c) = attention::backward(&g, x).unwrap();
             dq.push(to_f64_vec(&a));
             dk.push(to_f64_vec(&b));
             dv.push(to_f64_vec(&c));

@@ -3,7 +3,7 @@
 
 use crate::common::{Rng, dot, fd_check, sample_coords, to_f64_vec};
 use candle_core::{Device, Tensor};
-use prolong_train::ops::attention::Heads;
+use prolong_train::ops::attention::{AttentionInputs, Heads};
 use prolong_train::ops::rope::Rope;
 use prolong_train::ops::{attention, cross_entropy, embedding, linear, rmsnorm, silu_mul};
 
@@ -29,12 +29,9 @@ fn linear_backward_matches_finite_differences() {
     let (x, w) = (rng.tensor(&[5, 7], 1.0), rng.tensor(&[4, 7], 1.0));
     let r = rng.tensor(&[5, 4], 1.0);
     let (dx, dw) = linear::backward(&r, &x, &w).unwrap();
-    check_backward("linear dx", &x, &dx, &r, |x| {
-        linear::forward(x, &w).unwrap()
-    });
-    check_backward("linear dw", &w, &dw, &r, |w| {
-        linear::forward(&x, w).unwrap()
-    });
+    let f = |x: &Tensor, w: &Tensor| linear::forward(x, w).unwrap();
+    check_backward("linear dx", &x, &dx, &r, |x| f(x, &w));
+    check_backward("linear dw", &w, &dw, &r, |w| f(&x, w));
 }
 
 #[test]
@@ -185,7 +182,7 @@ fn attention_doc_mask_gqa_matches_naive_and_finite_differences() {
     let q = rng.tensor(&[t, 16], 1.5);
     let k = rng.tensor(&[t, 8], 1.5);
     let v = rng.tensor(&[t, 8], 1.0);
-    let out = attention::forward(&q, &k, &v, &heads, &segments).unwrap();
+    let out = attention::forward(AttentionInputs::new(&q, &k, &v, &heads, &segments)).unwrap();
     let want = naive_attention(
         &to_f64_vec(&q),
         &to_f64_vec(&k),
@@ -197,9 +194,10 @@ fn attention_doc_mask_gqa_matches_naive_and_finite_differences() {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
     let r = rng.tensor(&[t, 16], 1.0);
-    let (dq, dk, dv) = attention::backward(&r, &q, &k, &v, &heads, &segments).unwrap();
+    let x = AttentionInputs::new(&q, &k, &v, &heads, &segments);
+    let (dq, dk, dv) = attention::backward(&r, x).unwrap();
     let f = |q: &Tensor, k: &Tensor, v: &Tensor| {
-        attention::forward(q, k, v, &heads, &segments).unwrap()
+        attention::forward(AttentionInputs::new(q, k, v, &heads, &segments)).unwrap()
     };
     check_backward("attention dq", &q, &dq, &r, |q| f(q, &k, &v));
     check_backward("attention dk", &k, &dk, &r, |k| f(&q, k, &v));
@@ -222,7 +220,7 @@ fn attention_rejects_segments_that_do_not_tile() {
     let short = std::iter::once(0..2).collect::<Vec<_>>();
     for segs in [short, vec![0..2, 3..4], vec![0..3, 2..4]] {
         assert!(
-            attention::forward(&q, &k, &v, &heads, &segs).is_err(),
+            attention::forward(AttentionInputs::new(&q, &k, &v, &heads, &segs)).is_err(),
             "{segs:?}"
         );
     }

@@ -56,17 +56,11 @@ pub trait ProcessGroup {
     /// into `recv` (`recv.len() == send.len() * size()`).
     fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()>;
 
-    /// Block r of `send` (`send_counts[r]` bytes, blocks back to back) goes to
-    /// rank r; `recv` gets rank r's block for us at its place
-    /// (`recv_counts[r]` bytes, back to back). Counts must agree pairwise: what
-    /// rank a sends to b is what b expects from a.
-    fn all_to_all(
-        &self,
-        send: &[u8],
-        send_counts: &[usize],
-        recv: &mut [u8],
-        recv_counts: &[usize],
-    ) -> DistResult<()>;
+    /// Block r of `send` goes to rank r; block r of `recv` is rank r's block for
+    /// us. Counts must agree pairwise: what rank a sends to b is what b expects
+    /// from a (a rank cannot check that alone; each side's counts are checked
+    /// against the world and its buffer).
+    fn all_to_all(&self, send: Blocks<'_, &[u8]>, recv: Blocks<'_, &mut [u8]>) -> DistResult<()>;
 
     /// `root`'s `buf` copied into every rank's `buf` (same length everywhere).
     fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()>;
@@ -89,13 +83,7 @@ pub trait Collectives {
     }
     fn reduce_scatter_sum(&self, send: &[f32], recv: &mut [f32]) -> DistResult<()>;
     fn all_gather(&self, send: &[u8], recv: &mut [u8]) -> DistResult<()>;
-    fn all_to_all(
-        &self,
-        send: &[u8],
-        send_counts: &[usize],
-        recv: &mut [u8],
-        recv_counts: &[usize],
-    ) -> DistResult<()>;
+    fn all_to_all(&self, send: Blocks<'_, &[u8]>, recv: Blocks<'_, &mut [u8]>) -> DistResult<()>;
     fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()>;
     fn barrier(&self) -> DistResult<()>;
 }
@@ -127,16 +115,11 @@ impl<C: Collectives> ProcessGroup for C {
         Collectives::all_gather(self, send, recv)
     }
 
-    fn all_to_all(
-        &self,
-        send: &[u8],
-        send_counts: &[usize],
-        recv: &mut [u8],
-        recv_counts: &[usize],
-    ) -> DistResult<()> {
+    fn all_to_all(&self, send: Blocks<'_, &[u8]>, recv: Blocks<'_, &mut [u8]>) -> DistResult<()> {
         let size = Collectives::size(self);
-        check::all_to_all(size, send.len(), send_counts, recv.len(), recv_counts)?;
-        Collectives::all_to_all(self, send, send_counts, recv, recv_counts)
+        check::blocks(size, "send", send.buf.len(), send.counts)?;
+        check::blocks(size, "recv", recv.buf.len(), recv.counts)?;
+        Collectives::all_to_all(self, send, recv)
     }
 
     fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()> {
@@ -172,6 +155,22 @@ impl Backend {
     }
 }
 
+/// Blocks back to back in one buffer, block r `counts[r]` elements long: what an
+/// all-to-all sends (block r to rank r) or receives (block r from rank r). `B` is the
+/// buffer: `&[u8]` to send and `&mut [u8]` to receive through [`ProcessGroup`], device
+/// views through NCCL's communicator (`dist::nccl`).
+#[derive(Debug)]
+pub struct Blocks<'c, B> {
+    pub buf: B,
+    pub counts: &'c [usize],
+}
+
+impl<'c, B> Blocks<'c, B> {
+    pub fn new(buf: B, counts: &'c [usize]) -> Self {
+        Self { buf, counts }
+    }
+}
+
 /// A typed slice seen as its bytes (for the byte-moving collectives).
 pub fn as_bytes<T: bytemuck::Pod>(values: &[T]) -> &[u8] {
     bytemuck::cast_slice(values)
@@ -193,46 +192,46 @@ pub(crate) mod check {
     }
 
     pub fn reduce_scatter(size: usize, send: usize, recv: usize) -> DistResult<()> {
-        if recv.checked_mul(size) != Some(send) {
-            return Err(layout(
-                "reduce_scatter",
-                format!("{send} elements sent is not {size} ranks x {recv} received"),
-            ));
-        }
-        Ok(())
+        whole_of_ranks("reduce_scatter", size, (send, "sent"), (recv, "received"))
     }
 
     pub fn all_gather(size: usize, send: usize, recv: usize) -> DistResult<()> {
-        if send.checked_mul(size) != Some(recv) {
+        whole_of_ranks("all_gather", size, (recv, "received"), (send, "sent"))
+    }
+
+    /// One buffer holds `size` ranks' worth of the other (`whole` elements = `size`
+    /// x `part`): reduce-scatter's send, of its receive; all-gather's receive, of its
+    /// send (each collective is the other's transpose).
+    fn whole_of_ranks(
+        op: &str,
+        size: usize,
+        (whole, whole_is): (usize, &str),
+        (part, part_is): (usize, &str),
+    ) -> DistResult<()> {
+        if part.checked_mul(size) != Some(whole) {
             return Err(layout(
-                "all_gather",
-                format!("{recv} elements received is not {size} ranks x {send} sent"),
+                op,
+                format!("{whole} elements {whole_is} is not {size} ranks x {part} {part_is}"),
             ));
         }
         Ok(())
     }
 
-    pub fn all_to_all(
-        size: usize,
-        send: usize,
-        send_counts: &[usize],
-        recv: usize,
-        recv_counts: &[usize],
-    ) -> DistResult<()> {
-        for (what, counts, len) in [("send", send_counts, send), ("recv", recv_counts, recv)] {
-            if counts.len() != size {
-                return Err(layout(
-                    "all_to_all",
-                    format!("{} {what} counts for {size} ranks", counts.len()),
-                ));
-            }
-            let total = counts.iter().try_fold(0usize, |a, &c| a.checked_add(c));
-            if total != Some(len) {
-                return Err(layout(
-                    "all_to_all",
-                    format!("{what} counts add up to {total:?}, the buffer holds {len} elements"),
-                ));
-            }
+    /// One side of an all-to-all ([`Blocks`](super::Blocks); `what`: "send" or
+    /// "recv"): a count per rank, adding up to `len`, the buffer's.
+    pub fn blocks(size: usize, what: &str, len: usize, counts: &[usize]) -> DistResult<()> {
+        if counts.len() != size {
+            return Err(layout(
+                "all_to_all",
+                format!("{} {what} counts for {size} ranks", counts.len()),
+            ));
+        }
+        let total = counts.iter().try_fold(0usize, |a, &c| a.checked_add(c));
+        if total != Some(len) {
+            return Err(layout(
+                "all_to_all",
+                format!("{what} counts add up to {total:?}, the buffer holds {len} elements"),
+            ));
         }
         Ok(())
     }
@@ -273,8 +272,8 @@ impl Collectives for Solo {
         Ok(())
     }
 
-    fn all_to_all(&self, send: &[u8], _: &[usize], recv: &mut [u8], _: &[usize]) -> DistResult<()> {
-        recv.copy_from_slice(send);
+    fn all_to_all(&self, send: Blocks<'_, &[u8]>, recv: Blocks<'_, &mut [u8]>) -> DistResult<()> {
+        recv.buf.copy_from_slice(send.buf);
         Ok(())
     }
 
@@ -346,14 +345,8 @@ impl ProcessGroup for Timed {
         self.time(|g| g.all_gather(send, recv))
     }
 
-    fn all_to_all(
-        &self,
-        send: &[u8],
-        send_counts: &[usize],
-        recv: &mut [u8],
-        recv_counts: &[usize],
-    ) -> DistResult<()> {
-        self.time(|g| g.all_to_all(send, send_counts, recv, recv_counts))
+    fn all_to_all(&self, send: Blocks<'_, &[u8]>, recv: Blocks<'_, &mut [u8]>) -> DistResult<()> {
+        self.time(|g| g.all_to_all(send, recv))
     }
 
     fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()> {
@@ -377,7 +370,7 @@ pub use self::nccl::NcclGroup;
 
 #[cfg(test)]
 mod tests {
-    use super::{ProcessGroup, Solo, as_bytes, check};
+    use super::{Blocks, ProcessGroup, Solo, as_bytes, check};
 
     #[test]
     fn solo_collectives_are_copies() {
@@ -392,7 +385,8 @@ mod tests {
         g.all_gather(as_bytes(&v), &mut bytes).unwrap();
         assert_eq!(bytes, as_bytes(&v));
         let mut out = vec![0u8; 3];
-        g.all_to_all(b"abc", &[3], &mut out, &[3]).unwrap();
+        g.all_to_all(Blocks::new(b"abc", &[3]), Blocks::new(&mut out, &[3]))
+            .unwrap();
         assert_eq!(&out, b"abc");
         g.broadcast(&mut out, 0).unwrap();
         g.barrier().unwrap();
@@ -410,11 +404,13 @@ mod tests {
         assert_eq!(r, [7.0; 3], "nothing written on a refused call");
         let e = g.all_gather(b"ab", &mut [0u8; 3]).unwrap_err();
         assert!(e.to_string().contains("all_gather"), "{e}");
-        let e = g
-            .all_to_all(b"ab", &[1, 1], &mut [0u8; 2], &[2])
-            .unwrap_err();
+        let to_all = |send: &[usize], recv: &[usize]| {
+            g.all_to_all(Blocks::new(b"ab", send), Blocks::new(&mut [0u8; 2], recv))
+                .unwrap_err()
+        };
+        let e = to_all(&[1, 1], &[2]);
         assert!(e.to_string().contains("2 send counts for 1 ranks"), "{e}");
-        let e = g.all_to_all(b"ab", &[3], &mut [0u8; 2], &[2]).unwrap_err();
+        let e = to_all(&[3], &[2]);
         assert!(
             e.to_string().contains("send counts add up to Some(3)"),
             "{e}"
@@ -429,9 +425,10 @@ mod tests {
         assert!(check::reduce_scatter(4, 8, 3).is_err());
         assert!(check::all_gather(4, 3, 12).is_ok());
         assert!(check::all_gather(4, 3, 11).is_err());
-        assert!(check::all_to_all(4, 6, &[1, 2, 3, 0], 4, &[1, 1, 1, 1]).is_ok());
-        assert!(check::all_to_all(4, 6, &[1, 2, 3, 0], 4, &[1, 1, 1]).is_err());
-        assert!(check::all_to_all(4, usize::MAX, &[usize::MAX, 1, 0, 0], 0, &[0; 4]).is_err());
+        assert!(check::blocks(4, "send", 6, &[1, 2, 3, 0]).is_ok());
+        assert!(check::blocks(4, "recv", 4, &[1, 1, 1, 1]).is_ok());
+        assert!(check::blocks(4, "recv", 4, &[1, 1, 1]).is_err());
+        assert!(check::blocks(4, "send", usize::MAX, &[usize::MAX, 1, 0, 0]).is_err());
         assert!(check::root(4, 3).is_ok());
         assert!(check::root(4, 4).is_err());
     }

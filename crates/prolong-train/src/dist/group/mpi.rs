@@ -7,7 +7,7 @@ use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use super::{Collectives, DistError, DistResult};
+use super::{Blocks, Collectives, DistError, DistResult};
 
 /// MPI counts are C ints: larger buffers go in pieces of this many elements.
 const PIECE: usize = 1 << 30;
@@ -97,19 +97,13 @@ impl Collectives for MpiGroup {
         Ok(())
     }
 
-    fn all_to_all(
-        &self,
-        send: &[u8],
-        send_counts: &[usize],
-        recv: &mut [u8],
-        recv_counts: &[usize],
-    ) -> DistResult<()> {
-        let send_counts = Self::counts("all_to_all", send_counts)?;
-        let recv_counts = Self::counts("all_to_all", recv_counts)?;
+    fn all_to_all(&self, send: Blocks<'_, &[u8]>, recv: Blocks<'_, &mut [u8]>) -> DistResult<()> {
+        let send_counts = Self::counts("all_to_all", send.counts)?;
+        let recv_counts = Self::counts("all_to_all", recv.counts)?;
         let send_displs = Self::displacements(&send_counts)?;
         let recv_displs = Self::displacements(&recv_counts)?;
-        let send = Partition::new(send, &send_counts[..], &send_displs[..]);
-        let mut recv = PartitionMut::new(recv, &recv_counts[..], &recv_displs[..]);
+        let send = Partition::new(send.buf, &send_counts[..], &send_displs[..]);
+        let mut recv = PartitionMut::new(recv.buf, &recv_counts[..], &recv_displs[..]);
         self.world.all_to_all_varcount_into(&send, &mut recv);
         Ok(())
     }

@@ -3,7 +3,7 @@
 use candle_core::cuda::cudarc::driver::{CudaSlice, DeviceRepr, DriverError, ValidAsZeroBits};
 use candle_core::{CudaDevice, Tensor};
 
-use super::{Collectives, DistError, DistResult};
+use super::{Blocks, Collectives, DistError, DistResult};
 use crate::dist::nccl::Nccl;
 use crate::dist::rank::RankInfo;
 use crate::dist::unique_id::Rendezvous;
@@ -137,22 +137,14 @@ impl Collectives for NcclGroup {
         self.staged(send, recv, |s, r| self.nccl.all_gather(s, r))
     }
 
-    fn all_to_all(
-        &self,
-        send: &[u8],
-        send_counts: &[usize],
-        recv: &mut [u8],
-        recv_counts: &[usize],
-    ) -> DistResult<()> {
-        let s = self.up(send)?;
-        let mut r = self.alloc::<u8>(recv.len())?;
+    fn all_to_all(&self, send: Blocks<'_, &[u8]>, recv: Blocks<'_, &mut [u8]>) -> DistResult<()> {
+        let s = self.up(send.buf)?;
+        let mut r = self.alloc::<u8>(recv.buf.len())?;
         self.nccl.all_to_all_v(
-            &s.slice(0..send.len()),
-            send_counts,
-            &mut r.slice_mut(0..recv.len()),
-            recv_counts,
+            Blocks::new(s.slice(0..send.buf.len()), send.counts),
+            Blocks::new(r.slice_mut(0..recv.buf.len()), recv.counts),
         )?;
-        self.down(&r, recv)
+        self.down(&r, recv.buf)
     }
 
     fn broadcast(&self, buf: &mut [u8], root: usize) -> DistResult<()> {

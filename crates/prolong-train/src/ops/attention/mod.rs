@@ -30,12 +30,10 @@ mod segments;
 mod tests;
 mod tile;
 
-use std::ops::Range;
-
 use candle_core::Tensor;
 
-/// Re-exported where callers of the ops have always found it.
-pub use crate::config::Heads;
+/// Re-exported where callers of the ops have always found them.
+pub use crate::config::{AttentionInputs, Heads};
 use crate::error::{Error, Result};
 use crate::ops::precision;
 use layout::{cat, kv_rows, q_heads, q_rows};
@@ -46,62 +44,50 @@ use tile::{Doc, add_prefix, softmax_backward, tiles};
 /// Queries per causal tile (per query head).
 pub const QUERY_BLOCK: usize = 256;
 
-/// `q [T, H·D]`, `k, v [T, KV·D]` → `[T, H·D]`.
-pub fn forward(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: &Heads,
-    segments: &[Range<usize>],
-) -> Result<Tensor> {
+impl AttentionInputs<'_> {
+    /// `f` on these inputs with q, k and v widened: scores, softmax and the value sums
+    /// in f32 for bf16 inputs (see `precision`).
+    fn widened<R>(self, f: impl FnOnce(AttentionInputs<'_>) -> Result<R>) -> Result<R> {
+        let w = precision::widen;
+        let (q, k, v) = (w(self.q)?, w(self.k)?, w(self.v)?);
+        f(AttentionInputs {
+            q: &q,
+            k: &k,
+            v: &v,
+            ..self
+        })
+    }
+}
+
+/// Attention over `x`'s documents: `[T, H·D]`.
+pub fn forward(x: AttentionInputs<'_>) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if let Some(out) = crate::ops::cuda::attention::forward(q, k, v, heads, segments)? {
+    if let Some(out) = crate::ops::cuda::attention::forward(x)? {
         return Ok(out);
     }
-    // Scores, softmax and the value sums in f32 for bf16 inputs (see `precision`).
-    let w = precision::widen;
-    let out = forward_tiled(&w(q)?, &w(k)?, &w(v)?, heads, segments, QUERY_BLOCK)?;
-    precision::narrow(out, q.dtype())
+    let out = x.widened(|x| forward_tiled(x, QUERY_BLOCK))?;
+    precision::narrow(out, x.q.dtype())
 }
 
 /// Returns `(dq, dk, dv)` for `dout [T, H·D]`, with the inputs given to `forward`.
-pub fn backward(
-    dout: &Tensor,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: &Heads,
-    segments: &[Range<usize>],
-) -> Result<(Tensor, Tensor, Tensor)> {
+pub fn backward(dout: &Tensor, x: AttentionInputs<'_>) -> Result<(Tensor, Tensor, Tensor)> {
     #[cfg(feature = "cuda")]
-    if let Some(grads) = crate::ops::cuda::attention::backward(dout, q, k, v, heads, segments)? {
+    if let Some(grads) = crate::ops::cuda::attention::backward(dout, x)? {
         return Ok(grads);
     }
-    let w = precision::widen;
-    let (dq, dk, dv) = backward_tiled(
-        &w(dout)?,
-        &w(q)?,
-        &w(k)?,
-        &w(v)?,
-        heads,
-        segments,
-        QUERY_BLOCK,
-    )?;
+    let wide_dout = precision::widen(dout)?;
+    let (dq, dk, dv) = x.widened(|x| backward_tiled(&wide_dout, x, QUERY_BLOCK))?;
     let n = |t| precision::narrow(t, dout.dtype());
     Ok((n(dq)?, n(dk)?, n(dv)?))
 }
 
 /// [`forward`] with `block` queries per tile (`usize::MAX`: one tile per document, the
 /// untiled computation).
-pub fn forward_tiled(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: &Heads,
-    segments: &[Range<usize>],
-    block: usize,
-) -> Result<Tensor> {
-    check(q, k, v, heads, segments)?;
+pub fn forward_tiled(x: AttentionInputs<'_>, block: usize) -> Result<Tensor> {
+    check(x)?;
+    let AttentionInputs {
+        v, heads, segments, ..
+    } = x;
     let mut out = Vec::new();
     for piece in pieces(segments) {
         let (s, l) = (piece.range.start, piece.range.len());
@@ -115,7 +101,7 @@ pub fn forward_tiled(
                 .contiguous()?
                 .reshape((l, heads.n_head * d))?
         } else {
-            let doc = Doc::new(q, k, v, heads, s, l)?;
+            let doc = Doc::new(x, s, l)?;
             let mut parts = Vec::new();
             for tile in tiles(l, block, heads.group()) {
                 let p = doc.probs(&tile)?;
@@ -131,14 +117,17 @@ pub fn forward_tiled(
 /// [`backward`] with `block` queries per tile (see [`forward_tiled`]).
 pub fn backward_tiled(
     dout: &Tensor,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: &Heads,
-    segments: &[Range<usize>],
+    x: AttentionInputs<'_>,
     block: usize,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    check(q, k, v, heads, segments)?;
+    check(x)?;
+    let AttentionInputs {
+        q,
+        k,
+        heads,
+        segments,
+        ..
+    } = x;
     let (mut dqs, mut dks, mut dvs) = (Vec::new(), Vec::new(), Vec::new());
     for piece in pieces(segments) {
         let (s, l) = (piece.range.start, piece.range.len());
@@ -150,7 +139,7 @@ pub fn backward_tiled(
             dks.push(Tensor::zeros((l, kv * d), k.dtype(), k.device())?);
             continue;
         }
-        let doc = Doc::new(q, k, v, heads, s, l)?;
+        let doc = Doc::new(x, s, l)?;
         let dod = q_heads(&dod, heads)?;
         let mut dq_parts = Vec::new();
         let (mut dk, mut dv): (Option<Tensor>, Option<Tensor>) = (None, None);

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use candle_core::Tensor;
 
-use super::Heads;
+use super::{AttentionInputs, Heads};
 use crate::error::{Error, Result};
 
 /// A run of consecutive one-token documents, or one longer document.
@@ -29,13 +29,14 @@ pub(super) fn pieces(segments: &[Range<usize>]) -> Vec<Piece> {
     out
 }
 
-pub(super) fn check(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: &Heads,
-    segments: &[Range<usize>],
-) -> Result<()> {
+pub(super) fn check(x: AttentionInputs<'_>) -> Result<()> {
+    let AttentionInputs {
+        q,
+        k,
+        v,
+        heads,
+        segments,
+    } = x;
     let kvw = heads.n_kv_head * heads.head_dim;
     let t = check_heads("attention", [q, k, v], heads, |t| {
         Ok(k.dims2()? == (t, kvw) && v.dims2()? == (t, kvw))

@@ -27,11 +27,12 @@ fn tiled_equals_untiled() {
         let c = |x: &Tensor| x.to_dtype(dtype).unwrap();
         let (q, k, v, dout) = (c(&q), c(&k), c(&v), c(&dout));
         let tol = if dtype == DType::F64 { 1e-12 } else { 2e-5 };
-        let full = forward_tiled(&q, &k, &v, &heads, &segments, usize::MAX).unwrap();
-        let tiled = forward_tiled(&q, &k, &v, &heads, &segments, 7).unwrap();
+        let x = AttentionInputs::new(&q, &k, &v, &heads, &segments);
+        let full = forward_tiled(x, usize::MAX).unwrap();
+        let tiled = forward_tiled(x, 7).unwrap();
         assert!(max_abs_diff(&tiled, &full) < tol, "{dtype:?} forward");
-        let gf = backward_tiled(&dout, &q, &k, &v, &heads, &segments, usize::MAX).unwrap();
-        let gt = backward_tiled(&dout, &q, &k, &v, &heads, &segments, 7).unwrap();
+        let gf = backward_tiled(&dout, x, usize::MAX).unwrap();
+        let gt = backward_tiled(&dout, x, 7).unwrap();
         for (name, a, b) in [
             ("dq", &gt.0, &gf.0),
             ("dk", &gt.1, &gf.1),
@@ -61,18 +62,13 @@ fn fused_f32_matches_generic_f64() {
     let mk = |w: usize, seed: usize| values(&[t, w], seed);
     let (q, k, v, dout) = (mk(32, 1), mk(16, 2), mk(16, 3), mk(32, 4));
     let f32s = |x: &Tensor| x.to_dtype(DType::F32).unwrap();
-    let out64 = forward(&q, &k, &v, &heads, &segments).unwrap();
-    let out32 = forward(&f32s(&q), &f32s(&k), &f32s(&v), &heads, &segments).unwrap();
-    let g64 = backward(&dout, &q, &k, &v, &heads, &segments).unwrap();
-    let g32 = backward(
-        &f32s(&dout),
-        &f32s(&q),
-        &f32s(&k),
-        &f32s(&v),
-        &heads,
-        &segments,
-    )
-    .unwrap();
+    let x64 = AttentionInputs::new(&q, &k, &v, &heads, &segments);
+    let (q32, k32, v32) = (f32s(&q), f32s(&k), f32s(&v));
+    let x32 = AttentionInputs::new(&q32, &k32, &v32, &heads, &segments);
+    let out64 = forward(x64).unwrap();
+    let out32 = forward(x32).unwrap();
+    let g64 = backward(&dout, x64).unwrap();
+    let g32 = backward(&f32s(&dout), x32).unwrap();
     assert!(max_abs_diff(&out32, &out64) < 1e-5);
     assert!(max_abs_diff(&g32.0, &g64.0) < 1e-5);
     assert!(max_abs_diff(&g32.1, &g64.1) < 1e-5);

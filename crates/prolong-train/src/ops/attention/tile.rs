@@ -3,7 +3,7 @@
 
 use candle_core::{D, Device, Tensor};
 
-use super::Heads;
+use super::AttentionInputs;
 use super::layout::{kv_heads, q_heads};
 use crate::error::Result;
 use crate::ops::cpu;
@@ -16,14 +16,9 @@ pub(super) struct Doc {
 }
 
 impl Doc {
-    pub(super) fn new(
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        heads: &Heads,
-        s: usize,
-        l: usize,
-    ) -> Result<Self> {
+    /// Tokens `s..s + l` of `x`.
+    pub(super) fn new(x: AttentionInputs<'_>, s: usize, l: usize) -> Result<Self> {
+        let AttentionInputs { q, k, v, heads, .. } = x;
         Ok(Self {
             qs: q_heads(&q.narrow(0, s, l)?, heads)?.affine(heads.scale(), 0.0)?,
             k: kv_heads(&k.narrow(0, s, l)?, heads)?,

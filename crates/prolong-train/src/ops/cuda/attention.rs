@@ -11,7 +11,7 @@ use candle_core::{CudaDevice, DType, Tensor};
 use half::bf16;
 
 use super::launch::{Buf, Module, bf16_cuda, driver, func, shape_err, tensor, upload};
-use crate::config::Heads;
+use crate::config::{AttentionInputs, Heads};
 use crate::error::Result;
 use prolong_packed::CuSeqlens;
 
@@ -24,34 +24,22 @@ const THREADS: u32 = 128;
 
 /// The fused forward, or `None` when the inputs are not bf16 on a GPU or the head dim has
 /// no kernel (64 and 128 have).
-pub fn forward(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: &Heads,
-    segments: &[std::ops::Range<usize>],
-) -> Result<Option<Tensor>> {
-    let Some(dev) = applies(&[q, k, v], heads) else {
+pub fn forward(x: AttentionInputs<'_>) -> Result<Option<Tensor>> {
+    let Some(dev) = applies(&[x.q, x.k, x.v], x.heads) else {
         return Ok(None);
     };
-    let cu = cu_seqlens(segments)?;
-    Ok(Some(run_forward(&dev, q, k, v, heads, &cu)?.0))
+    let cu = cu_seqlens(x.segments)?;
+    Ok(Some(run_forward(&dev, x, &cu)?.0))
 }
 
 /// The fused backward: `(dq, dk, dv)`, or `None` as for [`forward`].
-pub fn backward(
-    dout: &Tensor,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: &Heads,
-    segments: &[std::ops::Range<usize>],
-) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+pub fn backward(dout: &Tensor, x: AttentionInputs<'_>) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    let AttentionInputs { q, k, v, heads, .. } = x;
     let Some(dev) = applies(&[dout, q, k, v], heads) else {
         return Ok(None);
     };
-    let cu = cu_seqlens(segments)?;
-    let (o, lse) = run_forward(&dev, q, k, v, heads, &cu)?;
+    let cu = cu_seqlens(x.segments)?;
+    let (o, lse) = run_forward(&dev, x, &cu)?;
     let (t, h, kvh, d) = (q.dims()[0], heads.n_head, heads.n_kv_head, heads.head_dim);
     let (dout, q, k, v) = (
         dout.contiguous()?,
@@ -125,12 +113,10 @@ pub fn backward(
 /// `(o [T, H·D] bf16, lse [T, H] f32)`.
 fn run_forward(
     dev: &CudaDevice,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: &Heads,
+    x: AttentionInputs<'_>,
     cu: &CuSeqlens,
 ) -> Result<(Tensor, Tensor)> {
+    let AttentionInputs { q, k, v, heads, .. } = x;
     let (t, h, kvh, d) = (q.dims()[0], heads.n_head, heads.n_kv_head, heads.head_dim);
     if cu.total() != t || k.dims() != [t, kvh * d] || v.dims() != k.dims() || q.dims() != [t, h * d]
     {

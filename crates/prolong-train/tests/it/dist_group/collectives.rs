@@ -21,7 +21,7 @@ fn block(from: usize, to: usize) -> Vec<u8> {
 #[test]
 #[ignore = "one MPI rank's body: the tests below run it under mpirun"]
 fn mpi_rank_body() {
-    use prolong_train::dist::group::{MpiGroup, ProcessGroup, as_bytes, as_bytes_mut};
+    use prolong_train::dist::group::{Blocks, MpiGroup, ProcessGroup, as_bytes, as_bytes_mut};
 
     let g = MpiGroup::init().unwrap();
     let (r, n) = (g.rank(), g.size());
@@ -69,8 +69,11 @@ fn mpi_rank_body() {
     let send_counts: Vec<usize> = (0..n).map(|to| block(r, to).len()).collect();
     let recv_counts: Vec<usize> = (0..n).map(|from| block(from, r).len()).collect();
     let mut recv = vec![0u8; recv_counts.iter().sum()];
-    g.all_to_all(&send, &send_counts, &mut recv, &recv_counts)
-        .unwrap();
+    g.all_to_all(
+        Blocks::new(&send, &send_counts),
+        Blocks::new(&mut recv, &recv_counts),
+    )
+    .unwrap();
     let expect: Vec<u8> = (0..n).flat_map(|from| block(from, r)).collect();
     assert_eq!(recv, expect, "all_to_all");
 
