@@ -1,5 +1,7 @@
 //! Source arguments, targets and the seeded draw's random numbers.
 
+#![cfg(test)]
+
 use std::path::PathBuf;
 
 use prolong_rng::SplitMix64;

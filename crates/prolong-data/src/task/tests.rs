@@ -1,5 +1,7 @@
 //! Task names and shares, the output checks, markers and histograms.
 
+#![cfg(test)]
+
 use std::path::Path;
 
 use super::*;

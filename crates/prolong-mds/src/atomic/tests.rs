@@ -1,6 +1,8 @@
 //! The kill tests of atomic writes (a child process killed at each write
 //! step) and the clean-up of dead writers' leftovers.
 
+#![cfg(test)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
 //! The three ways of merging agree, on toy models and random merge lists.
 
+#![cfg(test)]
+
 use super::*;
 
 /// Bytes a..=e are ids 0..=4; merges over them, including two pairs that

@@ -1,5 +1,7 @@
 //! Inputs and comparisons shared by the ops' unit tests.
 
+#![cfg(test)]
+
 use candle_core::{DType, Device, Tensor};
 
 /// Deterministic pseudo-random f64 values in `[-1.5, 1.5)` of `shape`; `seed` shifts them.

@@ -1,3 +1,5 @@
+#![cfg(test)]
+
 use super::*;
 
 /// Meta-Llama-3-8B's shape: the config.json the README's plan examples use.

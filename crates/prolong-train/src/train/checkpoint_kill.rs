@@ -6,6 +6,8 @@
 //! its kill point after the swap (the old folder not yet removed) is one this test
 //! must reach.
 
+#![cfg(test)]
+
 use std::path::Path;
 
 use candle_core::{DType, Device};

@@ -1,6 +1,8 @@
 //! Tiled against untiled attention, and the fused CPU path against the
 //! generic one.
 
+#![cfg(test)]
+
 use super::*;
 use crate::ops::test_values::{max_abs_diff, values};
 use candle_core::DType;
