@@ -63,17 +63,30 @@ pub enum Error {
     Shape { op: &'static str, msg: String },
 }
 
-impl From<candle_core::Error> for Error {
-    fn from(e: candle_core::Error) -> Self {
-        Self::Candle(e)
-    }
+/// `From` impls that wrap a cause in a variant whose message already says it.
+///
+/// thiserror's `#[from]` would also make the cause the variant's `source()`, and a
+/// chain printed with `{:#}` would then say it twice; these wrap it and nothing more.
+/// Each `Source => Variant` arm makes `Target::Variant(source.into())`, so a cause may
+/// also be converted on its way in (a candle error into [`Error`] inside a
+/// `TrainError::Model`).
+macro_rules! from_cause {
+    ($target:ty { $($source:ty => $variant:ident),+ $(,)? }) => {
+        $(impl From<$source> for $target {
+            // `into` is the identity where the cause is the variant's own type.
+            #[allow(clippy::useless_conversion)]
+            fn from(e: $source) -> Self {
+                Self::$variant(e.into())
+            }
+        })+
+    };
 }
+pub(crate) use from_cause;
 
-impl From<DistError> for Error {
-    fn from(e: DistError) -> Self {
-        Self::Dist(e)
-    }
-}
+from_cause!(Error {
+    candle_core::Error => Candle,
+    DistError => Dist,
+});
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -119,12 +132,9 @@ pub enum DistError {
     Timeout { path: PathBuf, waited_ms: u128 },
 }
 
-// The message says the cause, so it is not also a `source()`.
-impl From<prolong_mds::MdsError> for DistError {
-    fn from(e: prolong_mds::MdsError) -> Self {
-        Self::Publish(e)
-    }
-}
+from_cause!(DistError {
+    prolong_mds::MdsError => Publish,
+});
 
 pub type DistResult<T> = std::result::Result<T, DistError>;
 

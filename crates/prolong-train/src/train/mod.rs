@@ -120,41 +120,14 @@ pub enum TrainError {
 }
 
 // The wrappers say their cause in their message, so none of them is also a `source()`.
-impl From<crate::Error> for TrainError {
-    fn from(e: crate::Error) -> Self {
-        Self::Model(e)
-    }
-}
-
-impl From<DataError> for TrainError {
-    fn from(e: DataError) -> Self {
-        Self::Data(e)
-    }
-}
-
-impl From<prolong_mds::MdsError> for TrainError {
-    fn from(e: prolong_mds::MdsError) -> Self {
-        Self::Write(e)
-    }
-}
-
-impl From<DistError> for TrainError {
-    fn from(e: DistError) -> Self {
-        Self::Dist(e)
-    }
-}
-
-impl From<candle_core::Error> for TrainError {
-    fn from(e: candle_core::Error) -> Self {
-        Self::Model(e.into())
-    }
-}
-
-impl From<prolong_packed::SequenceError> for TrainError {
-    fn from(e: prolong_packed::SequenceError) -> Self {
-        Self::Model(e.into())
-    }
-}
+crate::error::from_cause!(TrainError {
+    crate::Error => Model,
+    DataError => Data,
+    prolong_mds::MdsError => Write,
+    DistError => Dist,
+    candle_core::Error => Model,
+    prolong_packed::SequenceError => Model,
+});
 
 /// How to run a stage.
 #[derive(Debug, Clone, Default)]
