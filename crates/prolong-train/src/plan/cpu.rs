@@ -1,6 +1,6 @@
 //! The CPU trainer's memory, part by part, as `--device cpu` plans it.
 
-use super::{PlanInput, ShardMode, layer_and_logits};
+use super::{AddPart, PlanInput, ShardMode, layer_and_logits};
 use crate::model::units::{most_held, unit_sizes};
 
 /// The trainer as it runs on CPU ranks today (`--device cpu`), part by part, read from
@@ -31,12 +31,7 @@ use crate::model::units::{most_held, unit_sizes};
 /// per-tensor temporaries (the optimizer's new m, v and weights of one tensor at a
 /// time: ≈ 7% of the `none` total for the test's model, where the vocabulary
 /// matrices are 43% of the parameters).
-pub(super) fn cpu_parts(
-    input: &PlanInput,
-    p: f64,
-    t: f64,
-    part: &mut dyn FnMut(&'static str, f64),
-) {
+pub(super) fn cpu_parts(input: &PlanInput, p: f64, t: f64, part: &mut AddPart<'_>) {
     let m = &input.model;
     let h = m.hidden_size as f64;
     let wb = input.dtype_bytes as f64;
@@ -107,7 +102,7 @@ pub(super) fn cpu_parts(
 /// (wb P + 4 P / N: below the step's peak for this model at any N). An evaluation
 /// gathers one unit at a time as the step does, and the checkpoint's HF weights one
 /// unit (each tensor written into its file as it arrives).
-fn full_parts(input: &PlanInput, p: f64, t: f64, part: &mut dyn FnMut(&'static str, f64)) {
+fn full_parts(input: &PlanInput, p: f64, t: f64, part: &mut AddPart<'_>) {
     let m = &input.model;
     let n = input.world as f64;
     let wb = input.dtype_bytes as f64;

@@ -1,6 +1,6 @@
 //! The GPU design's memory, part by part (the table in the module doc of `plan`).
 
-use super::{PlanInput, ShardMode, layer_and_logits};
+use super::{AddPart, PlanInput, ShardMode, layer_and_logits};
 use crate::model::units::{most_held, unit_sizes};
 
 /// One rank's memory on a GPU: per-unit gathering of bf16 weights, sharded f32 state,
@@ -9,12 +9,7 @@ use crate::model::units::{most_held, unit_sizes};
 /// (model/units.rs): the largest, not a decoder layer, is what a rank must hold, and
 /// for Llama-3-8B that is the output projection (128256 × 4096 + the final norm,
 /// 525M parameters against a layer's 218M).
-pub(super) fn gpu_parts(
-    input: &PlanInput,
-    p: f64,
-    t: f64,
-    part: &mut dyn FnMut(&'static str, f64),
-) {
+pub(super) fn gpu_parts(input: &PlanInput, p: f64, t: f64, part: &mut AddPart<'_>) {
     let m = &input.model;
     let (h, f) = (m.hidden_size as f64, m.intermediate_size as f64);
     let (q_dim, kv_dim) = (m.q_dim() as f64, m.kv_dim() as f64);

@@ -162,9 +162,13 @@ pub enum PlanError {
     Zero(&'static str),
 }
 
+/// Adds one row of the memory table: what is held, and its bytes per rank. The
+/// designs' part functions ([`cpu_parts`], [`gpu_parts`]) each call it once a row.
+type AddPart<'a> = dyn FnMut(&'static str, f64) + 'a;
+
 /// What every plan holds besides the state and the saved inputs: one layer's backward
 /// working set (in the compute dtype) and the logits block with its gradient (f32).
-fn layer_and_logits(input: &PlanInput, t: f64, part: &mut dyn FnMut(&'static str, f64)) {
+fn layer_and_logits(input: &PlanInput, t: f64, part: &mut AddPart<'_>) {
     let m = &input.model;
     let (h, f) = (m.hidden_size as f64, m.intermediate_size as f64);
     part(
