@@ -162,10 +162,34 @@ impl Default for Fields {
 
 /// Keep only the rows whose `field` is a string equal to one of `values`;
 /// the others are skipped as `not_selected`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+///
+/// One type for both forms of the option: `--select-field F --select-values
+/// A,B` on the command line (both or neither), `select = { field = "F",
+/// values = ["A", "B"] }` in a recipe.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema, clap::Args,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Select {
+    /// Keep only the rows whose FIELD (a dotted path into nested objects) holds
+    /// one of the values.
+    #[arg(
+        id = "select_field",
+        long = "select-field",
+        value_name = "FIELD",
+        required = false,
+        requires = "select_values"
+    )]
     pub field: String,
+    /// The values FIELD may hold to be kept (comma-separated on the command line).
+    #[arg(
+        id = "select_values",
+        long = "select-values",
+        value_name = "VALUES",
+        value_delimiter = ',',
+        required = false,
+        requires = "select_field"
+    )]
     pub values: Vec<String>,
 }
 
@@ -179,10 +203,32 @@ impl Select {
 /// (The Stack v1: `max_stars_repo_name` and `max_stars_repo_path`; newer
 /// dumps: `repository_name` and `path`). Readers fill
 /// [`Document::file_of`]; a row without them is `missing_group_field`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+///
+/// `--repo-field R --path-field P` on the command line (both or neither),
+/// `group_by_repo = { repo = "R", path = "P" }` in a recipe.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema, clap::Args,
+)]
 #[serde(deny_unknown_fields)]
 pub struct GroupFields {
+    /// Group rows into one document per repository named by this field (The
+    /// Stack v1: max_stars_repo_name).
+    #[arg(
+        id = "repo_field",
+        long = "repo-field",
+        value_name = "FIELD",
+        required = false,
+        requires = "path_field"
+    )]
     pub repo: String,
+    /// The field holding a row's path in its repository (max_stars_repo_path).
+    #[arg(
+        id = "path_field",
+        long = "path-field",
+        value_name = "FIELD",
+        required = false,
+        requires = "repo_field"
+    )]
     pub path: String,
 }
 

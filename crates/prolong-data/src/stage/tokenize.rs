@@ -39,35 +39,19 @@ pub struct TokenizeStep {
     /// JSON field holding the id (used in reports).
     #[arg(long)]
     pub id_field: Option<String>,
-    /// Keep only rows whose FIELD (dotted path) holds one of --select-values.
-    #[arg(long, value_name = "FIELD", requires = "select_values")]
-    #[serde(skip)]
-    pub select_field: Option<String>,
-    /// The values --select-field keeps, comma-separated.
-    #[arg(long, value_delimiter = ',', requires = "select_field")]
-    #[serde(skip)]
-    pub select_values: Vec<String>,
-    /// Group rows into one document per repository named by this field
-    /// (The Stack v1: max_stars_repo_name).
-    #[arg(long, value_name = "FIELD", requires = "path_field")]
-    #[serde(skip)]
-    pub repo_field: Option<String>,
-    /// The field holding a row's path in its repository (max_stars_repo_path).
-    #[arg(long, value_name = "FIELD", requires = "repo_field")]
-    #[serde(skip)]
-    pub path_field: Option<String>,
+    /// Keep only the rows whose field holds one of the values
+    /// (SlimPajama's books: `{ field = "meta.redpajama_set_name", values =
+    /// ["RedPajamaBook"] }`).
+    #[command(flatten)]
+    pub select: Option<Select>,
+    /// One document per repository of per-file rows (The Stack v1: `{ repo =
+    /// "max_stars_repo_name", path = "max_stars_repo_path" }`).
+    #[command(flatten)]
+    pub group_by_repo: Option<GroupFields>,
     /// MDS shard size limit in bytes.
     #[arg(long, default_value_t = prolong_mds::DEFAULT_SIZE_LIMIT)]
     #[serde(default = "super::filter::size_limit")]
     pub size_limit: u64,
-    /// Recipe form of --select-field/--select-values: `{ field =
-    /// "meta.redpajama_set_name", values = ["RedPajamaBook"] }`.
-    #[arg(skip)]
-    pub select: Option<Select>,
-    /// Recipe form of --repo-field/--path-field: `{ repo =
-    /// "max_stars_repo_name", path = "max_stars_repo_path" }`.
-    #[arg(skip)]
-    pub group_by_repo: Option<GroupFields>,
 }
 
 fn text() -> String {
@@ -77,23 +61,12 @@ fn text() -> String {
 impl TokenizeStep {
     /// The library's options: `out` and the tokenizer's hash resolved.
     pub fn options(&self, out: &Path, tokenizer_hash: String) -> TokenizeOptions {
-        let select = self.select.clone().or_else(|| {
-            self.select_field.clone().map(|field| Select {
-                field,
-                values: self.select_values.clone(),
-            })
-        });
-        let group_by_repo = self.group_by_repo.clone().or_else(|| {
-            (self.repo_field.clone())
-                .zip(self.path_field.clone())
-                .map(|(repo, path)| GroupFields { repo, path })
-        });
         TokenizeOptions {
             domain: self.domain.clone().unwrap_or_else(|| folder_name(out)),
             text_field: self.text_field.clone(),
             id_field: self.id_field.clone(),
-            select,
-            group_by_repo,
+            select: self.select.clone(),
+            group_by_repo: self.group_by_repo.clone(),
             size_limit: self.size_limit,
             tokenizer_hash,
         }
