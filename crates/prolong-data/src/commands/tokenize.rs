@@ -23,7 +23,7 @@ impl StageCommand for TokenizeStep {
         let files = input_files(&self.inputs)?;
         let options = self.options(&self.out, tokenizer_hash(&tokenizer_path)?);
         // Grouping by repository reads every file in every task.
-        let read: Vec<&PathBuf> = if options.group_by_repo.is_some() {
+        let read: Vec<&PathBuf> = if options.fields.group.is_some() {
             files.iter().collect()
         } else {
             task.take(&files).collect()

@@ -141,11 +141,20 @@ pub enum DocumentError {
 /// Which fields of a record hold the text and the id, and which rows to
 /// keep. Field names are dotted paths into nested objects (JSONL) or
 /// structs (Parquet): `meta.redpajama_set_name`.
-#[derive(Debug, Clone)]
+///
+/// Serialized with the names of tokenize's options, as a tokenize task's
+/// marker records them (`text_field`, `id_field`, `select`, `group_by_repo`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Fields {
+    #[serde(rename = "text_field")]
     pub text: String,
+    #[serde(rename = "id_field")]
     pub id: Option<String>,
+    #[serde(default)]
     pub select: Option<Select>,
+    /// Per-file rows grouped into one document per repository: a tokenize
+    /// task then reads every input file (see [`group`]).
+    #[serde(rename = "group_by_repo", default)]
     pub group: Option<GroupFields>,
 }
 

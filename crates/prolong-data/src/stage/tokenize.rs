@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::context::folder_name;
 use super::{Stage, StepContext, StepResult, or_fail};
-use crate::documents::{GroupFields, Select};
+use crate::documents::{Fields, GroupFields, Select};
 use crate::recipe::HubSource;
 use crate::tokenize::stage::{TokenizeOptions, finish_if_done, input_files, tokenize_task};
 
@@ -63,10 +63,12 @@ impl TokenizeStep {
     pub fn options(&self, out: &Path, tokenizer_hash: String) -> TokenizeOptions {
         TokenizeOptions {
             domain: self.domain.clone().unwrap_or_else(|| folder_name(out)),
-            text_field: self.text_field.clone(),
-            id_field: self.id_field.clone(),
-            select: self.select.clone(),
-            group_by_repo: self.group_by_repo.clone(),
+            fields: Fields {
+                text: self.text_field.clone(),
+                id: self.id_field.clone(),
+                select: self.select.clone(),
+                group: self.group_by_repo.clone(),
+            },
             size_limit: self.size_limit,
             tokenizer_hash,
         }

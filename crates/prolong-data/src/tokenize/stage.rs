@@ -23,9 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Tokenizer;
 use crate::StageError;
-use crate::documents::{
-    DocumentError, Fields, GroupFields, Select, SkipCounts, SkipReason, read_documents,
-};
+use crate::documents::{DocumentError, Fields, SkipCounts, SkipReason, read_documents};
 use crate::task::{LengthHistogram, TaskSpec};
 
 /// Documents longer than this are encoded alone, split at pre-tokenizer
@@ -39,15 +37,9 @@ const BATCH_BYTES: usize = 16 << 20;
 pub struct TokenizeOptions {
     /// The `domain` of every output document.
     pub domain: String,
-    pub text_field: String,
-    pub id_field: Option<String>,
-    /// Keep only the rows whose field holds one of some values.
-    #[serde(default)]
-    pub select: Option<Select>,
-    /// Per-file rows grouped into one document per repository: every task
-    /// reads every input file (see [`crate::documents::group`]).
-    #[serde(default)]
-    pub group_by_repo: Option<GroupFields>,
+    /// Which fields hold the text and the id, and which rows are kept.
+    #[serde(flatten)]
+    pub fields: Fields,
     /// MDS shard size limit in bytes.
     pub size_limit: u64,
     /// Which tokenizer encodes: [`tokenizer_hash`] of its tokenizer.json,
@@ -79,10 +71,7 @@ impl Default for TokenizeOptions {
     fn default() -> Self {
         TokenizeOptions {
             domain: String::new(),
-            text_field: "text".into(),
-            id_field: None,
-            select: None,
-            group_by_repo: None,
+            fields: Fields::default(),
             size_limit: prolong_mds::DEFAULT_SIZE_LIMIT,
             tokenizer_hash: String::new(),
         }
@@ -234,12 +223,6 @@ pub fn tokenize_task(
         &columns::TOKENIZED,
         WriterOptions::default().size_limit(options.size_limit),
     )?;
-    let fields = Fields {
-        text: options.text_field.clone(),
-        id: options.id_field.clone(),
-        select: options.select.clone(),
-        group: options.group_by_repo.clone(),
-    };
     let mut output = Output {
         tokenizer,
         writer,
@@ -252,7 +235,7 @@ pub fn tokenize_task(
         skipped: SkipCounts::default(),
         batch: Batch::default(),
     };
-    output.stats.files = if fields.group.is_some() {
+    output.stats.files = if options.fields.group.is_some() {
         files.to_vec()
     } else {
         task.take(files).cloned().collect()
@@ -270,11 +253,11 @@ pub fn tokenize_task(
         }
         Ok(())
     };
-    if fields.group.is_some() {
+    if options.fields.group.is_some() {
         let scratch = out.join(format!(".{}.groups", task.name()));
         crate::documents::group::for_each_repository(
             files,
-            &fields,
+            &options.fields,
             task,
             &scratch,
             on_progress,
@@ -283,7 +266,7 @@ pub fn tokenize_task(
     } else {
         let mut done_bytes = 0;
         for file in task.take(files) {
-            for record in read_documents(file, &fields)? {
+            for record in read_documents(file, &options.fields)? {
                 add(record)?;
             }
             done_bytes += std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);

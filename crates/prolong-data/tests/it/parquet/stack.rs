@@ -72,11 +72,14 @@ fn stack_rows_become_one_document_per_repository_whatever_the_task_count() {
     let tok = byte_tokenizer(tmp.path());
     let options = TokenizeOptions {
         domain: "thestackv1_concat_by_repo".into(),
-        text_field: "content".into(),
-        group_by_repo: Some(GroupFields {
-            repo: "max_stars_repo_name".into(),
-            path: "max_stars_repo_path".into(),
-        }),
+        fields: Fields {
+            text: "content".into(),
+            group: Some(GroupFields {
+                repo: "max_stars_repo_name".into(),
+                path: "max_stars_repo_path".into(),
+            }),
+            ..Fields::default()
+        },
         ..Default::default()
     };
     let run = |out: &Path, world_size: usize| {

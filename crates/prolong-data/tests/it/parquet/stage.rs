@@ -21,7 +21,10 @@ fn tokenize_stage_reads_parquet_end_to_end() {
     let out = tmp.path().join("out");
     let options = TokenizeOptions {
         domain: "fineweb".into(),
-        id_field: Some("id".into()),
+        fields: Fields {
+            id: Some("id".into()),
+            ..Fields::default()
+        },
         ..Default::default()
     };
     let stats = tokenize_task(
