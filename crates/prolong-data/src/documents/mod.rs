@@ -158,10 +158,14 @@ pub struct Fields {
     pub group: Option<GroupFields>,
 }
 
+/// The field holding a record's text unless told otherwise (JSONL's and
+/// Parquet's usual `text`).
+pub const DEFAULT_TEXT_FIELD: &str = "text";
+
 impl Default for Fields {
     fn default() -> Self {
         Fields {
-            text: "text".into(),
+            text: DEFAULT_TEXT_FIELD.into(),
             id: None,
             select: None,
             group: None,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::context::folder_name;
 use super::{Stage, StepContext, StepResult, or_fail};
-use crate::documents::{Fields, GroupFields, Select};
+use crate::documents::{DEFAULT_TEXT_FIELD, Fields, GroupFields, Select};
 use crate::recipe::HubSource;
 use crate::tokenize::stage::{TokenizeOptions, finish_if_done, input_files, tokenize_task};
 
@@ -33,7 +33,7 @@ pub struct TokenizeStep {
     #[arg(long)]
     pub domain: Option<String>,
     /// JSON field holding the text.
-    #[arg(long, default_value = "text")]
+    #[arg(long, default_value = DEFAULT_TEXT_FIELD)]
     #[serde(default = "text")]
     pub text_field: String,
     /// JSON field holding the id (used in reports).
@@ -55,7 +55,7 @@ pub struct TokenizeStep {
 }
 
 fn text() -> String {
-    "text".into()
+    DEFAULT_TEXT_FIELD.into()
 }
 
 impl TokenizeStep {
