@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use prolong_mds::MdsDataset;
 use prolong_packed::columns::INPUT_IDS;
 pub use prolong_packed::{Manifest, ManifestStream};
+use prolong_packed::{ProportionError, normalize_proportions};
 use serde::Serialize;
 
 use crate::sample::split_weighted;
@@ -218,14 +219,16 @@ pub fn build_manifest(
     if streams.is_empty() {
         return Err(MixError::Settings("no streams".into()));
     }
+    let given: Vec<f64> = streams.iter().map(|s| s.proportion).collect();
+    let proportions = normalize_proportions(&given).map_err(|e| match e {
+        ProportionError::Invalid { index, .. } => MixError::Stream {
+            name: streams[index].name.clone(),
+            path: streams[index].path.clone(),
+            reason: e.to_string(),
+        },
+        ProportionError::Sum { .. } => MixError::Settings(e.to_string()),
+    })?;
     for (i, s) in streams.iter().enumerate() {
-        if !s.proportion.is_finite() || s.proportion < 0.0 {
-            return Err(MixError::Stream {
-                name: s.name.clone(),
-                path: s.path.clone(),
-                reason: format!("proportion {} must be finite and ≥ 0", s.proportion),
-            });
-        }
         if streams[..i].iter().any(|o| o.name == s.name) {
             return Err(MixError::Settings(format!(
                 "two streams are named {:?}; name them with NAME=DIR@PROPORTION",
@@ -233,16 +236,10 @@ pub fn build_manifest(
             )));
         }
     }
-    let sum: f64 = streams.iter().map(|s| s.proportion).sum();
-    if !(sum > 0.0 && sum.is_finite()) {
-        return Err(MixError::Settings(format!(
-            "the proportions sum to {sum}; at least one must be positive"
-        )));
-    }
     let mut out = Vec::with_capacity(streams.len());
     let mut length: Option<(String, u64)> =
         expected_length.map(|n| ("--sequence-length".into(), n));
-    for s in streams {
+    for (s, proportion) in streams.iter().zip(proportions) {
         let bad = |reason: String| MixError::Stream {
             name: s.name.clone(),
             path: s.path.clone(),
@@ -279,8 +276,8 @@ pub fn build_manifest(
         out.push(ManifestStream {
             name: s.name.clone(),
             path: s.path.clone(),
-            proportion: s.proportion / sum,
-            given_proportion: (s.proportion / sum != s.proportion).then_some(s.proportion),
+            proportion,
+            given_proportion: (proportion != s.proportion).then_some(s.proportion),
             samples: dataset.len() as u64,
         });
     }

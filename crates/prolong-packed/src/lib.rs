@@ -20,7 +20,9 @@ pub mod sample;
 mod sequence;
 pub mod varlen;
 
-pub use manifest::{Manifest, ManifestError, ManifestStream};
+pub use manifest::{
+    Manifest, ManifestError, ManifestStream, ProportionError, normalize_proportions,
+};
 pub use sample::check_sample;
 pub use sequence::{PackedSequence, SequenceError};
 pub use varlen::CuSeqlens;

@@ -136,6 +136,35 @@ impl Manifest {
     }
 }
 
+/// Why a list of proportions cannot be normalised; each caller words the message
+/// with its own names (a stream, a source's share).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum ProportionError {
+    /// `proportions[index]` is negative, infinite or NaN.
+    #[error("proportion {value} must be finite and ≥ 0")]
+    Invalid { index: usize, value: f64 },
+    /// The proportions sum to 0 (or there are none), or past what an f64 holds.
+    #[error("the proportions sum to {sum}; at least one must be positive")]
+    Sum { sum: f64 },
+}
+
+/// The one rule for a mixture's proportions, which `mix` applies before writing a
+/// manifest, the trainer after reading one (it may be hand-written), and `sample`
+/// to its shares: each finite and ≥ 0, their sum positive and finite. Returns each
+/// divided by their sum (in order, so the quotients are the same wherever computed).
+pub fn normalize_proportions(proportions: &[f64]) -> Result<Vec<f64>, ProportionError> {
+    if let Some((index, &value)) =
+        (proportions.iter().enumerate()).find(|(_, p)| !p.is_finite() || **p < 0.0)
+    {
+        return Err(ProportionError::Invalid { index, value });
+    }
+    let sum: f64 = proportions.iter().sum();
+    if !(sum > 0.0 && sum.is_finite()) {
+        return Err(ProportionError::Sum { sum });
+    }
+    Ok(proportions.iter().map(|p| p / sum).collect())
+}
+
 /// A TOML basic string: JSON's escapes are a subset of TOML's.
 fn toml_string(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
@@ -198,6 +227,31 @@ mod tests {
         assert_eq!(r("/d/mix", "/d/mix/book"), PathBuf::from("book"));
         assert_eq!(r("/d/mix", "/d/mix"), PathBuf::from("."));
         assert_eq!(r("/a/b/c", "/x"), PathBuf::from("../../../x"));
+    }
+
+    #[test]
+    fn proportions_are_checked_then_divided_by_their_sum() {
+        assert_eq!(normalize_proportions(&[1.0, 3.0]), Ok(vec![0.25, 0.75]));
+        assert_eq!(normalize_proportions(&[0.0, 2.0]), Ok(vec![0.0, 1.0]));
+        for (bad, index) in [(-1.0, 1), (f64::INFINITY, 1)] {
+            assert_eq!(
+                normalize_proportions(&[1.0, bad, -2.0]),
+                Err(ProportionError::Invalid { index, value: bad })
+            );
+        }
+        assert!(matches!(
+            normalize_proportions(&[1.0, f64::NAN]),
+            Err(ProportionError::Invalid { index: 1, .. })
+        ));
+        for zero in [&[][..], &[0.0, 0.0]] {
+            let sum = 0.0;
+            assert_eq!(
+                normalize_proportions(zero),
+                Err(ProportionError::Sum { sum })
+            );
+        }
+        let huge = normalize_proportions(&[f64::MAX, f64::MAX]);
+        assert_eq!(huge, Err(ProportionError::Sum { sum: f64::INFINITY }));
     }
 
     #[test]

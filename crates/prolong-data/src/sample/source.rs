@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use prolong_packed::{ProportionError, normalize_proportions};
 use serde::{Deserialize, Serialize};
 
 use super::REPORT_FILE;
@@ -68,26 +69,21 @@ pub fn targets(sources: &[Source], total_tokens: u64) -> Result<Vec<(f64, u64)>,
     if sources.is_empty() {
         return Err(StageError::Settings("no sources".into()));
     }
-    for s in sources {
-        if !s.share.is_finite() || s.share < 0.0 {
-            return Err(StageError::Settings(format!(
-                "source {}: share {} must be finite and ≥ 0",
-                s.name, s.share
-            )));
-        }
-    }
-    let sum: f64 = sources.iter().map(|s| s.share).sum();
-    if !(sum > 0.0 && sum.is_finite()) {
-        return Err(StageError::Settings(format!(
-            "the shares sum to {sum}; at least one must be positive"
-        )));
-    }
-    Ok(sources
-        .iter()
-        .map(|s| {
-            let p = s.share / sum;
-            (p, (total_tokens as f64 * p).round() as u64)
+    let shares: Vec<f64> = sources.iter().map(|s| s.share).collect();
+    let shares = normalize_proportions(&shares).map_err(|e| {
+        StageError::Settings(match e {
+            ProportionError::Invalid { index, value } => format!(
+                "source {}: share {value} must be finite and ≥ 0",
+                sources[index].name
+            ),
+            ProportionError::Sum { sum } => {
+                format!("the shares sum to {sum}; at least one must be positive")
+            }
         })
+    })?;
+    Ok(shares
+        .into_iter()
+        .map(|p| (p, (total_tokens as f64 * p).round() as u64))
         .collect())
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use prolong_packed::{Manifest, ManifestError};
+use prolong_packed::{Manifest, ManifestError, ProportionError, normalize_proportions};
 
 use super::error::DataError;
 use super::rng::{SplitMix64, derive_seed};
@@ -163,17 +163,13 @@ impl Mixture {
                 origin: "mixture".into(),
             });
         }
-        for s in &self.streams {
-            if !s.proportion.is_finite() || s.proportion < 0.0 {
-                return Err(DataError::Proportion {
-                    path: s.path.clone(),
-                    proportion: s.proportion,
-                });
-            }
-        }
-        let sum: f64 = self.streams.iter().map(|s| s.proportion).sum();
-        if !(sum > 0.0 && sum.is_finite()) {
-            return Err(DataError::ProportionSum {
+        let given: Vec<f64> = self.streams.iter().map(|s| s.proportion).collect();
+        normalize_proportions(&given).map_err(|e| match e {
+            ProportionError::Invalid { index, value } => DataError::Proportion {
+                path: self.streams[index].path.clone(),
+                proportion: value,
+            },
+            ProportionError::Sum { sum } => DataError::ProportionSum {
                 sum,
                 streams: self
                     .streams
@@ -181,9 +177,8 @@ impl Mixture {
                     .map(|s| format!("{}@{}", s.path.display(), s.proportion))
                     .collect::<Vec<_>>()
                     .join(", "),
-            });
-        }
-        Ok(self.streams.iter().map(|s| s.proportion / sum).collect())
+            },
+        })
     }
 }
 
