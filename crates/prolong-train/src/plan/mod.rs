@@ -46,8 +46,6 @@ use crate::config::LlamaConfig;
 mod cpu;
 mod gpu;
 mod table;
-#[cfg(test)]
-mod tests;
 
 use cpu::cpu_parts;
 use gpu::gpu_parts;

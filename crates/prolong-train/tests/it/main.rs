@@ -21,6 +21,7 @@ mod hf_interop;
 mod model_gradcheck;
 mod modules;
 mod ops_gradcheck;
+mod plan;
 mod train_config;
 mod train_data;
 mod train_eval;

@@ -1,9 +1,11 @@
-#![cfg(test)]
+//! The memory and FLOP plan on Llama-3-8B: each part of the worked example by hand,
+//! what fits and what the plan suggests, and the layouts it refuses.
 
-use super::*;
+use prolong_train::config::LlamaConfig;
+use prolong_train::plan::{PlanDevice, PlanError, PlanInput, ShardMode, parameter_counts};
 
 /// Meta-Llama-3-8B's shape: the config.json the README's plan examples use.
-pub fn llama3_8b() -> LlamaConfig {
+fn llama3_8b() -> LlamaConfig {
     LlamaConfig::from_json(include_str!("../../../../pipelines/models/llama-3-8b.json")).unwrap()
 }
 
