@@ -4,6 +4,26 @@
 
 use super::*;
 
+/// xorshift64, the tests' pseudo-random numbers (seeded, so every run draws the same).
+struct XorShift(u64);
+
+impl XorShift {
+    /// The next number, below `n`.
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    /// A word of `len` letters drawn from the first `letters` of a, b, c, ...
+    fn word(&mut self, len: usize, letters: usize) -> String {
+        (0..len)
+            .map(|_| (b'a' + self.below(letters) as u8) as char)
+            .collect()
+    }
+}
+
 /// Bytes a..=e are ids 0..=4; merges over them, including two pairs that
 /// make the same token.
 fn toy(ignore_merges: bool) -> Bpe {
@@ -63,16 +83,9 @@ fn scan_and_heap_agree() {
         assert_eq!(b, want, "{w}");
     }
     // Pseudo-random words.
-    let mut x = 0x9e3779b97f4a7c15u64;
+    let mut rng = XorShift(0x9e3779b97f4a7c15);
     for len in 2..300 {
-        let w: String = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (b'a' + (x % 5) as u8) as char
-            })
-            .collect();
+        let w = rng.word(len, 5);
         let (a, b) = enc(&bpe, &w);
         assert_eq!(a, b, "{w}");
         assert_eq!(bpe.merge_word_by_rank(w.as_bytes()), a, "{w}");
@@ -113,16 +126,9 @@ fn by_rank_agrees_with_the_heap() {
         &[(2, 3, 6), (0, 4, 5), (1, 2, 4), (5, 3, 7)],
         false,
     );
-    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     for len in 0..200 {
-        let w: String = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (b'a' + (x % 4) as u8) as char
-            })
-            .collect();
+        let w = rng.word(len, 4);
         let (scan, heap) = enc(&odd, &w);
         assert_eq!(scan, heap);
         assert_eq!(odd.merge_word_by_rank(w.as_bytes()), heap, "{w:?}");
@@ -134,13 +140,7 @@ fn by_rank_agrees_with_the_heap() {
 /// often make pairs of lower ranks: rank by rank gives the heap's ids.
 #[test]
 fn by_rank_agrees_with_the_heap_on_random_merge_lists() {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut below = |n: usize| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        (x % n as u64) as usize
-    };
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for trial in 0..60 {
         let mut byte_ids = [NONE; 256];
         let mut tokens: Vec<Vec<u8>> = Vec::new();
@@ -150,7 +150,7 @@ fn by_rank_agrees_with_the_heap_on_random_merge_lists() {
         }
         let mut merges: Vec<(u32, u32, u32)> = Vec::new();
         for _ in 0..60 {
-            let (a, b) = (below(tokens.len()), below(tokens.len()));
+            let (a, b) = (rng.below(tokens.len()), rng.below(tokens.len()));
             let joined = [tokens[a].as_slice(), &tokens[b]].concat();
             if joined.len() > 7 || merges.iter().any(|m| (m.0, m.1) == (a as u32, b as u32)) {
                 continue;
@@ -166,7 +166,7 @@ fn by_rank_agrees_with_the_heap_on_random_merge_lists() {
         }
         if trial % 2 == 0 {
             for i in (1..merges.len()).rev() {
-                merges.swap(i, below(i + 1));
+                merges.swap(i, rng.below(i + 1));
             }
         }
         let vocab = tokens
@@ -176,10 +176,14 @@ fn by_rank_agrees_with_the_heap_on_random_merge_lists() {
             .collect();
         let bpe = Bpe::new(byte_ids, vocab, &merges, false);
         for len in 0..150 {
-            let w: Vec<u8> = (0..len).map(|_| b'a' + below(5) as u8).collect();
+            let w = rng.word(len, 5);
             let mut heap = Vec::new();
-            bpe.merge_word_heap(&w, &mut heap);
-            assert_eq!(bpe.merge_word_by_rank(&w), heap, "trial {trial}: {w:?}");
+            bpe.merge_word_heap(w.as_bytes(), &mut heap);
+            assert_eq!(
+                bpe.merge_word_by_rank(w.as_bytes()),
+                heap,
+                "trial {trial}: {w:?}"
+            );
         }
     }
 }
