@@ -10,10 +10,30 @@ use super::progress;
 use super::summary;
 use super::task_args::{StageArgs, StageCommand};
 
-/// `prolong-data chat` (its help text is on `Command::Chat` in main.rs).
+/// `prolong-data chat` (its help text is `HELP` below).
 pub type Args = StageArgs<ChatStep>;
 
 impl StageCommand for ChatStep {
+    const HELP: &'static str = r#"Tokenize chat conversations for SFT into MDS {domain, input_ids, length, mask}.
+
+Inputs are JSONL (plain, .gz, .zst), one conversation a line, as
+{"messages": [{"role", "content"}, ...]} (UltraChat) or
+{"conversations": [{"from", "value"}, ...]} (ShareGPT: human → user,
+gpt/chatgpt → assistant); schemas/chat.schema.json. Each conversation is
+written in the Llama-3 chat format:
+  <|begin_of_text|> then per message
+  <|start_header_id|>{role}<|end_header_id|>\n\n{content.strip()}<|eot_id|>
+with mask 1 on the assistant's content tokens and their <|eot_id|>, 0
+elsewhere (pack keeps the mask and gives the EOS it appends mask 0).
+--tokenizer-config takes bos_token from a tokenizer_config.json and checks
+that its chat_template is Llama-3's layout. Conversations that are empty,
+have an unknown role, an empty content or no assistant turn, and malformed
+lines, are counted by reason (with file and line) and skipped.
+
+Example:
+  prolong-data chat data/chat/synth.jsonl.zst --out data/tok/chat \
+      --tokenizer fixtures/cache/tokenizer.json"#;
+
     const JSON_HELP: &'static str = "Print the summary as JSON";
 
     fn run(&self, task: TaskSpec, json: bool) -> anyhow::Result<()> {

@@ -7,10 +7,25 @@ use super::progress;
 use super::summary;
 use super::task_args::{StageArgs, StageCommand};
 
-/// `prolong-data filter` (its help text is on `Command::Filter` in main.rs).
+/// `prolong-data filter` (its help text is `HELP` below).
 pub type Args = StageArgs<FilterStep>;
 
 impl StageCommand for FilterStep {
+    const HELP: &'static str = r#"Keep the tokenized documents whose length is within [--min-tokens, --max-tokens].
+
+Inputs are tokenized MDS datasets ({domain, input_ids[, mask], length});
+the output has the same columns, encodings, compression and hashes (each
+input shard's recorded hashes are checked before it is read, so fresh
+hashes never vouch for corrupt input). Task R
+of --world-size N takes input shards R, R+N, ... (of all inputs in order)
+and writes OUT/procR-N/, then OUT/procR-N.stats.json and OUT/procR-N.done;
+the last task to finish merges OUT/index.json. A re-run skips completed
+tasks and redoes the others. The recipe keeps books and code repositories
+of at least 64K tokens (--min-tokens 65536).
+
+Example:
+  prolong-data filter data/tok/books --min-tokens 65536 --out data/long/books"#;
+
     const JSON_HELP: &'static str = "Print the stats as JSON";
 
     fn run(&self, task: TaskSpec, json: bool) -> anyhow::Result<()> {

@@ -22,6 +22,9 @@ impl TaskArgs {
 
 /// A stage's options type that has a command of its own in this folder.
 pub trait StageCommand: clap::Args {
+    /// The command's help, as written (`verbatim`): its first line is what
+    /// `-h` and the command list show, the whole text what `--help` shows.
+    const HELP: &'static str;
     /// The help line of `--json`: what the command prints.
     const JSON_HELP: &'static str;
 
@@ -29,9 +32,9 @@ pub trait StageCommand: clap::Args {
     fn run(&self, task: TaskSpec, json: bool) -> anyhow::Result<()>;
 }
 
-// No doc comment here: clap would make it every stage command's about. Each
-// command's help text is on its variant of `Command` in main.rs.
+// No doc comment here: clap would make it every stage command's about.
 #[derive(clap::Args)]
+#[command(about = S::HELP.lines().next(), long_about = S::HELP)]
 pub struct StageArgs<S: StageCommand> {
     #[command(flatten)]
     pub step: S,

@@ -10,10 +10,29 @@ use super::progress;
 use super::summary;
 use super::task_args::{StageArgs, StageCommand};
 
-/// `prolong-data tokenize` (its help text is on `Command::Tokenize` in main.rs).
+/// `prolong-data tokenize` (its help text is `HELP` below).
 pub type Args = StageArgs<TokenizeStep>;
 
 impl StageCommand for TokenizeStep {
+    const HELP: &'static str = r#"Tokenize documents into MDS {domain, input_ids, length}, no BOS/EOS.
+
+Inputs are JSONL (plain, .gz, .zst; the text in --text-field) and .txt
+files (one document each), or folders holding them. Byte-level BPE
+tokenizers (Llama-3, GPT-2, Qwen) use the fast encoder, with ids identical
+to the tokenizers crate; any other tokenizer.json uses the tokenizers crate.
+Bad records are counted by reason (with file and line) and skipped.
+
+--select-field/--select-values keep the rows whose (dotted, nested) field
+holds one of the values (SlimPajama's books: meta.redpajama_set_name =
+RedPajamaBook). --repo-field/--path-field make one document per
+repository of per-file rows (The Stack v1), files in path order under
+`==> PATH <==` headers; every task then reads every input file and keeps
+the repositories that hash to it.
+
+Example:
+  prolong-data tokenize fixtures/cache/gutenberg --out data/tok/books \
+      --tokenizer fixtures/cache/tokenizer.json --domain book"#;
+
     const JSON_HELP: &'static str = "Print the summary as JSON";
 
     fn run(&self, task: TaskSpec, json: bool) -> anyhow::Result<()> {
