@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::recall_common::fixture;
+use crate::recall_common::{fixture, sorted_names};
 use candle_core::{DType, Device};
 use prolong_eval::export::{ExportError, ExportSpec, export};
 use prolong_train::train::init::random_llama;
@@ -164,12 +164,7 @@ fn export_round_trips_with_llama3_ids() {
         std::fs::read(&s.tokenizer).unwrap()
     );
     // nothing but the export beside the inputs: the temporary folder was renamed
-    let mut names: Vec<String> = std::fs::read_dir(&s.root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["ckpt", "hf", "tokenizer.json"]);
+    assert_eq!(sorted_names(&s.root), ["ckpt", "hf", "tokenizer.json"]);
 }
 
 #[test]

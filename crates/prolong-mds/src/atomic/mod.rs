@@ -253,14 +253,9 @@ mod tests {
         assert_eq!(kill_at_each_step("dir", "step-0000010", true), 10);
     }
 
-    /// The names in `dir`, sorted.
+    /// The names in `dir` (not below it), sorted.
     fn sorted_names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+        tree(dir).into_keys().filter(|k| !k.contains('/')).collect()
     }
 
     /// The id of a process that has exited.

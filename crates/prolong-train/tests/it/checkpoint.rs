@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::common::{Rng, golden_dir, norm_rel_err, random_model, tiny_config};
+use crate::common::{Rng, golden_dir, norm_rel_err, random_model, sorted_names, tiny_config};
 use candle_core::{DType, Device, Tensor};
 use prolong_train::{Error, Llama, LlamaConfig, PackedSequence};
 
@@ -35,10 +35,7 @@ fn save_then_load_round_trips_weights_and_config() {
             .unwrap();
     assert_eq!(cfg["model_type"], "llama");
     assert_eq!(cfg["transformers_version"], "4.57.6");
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let names = sorted_names(dir.path());
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
 }
 
@@ -92,22 +89,12 @@ fn sharded_checkpoint_loads_like_single_file() {
     assert_eq!(norm_rel_err(&x, &y), 0.0);
 }
 
-/// Names of the files in `dir`, sorted.
-fn listing(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Every safetensors file in `dir` is, byte for byte, what candle's
 /// `safetensors::save` writes for its tensors (the writer streams each tensor to the
 /// offset its own header gives it; this is the format's reference serialiser).
 fn assert_candle_writes_the_same_files(dir: &std::path::Path) {
     let out = tempfile::tempdir().unwrap();
-    let files: Vec<String> = listing(dir)
+    let files: Vec<String> = sorted_names(dir)
         .into_iter()
         .filter(|n| n.ends_with(".safetensors"))
         .collect();
@@ -192,9 +179,12 @@ fn sharded_save_writes_a_transformers_index_and_round_trips() {
     // Saving again into the same directory as one file removes the shards and the
     // index; and back to shards removes the single file.
     model.save(dir.path()).unwrap();
-    assert_eq!(listing(dir.path()), ["config.json", "model.safetensors"]);
+    assert_eq!(
+        sorted_names(dir.path()),
+        ["config.json", "model.safetensors"]
+    );
     model.save_sharded(dir.path(), limit).unwrap();
-    let names = listing(dir.path());
+    let names = sorted_names(dir.path());
     assert!(
         !names.contains(&"model.safetensors".to_string()),
         "{names:?}"

@@ -4,7 +4,7 @@
 pub mod catalogue;
 mod shared;
 
-pub use shared::{byte_char, copy_dir, fixture, succeeded};
+pub use shared::{byte_char, copy_dir, fixture, sorted_names, succeeded};
 
 use std::path::{Path, PathBuf};
 

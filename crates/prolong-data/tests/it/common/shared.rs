@@ -43,6 +43,16 @@ pub fn succeeded(output: std::process::Output) -> std::process::Output {
     output
 }
 
+/// The names of the entries of `dir` (hidden ones too), sorted.
+pub fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// A copy of the folder `from` (and every folder in it) at `to`.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

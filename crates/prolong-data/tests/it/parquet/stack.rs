@@ -129,10 +129,7 @@ fn stack_rows_become_one_document_per_repository_whatever_the_task_count() {
         stats.skipped.examples
     );
     // No scratch left behind.
-    let names: Vec<String> = std::fs::read_dir(&one)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = common::sorted_names(&one);
     assert!(!names.iter().any(|n| n.contains("groups")), "{names:?}");
 
     // Three tasks: every repository whole in one of them, skips counted once.

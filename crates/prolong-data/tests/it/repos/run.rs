@@ -112,10 +112,7 @@ fn whole_run_documents_and_skip_counts() {
     assert_eq!(stats["repos_out"], 4);
     assert!(marker_path(&out, 0, 1).is_file());
     // No temporary file is left behind.
-    let names: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = common::sorted_names(&out);
     assert_eq!(names.len(), 3, "{names:?}");
 }
 

@@ -103,10 +103,11 @@ pub fn small_prose() -> &'static Prose {
     PROSE.get_or_init(|| Prose::from_text(SMALL_PROSE, "small prose").unwrap())
 }
 
-/// `byte_char`, `fixture` and `succeeded`, one file with prolong-data's tests.
+/// `byte_char`, `fixture`, `sorted_names` and `succeeded`, one file with
+/// prolong-data's tests.
 #[path = "../../../../prolong-data/tests/it/common/shared.rs"]
 mod shared;
-pub use shared::{byte_char, fixture, succeeded};
+pub use shared::{byte_char, fixture, sorted_names, succeeded};
 
 /// The catalogue of malformed inputs (one file, shared with the other crates' catalogues).
 #[path = "../../../../prolong-data/tests/it/common/catalogue.rs"]

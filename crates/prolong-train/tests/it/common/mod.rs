@@ -205,7 +205,8 @@ pub fn dot(out: &Tensor, r: &Tensor) -> f64 {
 #[path = "../../../../prolong-data/tests/it/common/catalogue.rs"]
 pub mod catalogue;
 
-/// `copy_dir` and `succeeded` (and `fixture`, `byte_char`), one file with prolong-data's tests.
+/// `copy_dir`, `sorted_names` and `succeeded` (and `fixture`, `byte_char`), one file
+/// with prolong-data's tests.
 #[path = "../../../../prolong-data/tests/it/common/shared.rs"]
 mod shared;
-pub use shared::{copy_dir, succeeded};
+pub use shared::{copy_dir, sorted_names, succeeded};

@@ -4,6 +4,7 @@ use super::{
     EXE, assert_close, launch, launch_train, mpi_test_dir, mpirun, result, sharded_recipe,
     train_alone, util,
 };
+use crate::common::sorted_names;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -105,10 +106,7 @@ fn sharded_run_killed_mid_step_resumes_bit_identical() {
             ] {
                 assert!(tmp4.join(f).is_file(), "{f}");
             }
-            let names: Vec<String> = std::fs::read_dir(&tmp4)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
+            let names = sorted_names(&tmp4);
             assert!(
                 names
                     .iter()
@@ -259,11 +257,7 @@ fn full_checkpoint_hf_files_are_the_whole_model_files() {
     let model = prolong_train::Llama::load(&fin, dtype, &candle_core::Device::Cpu).unwrap();
     assert_eq!(model.dtype(), dtype);
     model.save_sharded(&whole, 5000).unwrap();
-    let mut files: Vec<String> = std::fs::read_dir(&whole)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
+    let files = sorted_names(&whole);
     assert!(files.len() >= 5, "{files:?}"); // several weight files, the index, config
     assert!(!fin.join("model.safetensors").exists());
     for f in &files {
