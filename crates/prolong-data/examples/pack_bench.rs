@@ -258,9 +258,10 @@ fn main() {
     let (t, c) = (Instant::now(), cpu_seconds());
     let task = run_task(
         std::slice::from_ref(&input),
-        &out,
+        prolong_data::task::TaskSpec::new(0, 1)
+            .expect("task")
+            .at(&out),
         &options,
-        prolong_data::task::TaskSpec::new(0, 1).expect("task"),
         &mut |_| {},
     )
     .expect("pack task");

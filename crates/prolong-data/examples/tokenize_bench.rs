@@ -258,8 +258,7 @@ fn end_to_end(
         let stats = tokenize_task(
             fast,
             &files,
-            &out,
-            TaskSpec::new(0, 1).unwrap(),
+            TaskSpec::new(0, 1).unwrap().at(&out),
             &TokenizeOptions::default(),
             &mut |_| {},
         )

@@ -3,12 +3,12 @@
 //! through [`crate::task`], refuse a rerun that would mix settings). Bad
 //! records are not errors: they are counted by reason in the stats.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::chat::template::TemplateError;
 use crate::documents::DocumentError;
 use crate::filter::input::InputError;
-use crate::task::TaskSpec;
+use crate::task::Task;
 use crate::tokenize::TokenizeError;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +65,11 @@ pub enum StageError {
 }
 
 impl StageError {
-    /// Why `task`'s completed output in `out` cannot serve this run.
-    pub fn changed(out: &Path, task: TaskSpec, reason: impl Into<String>) -> StageError {
+    /// Why `task`'s completed output cannot serve this run.
+    pub fn changed(task: Task<'_>, reason: impl Into<String>) -> StageError {
         StageError::Changed {
-            out: out.to_path_buf(),
-            task: task.name(),
+            out: task.out.to_path_buf(),
+            task: task.spec.name(),
             reason: reason.into(),
         }
     }

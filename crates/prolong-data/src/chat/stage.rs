@@ -28,7 +28,7 @@ use super::template::{ChatEncoder, SpecialTokens};
 use super::{Message, parse_conversation};
 use crate::StageError;
 use crate::documents::{JsonLine, SkipCounts, read_json_lines};
-use crate::task::{LengthHistogram, TaskSpec};
+use crate::task::{LengthHistogram, Task};
 use crate::tokenize::stage::{Batch, OnProgress, SkipCountsRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ pub struct ChatOptions {
     pub tokenizer_hash: String,
 }
 
-/// What a task's marker records (see [`TaskSpec::check_output`]).
+/// What a task's marker records (see [`Task::check_output`]).
 #[derive(Serialize)]
 struct ChatSettings<'a> {
     files: &'a [PathBuf],
@@ -82,31 +82,30 @@ pub struct ChatOutcome {
 }
 
 /// Runs task `task` of a chat run over `files` (expanded by
-/// [`crate::tokenize::stage::input_files`]) into `out`.
+/// [`crate::tokenize::stage::input_files`]) into its folder.
 pub fn chat_task(
     encoder: &ChatEncoder<'_>,
     files: &[PathBuf],
-    out: &Path,
-    task: TaskSpec,
+    task: Task<'_>,
     options: &ChatOptions,
     on_progress: &mut OnProgress<'_>,
 ) -> Result<ChatOutcome, StageError> {
-    let mine: Vec<PathBuf> = task.take(files).cloned().collect();
+    let mine: Vec<PathBuf> = task.spec.take(files).cloned().collect();
     let settings = ChatSettings {
         files,
         special_tokens: encoder.special_tokens(),
         options,
     };
-    task.check_output(out, files, &settings)?;
-    if task.is_done(out) {
-        let stats = completed_stats(encoder, &mine, out, task, options)?;
-        task.merge_if_complete(out)?;
+    task.check_output(files, &settings)?;
+    if task.is_done() {
+        let stats = completed_stats(encoder, &mine, task, options)?;
+        task.merge_if_complete()?;
         return Ok(ChatOutcome {
             stats,
             skipped: true,
         });
     }
-    let dir = task.clear_output(out)?;
+    let dir = task.clear_output()?;
     let writer = MdsWriter::create(
         &dir,
         &[
@@ -122,7 +121,7 @@ pub fn chat_task(
         writer,
         domain: &options.domain,
         stats: ChatStats {
-            task: task.name(),
+            task: task.spec.name(),
             files: mine.clone(),
             domain: options.domain.clone(),
             special_tokens: Some(encoder.special_tokens().clone()),
@@ -143,8 +142,8 @@ pub fn chat_task(
     } = output;
     writer.finish()?;
     stats.skipped = (&skipped).into();
-    task.complete(out, &stats, &settings)?;
-    task.merge_if_complete(out)?;
+    task.complete(&stats, &settings)?;
+    task.merge_if_complete()?;
     Ok(ChatOutcome {
         stats,
         skipped: false,
@@ -195,13 +194,12 @@ fn read_file(
 fn completed_stats(
     encoder: &ChatEncoder<'_>,
     mine: &[PathBuf],
-    out: &Path,
-    task: TaskSpec,
+    task: Task<'_>,
     options: &ChatOptions,
 ) -> Result<ChatStats, StageError> {
-    let changed = |reason: String| StageError::changed(out, task, reason);
+    let changed = |reason: String| StageError::changed(task, reason);
     let stats: ChatStats = task
-        .read_stats(out)
+        .read_stats()
         .ok_or_else(|| changed("its stats file is unreadable".into()))?;
     if stats.files != mine {
         return Err(changed(format!("it read {:?}", stats.files)));

@@ -52,9 +52,13 @@ Example:
             prolong_data::tokenize::stage::tokenizer_hash(&tokenizer_path)?,
         );
         let bar = progress::bytes_bar(progress::total_bytes(task.take(&files)), "chat");
-        let outcome = chat_task(&encoder, &files, &self.out, task, &options, &mut |done| {
-            bar.set_position(done)
-        })
+        let outcome = chat_task(
+            &encoder,
+            &files,
+            task.at(&self.out),
+            &options,
+            &mut |done| bar.set_position(done),
+        )
         .with_context(|| format!("chat into {}", self.out.display()))?;
         bar.finish_and_clear();
         let stats = outcome.stats;

@@ -31,7 +31,7 @@ Example:
     fn run(&self, task: TaskSpec, json: bool) -> anyhow::Result<()> {
         let options = self.options();
         let outcome = progress::following("filter", |p| {
-            filter_task(&self.inputs, &self.out, task, &options, p)
+            filter_task(&self.inputs, task.at(&self.out), &options, p)
         })
         .with_context(|| format!("filter into {}", self.out.display()))?;
         let stats = &outcome.stats;

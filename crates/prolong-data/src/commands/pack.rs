@@ -65,9 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             vec![
                 run_task(
                     &args.step.inputs,
-                    &args.step.out,
+                    task.at(&args.step.out),
                     &options,
-                    task,
                     &mut on_progress,
                 )
                 .with_context(|| format!("pack task {}", task.name()))?,

@@ -42,7 +42,7 @@ Example (ShortMix):
         let sources = self.sources(|p| anyhow::Ok(p.to_path_buf()))?;
         let options = self.options();
         let outcome = progress::following("sample", |p| {
-            sample_task(&sources, &self.out, task, &options, p)
+            sample_task(&sources, task.at(&self.out), &options, p)
         })
         .with_context(|| format!("sample into {}", self.out.display()))?;
         let report = &outcome.report;

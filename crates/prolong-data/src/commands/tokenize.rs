@@ -48,12 +48,16 @@ Example:
             task.take(&files).collect()
         };
         let bar = progress::bytes_bar(progress::total_bytes(read), "tokenize");
-        let stats = tokenize_task(&tokenizer, &files, &self.out, task, &options, &mut |done| {
-            bar.set_position(done)
-        })
+        let stats = tokenize_task(
+            &tokenizer,
+            &files,
+            task.at(&self.out),
+            &options,
+            &mut |done| bar.set_position(done),
+        )
         .with_context(|| format!("tokenize into {}", self.out.display()))?;
         bar.finish_and_clear();
-        let Some(stats) = stats.or_else(|| task.read_stats(&self.out)) else {
+        let Some(stats) = stats.or_else(|| task.at(&self.out).read_stats()) else {
             anyhow::bail!(
                 "{}: task {} is marked done but its stats are unreadable",
                 self.out.display(),

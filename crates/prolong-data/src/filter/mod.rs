@@ -22,12 +22,12 @@
 pub mod input;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
-use crate::task::{InOutCounts, LengthHistogram, TaskHeader, TaskSpec};
+use crate::task::{InOutCounts, LengthHistogram, Task, TaskHeader};
 use input::{DocCopier, for_each_doc, plan_shards};
 
 /// The recipe's minimum length of long documents (books, code repositories).
@@ -47,7 +47,7 @@ pub struct FilterOptions {
     pub size_limit: Option<u64>,
 }
 
-/// What a task's marker records (see [`TaskSpec::check_output`]).
+/// What a task's marker records (see [`Task::check_output`]).
 #[derive(Serialize)]
 struct FilterSettings<'a> {
     inputs: &'a [PathBuf],
@@ -125,11 +125,10 @@ pub struct FilterOutcome {
 pub type OnProgress<'a> = dyn FnMut(u64, u64) + 'a;
 
 /// Runs task `task` of a filter run over `inputs` (tokenized MDS datasets)
-/// into `out`; see the module docs.
+/// into its folder; see the module docs.
 pub fn filter_task(
     inputs: &[PathBuf],
-    out: &Path,
-    task: TaskSpec,
+    task: Task<'_>,
     options: &FilterOptions,
     on_progress: &mut OnProgress<'_>,
 ) -> Result<FilterOutcome, StageError> {
@@ -144,13 +143,13 @@ pub fn filter_task(
             options.min_tokens
         )));
     }
-    task.check_world_size([out])?;
+    task.spec.check_world_size([task.out])?;
     let settings = FilterSettings { inputs, options };
-    task.check_output(out, inputs, &settings)?;
-    if task.is_done(out) {
-        let changed = |reason: String| StageError::changed(out, task, reason);
+    task.check_output(inputs, &settings)?;
+    if task.is_done() {
+        let changed = |reason: String| StageError::changed(task, reason);
         let stats: FilterStats = task
-            .read_stats(out)
+            .read_stats()
             .ok_or_else(|| changed("its stats file is unreadable".into()))?;
         if (stats.min_tokens, stats.max_tokens) != (options.min_tokens, options.max_tokens) {
             return Err(changed(format!(
@@ -164,7 +163,7 @@ pub fn filter_task(
         if stats.inputs != inputs {
             return Err(changed(format!("it read {:?}", stats.inputs)));
         }
-        let merged = task.merge_if_complete(out)?;
+        let merged = task.merge_if_complete()?;
         return Ok(FilterOutcome {
             stats,
             skipped: true,
@@ -178,10 +177,10 @@ pub fn filter_task(
             "the inputs {inputs:?} hold no shards"
         )));
     };
-    let dir = task.clear_output(out)?;
+    let dir = task.clear_output()?;
     let mut kept = DocCopier::create(&dir, first, options.size_limit)?;
     let mut stats = FilterStats {
-        header: task.header(),
+        header: task.spec.header(),
         min_tokens: options.min_tokens,
         max_tokens: options.max_tokens,
         inputs: inputs.to_vec(),
@@ -191,7 +190,7 @@ pub fn filter_task(
             .collect(),
         ..Default::default()
     };
-    let mine: Vec<_> = task.take(&shards).collect();
+    let mine: Vec<_> = task.spec.take(&shards).collect();
     let total: u64 = mine.iter().map(|s| s.samples()).sum();
     let mut done = 0;
     let mut buf = Vec::new();
@@ -219,8 +218,8 @@ pub fn filter_task(
     stats.counts.documents_out = kept.documents;
     stats.counts.tokens_out = kept.tokens;
     stats.length_histogram = kept.histogram;
-    task.complete(out, &stats, &settings)?;
-    let merged = task.merge_if_complete(out)?;
+    task.complete(&stats, &settings)?;
+    let merged = task.merge_if_complete()?;
     Ok(FilterOutcome {
         stats,
         skipped: false,

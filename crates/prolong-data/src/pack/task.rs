@@ -31,9 +31,9 @@ use super::options::PackOptions;
 use super::packer::{Packer, Sequence};
 use super::stats::PackStats;
 use crate::filter::input::InputError;
-use crate::task::{TaskHeader, TaskSpec};
+use crate::task::{Task, TaskHeader, TaskSpec};
 
-/// What a task's marker records (see [`TaskSpec::check_output`]).
+/// What a task's marker records (see [`Task::check_output`]).
 #[derive(Serialize)]
 struct PackSettings<'a> {
     inputs: &'a [PathBuf],
@@ -86,27 +86,28 @@ fn subset_dir(out: &Path, subset: &str) -> PathBuf {
 /// every task complete. `progress` is called now and then.
 pub fn run_task(
     inputs: &[PathBuf],
-    out: &Path,
+    task: Task<'_>,
     options: &PackOptions,
-    task: TaskSpec,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TaskReport, PackError> {
     options.check()?;
-    let task = TaskSpec::new(task.rank, task.world_size)
-        .map_err(|e| PackError::settings(e.to_string()))?;
-    let world_size = task.world_size;
+    let out = task.out;
+    let task = TaskSpec::new(task.spec.rank, task.spec.world_size)
+        .map_err(|e| PackError::settings(e.to_string()))?
+        .at(out);
+    let world_size = task.spec.world_size;
     let (shards, with_mask) = plan_inputs(inputs)?;
-    let mine: Vec<&InputShard> = task.take(&shards).collect();
-    let name = task.name();
-    let stats_file = task.stats_path(out);
+    let mine: Vec<&InputShard> = task.spec.take(&shards).collect();
+    let name = task.spec.name();
+    let stats_file = task.stats_path();
     let settings = PackSettings {
         inputs,
         with_mask,
         options,
     };
-    task.check_output(out, inputs, &settings)?;
+    task.check_output(inputs, &settings)?;
 
-    if task.is_done(out) {
+    if task.is_done() {
         let record = read_record(&stats_file)?;
         let merged = merge_if_complete(out, options, world_size)?;
         return Ok(TaskReport {
@@ -193,14 +194,14 @@ pub fn run_task(
     }
 
     let record = TaskRecord {
-        header: task.header(),
+        header: task.spec.header(),
         options: options.clone(),
         with_mask,
         inputs: inputs.to_vec(),
         input_shards: mine.len(),
         stats,
     };
-    task.complete(out, &record, &settings)?;
+    task.complete(&record, &settings)?;
     let merged = merge_if_complete(out, options, world_size)?;
     Ok(TaskReport {
         record,
@@ -229,8 +230,8 @@ pub fn run_all(
         (0..world_size)
             .into_par_iter()
             .map(|rank| {
-                let task = TaskSpec { rank, world_size };
-                run_task(inputs, out, options, task, &mut |p| progress(rank, p))
+                let task = TaskSpec { rank, world_size }.at(out);
+                run_task(inputs, task, options, &mut |p| progress(rank, p))
             })
             .collect()
     });
@@ -303,14 +304,14 @@ fn merged_dirs(out: &Path, options: &PackOptions) -> Vec<PathBuf> {
 /// The records of every completed task of the run.
 pub fn read_all_stats(out: &Path, world_size: usize) -> Result<Vec<TaskRecord>, PackError> {
     (0..world_size)
-        .map(|rank| TaskSpec { rank, world_size })
-        .filter(|t| t.is_done(out))
-        .map(|t| read_record(&t.stats_path(out)))
+        .map(|rank| TaskSpec { rank, world_size }.at(out))
+        .filter(|t| t.is_done())
+        .map(|t| read_record(&t.stats_path()))
         .collect()
 }
 
 /// Writes the merged index.json of every subset folder and of `out` once
-/// every task is complete (see [`TaskSpec::merge_if_complete_in`]); returns
+/// every task is complete (see [`Task::merge_if_complete_in`]); returns
 /// whether the run is complete.
 pub fn merge_if_complete(
     out: &Path,
@@ -318,5 +319,7 @@ pub fn merge_if_complete(
     world_size: usize,
 ) -> Result<bool, PackError> {
     let task = TaskSpec::new(0, world_size).map_err(|e| PackError::settings(e.to_string()))?;
-    Ok(task.merge_if_complete_in(out, &merged_dirs(out, options))?)
+    Ok(task
+        .at(out)
+        .merge_if_complete_in(&merged_dirs(out, options))?)
 }

@@ -73,7 +73,7 @@ fn ctx(step: &Step) -> impl Fn(String) -> anyhow::Error + '_ {
 }
 
 fn task_done(recipe: &Recipe, step: &Step, task: TaskSpec) -> Result<bool, RecipeError> {
-    Ok(step.stage.task_done(&step_out(recipe, step)?, task))
+    Ok(step.stage.task_done(task.at(&step_out(recipe, step)?)))
 }
 
 /// A stage's error as the run's: the step named, a recipe error as it is.
@@ -119,15 +119,11 @@ fn finalize(recipe: &Recipe, step: &Step, world_size: usize) -> anyhow::Result<(
     }
     let out = step_out(recipe, step)?;
     let mut tokenizers = HashMap::new();
-    let cx = StepContext::new(
-        Some(recipe),
-        &mut tokenizers,
-        &out,
-        TaskSpec {
-            rank: 0,
-            world_size,
-        },
-    );
+    let task = TaskSpec {
+        rank: 0,
+        world_size,
+    };
+    let cx = StepContext::new(Some(recipe), &mut tokenizers, task.at(&out));
     step.stage.finish(&cx).map_err(|e| step_error(step, e))
 }
 
@@ -176,7 +172,7 @@ pub fn run_recipe(
             // settings (a changed setting is an error, or for mix a
             // rewritten manifest).
             let out = step_out(recipe, step)?;
-            let mut cx = StepContext::new(Some(recipe), &mut tokenizers, &out, this);
+            let mut cx = StepContext::new(Some(recipe), &mut tokenizers, this.at(&out));
             match step.stage.run_task(&mut cx) {
                 Ok(Some(summary)) => StepOutcome::Ran(summary),
                 Ok(None) => StepOutcome::Skipped,

@@ -113,7 +113,7 @@ pub fn sample(
         rank: 0,
         world_size: 1,
     };
-    sample_task(sources, out, task, options, on_progress)
+    sample_task(sources, task.at(out), options, on_progress)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! One task of the stage: the checks, the global draw of every source, this
 //! task's part written, its stats and marker, and the merge once all are done.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -14,9 +14,9 @@ use super::{
 };
 use crate::StageError;
 use crate::filter::input::{InputShard, plan_shards};
-use crate::task::{InOutCounts, LengthHistogram, TaskSpec, remove_file_if_present};
+use crate::task::{InOutCounts, LengthHistogram, Task, TaskSpec, remove_file_if_present};
 
-/// What a task's marker records (see [`TaskSpec::check_output`]).
+/// What a task's marker records (see [`Task::check_output`]).
 #[derive(Serialize)]
 struct SampleSettings<'a> {
     sources: &'a [Source],
@@ -28,31 +28,31 @@ struct SampleSettings<'a> {
 /// merged indices and `sample.json` if it finds every task complete.
 pub fn sample_task(
     sources: &[Source],
-    out: &Path,
-    task: TaskSpec,
+    task: Task<'_>,
     options: &SampleOptions,
     on_progress: &mut OnProgress<'_>,
 ) -> Result<SampleOutcome, StageError> {
     let targets = targets(sources, options.total_tokens)?;
     check_names(sources)?;
+    let out = task.out;
     // Markers in OUT, task folders in OUT/<source>.
     let dirs: Vec<PathBuf> = std::iter::once(out.to_path_buf())
         .chain(sources.iter().map(|s| out.join(&s.name)))
         .collect();
-    task.check_world_size(dirs.iter().map(PathBuf::as_path))?;
+    task.spec
+        .check_world_size(dirs.iter().map(PathBuf::as_path))?;
     let settings = SampleSettings { sources, options };
     let inputs: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
-    task.check_output(out, &inputs, &settings)?;
-    if task.is_done(out) {
-        let stats = read_task_stats(out, task)?;
+    task.check_output(&inputs, &settings)?;
+    if task.is_done() {
+        let stats = read_task_stats(task)?;
         if !same_request(&stats.report, sources, options) {
             return Err(StageError::changed(
-                out,
                 task,
                 "other sources, shares, tokens or seed",
             ));
         }
-        let merged = finish_if_complete(out, sources, task)?;
+        let merged = finish_if_complete(sources, task)?;
         return Ok(SampleOutcome {
             report: stats.report.clone(),
             stats,
@@ -77,7 +77,7 @@ pub fn sample_task(
     // Redo from scratch; merged indices and a report of an earlier complete
     // run would vouch for parts being rewritten.
     remove_file_if_present(&out.join(REPORT_FILE))?;
-    task.remove_stale_temps(out)?;
+    task.remove_stale_temps()?;
     for s in sources {
         remove_file_if_present(&out.join(&s.name).join(prolong_mds::INDEX_FILE))?;
     }
@@ -86,7 +86,9 @@ pub fn sample_task(
     let mut mine = Vec::with_capacity(plans.len());
     let mut first = 0;
     for shards in &plans {
-        mine.push((first..first + shards.len()).map(|g| g % task.world_size == task.rank));
+        mine.push(
+            (first..first + shards.len()).map(|g| g % task.spec.world_size == task.spec.rank),
+        );
         first += shards.len();
     }
     let mine: Vec<Vec<bool>> = mine.into_iter().map(Iterator::collect).collect();
@@ -106,7 +108,7 @@ pub fn sample_task(
     (progress.f)(0, progress.total);
 
     let mut stats = SampleTaskStats {
-        header: task.header(),
+        header: task.spec.header(),
         shards: Vec::new(),
         sources: Vec::with_capacity(sources.len()),
         counts: InOutCounts::default(),
@@ -130,7 +132,7 @@ pub fn sample_task(
             options,
             &mut progress,
         )?;
-        let dir = out.join(&source.name).join(task.name());
+        let dir = out.join(&source.name).join(task.spec.name());
         let part = write_part(source, shards, mine, &plan, &dir, options, &mut progress)?;
         stats.shards.extend(
             shards
@@ -154,8 +156,8 @@ pub fn sample_task(
             r.achieved_tokens as f64 / achieved as f64
         };
     }
-    task.complete(out, &stats, &settings)?;
-    let merged = finish_if_complete(out, sources, task)?;
+    task.complete(&stats, &settings)?;
+    let merged = finish_if_complete(sources, task)?;
     Ok(SampleOutcome {
         report: stats.report.clone(),
         stats,
@@ -168,15 +170,19 @@ pub fn sample_task(
 /// `sample.json`, the report as rank 0's stats file holds it (so its bytes
 /// do not depend on which task writes it, nor on a float's trip through
 /// JSON). Returns whether it found the run complete.
-fn finish_if_complete(out: &Path, sources: &[Source], task: TaskSpec) -> Result<bool, StageError> {
-    let dirs: Vec<PathBuf> = sources.iter().map(|s| out.join(&s.name)).collect();
-    if !task.merge_if_complete_in(out, &dirs)? {
+fn finish_if_complete(sources: &[Source], task: Task<'_>) -> Result<bool, StageError> {
+    let dirs: Vec<PathBuf> = sources.iter().map(|s| task.out.join(&s.name)).collect();
+    if !task.merge_if_complete_in(&dirs)? {
         return Ok(false);
     }
-    let report_path = out.join(REPORT_FILE);
+    let report_path = task.out.join(REPORT_FILE);
     if !report_path.is_file() {
-        let first = TaskSpec { rank: 0, ..task };
-        let stats = read_task_stats(out, first)?;
+        let first = TaskSpec {
+            rank: 0,
+            ..task.spec
+        }
+        .at(task.out);
+        let stats = read_task_stats(first)?;
         let json = serde_json::to_vec_pretty(&stats.report).expect("the report is plain data");
         prolong_mds::write_atomic(&report_path, &json)?;
     }
@@ -184,9 +190,9 @@ fn finish_if_complete(out: &Path, sources: &[Source], task: TaskSpec) -> Result<
 }
 
 /// A completed task's stats file.
-fn read_task_stats(out: &Path, task: TaskSpec) -> Result<SampleTaskStats, StageError> {
-    task.read_stats(out)
-        .ok_or_else(|| StageError::changed(out, task, "its stats file is unreadable"))
+fn read_task_stats(task: Task<'_>) -> Result<SampleTaskStats, StageError> {
+    task.read_stats()
+        .ok_or_else(|| StageError::changed(task, "its stats file is unreadable"))
 }
 
 pub(super) struct Progress<'a, 'b> {

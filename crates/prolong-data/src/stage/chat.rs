@@ -47,7 +47,7 @@ impl ChatStep {
 
 impl Stage for ChatStep {
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
-        let (out, task) = (cx.out, cx.task);
+        let (task, out) = (cx.task, cx.task.out);
         let tokens = match &self.tokenizer_config {
             Some(path) => or_fail(ChatTokens::from_tokenizer_config(&cx.path(path)?))?,
             None => ChatTokens::llama3(),
@@ -59,7 +59,7 @@ impl Stage for ChatStep {
         or_fail(crate::task::check_apart(out, &inputs))?;
         let files = or_fail(crate::tokenize::stage::input_files(&inputs))?;
         let options = self.options(out, hash);
-        let outcome = or_fail(chat_task(&encoder, &files, out, task, &options, &mut |_| {}))?;
+        let outcome = or_fail(chat_task(&encoder, &files, task, &options, &mut |_| {}))?;
         let stats = &outcome.stats;
         summary(outcome.skipped, || {
             format!(

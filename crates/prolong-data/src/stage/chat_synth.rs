@@ -30,7 +30,7 @@ impl Stage for ChatSynthStep {
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
         let texts = or_fail(load_texts(&cx.paths(&self.texts)?))?;
         let (changed, stats) =
-            or_fail(synthesize(&texts, self.conversations, self.seed, cx.out))?;
+            or_fail(synthesize(&texts, self.conversations, self.seed, cx.task.out))?;
         summary(!changed, || {
             format!(
                 "{} conversations, {} messages from {} texts",

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::recipe::{Recipe, RecipeError};
-use crate::task::TaskSpec;
+use crate::task::Task;
 use crate::tokenize::Tokenizer;
 
 /// A step's failure: a recipe error (a variable, as it is) or the stage's
@@ -31,12 +31,12 @@ pub struct StepContext<'r> {
     /// None: the command line.
     recipe: Option<&'r Recipe>,
     tokenizers: &'r mut HashMap<PathBuf, Tokenizer>,
-    /// The output folder (mix and chat-synth: the file), resolved. A plain
-    /// reference, so that it stays usable while a tokenizer is borrowed.
-    pub out: &'r Path,
-    /// The task to run (one-task stages: 0 of 1); in
-    /// [`Stage::finish`](super::Stage::finish), its `world_size` is the run's.
-    pub task: TaskSpec,
+    /// The task to run (one-task stages: 0 of 1) and its output folder (mix
+    /// and chat-synth: the file), resolved; in
+    /// [`Stage::finish`](super::Stage::finish), its `world_size` is the
+    /// run's. Plain data, so that it stays usable while a tokenizer is
+    /// borrowed.
+    pub task: Task<'r>,
 }
 
 impl<'r> StepContext<'r> {
@@ -44,13 +44,11 @@ impl<'r> StepContext<'r> {
     pub fn new(
         recipe: Option<&'r Recipe>,
         tokenizers: &'r mut HashMap<PathBuf, Tokenizer>,
-        out: &'r Path,
-        task: TaskSpec,
+        task: Task<'r>,
     ) -> Self {
         StepContext {
             recipe,
             tokenizers,
-            out,
             task,
         }
     }

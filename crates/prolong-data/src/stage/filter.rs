@@ -48,7 +48,7 @@ impl Stage for FilterStep {
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
         let inputs = cx.paths(&self.inputs)?;
         let options = self.options();
-        let outcome = or_fail(filter_task(&inputs, cx.out, cx.task, &options, &mut |_, _| {}))?;
+        let outcome = or_fail(filter_task(&inputs, cx.task, &options, &mut |_, _| {}))?;
         let stats = &outcome.stats;
         summary(outcome.skipped, || {
             format!("{} of {} documents kept", stats.counts.documents_out, stats.counts.documents_in)

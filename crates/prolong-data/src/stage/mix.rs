@@ -126,7 +126,7 @@ impl Stage for MixStep {
     /// The manifest is rewritten only when it would change (streams redone
     /// or edited).
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
-        let out = cx.out;
+        let out = cx.task.out;
         let manifest = self.manifest(|p| Ok(cx.path(p)?))?;
         let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
         let text = or_fail(manifest.render(&dir))?;

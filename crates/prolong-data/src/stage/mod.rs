@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 
 pub use context::{StepContext, StepError, StepResult, or_fail};
 
-use crate::task::TaskSpec;
+use crate::task::{Task, TaskSpec};
 
 /// What `stages!` writes for each stage from its registration line.
 pub trait Registered {
@@ -49,24 +49,24 @@ pub trait Stage:
         Ok(())
     }
 
-    /// Whether task `task` of the run is complete in `out` (resolved).
-    fn task_done(&self, out: &Path, task: TaskSpec) -> bool {
+    /// Whether `task` of the run is complete (its output resolved).
+    fn task_done(&self, task: Task<'_>) -> bool {
         if Self::SHARDED {
-            task.is_done(out)
+            task.is_done()
         } else {
-            out.is_file()
+            task.out.is_file()
         }
     }
 
-    /// Runs task `cx.task` into `cx.out`: a one-line summary, or `None`
+    /// Runs `cx.task` into its output: a one-line summary, or `None`
     /// when its output was complete (see [`summary`]).
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>>;
 
     /// Once every task is done: the merged index.json, if the last two tasks
     /// raced past the merge (the default of sharded stages).
     fn finish(&self, cx: &StepContext<'_>) -> StepResult<()> {
-        if Self::SHARDED && !cx.out.join(prolong_mds::INDEX_FILE).is_file() {
-            prolong_mds::merge_index(cx.out)
+        if Self::SHARDED && !cx.task.out.join(prolong_mds::INDEX_FILE).is_file() {
+            prolong_mds::merge_index(cx.task.out)
                 .map_err(|e| StepError::Failed(format!("merge: {e}")))?;
         }
         Ok(())
@@ -109,17 +109,9 @@ fn run_command<T: Stage>(matches: &clap::ArgMatches, task: TaskSpec) -> StepResu
         },
     };
     let mut tokenizers = std::collections::HashMap::new();
-    let mut cx = StepContext::new(None, &mut tokenizers, step.out(), task);
+    let mut cx = StepContext::new(None, &mut tokenizers, task.at(step.out()));
     let summary = step.run_task(&mut cx)?;
-    let all_done = (0..task.world_size).all(|rank| {
-        step.task_done(
-            step.out(),
-            TaskSpec {
-                rank,
-                world_size: task.world_size,
-            },
-        )
-    });
+    let all_done = cx.task.every().all(|task| step.task_done(task));
     if T::SHARDED && all_done {
         step.finish(&cx)?;
     }
@@ -217,8 +209,8 @@ macro_rules! stages {
                 match self { $(StepOptions::$variant(s) => s.check(name)),* }
             }
 
-            pub fn task_done(&self, out: &Path, task: TaskSpec) -> bool {
-                match self { $(StepOptions::$variant(s) => s.task_done(out, task)),* }
+            pub fn task_done(&self, task: Task<'_>) -> bool {
+                match self { $(StepOptions::$variant(s) => s.task_done(task)),* }
             }
 
             pub fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {

@@ -137,7 +137,7 @@ impl Stage for PackStep {
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
         let inputs = cx.paths(&self.inputs)?;
         let options = self.options();
-        let report = or_fail(crate::pack::run_task(&inputs, cx.out, &options, cx.task, &mut |_| {}))?;
+        let report = or_fail(crate::pack::run_task(&inputs, cx.task, &options, &mut |_| {}))?;
         let sequences = report.record.stats.sequences;
         summary(report.skipped, || {
             format!("{sequences} sequences of {} tokens", options.seq_len)
@@ -145,7 +145,7 @@ impl Stage for PackStep {
     }
 
     fn finish(&self, cx: &StepContext<'_>) -> StepResult<()> {
-        crate::pack::merge_if_complete(cx.out, &self.options(), cx.task.world_size)
+        crate::pack::merge_if_complete(cx.task.out, &self.options(), cx.task.spec.world_size)
             .map_err(|e| super::StepError::Failed(format!("merge: {e}")))?;
         Ok(())
     }

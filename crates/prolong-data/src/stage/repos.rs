@@ -1,7 +1,7 @@
 //! `repos`: a folder of code repositories → documents, one per repository
 //! (see [`crate::repos`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -10,7 +10,7 @@ use crate::repos::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_REPO_BYTES,
     DEFAULT_SOURCE, ReposOptions,
 };
-use crate::task::TaskSpec;
+use crate::task::{Task, TaskSpec};
 
 #[derive(clap::Args, Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -81,8 +81,9 @@ impl ReposStep {
 }
 
 impl Stage for ReposStep {
-    fn task_done(&self, out: &Path, task: TaskSpec) -> bool {
-        crate::repos::task::marker_path(out, task.rank, task.world_size).is_file()
+    fn task_done(&self, task: Task<'_>) -> bool {
+        let TaskSpec { rank, world_size } = task.spec;
+        crate::repos::task::marker_path(task.out, rank, world_size).is_file()
     }
 
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
@@ -90,10 +91,10 @@ impl Stage for ReposStep {
         let options = self.options();
         let report = or_fail(crate::repos::run_task(
             &input,
-            cx.out,
+            task.out,
             &options,
-            task.rank,
-            task.world_size,
+            task.spec.rank,
+            task.spec.world_size,
             &mut |_| {},
         ))?;
         let stats = &report.stats;

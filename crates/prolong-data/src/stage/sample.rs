@@ -88,7 +88,7 @@ impl Stage for SampleStep {
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
         let sources = self.sources(|p| cx.path(p))?;
         let options = self.options();
-        let outcome = or_fail(sample_task(&sources, cx.out, cx.task, &options, &mut |_, _| {}))?;
+        let outcome = or_fail(sample_task(&sources, cx.task, &options, &mut |_, _| {}))?;
         let report = &outcome.report;
         summary(outcome.skipped, || {
             format!("{} tokens of {} requested", report.achieved_tokens, report.total_tokens)

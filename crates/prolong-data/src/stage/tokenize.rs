@@ -99,19 +99,18 @@ impl Stage for TokenizeStep {
     }
 
     fn run_task(&self, cx: &mut StepContext<'_>) -> StepResult<Option<String>> {
-        let (out, task) = (cx.out, cx.task);
+        let (task, out) = (cx.task, cx.task.out);
         // A completed task is skipped on its marker, after the checks and
         // merge of finish_if_done, before the tokenizer (the slow part of a
         // skip) is loaded.
         let (files, options) = self.plan(cx, out)?;
-        if task.is_done(out) && or_fail(finish_if_done(&files, out, task, &options))? {
+        if task.is_done() && or_fail(finish_if_done(&files, task, &options))? {
             return Ok(None);
         }
         let tokenizer = cx.tokenizer(self.tokenizer.as_deref())?;
         let stats = or_fail(tokenize_task(
             tokenizer,
             &files,
-            out,
             task,
             &options,
             &mut |_| {},

@@ -3,22 +3,81 @@
 
 use std::path::{Path, PathBuf};
 
-use super::TaskSpec;
+use super::{Task, TaskSpec};
 
-impl TaskSpec {
+impl Task<'_> {
     /// Removes what killed processes left half-written beside the run's
     /// output: temporary stats, marker and merged-index files of every task.
-    pub fn remove_stale_temps(&self, out: &Path) -> Result<(), prolong_mds::MdsError> {
+    pub fn remove_stale_temps(&self) -> Result<(), prolong_mds::MdsError> {
         let mut names = vec![prolong_mds::INDEX_FILE.to_string()];
-        for rank in 0..self.world_size {
-            let name = TaskSpec { rank, ..*self }.name();
+        for task in self.every() {
+            let name = task.spec.name();
             names.push(format!("{name}.stats.json"));
             names.push(format!("{name}.done"));
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        prolong_mds::remove_stale_temps(out, &names)
+        prolong_mds::remove_stale_temps(self.out, &names)
     }
 
+    /// Clears what an earlier attempt of this task left, before it is redone
+    /// from scratch: a merged index of an earlier complete run (it would
+    /// vouch for shards being rewritten), half-written temporaries beside
+    /// `out` and the task's folder `out/procR-N`, which it returns.
+    pub fn clear_output(&self) -> Result<PathBuf, prolong_mds::MdsError> {
+        remove_file_if_present(&self.out.join(prolong_mds::INDEX_FILE))?;
+        self.remove_stale_temps()?;
+        let dir = self.out.join(self.spec.name());
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|err| prolong_mds::MdsError::Io {
+                path: dir.clone(),
+                err,
+            })?;
+        }
+        Ok(dir)
+    }
+
+    /// Once every task of the run is done, writes the merged `out/index.json`
+    /// if it is missing. Returns whether the run is complete.
+    pub fn merge_if_complete(&self) -> Result<bool, prolong_mds::MdsError> {
+        self.merge_if_complete_in(&[self.out.to_path_buf()])
+    }
+
+    /// Once every task of the run is done, writes each missing merged
+    /// index.json of `dirs` (in order: deepest first, as a merge reads the
+    /// indices below it), an empty one where no task wrote anything below,
+    /// and removes the temporaries killed writers left beside the run's
+    /// files. Every stage finishes through here on every run, also one that
+    /// skips its completed task: whatever step a kill interrupted, the next
+    /// run completes the output. Returns whether the run is complete.
+    pub fn merge_if_complete_in(&self, dirs: &[PathBuf]) -> Result<bool, prolong_mds::MdsError> {
+        if !self.all_done() {
+            return Ok(false);
+        }
+        self.remove_stale_temps()?;
+        for dir in dirs {
+            if !dir.is_dir() {
+                continue;
+            }
+            prolong_mds::remove_stale_temps(dir, &[prolong_mds::INDEX_FILE])?;
+            let index = dir.join(prolong_mds::INDEX_FILE);
+            if index.is_file() {
+                continue;
+            }
+            if has_indexed_subdir(dir)? {
+                prolong_mds::merge_index(dir)?;
+            } else {
+                let empty = prolong_mds::Index {
+                    shards: Vec::new(),
+                    version: 2,
+                };
+                prolong_mds::write_atomic(&index, empty.to_merged_json().as_bytes())?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl TaskSpec {
     /// The first entry of `dir` named like a task of another world size
     /// (`procR-M` or `procR-M.done`, M ≠ N): a merged index would pick up
     /// its shards beside this run's.
@@ -50,67 +109,6 @@ impl TaskSpec {
             }
         }
         Ok(())
-    }
-
-    /// Clears what an earlier attempt of this task left, before it is redone
-    /// from scratch: a merged index of an earlier complete run (it would
-    /// vouch for shards being rewritten), half-written temporaries beside
-    /// `out` and the task's folder `out/procR-N`, which it returns.
-    pub fn clear_output(&self, out: &Path) -> Result<PathBuf, prolong_mds::MdsError> {
-        remove_file_if_present(&out.join(prolong_mds::INDEX_FILE))?;
-        self.remove_stale_temps(out)?;
-        let dir = out.join(self.name());
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|err| prolong_mds::MdsError::Io {
-                path: dir.clone(),
-                err,
-            })?;
-        }
-        Ok(dir)
-    }
-
-    /// Once every task of the run is done, writes the merged `out/index.json`
-    /// if it is missing. Returns whether the run is complete.
-    pub fn merge_if_complete(&self, out: &Path) -> Result<bool, prolong_mds::MdsError> {
-        self.merge_if_complete_in(out, &[out.to_path_buf()])
-    }
-
-    /// Once every task of the run is done, writes each missing merged
-    /// index.json of `dirs` (in order: deepest first, as a merge reads the
-    /// indices below it), an empty one where no task wrote anything below,
-    /// and removes the temporaries killed writers left beside the run's
-    /// files. Every stage finishes through here on every run, also one that
-    /// skips its completed task: whatever step a kill interrupted, the next
-    /// run completes the output. Returns whether the run is complete.
-    pub fn merge_if_complete_in(
-        &self,
-        out: &Path,
-        dirs: &[PathBuf],
-    ) -> Result<bool, prolong_mds::MdsError> {
-        if !self.all_done(out) {
-            return Ok(false);
-        }
-        self.remove_stale_temps(out)?;
-        for dir in dirs {
-            if !dir.is_dir() {
-                continue;
-            }
-            prolong_mds::remove_stale_temps(dir, &[prolong_mds::INDEX_FILE])?;
-            let index = dir.join(prolong_mds::INDEX_FILE);
-            if index.is_file() {
-                continue;
-            }
-            if has_indexed_subdir(dir)? {
-                prolong_mds::merge_index(dir)?;
-            } else {
-                let empty = prolong_mds::Index {
-                    shards: Vec::new(),
-                    version: 2,
-                };
-                prolong_mds::write_atomic(&index, empty.to_merged_json().as_bytes())?;
-            }
-        }
-        Ok(true)
     }
 }
 

@@ -3,17 +3,21 @@
 //! output, then its stats file, then its completion marker, last. A re-run
 //! skips a task whose marker exists and redoes one without from scratch.
 //!
-//! Every stage goes through the same steps here: [`TaskSpec::check_output`]
-//! before it reads anything (the output apart from the inputs, and the
-//! settings recorded in the run's markers equal to this run's),
-//! [`TaskSpec::clear_output`] before it redoes a task, [`TaskSpec::complete`]
-//! after, and [`TaskSpec::merge_if_complete_in`] on every run, so a merged
-//! index a kill left unwritten is written by the next run.
+//! A stage's task is handed a [`Task`]: which task of how many
+//! ([`TaskSpec`]) and the run's output folder. Every stage goes through the
+//! same steps here: [`Task::check_output`] before it reads anything (the
+//! output apart from the inputs, and the settings recorded in the run's
+//! markers equal to this run's), [`Task::clear_output`] before it redoes a
+//! task, [`Task::complete`] after, and [`Task::merge_if_complete_in`] on
+//! every run, so a merged index a kill left unwritten is written by the next
+//! run.
 
 mod histogram;
 mod markers;
 mod merge;
 mod output;
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +35,15 @@ pub const STATS_SUFFIX: &str = ".stats.json";
 pub struct TaskSpec {
     pub rank: usize,
     pub world_size: usize,
+}
+
+/// Task R of N of a run writing into `out`, the run's output folder: what
+/// names the task's folder `out/procR-N`, its stats and marker beside it, and
+/// the run's merged index.
+#[derive(Debug, Clone, Copy)]
+pub struct Task<'a> {
+    pub spec: TaskSpec,
+    pub out: &'a Path,
 }
 
 /// The first keys of a task's stats file: which task of how many wrote it.
@@ -121,6 +134,19 @@ impl TaskSpec {
     pub fn take<'a, T>(&self, items: &'a [T]) -> impl Iterator<Item = &'a T> + 'a {
         items.iter().skip(self.rank).step_by(self.world_size)
     }
+
+    /// This task of a run writing into `out`.
+    pub fn at(self, out: &Path) -> Task<'_> {
+        Task { spec: self, out }
+    }
+}
+
+impl<'a> Task<'a> {
+    /// Every task of the run, this one among them, in rank order.
+    pub fn every(self) -> impl Iterator<Item = Task<'a>> {
+        let world_size = self.spec.world_size;
+        (0..world_size).map(move |rank| TaskSpec { rank, world_size }.at(self.out))
+    }
 }
 
 #[cfg(test)]
@@ -168,25 +194,25 @@ mod tests {
     fn markers_record_settings_and_a_change_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path();
-        let t = TaskSpec::new(1, 2).unwrap();
+        let t = TaskSpec::new(1, 2).unwrap().at(out);
         let settings = serde_json::json!({"domain": "web", "share": 0.1 + 0.2, "n": 3});
-        t.complete(out, &serde_json::json!({}), &settings).unwrap();
+        t.complete(&serde_json::json!({}), &settings).unwrap();
         // Rank 0 (not done) checks rank 1's marker too.
-        let t0 = TaskSpec::new(0, 2).unwrap();
-        t0.check_output(out, &[], &settings).unwrap();
+        let t0 = TaskSpec::new(0, 2).unwrap().at(out);
+        t0.check_output(&[], &settings).unwrap();
         let other = serde_json::json!({"domain": "book", "share": 0.1 + 0.2, "n": 3});
-        let err = t0.check_output(out, &[], &other).unwrap_err().to_string();
+        let err = t0.check_output(&[], &other).unwrap_err().to_string();
         assert!(
             err.contains("proc1-2 was made with other settings"),
             "{err}"
         );
         assert!(err.contains("domain was \"web\", now \"book\""), "{err}");
         let fewer = serde_json::json!({"domain": "web", "share": 0.1 + 0.2});
-        let err = t0.check_output(out, &[], &fewer).unwrap_err().to_string();
+        let err = t0.check_output(&[], &fewer).unwrap_err().to_string();
         assert!(err.contains("n was 3, now unset"), "{err}");
         // A marker of an older version, without settings, is not compared.
-        std::fs::write(t.marker_path(out), b"").unwrap();
-        t0.check_output(out, &[], &other).unwrap();
+        std::fs::write(t.marker_path(), b"").unwrap();
+        t0.check_output(&[], &other).unwrap();
     }
 
     #[test]

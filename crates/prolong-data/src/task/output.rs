@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::TaskSpec;
+use super::Task;
 use super::markers::settings_value;
 
 /// Why a stage refuses its output folder, or could not finish it.
@@ -40,7 +40,7 @@ pub enum OutputError {
     Mds(#[from] prolong_mds::MdsError),
 }
 
-impl TaskSpec {
+impl Task<'_> {
     /// What every stage checks before it reads anything: that `out` is not
     /// an input, inside one or holding one (writing there destroys what is
     /// read), and that every marker of this run in `out` holds `settings`
@@ -49,19 +49,17 @@ impl TaskSpec {
     /// recorded settings (empty, or not JSON) are not compared.
     pub fn check_output(
         &self,
-        out: &Path,
         inputs: &[PathBuf],
         settings: &impl Serialize,
     ) -> Result<(), OutputError> {
-        check_apart(out, inputs)?;
+        check_apart(self.out, inputs)?;
         // Through text and back, as the marker's settings come: floats then
         // compare equal even where a parse is an ulp off.
         let now = settings_value(settings);
         let now: serde_json::Value =
             serde_json::from_str(&now.to_string()).expect("JSON reads back");
-        for rank in 0..self.world_size {
-            let task = TaskSpec { rank, ..*self };
-            let Ok(bytes) = std::fs::read(task.marker_path(out)) else {
+        for task in self.every() {
+            let Ok(bytes) = std::fs::read(task.marker_path()) else {
                 continue;
             };
             let Ok(serde_json::Value::Object(then)) = serde_json::from_slice(&bytes) else {
@@ -69,8 +67,8 @@ impl TaskSpec {
             };
             if let Some(what) = first_difference(&then, &now) {
                 return Err(OutputError::SettingsChanged {
-                    out: out.to_path_buf(),
-                    task: task.name(),
+                    out: self.out.to_path_buf(),
+                    task: task.spec.name(),
                     what,
                 });
             }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::Tokenizer;
 use crate::StageError;
 use crate::documents::{DocumentError, Fields, SkipCounts, SkipReason, read_documents};
-use crate::task::{LengthHistogram, TaskSpec};
+use crate::task::{LengthHistogram, Task};
 
 /// Documents longer than this are encoded alone, split at pre-tokenizer
 /// boundaries over all threads; shorter ones are encoded a batch at a time,
@@ -59,7 +59,7 @@ pub fn tokenizer_hash(path: &Path) -> Result<String, StageError> {
     Ok(format!("xxh3:{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)))
 }
 
-/// What a task's marker records (see [`TaskSpec::check_output`]).
+/// What a task's marker records (see [`Task::check_output`]).
 #[derive(Serialize)]
 pub struct TokenizeSettings<'a> {
     pub files: &'a [PathBuf],
@@ -181,22 +181,21 @@ impl<T> Batch<T> {
 /// input files finished.
 pub type OnProgress<'a> = dyn FnMut(u64) + 'a;
 
-/// Checks that `out` and its markers suit a run over `files` with `options`
-/// (see [`TaskSpec::check_output`]); if the task is done, merges the run's
+/// Checks that the task's output folder and its markers suit a run over `files` with `options`
+/// (see [`Task::check_output`]); if the task is done, merges the run's
 /// index when the run is complete and the index missing, and returns true.
 /// What [`tokenize_task`] does first, for callers that skip a completed task
 /// without loading the tokenizer.
 pub fn finish_if_done(
     files: &[PathBuf],
-    out: &Path,
-    task: TaskSpec,
+    task: Task<'_>,
     options: &TokenizeOptions,
 ) -> Result<bool, StageError> {
-    task.check_output(out, files, &TokenizeSettings { files, options })?;
-    if !task.is_done(out) {
+    task.check_output(files, &TokenizeSettings { files, options })?;
+    if !task.is_done() {
         return Ok(false);
     }
-    task.merge_if_complete(out)?;
+    task.merge_if_complete()?;
     Ok(true)
 }
 
@@ -207,17 +206,16 @@ pub fn finish_if_done(
 pub fn tokenize_task(
     tokenizer: &Tokenizer,
     files: &[PathBuf],
-    out: &Path,
-    task: TaskSpec,
+    task: Task<'_>,
     options: &TokenizeOptions,
     on_progress: &mut OnProgress<'_>,
 ) -> Result<Option<TokenizeStats>, StageError> {
-    if finish_if_done(files, out, task, options)? {
+    if finish_if_done(files, task, options)? {
         return Ok(None);
     }
     let settings = TokenizeSettings { files, options };
     // A task without its marker is redone from scratch.
-    let dir = task.clear_output(out)?;
+    let dir = task.clear_output()?;
     let writer = MdsWriter::create(
         &dir,
         &columns::TOKENIZED,
@@ -228,7 +226,7 @@ pub fn tokenize_task(
         writer,
         domain: &options.domain,
         stats: TokenizeStats {
-            task: task.name(),
+            task: task.spec.name(),
             fast_encoder: tokenizer.is_fast(),
             ..Default::default()
         },
@@ -238,7 +236,7 @@ pub fn tokenize_task(
     output.stats.files = if options.fields.group.is_some() {
         files.to_vec()
     } else {
-        task.take(files).cloned().collect()
+        task.spec.take(files).cloned().collect()
     };
     // Records count in `documents_in` (each skip, each document).
     let mut add = |record: crate::documents::Record| -> Result<(), StageError> {
@@ -254,18 +252,18 @@ pub fn tokenize_task(
         Ok(())
     };
     if options.fields.group.is_some() {
-        let scratch = out.join(format!(".{}.groups", task.name()));
+        let scratch = task.out.join(format!(".{}.groups", task.spec.name()));
         crate::documents::group::for_each_repository(
             files,
             &options.fields,
-            task,
+            task.spec,
             &scratch,
             on_progress,
             &mut add,
         )?;
     } else {
         let mut done_bytes = 0;
-        for file in task.take(files) {
+        for file in task.spec.take(files) {
             for record in read_documents(file, &options.fields)? {
                 add(record)?;
             }
@@ -282,8 +280,8 @@ pub fn tokenize_task(
     } = output;
     writer.finish()?;
     stats.skipped = (&skipped).into();
-    task.complete(out, &stats, &settings)?;
-    task.merge_if_complete(out)?;
+    task.complete(&stats, &settings)?;
+    task.merge_if_complete()?;
     Ok(Some(stats))
 }
 

@@ -53,7 +53,7 @@ fn write_docs(dir: &Path, lengths: &[usize], mask: bool, options: WriterOptions)
 }
 
 fn run(inputs: &[PathBuf], out: &Path, task: TaskSpec, options: &FilterOptions) -> FilterStats {
-    filter_task(inputs, out, task, options, &mut |_, _| {})
+    filter_task(inputs, task.at(out), options, &mut |_, _| {})
         .unwrap()
         .stats
 }
@@ -66,8 +66,7 @@ fn t(rank: usize, world: usize) -> TaskSpec {
 fn refusal(inputs: &[PathBuf], out: &Path) -> String {
     filter_task(
         inputs,
-        out,
-        t(0, 1),
+        t(0, 1).at(out),
         &FilterOptions::default(),
         &mut |_, _| {},
     )
@@ -197,7 +196,7 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
     let out = tmp.path().join("out");
     let mut total = FilterStats::default();
     for rank in [2, 0, 1] {
-        let outcome = filter_task(&inputs, &out, t(rank, 3), &options, &mut |_, _| {}).unwrap();
+        let outcome = filter_task(&inputs, t(rank, 3).at(&out), &options, &mut |_, _| {}).unwrap();
         assert!(!outcome.skipped);
         assert_eq!(outcome.merged, rank == 1, "merged only once all are done");
         assert_eq!(out.join("index.json").is_file(), rank == 1);
@@ -214,13 +213,13 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
 
     // A re-run skips done tasks and leaves every byte alone.
     let before = files(&out);
-    let again = filter_task(&inputs, &out, t(0, 3), &options, &mut |_, _| {}).unwrap();
+    let again = filter_task(&inputs, t(0, 3).at(&out), &options, &mut |_, _| {}).unwrap();
     assert!(again.skipped && again.merged);
     assert_eq!(files(&out), before);
     // A task without its marker is redone, to the same bytes.
     std::fs::remove_file(out.join("proc1-3.done")).unwrap();
     std::fs::remove_file(out.join("proc1-3").join("index.json")).unwrap();
-    let redo = filter_task(&inputs, &out, t(1, 3), &options, &mut |_, _| {}).unwrap();
+    let redo = filter_task(&inputs, t(1, 3).at(&out), &options, &mut |_, _| {}).unwrap();
     assert!(!redo.skipped && redo.merged);
     assert_eq!(files(&out), before);
 
@@ -229,7 +228,7 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
         min_tokens: 51,
         ..options.clone()
     };
-    let err = filter_task(&inputs, &out, t(0, 3), &other, &mut |_, _| {}).unwrap_err();
+    let err = filter_task(&inputs, t(0, 3).at(&out), &other, &mut |_, _| {}).unwrap_err();
     assert!(
         matches!(err, StageError::Output(OutputError::SettingsChanged { .. })),
         "{err}"
@@ -238,7 +237,7 @@ fn tasks_take_every_nth_shard_and_merge_when_all_are_done() {
         err.to_string().contains("min_tokens was 50, now 51"),
         "{err}"
     );
-    let err = filter_task(&inputs, &out, t(0, 2), &options, &mut |_, _| {}).unwrap_err();
+    let err = filter_task(&inputs, t(0, 2).at(&out), &options, &mut |_, _| {}).unwrap_err();
     assert!(
         matches!(
             err,
@@ -293,7 +292,7 @@ fn inputs_with_other_columns_or_no_length_are_refused() {
         max_tokens: Some(9),
         size_limit: None,
     };
-    assert!(filter_task(&[a], &out, t(0, 1), &bad, &mut |_, _| {}).is_err());
+    assert!(filter_task(&[a], t(0, 1).at(&out), &bad, &mut |_, _| {}).is_err());
 }
 
 #[test]
@@ -372,8 +371,7 @@ fn an_output_that_overlaps_an_input_is_refused() {
     ] {
         let err = filter_task(
             std::slice::from_ref(&input),
-            &out,
-            t(0, 1),
+            t(0, 1).at(&out),
             &FilterOptions::default(),
             &mut |_, _| {},
         )

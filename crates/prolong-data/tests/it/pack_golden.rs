@@ -68,9 +68,8 @@ fn pack_like(name: &str) -> (tempfile::TempDir, Vec<Seq>, Vec<Seq>) {
     let out = tmp.path().join(name);
     let report = run_task(
         &[golden().join(input)],
-        &out,
+        TaskSpec::new(0, 1).unwrap().at(&out),
         &options,
-        TaskSpec::new(0, 1).unwrap(),
         &mut |_| {},
     )
     .unwrap();
@@ -235,9 +234,8 @@ fn stats_account_for_every_token() {
         let tmp = tempfile::tempdir().unwrap();
         let report = run_task(
             &[golden().join(input)],
-            tmp.path(),
+            TaskSpec::new(0, 1).unwrap().at(tmp.path()),
             &options,
-            TaskSpec::new(0, 1).unwrap(),
             &mut |_| {},
         )
         .unwrap();

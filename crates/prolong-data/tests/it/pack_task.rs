@@ -44,7 +44,7 @@ fn run(
         rank,
         world_size: world,
     };
-    run_task(inputs, out, o, task, &mut |_| {})
+    run_task(inputs, task.at(out), o, &mut |_| {})
 }
 
 #[test]
@@ -85,9 +85,9 @@ fn rerun_skips_and_killed_task_is_redone_identically() {
 
     // A task killed mid-way: no marker, a truncated shard, a temporary file,
     // a stale extra shard. Re-running redoes it and gives the same bytes.
-    let task = TaskSpec::new(0, 1).unwrap();
-    std::fs::remove_file(task.marker_path(&out)).unwrap();
-    std::fs::remove_file(task.stats_path(&out)).unwrap();
+    let task = TaskSpec::new(0, 1).unwrap().at(&out);
+    std::fs::remove_file(task.marker_path()).unwrap();
+    std::fs::remove_file(task.stats_path()).unwrap();
     let shard = out.join("1024-512/proc0-1/shard.00000.mds");
     let len = std::fs::metadata(&shard).unwrap().len();
     std::fs::OpenOptions::new()

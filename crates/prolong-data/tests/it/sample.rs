@@ -192,7 +192,7 @@ fn tasks_write_disjoint_parts_of_one_plan_whatever_their_number() {
         // Out of order, as a job array may finish them.
         for rank in [2, 0, 1] {
             let task = TaskSpec::new(rank, 3).unwrap();
-            let outcome = sample_task(&sources, out, task, &opts, &mut |_, _| {}).unwrap();
+            let outcome = sample_task(&sources, task.at(out), &opts, &mut |_, _| {}).unwrap();
             assert_eq!(outcome.merged, rank == 1, "rank {rank}");
             if !outcome.merged {
                 assert!(!out.join("sample.json").exists());
@@ -247,14 +247,14 @@ fn tasks_write_disjoint_parts_of_one_plan_whatever_their_number() {
     let before = files(&three);
     for rank in 0..3 {
         let task = TaskSpec::new(rank, 3).unwrap();
-        let outcome = sample_task(&sources, &three, task, &opts, &mut |_, _| {}).unwrap();
+        let outcome = sample_task(&sources, task.at(&three), &opts, &mut |_, _| {}).unwrap();
         assert!(outcome.skipped && outcome.merged);
     }
     assert_eq!(files(&three), before);
 
     // Another world size into the same folder is refused.
     let task = TaskSpec::new(0, 2).unwrap();
-    let err = sample_task(&sources, &three, task, &opts, &mut |_, _| {}).unwrap_err();
+    let err = sample_task(&sources, task.at(&three), &opts, &mut |_, _| {}).unwrap_err();
     assert!(err.to_string().contains("another --world-size"), "{err}");
 }
 

@@ -122,9 +122,8 @@ fn packed_histograms_count_document_pieces() {
     let options = PackOptions::new(128);
     run_task(
         &[tok],
-        &packed,
+        TaskSpec::new(0, 1).unwrap().at(&packed),
         &options,
-        TaskSpec::new(0, 1).unwrap(),
         &mut |_| {},
     )
     .unwrap();

@@ -26,7 +26,7 @@ fn run(
     task: TaskSpec,
 ) -> Option<prolong_data::tokenize::stage::TokenizeStats> {
     let files = input_files(inputs).unwrap();
-    tokenize_task(tok, &files, out, task, &options(), &mut |_| {}).unwrap()
+    tokenize_task(tok, &files, task.at(out), &options(), &mut |_| {}).unwrap()
 }
 
 /// [`run`] as the only task, which must write its output.
@@ -368,8 +368,7 @@ fn mediawiki_pages_not_emitted_are_counted_and_a_malformed_file_is_an_error() {
     let err = tokenize_task(
         &tok,
         &files,
-        &tmp.path().join("out2"),
-        TaskSpec::new(0, 1).unwrap(),
+        TaskSpec::new(0, 1).unwrap().at(&tmp.path().join("out2")),
         &options(),
         &mut |_| {},
     )

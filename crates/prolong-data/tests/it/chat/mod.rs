@@ -40,7 +40,7 @@ fn run(
         size_limit: prolong_mds::DEFAULT_SIZE_LIMIT,
         tokenizer_hash: String::new(),
     };
-    chat_task(&encoder, files, out, task, &options, &mut |_| {})
+    chat_task(&encoder, files, task.at(out), &options, &mut |_| {})
 }
 
 /// (input_ids, mask) of every sample.

@@ -120,9 +120,8 @@ fn pack_keeps_the_mask_with_zero_on_its_eos_and_verify_accepts_it() {
     let options = PackOptions::new(64).special_tokens(Some(BOS), Some(EOS));
     prolong_data::pack::run_task(
         std::slice::from_ref(&tokenized),
-        &packed,
+        TaskSpec::new(0, 1).unwrap().at(&packed),
         &options,
-        TaskSpec::new(0, 1).unwrap(),
         &mut |_| {},
     )
     .unwrap();

@@ -86,7 +86,7 @@ fn stack_rows_become_one_document_per_repository_whatever_the_task_count() {
         (0..world_size)
             .map(|rank| {
                 let task = TaskSpec::new(rank, world_size).unwrap();
-                tokenize_task(&tok, &files, out, task, &options, &mut |_| {})
+                tokenize_task(&tok, &files, task.at(out), &options, &mut |_| {})
                     .unwrap()
                     .unwrap()
             })

@@ -30,8 +30,7 @@ fn tokenize_stage_reads_parquet_end_to_end() {
     let stats = tokenize_task(
         &tok,
         &files,
-        &out,
-        TaskSpec::new(0, 1).unwrap(),
+        TaskSpec::new(0, 1).unwrap().at(&out),
         &options,
         &mut |_| {},
     )
