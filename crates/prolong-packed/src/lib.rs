@@ -21,7 +21,7 @@ mod sequence;
 pub mod varlen;
 
 pub use manifest::{
-    Manifest, ManifestError, ManifestStream, ProportionError, normalize_proportions,
+    Manifest, ManifestError, ManifestStream, ProportionError, normalize_proportions, split_weight,
 };
 pub use sample::check_sample;
 pub use sequence::{PackedSequence, SequenceError};

@@ -165,6 +165,21 @@ pub fn normalize_proportions(proportions: &[f64]) -> Result<Vec<f64>, Proportion
     Ok(proportions.iter().map(|p| p / sum).collect())
 }
 
+/// A stream or source as a command line gives it, `PATH@NUMBER`: the text before
+/// the last `@` and the number after it, or the whole text and `None` where there
+/// is no `@` (so a path holding an `@` needs an explicit number). The one reading
+/// of that syntax: the trainer's `path@proportion` streams, and `prolong-data`'s
+/// `[NAME=]DIR@SHARE` sources and mix streams, which then take a name off the front.
+pub fn split_weight(arg: &str) -> Result<(&str, Option<f64>), &'static str> {
+    let Some((rest, number)) = arg.rsplit_once('@') else {
+        return Ok((arg, None));
+    };
+    match number.trim().parse() {
+        Ok(number) => Ok((rest, Some(number))),
+        Err(_) => Err("the text after the last '@' is not a number"),
+    }
+}
+
 /// A TOML basic string: JSON's escapes are a subset of TOML's.
 fn toml_string(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
@@ -252,6 +267,19 @@ mod tests {
         }
         let huge = normalize_proportions(&[f64::MAX, f64::MAX]);
         assert_eq!(huge, Err(ProportionError::Sum { sum: f64::INFINITY }));
+    }
+
+    #[test]
+    fn weights_are_split_at_the_last_at_sign() {
+        assert_eq!(
+            split_weight("book-65536@0.3"),
+            Ok(("book-65536", Some(0.3)))
+        );
+        assert_eq!(split_weight("a@b/c@ 2 "), Ok(("a@b/c", Some(2.0))));
+        assert_eq!(split_weight("code"), Ok(("code", None)));
+        assert_eq!(split_weight("@1"), Ok(("", Some(1.0))));
+        assert!(split_weight("a@b/c").is_err());
+        assert!(split_weight("a@").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use prolong_packed::{ProportionError, normalize_proportions};
+use prolong_packed::{ProportionError, normalize_proportions, split_weight};
 use serde::{Deserialize, Serialize};
 
 use super::REPORT_FILE;
@@ -44,13 +44,10 @@ pub fn split_weighted<'a>(
     value: &str,
     unnamed: impl FnOnce(&str) -> Result<String, &'static str>,
 ) -> Result<(String, &'a str, f64), String> {
-    let (rest, number) = arg
-        .rsplit_once('@')
-        .ok_or_else(|| format!("expected [NAME=]DIR@{value}"))?;
-    let number: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| "the text after the last '@' is not a number")?;
+    let (rest, number) = match split_weight(arg)? {
+        (rest, Some(number)) => (rest, number),
+        (_, None) => return Err(format!("expected [NAME=]DIR@{value}")),
+    };
     let (name, path) = match rest.split_once('=') {
         Some((name, path)) if !name.contains(['/', '\\']) => (name.to_string(), path),
         _ => match Path::new(rest).file_name() {

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use prolong_packed::{Manifest, ManifestError, ProportionError, normalize_proportions};
+use prolong_packed::{
+    Manifest, ManifestError, ProportionError, normalize_proportions, split_weight,
+};
 
 use super::error::DataError;
 use super::rng::{SplitMix64, derive_seed};
@@ -103,17 +105,11 @@ impl Mixture {
                 arg: arg.clone(),
                 reason: reason.into(),
             };
-            let (path, proportion) = match arg.rsplit_once('@') {
-                Some((path, p)) => {
-                    with_proportion += 1;
-                    let p: f64 = p
-                        .trim()
-                        .parse()
-                        .map_err(|_| bad("the text after the last '@' is not a number"))?;
-                    (path, p)
-                }
-                None => (arg.as_str(), 1.0),
-            };
+            let (path, proportion) = split_weight(arg).map_err(bad)?;
+            if proportion.is_some() {
+                with_proportion += 1;
+            }
+            let proportion = proportion.unwrap_or(1.0);
             if path.is_empty() {
                 return Err(bad("empty path"));
             }
