@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use prolong_packed::ProportionError;
+
 /// Everything that can go wrong building a mixture or loading its sequences.
 ///
 /// Each variant names the manifest, argument or stream path involved, and the
@@ -24,15 +26,17 @@ pub enum DataError {
     #[error("{origin}: the mixture has no streams")]
     NoStreams { origin: String },
 
-    /// A proportion is negative, NaN or infinite.
-    #[error("{path}: proportion {proportion} must be a finite number ≥ 0")]
-    Proportion { path: PathBuf, proportion: f64 },
+    /// The stream at `path` has a negative, NaN or infinite proportion (the rule
+    /// and its wording: [`prolong_packed::normalize_proportions`]).
+    #[error("{path}: {err}")]
+    Proportion { path: PathBuf, err: ProportionError },
 
     /// The proportions do not sum to a positive (finite) number.
-    #[error(
-        "the proportions of the mixture sum to {sum}, not a positive number (streams: {streams})"
-    )]
-    ProportionSum { sum: f64, streams: String },
+    #[error("{err} (streams: {streams})")]
+    ProportionSum {
+        err: ProportionError,
+        streams: String,
+    },
 
     /// A stream path is not an MDS dataset folder (no readable index.json).
     #[error("{path}: not an MDS dataset: {reason}")]

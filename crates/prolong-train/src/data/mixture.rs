@@ -160,13 +160,13 @@ impl Mixture {
             });
         }
         let given: Vec<f64> = self.streams.iter().map(|s| s.proportion).collect();
-        normalize_proportions(&given).map_err(|e| match e {
-            ProportionError::Invalid { index, value } => DataError::Proportion {
+        normalize_proportions(&given).map_err(|err| match err {
+            ProportionError::Invalid { index, .. } => DataError::Proportion {
                 path: self.streams[index].path.clone(),
-                proportion: value,
+                err,
             },
-            ProportionError::Sum { sum } => DataError::ProportionSum {
-                sum,
+            ProportionError::Sum { .. } => DataError::ProportionSum {
+                err,
                 streams: self
                     .streams
                     .iter()
