@@ -29,7 +29,7 @@ use super::{Message, parse_conversation};
 use crate::StageError;
 use crate::documents::{JsonLine, SkipCounts, read_json_lines};
 use crate::task::{LengthHistogram, Task};
-use crate::tokenize::stage::{Batch, OnProgress, SkipCountsRecord};
+use crate::tokenize::stage::{Batch, OnBytes, SkipCountsRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatOptions {
@@ -88,7 +88,7 @@ pub fn chat_task(
     files: &[PathBuf],
     task: Task<'_>,
     options: &ChatOptions,
-    on_progress: &mut OnProgress<'_>,
+    on_progress: &mut OnBytes<'_>,
 ) -> Result<ChatOutcome, StageError> {
     let mine: Vec<PathBuf> = task.spec.take(files).cloned().collect();
     let settings = ChatSettings {

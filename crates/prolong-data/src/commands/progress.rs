@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use prolong_data::task::OnProgress;
 
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
@@ -40,7 +41,7 @@ pub fn total_bytes<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> u64 {
 /// Runs `f` with a progress callback `(done, total)` that moves a bar named
 /// `what`, for stages whose total is known only once they run; the bar is
 /// cleared after, whether `f` failed or not.
-pub fn following<T>(what: &str, f: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T) -> T {
+pub fn following<T>(what: &str, f: impl FnOnce(&mut OnProgress<'_>) -> T) -> T {
     let bar = bar(0, what);
     let result = f(&mut |done, total| {
         bar.set_length(total);

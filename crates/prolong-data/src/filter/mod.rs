@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
-use crate::task::{InOutCounts, LengthHistogram, Task, TaskHeader};
+use crate::task::{InOutCounts, LengthHistogram, OnProgress, Task, TaskHeader};
 use input::{DocCopier, for_each_doc, plan_shards};
 
 /// The recipe's minimum length of long documents (books, code repositories).
@@ -121,11 +121,9 @@ pub struct FilterOutcome {
     pub merged: bool,
 }
 
-/// Progress of a running task: samples read of the task's total.
-pub type OnProgress<'a> = dyn FnMut(u64, u64) + 'a;
-
 /// Runs task `task` of a filter run over `inputs` (tokenized MDS datasets)
-/// into its folder; see the module docs.
+/// into its folder; see the module docs. `on_progress` counts the samples
+/// read of the task's shards.
 pub fn filter_task(
     inputs: &[PathBuf],
     task: Task<'_>,

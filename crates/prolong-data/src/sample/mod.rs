@@ -55,7 +55,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
-use crate::task::TaskSpec;
+use crate::task::{OnProgress, TaskSpec};
 
 pub use report::{SampleReport, SampleTaskStats, SourceReport, TaskSourceStats};
 pub use run::sample_task;
@@ -97,10 +97,6 @@ pub struct SampleOutcome {
     /// `sample.json` are written.
     pub merged: bool,
 }
-
-/// Progress: documents read (every source's lengths, then this task's
-/// shards) of the total.
-pub type OnProgress<'a> = dyn FnMut(u64, u64) + 'a;
 
 /// The whole stage as one task (task 0 of 1).
 pub fn sample(

@@ -9,12 +9,12 @@ use super::draw::draw;
 use super::report::{RULE, same_request};
 use super::source::{check_names, targets};
 use super::write::write_part;
-use super::{
-    OnProgress, REPORT_FILE, SampleOptions, SampleOutcome, SampleReport, SampleTaskStats, Source,
-};
+use super::{REPORT_FILE, SampleOptions, SampleOutcome, SampleReport, SampleTaskStats, Source};
 use crate::StageError;
 use crate::filter::input::{InputShard, plan_shards};
-use crate::task::{InOutCounts, LengthHistogram, Task, TaskSpec, remove_file_if_present};
+use crate::task::{
+    InOutCounts, LengthHistogram, OnProgress, Task, TaskSpec, remove_file_if_present,
+};
 
 /// What a task's marker records (see [`Task::check_output`]).
 #[derive(Serialize)]
@@ -26,6 +26,8 @@ struct SampleSettings<'a> {
 
 /// Runs task `task` of the stage (see the module docs), then writes the
 /// merged indices and `sample.json` if it finds every task complete.
+/// `on_progress` counts documents read: every source's lengths, then this
+/// task's shards.
 pub fn sample_task(
     sources: &[Source],
     task: Task<'_>,

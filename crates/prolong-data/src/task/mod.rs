@@ -30,6 +30,10 @@ pub use output::{OutputError, check_apart};
 /// document file, so the stages that expand folders into inputs pass it over.
 pub const STATS_SUFFIX: &str = ".stats.json";
 
+/// How a running task tells a progress bar how far it is: `(done, total)`, in
+/// the stage's unit (filter: samples read; sample: documents read).
+pub type OnProgress<'a> = dyn FnMut(u64, u64) + 'a;
+
 /// Which task of how many this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {

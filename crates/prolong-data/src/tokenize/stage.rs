@@ -178,8 +178,8 @@ impl<T> Batch<T> {
 }
 
 /// Progress of a task (tokenize's and chat's), for progress bars: bytes of
-/// input files finished.
-pub type OnProgress<'a> = dyn FnMut(u64) + 'a;
+/// input files finished (the caller knows the total: the files' sizes).
+pub type OnBytes<'a> = dyn FnMut(u64) + 'a;
 
 /// Checks that the task's output folder and its markers suit a run over `files` with `options`
 /// (see [`Task::check_output`]); if the task is done, merges the run's
@@ -208,7 +208,7 @@ pub fn tokenize_task(
     files: &[PathBuf],
     task: Task<'_>,
     options: &TokenizeOptions,
-    on_progress: &mut OnProgress<'_>,
+    on_progress: &mut OnBytes<'_>,
 ) -> Result<Option<TokenizeStats>, StageError> {
     if finish_if_done(files, task, options)? {
         return Ok(None);
