@@ -61,6 +61,7 @@ demo: fixtures corpus train
 # scripts/install-mpi.sh installs Open MPI for the `mpi` feature (CPU ranks): the
 # distributed tests run on MPI ranks when it is there, and are left out when not.
 # scripts/slurm-up.sh installs Debian's Slurm; the Slurm test starts a one-node Slurm with it.
+# The API docs must build without a warning (a broken or private link fails it).
 test:
 	bash scripts/fetch-fixtures.sh || echo "fixtures unavailable: end-to-end tests will skip"
 	bash scripts/install-python-peers.sh
@@ -70,6 +71,7 @@ test:
 	$(CARGO) fmt --all --check
 	features="$$(bash scripts/install-mpi.sh --features)"; \
 	$(CARGO) clippy --workspace --all-targets $$features -- -D warnings && \
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace $$features && \
 	$(CARGO) test --workspace $$features
 
 bench: fixtures
@@ -81,6 +83,7 @@ fmt:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 
 clean-data:
 	rm -rf $(DATA) bench-data runs

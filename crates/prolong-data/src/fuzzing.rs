@@ -23,7 +23,7 @@ const INPUT_TEXT_BYTES: usize = 256;
 pub struct TokenizerOutcome {
     pub fast: bool,
     pub vocab_size: usize,
-    /// The ids of [`FIXED_TEXT`].
+    /// The ids of `FIXED_TEXT`.
     pub fixed_ids: Vec<u32>,
 }
 

@@ -68,7 +68,7 @@ const MAX_NAME_DEPTH: usize = 3;
 /// Splits a `dataset_open` input into its files: each part is
 /// `name length: u8, name, content length: u16 LE, content` (a length past
 /// the end takes what is left, so a cut input is still a dataset). Every size
-/// is bounded by its field: at most [`MAX_PARTS`] files of 64 KiB.
+/// is bounded by its field: at most `MAX_PARTS` files of 64 KiB.
 pub fn split_dataset_input(input: &[u8]) -> Result<Vec<(PathBuf, &[u8])>, String> {
     let mut parts = Vec::new();
     let mut rest = input;

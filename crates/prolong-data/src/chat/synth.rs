@@ -15,7 +15,7 @@
 //!   words, case and surrounding punctuation ignored: see [`count_word`]).
 //!   The answer is the exact line, word or number.
 //! * Randomness: conversation `i` draws from its own SplitMix64 stream
-//!   ([`crate::rng`]) seeded by `xxh3_64_with_seed(i as u64 little-endian,
+//!   ([`prolong_rng`]) seeded by `xxh3_64_with_seed(i as u64 little-endian,
 //!   seed)`, so a seed gives the same bytes every time, and conversation `i`
 //!   is the same whatever the number asked for.
 
@@ -78,7 +78,7 @@ pub enum SynthError {
 }
 
 /// Reads the texts of `inputs` (files or folders of .txt/.md), in sorted
-/// path order; those with fewer than [`MIN_LINES`] lines are left out.
+/// path order; those with fewer than `MIN_LINES` lines are left out.
 pub fn load_texts(inputs: &[PathBuf]) -> Result<Vec<Text>, SynthError> {
     let mut texts = Vec::new();
     for file in crate::tokenize::stage::input_files(inputs)? {

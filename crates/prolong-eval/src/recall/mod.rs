@@ -7,11 +7,11 @@
 //! * [`prose`] — sentences of a public-domain text (the multi-value haystack);
 //! * [`fit`] — haystack sizing: as many units as fit the length, counted exactly;
 //! * [`ruler`], [`json_kv`] — one instance of a task;
-//! * [`generate`] — every instance of tasks × lengths × samples, in parallel;
+//! * [`generate`](mod@generate) — every instance of tasks × lengths × samples, in parallel;
 //! * [`helmet`] — HELMET's protocol: its sizes, prompt text, truncation and files;
 //! * [`instance`] — an instance as a JSONL record (schemas/recall-instance.schema.json);
 //! * [`checks`] — what every instance must satisfy (answers once, budget and fill);
-//! * [`score`] — RULER's and JSON KV's scorers;
+//! * [`score`](mod@score) — RULER's and JSON KV's scorers;
 //! * [`report`] — the task × length table, recall.json and the heat-map SVG.
 
 pub mod checks;

@@ -14,7 +14,7 @@
 //! * [`zero`] — ZeRO: the flat parameter / optimizer-state vector split into one
 //!   shard per rank.
 //!
-//! * [`nccl`] (feature `cuda`) — NCCL's communicator and the calls that move the bytes
+//! * `nccl` (feature `cuda`) — NCCL's communicator and the calls that move the bytes
 //!   between GPUs, with their counts and offsets from the modules above.
 //!
 //! `dist` sits above `ops`: it uses `ops::cuda`'s launch helpers for its device

@@ -1,6 +1,6 @@
 //! Parameter sets (weights, and gradients of the same shapes), with HF names.
 //!
-//! The tensors of a decoder layer are listed once, in [`layer_tensors!`]: field, HF name
+//! The tensors of a decoder layer are listed once, in `layer_tensors!`: field, HF name
 //! and shape. The [`LayerParams`] struct, its tensors in checkpoint order, its construction
 //! from named tensors and the shapes a config expects ([`LlamaConfig::param_shapes`]) are
 //! all generated from that list, so adding a tensor (an attention bias, a q/k norm) is one

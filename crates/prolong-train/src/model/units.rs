@@ -1,6 +1,6 @@
 //! Where a training pass gets each unit's weights and where it hands each unit's
 //! gradient ([`Units`]), so that the weights can live elsewhere: resident in the model
-//! ([`Resident`]), or sharded over the ranks and all-gathered one unit at a time just
+//! (`Resident`), or sharded over the ranks and all-gathered one unit at a time just
 //! before use, the gradient reduce-scattered as soon as backward produces it
 //! (`shard = "full"`, `train/fsdp.rs`).
 //!

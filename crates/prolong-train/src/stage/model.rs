@@ -68,7 +68,7 @@ pub struct RandomInit {
     pub tied: bool,
     #[serde(default)]
     pub head_dim: Option<usize>,
-    /// Default: HF `LlamaConfig`'s (see [`default_eps`]); Llama-3 uses 1e-5.
+    /// Default: HF `LlamaConfig`'s (see `default_eps`); Llama-3 uses 1e-5.
     #[serde(default = "default_eps")]
     pub rms_norm_eps: f64,
     #[serde(default = "default_theta")]

@@ -20,7 +20,7 @@
 //! every step from the loader and passes the others' unread, so the global batch and
 //! the data order are those of one rank. Each rank sums its micro-batches' weighted
 //! losses and gradients; the sums are added over the ranks and divided once, as one
-//! rank divides its own sum ([`step`]). `[parallel] shard` chooses what is replicated:
+//! rank divides its own sum (`step`). `[parallel] shard` chooses what is replicated:
 //! `none` (DDP) all-reduces the gradients and every rank steps the whole optimizer;
 //! `grad_op` and `full` reduce-scatter them and each rank steps its shard of the
 //! optimizer state ([`sharded`]). Rank 0 writes metrics and the loss chart; in a
@@ -41,7 +41,7 @@
 //! state of `grad_op`/`full` (host f32 shards, [`sharded`]), checkpoints and the
 //! logged loss. The ranks' process group follows the device ([`process_group`]).
 //!
-//! Files: [`run`] (the stage, step by step), [`step`] (a step's sums over micro-batches
+//! Files: `run` (the stage, step by step), `step` (a step's sums over micro-batches
 //! and ranks), [`sharded`] (ZeRO-2/3 state), [`checkpoint`] (trainer checkpoints) and
 //! `dcp` (their sharded optimizer files).
 

@@ -3,7 +3,7 @@
 //!
 //! * [`Solo`] — a world of one: every collective is a copy or nothing. What a
 //!   run without a launcher gets, and the reference the others are tested against.
-//! * [`MpiGroup`] (feature `mpi`) — CPU ranks through MPI (rsmpi over OpenMPI):
+//! * `MpiGroup` (feature `mpi`) — CPU ranks through MPI (rsmpi over OpenMPI):
 //!   what makes every distributed test runnable on a machine without GPUs, and
 //!   what CPU clusters use. Started by `mpirun` (or `prolong-train launch`).
 //! * `NcclGroup` (feature `cuda`) — GPU ranks through NCCL (`dist::nccl`),
