@@ -51,16 +51,10 @@ Example:
             &self.out,
             prolong_data::tokenize::stage::tokenizer_hash(&tokenizer_path)?,
         );
-        let bar = progress::bytes_bar(progress::total_bytes(task.take(&files)), "chat");
-        let outcome = chat_task(
-            &encoder,
-            &files,
-            task.at(&self.out),
-            &options,
-            &mut |done| bar.set_position(done),
-        )
+        let outcome = progress::reading(task.take(&files), "chat", |p| {
+            chat_task(&encoder, &files, task.at(&self.out), &options, p)
+        })
         .with_context(|| format!("chat into {}", self.out.display()))?;
-        bar.finish_and_clear();
         let stats = outcome.stats;
         if json {
             return summary::print_json(&stats);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use prolong_data::task::OnProgress;
+use prolong_data::tokenize::stage::OnBytes;
 
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
@@ -16,8 +17,19 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-pub fn bytes_bar(total_bytes: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total_bytes);
+/// Runs `f` with a progress callback (bytes of `files` read so far) that
+/// moves a byte-counting bar named `what`, for stages that read whole files;
+/// the bar is cleared after, whether `f` failed or not. An unreadable file
+/// counts 0 towards the total: reading it reports the error.
+pub fn reading<'a, T>(
+    files: impl IntoIterator<Item = &'a PathBuf>,
+    what: &str,
+    f: impl FnOnce(&mut OnBytes<'_>) -> T,
+) -> T {
+    let total: u64 = (files.into_iter())
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
             "{msg:12} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
@@ -26,16 +38,9 @@ pub fn bytes_bar(total_bytes: u64, what: &str) -> ProgressBar {
         .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
-    bar
-}
-
-/// The total size of `files` in bytes (an unreadable file counts 0: reading
-/// it reports the error), the length of a [`bytes_bar`].
-pub fn total_bytes<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> u64 {
-    files
-        .into_iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum()
+    let result = f(&mut |done| bar.set_position(done));
+    bar.finish_and_clear();
+    result
 }
 
 /// Runs `f` with a progress callback `(done, total)` that moves a bar named

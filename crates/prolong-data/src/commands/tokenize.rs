@@ -47,16 +47,10 @@ Example:
         } else {
             task.take(&files).collect()
         };
-        let bar = progress::bytes_bar(progress::total_bytes(read), "tokenize");
-        let stats = tokenize_task(
-            &tokenizer,
-            &files,
-            task.at(&self.out),
-            &options,
-            &mut |done| bar.set_position(done),
-        )
+        let stats = progress::reading(read, "tokenize", |p| {
+            tokenize_task(&tokenizer, &files, task.at(&self.out), &options, p)
+        })
         .with_context(|| format!("tokenize into {}", self.out.display()))?;
-        bar.finish_and_clear();
         let Some(stats) = stats.or_else(|| task.at(&self.out).read_stats()) else {
             anyhow::bail!(
                 "{}: task {} is marked done but its stats are unreadable",
