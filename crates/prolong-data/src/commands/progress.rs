@@ -6,10 +6,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prolong_data::task::OnProgress;
 use prolong_data::tokenize::stage::OnBytes;
 
+/// A bar of `len` units named `what`.
 pub fn bar(len: u64, what: &str) -> ProgressBar {
+    styled(len, what, "{pos}/{len} ({per_sec}, {eta} left)")
+}
+
+/// A bar named `what` showing `counts` (indicatif's template keys) after it.
+fn styled(len: u64, what: &str, counts: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+        ProgressStyle::with_template(&format!("{{msg:12}} [{{bar:40}}] {counts}"))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
@@ -29,15 +35,11 @@ pub fn reading<'a, T>(
     let total: u64 = (files.into_iter())
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:12} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = styled(
+        total,
+        what,
+        "{bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
     );
-    bar.set_message(what.to_string());
     let result = f(&mut |done| bar.set_position(done));
     bar.finish_and_clear();
     result

@@ -91,10 +91,10 @@ pub fn run_task(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TaskReport, PackError> {
     options.check()?;
+    // A spec built by hand (its fields are public) may be out of range.
+    TaskSpec::new(task.spec.rank, task.spec.world_size)
+        .map_err(|e| PackError::settings(e.to_string()))?;
     let out = task.out;
-    let task = TaskSpec::new(task.spec.rank, task.spec.world_size)
-        .map_err(|e| PackError::settings(e.to_string()))?
-        .at(out);
     let world_size = task.spec.world_size;
     let (shards, with_mask) = plan_inputs(inputs)?;
     let mine: Vec<&InputShard> = task.spec.take(&shards).collect();

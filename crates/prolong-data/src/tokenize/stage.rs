@@ -181,9 +181,10 @@ impl<T> Batch<T> {
 /// input files finished (the caller knows the total: the files' sizes).
 pub type OnBytes<'a> = dyn FnMut(u64) + 'a;
 
-/// Checks that the task's output folder and its markers suit a run over `files` with `options`
-/// (see [`Task::check_output`]); if the task is done, merges the run's
-/// index when the run is complete and the index missing, and returns true.
+/// Checks that the task's output folder and its markers suit a run over
+/// `files` with `options` (see [`Task::check_output`]); if the task is done,
+/// merges the run's index when the run is complete and the index missing,
+/// and returns true.
 /// What [`tokenize_task`] does first, for callers that skip a completed task
 /// without loading the tokenizer.
 pub fn finish_if_done(
